@@ -1,0 +1,39 @@
+# The README's two commands, `make demo` and `make test`, do all setup on a fresh
+# machine: a virtualenv in .venv with the project and its test extras, and Debian's
+# prometheus package (promtool + prometheus) when promtool is missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DEMO_DIR ?= demo-out
+
+.PHONY: demo test bench prometheus clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+prometheus:
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's prometheus package (promtool and prometheus are missing)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	  else \
+	    echo "promtool/prometheus not found: install Debian's 'prometheus' package (sudo apt-get install prometheus)"; exit 1; \
+	  fi; \
+	fi
+
+demo: $(STAMP) prometheus
+	$(PY) -m monitor.demo --out $(DEMO_DIR)
+
+test: $(STAMP) prometheus
+	$(PY) -m pytest -q
+
+bench: $(STAMP) prometheus
+	@set -e; for b in benchmarks/*_bench.py; do echo "== $$b"; $(PY) $$b; done
+
+clean:
+	rm -rf $(DEMO_DIR) bench-out .pytest_cache

@@ -1,0 +1,11 @@
+"""One module per CLI command; each exposes `register(subparsers)`.
+
+Commands parse arguments and call into the package; they hold no logic of their own
+beyond presenting results (tables or JSON) and choosing the exit code.
+"""
+
+# Order is the order `monitor --help` lists them in.
+COMMAND_MODULES = [
+    "monitor.commands.check",
+    "monitor.commands.simulate",
+]

@@ -1,0 +1,31 @@
+"""`monitor check`: validate the config and every file it names."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from monitor.config import config_path_from
+from monitor.validation import validate
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("check", help="validate the config, SLO specs and rule files",
+                                   description="Load and validate the config and every file it names. "
+                                               "Prints a one-line summary and exits 0, or each problem as "
+                                               "FILE:LINE: message and exits 1.")
+    parser.add_argument("--config", help="config file (default: $MONITOR_CONFIG or ./monitor.yaml)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = config_path_from(args.config)
+    report = validate(path)
+    if not report.ok:
+        for problem in report.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(report.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    summary = ", ".join(f"{n} {what}" for what, n in report.counts.items())
+    print(f"ok: {path}: {summary}")
+    return 0

@@ -1,0 +1,271 @@
+"""A synthetic but realistic ML fleet: services, Triton models, GPUs, and incidents.
+
+Everything is generated at one-minute resolution from a seeded generator, so a
+given (days, seed, end) always yields the same series. Counters are integer
+cumulative counts; histograms are multinomial draws over the bucket
+probabilities of a known distribution, so tests can compute the truth exactly.
+
+Incidents (times are relative to `end`; all lie in the fine-resolution tail so
+short SLO windows have one-minute samples):
+- fast error spike on `recommender` (pages), 6% 5xx for 40 minutes;
+- slow burn on `fraud-detector` (tickets), 0.4% 5xx for 36 hours;
+- latency regression on `search-embedder`, latency x6 for 3 hours;
+- `ranker` version v2 deployed as a 30% canary whose prediction scores drift;
+- GPU idle period on `churn-scorer`'s GPU, utilisation ~2% for 8 hours;
+- `legacy-tagger` stops receiving traffic for the last 5 hours;
+- the `user-features` pipeline stops succeeding for 5 hours (freshness).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+from scipy import stats
+
+MINUTE = 60
+LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+GPU_FRAMEBUFFER_MIB = {"NVIDIA A100-SXM4-80GB": 81920, "NVIDIA H100 80GB HBM3": 81559, "NVIDIA L4": 23034}
+BASELINE_ERROR_RATIO = 0.0002
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    requests_per_minute: float
+    batch_size: int                 # inferences per request (Triton's nv_inference_count counts items)
+    latency_median_s: float
+    gpus: tuple[tuple[str, str, str], ...]  # (host, gpu index, modelName)
+    gpu_namespace: str
+    hostname_label: str = "Hostname"        # older dcgm-exporter; newer ones use "hostname"
+    score_beta: tuple[float, float] = (2.0, 5.0)
+
+
+FLEET = (
+    ModelSpec("ranker", 1200, 4, 0.040, (("gpu-node-1", "0", "NVIDIA A100-SXM4-80GB"),
+                                          ("gpu-node-1", "1", "NVIDIA A100-SXM4-80GB")), "ranker"),
+    ModelSpec("recommender", 900, 1, 0.060, (("gpu-node-2", "0", "NVIDIA H100 80GB HBM3"),
+                                              ("gpu-node-2", "1", "NVIDIA H100 80GB HBM3")), "recommender",
+              score_beta=(3.0, 3.0)),
+    ModelSpec("fraud-detector", 600, 1, 0.030, (("gpu-node-3", "0", "NVIDIA L4"),), "shared-inference",
+              score_beta=(1.2, 8.0)),
+    ModelSpec("search-embedder", 700, 2, 0.050, (("gpu-node-3", "1", "NVIDIA L4"),), "search-embedder",
+              score_beta=(5.0, 2.0)),
+    ModelSpec("churn-scorer", 300, 1, 0.020, (("gpu-node-4", "0", "NVIDIA A100-SXM4-80GB"),), "churn-scorer",
+              hostname_label="hostname", score_beta=(2.0, 2.0)),
+    ModelSpec("legacy-tagger", 200, 1, 0.080, (("gpu-node-3", "0", "NVIDIA L4"),), "shared-inference",
+              score_beta=(4.0, 4.0)),
+)
+# OpenCost's per-node GPU price, present for one node only: it must win over the config's price.
+NODE_GPU_HOURLY_COST = {"gpu-node-2": 3.10}
+CONFIG_GPU_PRICE = 2.50
+DRIFTED_SCORE_BETA = (4.0, 3.0)
+CANARY_SHARE = 0.3
+
+
+@dataclass
+class SimSeries:
+    name: str
+    labels: dict[str, str]
+    values: np.ndarray      # one value per minute of the fleet's timeline
+    kind: str = "counter"   # counter or gauge: coarse resampling keeps the last value either way
+
+
+@dataclass
+class Fleet:
+    start: datetime
+    end: datetime
+    seed: int
+    timestamps: np.ndarray  # unix seconds, one per minute, start..end inclusive
+    series: list[SimSeries] = field(default_factory=list)
+    incidents: list[dict] = field(default_factory=list)
+    models: tuple[ModelSpec, ...] = FLEET
+
+    def find(self, name: str, **labels: str) -> list[SimSeries]:
+        """Series named `name` whose labels include `labels`."""
+        return [s for s in self.series if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+
+    def value_at(self, series: SimSeries, at: datetime) -> float:
+        """The series' value at a minute of the timeline."""
+        index = int((at - self.start).total_seconds() // MINUTE)
+        return float(series.values[index])
+
+    def incident(self, kind: str) -> dict:
+        return next(i for i in self.incidents if i["kind"] == kind)
+
+
+def _floor_minute(at: datetime) -> datetime:
+    at = at.astimezone(timezone.utc)
+    return at.replace(second=0, microsecond=0)
+
+
+def generate_fleet(days: int = 7, seed: int = 1, end: datetime | None = None) -> Fleet:
+    """Generate the fleet's series over `days` days ending at `end` (default: now, floored to the minute)."""
+    end = _floor_minute(end or datetime.now(timezone.utc))
+    start = end - timedelta(days=days)
+    minutes = days * 24 * 60 + 1
+    timestamps = start.timestamp() + np.arange(minutes) * MINUTE
+    rng = np.random.default_rng(seed)
+    fleet = Fleet(start, end, seed, timestamps)
+
+    def window(hours_before_start: float, hours_before_end: float | None) -> tuple[datetime, datetime | None]:
+        s = end - timedelta(hours=hours_before_start)
+        e = end - timedelta(hours=hours_before_end) if hours_before_end is not None else None
+        return s, e
+
+    def mask(s: datetime, e: datetime | None) -> np.ndarray:
+        t = timestamps
+        upper = e.timestamp() if e is not None else np.inf
+        return (t >= s.timestamp()) & (t < upper)
+
+    incidents = {
+        "error_spike": ("recommender", *window(20, 19 + 20 / 60)),
+        "slow_burn": ("fraud-detector", *window(44, 8)),
+        "latency_regression": ("search-embedder", *window(10, 7)),
+        "drift": ("ranker", *window(30, None)),
+        "gpu_idle": ("churn-scorer", *window(16, 8)),
+        "traffic_stopped": ("legacy-tagger", *window(5, None)),
+        "pipeline_stale": ("user-features", *window(14, 9)),
+    }
+    for kind, (subject, s, e) in incidents.items():
+        record = {"id": f"{kind}-{subject}", "kind": kind, "start": s.isoformat().replace("+00:00", "Z"),
+                  "end": e.isoformat().replace("+00:00", "Z") if e else None}
+        record["model" if kind in ("drift", "gpu_idle", "traffic_stopped") else
+               "pipeline" if kind == "pipeline_stale" else "service"] = subject
+        if kind == "drift":
+            record["version"] = "v2"
+            record["last_known_good_version"] = "v1"
+        fleet.incidents.append(record)
+
+    # Diurnal load: peaks mid-afternoon UTC, with minute-to-minute noise.
+    hour_of_day = (timestamps % 86400) / 3600
+    diurnal = 1.0 + 0.4 * np.sin(2 * np.pi * (hour_of_day - 9) / 24)
+
+    for spec in FLEET:
+        load = diurnal * rng.normal(1.0, 0.03, minutes).clip(0.8, 1.2)
+        requests = rng.poisson(spec.requests_per_minute * load).astype(np.float64)
+        error_ratio = np.full(minutes, BASELINE_ERROR_RATIO)
+        latency_factor = np.ones(minutes)
+        if spec.name == "recommender":
+            error_ratio[mask(*incidents["error_spike"][1:])] = 0.06
+        if spec.name == "fraud-detector":
+            error_ratio[mask(*incidents["slow_burn"][1:])] = 0.004
+        if spec.name == "search-embedder":
+            latency_factor[mask(*incidents["latency_regression"][1:])] = 6.0
+        if spec.name == "churn-scorer":
+            requests[mask(*incidents["gpu_idle"][1:])] = rng.poisson(spec.requests_per_minute * 0.02,
+                                                                      mask(*incidents["gpu_idle"][1:]).sum())
+        if spec.name == "legacy-tagger":
+            requests[mask(*incidents["traffic_stopped"][1:])] = 0
+        errors = rng.binomial(requests.astype(np.int64), error_ratio).astype(np.float64)
+        client_errors = rng.binomial((requests - errors).astype(np.int64), 0.01).astype(np.float64)
+        ok = requests - errors - client_errors
+
+        service = {"service": spec.name}
+        for code, counts in (("200", ok), ("404", client_errors), ("500", errors)):
+            fleet.series.append(SimSeries("http_requests_total", {**service, "code": code}, np.cumsum(counts)))
+        _add_histogram(fleet, "http_request_duration_seconds", service, requests, LATENCY_BUCKETS,
+                       lambda edges, factor: stats.lognorm.cdf(edges, s=0.6, scale=spec.latency_median_s * factor),
+                       latency_factor, rng, mean_fn=lambda f: spec.latency_median_s * f * np.exp(0.18))
+
+        # Triton counters per version. ranker's v2 takes a 30% canary from its deploy on.
+        versions = {"v1": (requests, errors, spec.score_beta)}
+        if spec.name == "ranker":
+            deployed = mask(*incidents["drift"][1:])
+            canary_requests = np.where(deployed, rng.binomial(requests.astype(np.int64), CANARY_SHARE), 0)
+            canary_errors = np.where(deployed, rng.binomial(errors.astype(np.int64), CANARY_SHARE), 0)
+            versions = {"v1": (requests - canary_requests, errors - canary_errors, spec.score_beta),
+                        "v2": (canary_requests.astype(np.float64), canary_errors.astype(np.float64),
+                               DRIFTED_SCORE_BETA)}
+        for version, (v_requests, v_errors, beta) in versions.items():
+            labels = {"model": spec.name, "version": version}
+            first = 0 if version == "v1" else int(np.argmax(v_requests > 0) if (v_requests > 0).any() else 0)
+            inferences = v_requests * spec.batch_size
+            for name, counts in (("nv_inference_count", inferences),
+                                 ("nv_inference_request_success", v_requests - v_errors),
+                                 ("nv_inference_request_failure", v_errors),
+                                 ("nv_inference_request_duration_us",
+                                  v_requests * spec.latency_median_s * 1e6 * latency_factor)):
+                fleet.series.append(SimSeries(name, labels, _starting_at(np.cumsum(counts), first)))
+            _add_histogram(fleet, "model_prediction_score", labels, inferences, SCORE_BUCKETS,
+                           lambda edges, _f, a=beta[0], b=beta[1]: stats.beta.cdf(edges, a, b),
+                           np.ones(minutes), rng, mean_fn=lambda _f, a=beta[0], b=beta[1]: a / (a + b),
+                           first=first)
+
+    _add_gpus(fleet, incidents, diurnal, rng)
+    for node, price in NODE_GPU_HOURLY_COST.items():
+        fleet.series.append(SimSeries("node_gpu_hourly_cost", {"node": node, "instance": f"{node}:9003"},
+                                      np.full(minutes, price), kind="gauge"))
+    # The feature pipeline writes a success timestamp every 30 minutes, except while stale.
+    stale = mask(*incidents["pipeline_stale"][1:])
+    runs = (timestamps % 1800 == 0) & ~stale
+    last_success = np.maximum.accumulate(np.where(runs, timestamps, timestamps[0]))
+    fleet.series.append(SimSeries("feature_pipeline_last_success_timestamp_seconds",
+                                  {"pipeline": "user-features"}, last_success, kind="gauge"))
+    return fleet
+
+
+def _starting_at(values: np.ndarray, first: int) -> np.ndarray:
+    """A series that only exists from minute `first` on (NaN before: not exported)."""
+    if first <= 0:
+        return values
+    out = values.copy()
+    out[:first] = np.nan
+    return out
+
+
+def _add_histogram(fleet: Fleet, name: str, labels: dict[str, str], observations: np.ndarray,
+                   buckets: tuple[float, ...], cdf, factor: np.ndarray, rng: np.random.Generator,
+                   mean_fn, first: int = 0) -> None:
+    """Per-minute multinomial draws over the bucket probabilities, exported cumulatively."""
+    edges = np.array(buckets)
+    n = observations.astype(np.int64)
+    per_bucket = np.zeros((len(n), len(edges) + 1))
+    # Group minutes by their distortion factor so the CDF is computed once per factor.
+    for f in np.unique(factor):
+        rows = factor == f
+        cumulative = np.append(cdf(edges, f), 1.0)
+        probs = np.diff(np.concatenate([[0.0], cumulative])).clip(0)
+        probs /= probs.sum()
+        per_bucket[rows] = rng.multinomial(n[rows], probs)
+    cumulative_le = np.cumsum(per_bucket, axis=1)  # counts with value <= edge, per minute
+    for i, edge in enumerate([*map(_format_le, buckets), "+Inf"]):
+        fleet.series.append(SimSeries(f"{name}_bucket", {**labels, "le": edge},
+                                      _starting_at(np.cumsum(cumulative_le[:, i]), first)))
+    fleet.series.append(SimSeries(f"{name}_count", labels, _starting_at(np.cumsum(n.astype(np.float64)), first)))
+    fleet.series.append(SimSeries(f"{name}_sum", labels,
+                                  _starting_at(np.cumsum(n * mean_fn(factor)), first)))
+
+
+def _format_le(edge: float) -> str:
+    # Prometheus client libraries format le as Go's float formatting: 0.1, 1.0 -> "1".
+    return f"{edge:g}" if edge != int(edge) else f"{edge:.1f}"
+
+
+def _add_gpus(fleet: Fleet, incidents: dict, diurnal: np.ndarray, rng: np.random.Generator) -> None:
+    seen: set[tuple[str, str]] = set()
+    minutes = len(fleet.timestamps)
+    idle = (fleet.timestamps >= incidents["gpu_idle"][1].timestamp()) & (
+        fleet.timestamps < incidents["gpu_idle"][2].timestamp())
+    for spec in FLEET:
+        for host, index, model_name in spec.gpus:
+            if (host, index) in seen:
+                continue  # a GPU shared by several models is exported once
+            seen.add((host, index))
+            uuid = "GPU-" + "".join(rng.choice(list("0123456789abcdef"), 8)) + "-5b0e-11ee-9c1d-" + \
+                   "".join(rng.choice(list("0123456789abcdef"), 12))
+            labels = {"gpu": index, "UUID": uuid, "device": f"nvidia{index}", "modelName": model_name,
+                      spec.hostname_label: host, "namespace": spec.gpu_namespace,
+                      "pod": f"{spec.gpu_namespace}-7d9f8b6c5-{index}x{host[-1]}", "container": "triton"}
+            util = (35 + 40 * (diurnal - 0.6) + rng.normal(0, 4, minutes)).clip(1, 100).round()
+            if spec.name == "churn-scorer":
+                util[idle] = rng.integers(1, 4, idle.sum())
+            framebuffer = GPU_FRAMEBUFFER_MIB[model_name]
+            used = (framebuffer * 0.55 + rng.normal(0, 200, minutes)).clip(0, framebuffer).round()
+            fleet.series.append(SimSeries("DCGM_FI_DEV_GPU_UTIL", dict(labels), util, kind="gauge"))
+            fleet.series.append(SimSeries("DCGM_FI_DEV_FB_USED", dict(labels), used, kind="gauge"))
+            fleet.series.append(SimSeries("DCGM_FI_DEV_FB_FREE", dict(labels), framebuffer - used, kind="gauge"))
+            fleet.series.append(SimSeries("DCGM_FI_DEV_POWER_USAGE", dict(labels),
+                                          (60 + 3.2 * util + rng.normal(0, 2, minutes)).round(3), kind="gauge"))

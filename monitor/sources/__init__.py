@@ -1,0 +1,1 @@
+"""Where data enters the pipeline: Prometheus, local NVML, prediction logs."""

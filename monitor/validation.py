@@ -1,0 +1,46 @@
+"""Validate a loaded config and every file it names, collecting all problems at once.
+
+`monitor check` and SIGHUP reloads use this, so a config that passes `check` is
+exactly one the daemon accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from monitor.config import Config, load_config
+from monitor.errors import ConfigError, Problem
+
+
+@dataclass
+class ValidationReport:
+    config: Config | None
+    problems: list[Problem] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def validate(config_path: str) -> ValidationReport:
+    """Load the config and each file it references; never raises ConfigError."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        return ValidationReport(None, exc.problems)
+    report = ValidationReport(config, counts={"models": len(config.models), "SLO files": len(config.slo_files),
+                                              "rule files": len(config.rule_files)})
+    for check in FILE_CHECKS:
+        try:
+            counts = check(config)
+        except ConfigError as exc:
+            report.problems.extend(exc.problems)
+        else:
+            report.counts.update(counts or {})
+    return report
+
+
+# Each check takes the loaded config, raises ConfigError with FILE:LINE problems,
+# and may return counts for the summary line. SLO specs and rule files plug in here.
+FILE_CHECKS: list = []
