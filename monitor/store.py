@@ -1,0 +1,107 @@
+"""The daemon's durable state: one SQLite file, written so that a crash loses nothing.
+
+WAL mode with `synchronous=FULL`: a committed transaction survives kill -9 and power
+loss. Each concern (alert state, silences, model versions, the outbox, cached
+drift profiles) owns its tables and declares them as a migration here, so the file
+can be upgraded in place. The store is a small interface on purpose: a PostgreSQL
+backend for two replicas behind a leader lease is the planned next step, and only
+this module should need to know which database is underneath.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+# (version, SQL). Append only: never edit a migration that has shipped.
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+        CREATE TABLE blobs (
+            namespace TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value BLOB NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (namespace, key)
+        );
+    """),
+]
+
+
+class StateStore:
+    """A SQLite state file; safe to share between the scheduler's threads."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self.transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for version, sql in sorted(MIGRATIONS):
+                if version not in applied:
+                    for statement in _statements(sql):
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic transaction (BEGIN IMMEDIATE: writers never interleave)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- blobs: opaque cached values such as fitted drift profiles ---------------
+
+    def put_blob(self, namespace: str, key: str, value: bytes, now: float) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO blobs (namespace, key, value, updated_at) VALUES (?, ?, ?, ?) "
+                         "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, "
+                         "updated_at = excluded.updated_at", (namespace, key, value, now))
+
+    def get_blob(self, namespace: str, key: str) -> bytes | None:
+        rows = self.query("SELECT value FROM blobs WHERE namespace = ? AND key = ?", (namespace, key))
+        return bytes(rows[0]["value"]) if rows else None
+
+    def delete_blobs(self, namespace: str, keep_keys: set[str] | None = None) -> int:
+        """Delete a namespace's blobs except `keep_keys`; returns how many were deleted."""
+        with self.transaction() as conn:
+            keys = [r[0] for r in conn.execute("SELECT key FROM blobs WHERE namespace = ?", (namespace,))]
+            doomed = [k for k in keys if not keep_keys or k not in keep_keys]
+            conn.executemany("DELETE FROM blobs WHERE namespace = ? AND key = ?", [(namespace, k) for k in doomed])
+        return len(doomed)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "StateStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _statements(sql: str) -> list[str]:
+    return [s.strip() for s in sql.split(";") if s.strip()]
