@@ -55,9 +55,12 @@ class YamlFile:
                 doc for doc in yaml.compose_all(text, Loader=yaml.SafeLoader) if doc is not None
             ]
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
+            # The context mark is where the broken construct began (an unclosed list
+            # or quote), which is the line to fix; the problem mark may be end of file.
+            mark = exc.context_mark or exc.problem_mark
             line = mark.line + 1 if mark else None
-            raise ConfigError([Problem(self.path, line, f"invalid YAML: {exc.problem or exc}")]) from None
+            detail = f"{exc.context}: {exc.problem}" if exc.context else str(exc.problem or exc)
+            raise ConfigError([Problem(self.path, line, f"invalid YAML: {detail}")]) from None
         except yaml.YAMLError as exc:
             raise ConfigError([Problem(self.path, None, f"invalid YAML: {exc}")]) from None
         for doc in self.documents:
@@ -120,6 +123,8 @@ class YamlFile:
                 return self._fail(node, f"{where}: expected a list")
             item_tp = args[0] if args else Any
             items = [self.build(item_tp, item, f"{where}[{i}]") for i, item in enumerate(node.value)]
+            if any(item is INVALID for item in items):
+                return INVALID
             return tuple(items) if origin is tuple else items
         if origin is dict:
             if not isinstance(node, yaml.MappingNode):
@@ -129,6 +134,8 @@ class YamlFile:
             for key_node, value_node in node.value:
                 key = self.build(key_tp, key_node, f"{where} key")
                 out[key] = self.build(value_tp, value_node, f"{where}.{key}")
+            if any(v is INVALID or k is INVALID for k, v in out.items()):
+                return INVALID
             return out
         if dataclasses.is_dataclass(tp):
             return self._build_dataclass(tp, node, where)

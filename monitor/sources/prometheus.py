@@ -276,6 +276,8 @@ class PrometheusSource:
             raise QueryTimeout(query, f"no answer within {self.timeout:g}s from {self.url}") from None
         except requests.ConnectionError as exc:
             self.stats.count(error=True)
+            if "timed out" in str(exc).lower():  # a read timeout surfaces wrapped by urllib3's retry
+                raise QueryTimeout(query, f"no answer within {self.timeout:g}s from {self.url}") from None
             reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
             raise PrometheusUnavailable(query, f"{reason}: {self.url}") from None
         try:
