@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -59,13 +60,17 @@ def sim_dir(fleet, tmp_path_factory) -> Path:
             pytest.fail(str(exc))
     cached = CACHE_ROOT / _fleet_key()
     if not (cached / "blocks").is_dir():
-        building = CACHE_ROOT / f"{_fleet_key()}.building"
-        shutil.rmtree(building, ignore_errors=True)
+        # Several pytest sessions may build at once: each builds in its own directory
+        # and the first rename wins; the others use the winner's blocks.
+        CACHE_ROOT.mkdir(exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f"{_fleet_key()}.", dir=CACHE_ROOT))
         paths = write_fleet(fleet, building)
         backfill(paths["metrics"], building / "blocks")
         paths["metrics"].unlink()  # 100 MB; the blocks and the in-memory fleet hold the same data
-        shutil.rmtree(cached, ignore_errors=True)
-        building.rename(cached)
+        try:
+            building.rename(cached)
+        except OSError:
+            shutil.rmtree(building, ignore_errors=True)
     target = tmp_path_factory.mktemp("sim")
     shutil.copytree(cached, target, dirs_exist_ok=True)
     return target
