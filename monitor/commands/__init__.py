@@ -8,4 +8,6 @@ beyond presenting results (tables or JSON) and choosing the exit code.
 COMMAND_MODULES = [
     "monitor.commands.check",
     "monitor.commands.simulate",
+    "monitor.commands.cost",
+    "monitor.commands.gpu_exporter",
 ]

@@ -1,0 +1,77 @@
+"""`monitor cost`: cost per 1,000 inferences, GPU-hours, utilisation and idle cost per model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timedelta, timezone
+
+from monitor.config import config_path_from, load_config
+from monitor.cost.allocation import CostReport
+from monitor.cost.collect import WEEK, CostWindowError, compute_costs
+from monitor.sources.prometheus import PrometheusSource
+
+
+def parse_instant(text: str) -> datetime:
+    """ISO 8601 instant; a trailing Z and a missing offset both mean UTC."""
+    try:
+        at = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date/time: {text!r}") from None
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "cost", help="cost per 1k inferences, GPU-hours, utilisation and idle cost per model",
+        description="Join GPU time and prices with inference counts per model and version over a window "
+                    "(default: the last 7 days). Shared GPUs are split by inference share; versions share "
+                    "their model's GPUs, split by inference share.")
+    parser.add_argument("--config", help="config file (default: $MONITOR_CONFIG or ./monitor.yaml)")
+    parser.add_argument("--prometheus", help="Prometheus URL (overrides the config's prometheus.url)")
+    parser.add_argument("--from", dest="start", type=parse_instant, help="window start, ISO 8601 (default: --to - 7d)")
+    parser.add_argument("--to", dest="end", type=parse_instant, help="window end, ISO 8601 (default: now)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(config_path_from(args.config))
+    end = args.end or datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    start = args.start or end - WEEK
+    if end <= start:
+        raise CostWindowError(f"--to must be after --from ({start.isoformat()} .. {end.isoformat()})")
+    with PrometheusSource.from_config(config.prometheus, url=args.prometheus) as source:
+        report = compute_costs(source, config, start, end)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(format_table(report))
+    return 0
+
+
+def _number(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def format_table(report: CostReport) -> str:
+    """A plain-text table, one row per model and version, with the splits applied listed below."""
+    d = report.as_dict()
+    header = (f"{'model':<20} {'version':<8} {'inferences':>14} {'gpu_h':>9} {'util':>6} {'cost_usd':>11} "
+              f"{'idle_usd':>10} {'usd/1k':>10}  price")
+    lines = [f"cost from {d['from']} to {d['to']}", header, "-" * len(header)]
+    notes = []
+    for m in report.models:
+        lines.append(f"{m.model:<20} {(m.version if m.version is not None else '(all)'):<8} "
+                     f"{_number(m.inferences, ',.0f'):>14} {_number(m.gpu_hours, ',.1f'):>9} "
+                     f"{_number(m.gpu_utilization, '.0%'):>6} {_number(m.cost_usd, ',.2f'):>11} "
+                     f"{_number(m.idle_cost_usd, ',.2f'):>10} {_number(m.cost_per_1k, '.5f'):>10}  "
+                     f"{m.price_source.value if m.price_source else '-'}")
+        if m.version is None and m.gpus and any(g.shared_with for g in m.gpus):
+            notes.append(f"{m.model}: {m.allocation}")
+    if any(m.version is not None for m in report.models):
+        notes.append("versions share their model's GPUs: each version's cost is the model's cost "
+                     "times its share of the model's inferences")
+    lines += [f"note: {n}" for n in notes]
+    lines += [f"warning: {w}" for w in report.warnings]
+    return "\n".join(lines)

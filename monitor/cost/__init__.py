@@ -1,0 +1,16 @@
+"""Cost per 1,000 inferences, GPU-hours, utilisation and idle cost, per model and version.
+
+presets.py resolves a model's config into concrete series; queries.py writes the
+PromQL; collect.py runs it (the only module here that talks to Prometheus);
+allocation.py is the pure math; signals.py turns reports into rule signals.
+"""
+
+from __future__ import annotations
+
+from monitor.cost.allocation import CostReport, ModelCost, PriceSource
+from monitor.cost.collect import compute_costs, daily_costs, week_over_week
+from monitor.cost.presets import ModelMetrics, resolve_model_metrics
+from monitor.cost.signals import cost_signals
+
+__all__ = ["CostReport", "ModelCost", "PriceSource", "ModelMetrics", "compute_costs", "cost_signals",
+           "daily_costs", "resolve_model_metrics", "week_over_week"]

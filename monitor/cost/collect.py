@@ -1,0 +1,179 @@
+"""Collect cost inputs from Prometheus and hand them to the pure allocation.
+
+The only module in monitor.cost that talks to Prometheus. Several equal windows
+(the days of a week, this week and the last) are measured with one range query per
+figure, stepping by the window length, rather than one query per window.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Mapping
+
+from monitor.config import Config, ModelConfig
+from monitor.cost import queries
+from monitor.cost.allocation import CostReport, GpuKey, GpuUsage, ModelUsage, allocate, cost_per_1k_change
+from monitor.cost.presets import gpu_matchers, resolve_model_metrics
+from monitor.errors import MonitorError
+from monitor.sources.prometheus import PrometheusSource, RangeResult
+
+DAY = timedelta(days=1)
+WEEK = timedelta(days=7)
+MINUTES_PER_HOUR = 60.0
+
+
+class CostWindowError(MonitorError):
+    """A cost window is empty, reversed, or not a whole number of days where days are needed."""
+
+
+@dataclass(frozen=True)
+class PeriodComparison:
+    """Two consecutive equal periods and the relative change of cost per 1k between them."""
+
+    current: CostReport
+    previous: CostReport
+    cost_per_1k_change: Mapping[tuple[str, str | None], float | None]
+
+
+def _utc(at: datetime) -> datetime:
+    return at.astimezone(timezone.utc) if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+def compute_costs(source: PrometheusSource, config: Config, start: datetime, end: datetime) -> CostReport:
+    """Cost per model and per version over [start, end]."""
+    start, end = _utc(start), _utc(end)
+    if end <= start:
+        raise CostWindowError(f"the cost window must end after it starts ({start:%Y-%m-%dT%H:%M:%SZ} .. "
+                              f"{end:%Y-%m-%dT%H:%M:%SZ})")
+    return compute_cost_windows(source, config, first_end=end, count=1, window=end - start)[0]
+
+
+def daily_costs(source: PrometheusSource, config: Config, start: datetime, end: datetime) -> list[CostReport]:
+    """One report per day from `start` to `end` (a whole number of days), oldest first."""
+    start, end = _utc(start), _utc(end)
+    days = (end - start) / DAY
+    if days < 1 or days != int(days):
+        raise CostWindowError(f"a daily breakdown needs a whole number of days, got {end - start}")
+    return compute_cost_windows(source, config, first_end=start + DAY, count=int(days), window=DAY)
+
+
+def period_over_period(source: PrometheusSource, config: Config, end: datetime,
+                       period: timedelta = WEEK) -> PeriodComparison:
+    """This period (ending at `end`) against the one before it, with the change in cost per 1k."""
+    end = _utc(end)
+    previous, current = compute_cost_windows(source, config, first_end=end - period, count=2, window=period)
+    return PeriodComparison(current, previous, cost_per_1k_change(current, previous))
+
+
+def week_over_week(source: PrometheusSource, config: Config, end: datetime) -> PeriodComparison:
+    """The 7 days ending at `end` against the 7 days before."""
+    return period_over_period(source, config, end, WEEK)
+
+
+def compute_cost_windows(source: PrometheusSource, config: Config, first_end: datetime, count: int,
+                         window: timedelta) -> list[CostReport]:
+    """Reports for `count` consecutive windows of length `window`, the first ending at `first_end`."""
+    first_end = _utc(first_end)
+    ends = [first_end + i * window for i in range(count)]
+    plans = {m.name: _ModelPlan.of(m, window) for m in config.models}
+    wanted = [queries.node_gpu_hourly_cost(window)]
+    for plan in plans.values():
+        wanted += plan.all_queries()
+    results = _range_many(source, wanted, ends[0], ends[-1], window)
+    warnings = sorted({w for r in results.values() for w in r.warnings})
+
+    price_result = results[queries.node_gpu_hourly_cost(window)]
+    reports = []
+    for index, end in enumerate(ends):
+        node_prices = {s.labels.get("node", ""): v for s, v in _values_at(price_result, end) if v is not None}
+        usages = [plans[m.name].usage(results, end) for m in config.models]
+        reports.append(allocate(end - window, end, usages, config.cost.pricing, node_prices, warnings))
+    return reports
+
+
+@dataclass(frozen=True)
+class _ModelPlan:
+    """The queries one model needs for one window length."""
+
+    model: str
+    inferences: str
+    version_label: str | None
+    gpu_minutes: str | None
+    gpu_util_sum: str | None
+    cpu_core_minutes: str | None
+    memory_byte_minutes: str | None
+
+    @classmethod
+    def of(cls, model: ModelConfig, window: timedelta) -> "_ModelPlan":
+        metrics = resolve_model_metrics(model)
+        matchers = gpu_matchers(model)
+        return cls(
+            model.name, queries.inference_increase(metrics, window), metrics.version_label,
+            queries.gpu_present_minutes(matchers, window) if matchers else None,
+            queries.gpu_utilization_percent_sum(matchers, window) if matchers else None,
+            queries.grid_minute_sum(queries.cpu_cores_expression(model.cpu), window) if model.cpu else None,
+            queries.grid_minute_sum(queries.memory_bytes_expression(model.memory), window) if model.memory else None)
+
+    def all_queries(self) -> list[str]:
+        return [q for q in (self.inferences, self.gpu_minutes, self.gpu_util_sum, self.cpu_core_minutes,
+                            self.memory_byte_minutes) if q]
+
+    def usage(self, results: Mapping[str, RangeResult], end: datetime) -> ModelUsage:
+        inferences = None
+        points = _values_at(results[self.inferences], end)
+        if points:
+            inferences = {}
+            for series, value in points:
+                if value is None:
+                    continue
+                version = series.labels.get(self.version_label, "") if self.version_label else ""
+                inferences[version] = inferences.get(version, 0.0) + value
+            inferences = inferences or None
+        gpus: list[GpuUsage] = []
+        if self.gpu_minutes and self.gpu_util_sum:
+            util_sums = {_gpu_key(s.labels): v for s, v in _values_at(results[self.gpu_util_sum], end)}
+            for series, minutes in _values_at(results[self.gpu_minutes], end):
+                if minutes:
+                    key = _gpu_key(series.labels)
+                    gpus.append(GpuUsage(key, minutes, util_sums.get(key) or 0.0))
+        core_hours = _grid_total(results, self.cpu_core_minutes, end)
+        byte_hours = _grid_total(results, self.memory_byte_minutes, end)
+        return ModelUsage(self.model, inferences, tuple(gpus),
+                          core_hours / MINUTES_PER_HOUR if core_hours is not None else None,
+                          byte_hours / MINUTES_PER_HOUR / queries.BYTES_PER_GIB if byte_hours is not None else None)
+
+
+def _grid_total(results: Mapping[str, RangeResult], query: str | None, end: datetime) -> float | None:
+    if not query:
+        return None
+    values = [v for _, v in _values_at(results[query], end) if v is not None]
+    return sum(values) if values else None
+
+
+def _gpu_key(labels: Mapping[str, str]) -> GpuKey:
+    node = labels.get("Hostname") or labels.get("hostname") or ""
+    return GpuKey(node, labels.get("gpu", ""), labels.get("UUID", ""), labels.get("modelName", ""))
+
+
+def _values_at(result: RangeResult, at: datetime) -> list[tuple[object, float | None]]:
+    """Each series' value at one evaluation time of a range result (series without a point there are left out)."""
+    t = at.timestamp()
+    out = []
+    for series in result.series:
+        hits = [i for i, ts in enumerate(series.timestamps) if abs(ts - t) < 0.5]
+        if hits:
+            value = float(series.values[hits[0]])
+            out.append((series, None if value != value else value))
+    return out
+
+
+def _range_many(source: PrometheusSource, wanted: list[str], start: datetime, end: datetime,
+                step: timedelta) -> dict[str, RangeResult]:
+    """Run range queries concurrently (bounded by the source's limit); the first failure raises."""
+    unique = list(dict.fromkeys(wanted))
+    with ThreadPoolExecutor(max_workers=max(1, min(source.max_concurrency, len(unique))),
+                            thread_name_prefix="cost-promql") as pool:
+        answers = list(pool.map(lambda q: source.range(q, start, end, step), unique))
+    return dict(zip(unique, answers))

@@ -1,0 +1,184 @@
+"""Inference-server presets: a model's name -> the real series its server exports.
+
+A model needs only `preset: triton` (or vllm, kserve, seldon) and its name; the preset
+knows which counter counts inferences, which count successes and failures, and how
+latency is exported. `resolve_model_metrics` is the one place that turns a
+`ModelConfig` into concrete selectors, reused by cost, SLO defaults and rules.
+
+Metric names and labels are each server's own (checked against their sources):
+- Triton: `nv_inference_count{model,version}` counts inferences (a batch of 4 is 4),
+  `nv_inference_request_success` / `_failure` count requests, and
+  `nv_inference_request_duration_us` is cumulative request time in microseconds.
+- vLLM: `vllm:request_success_total{model_name}` counts finished requests (vLLM has no
+  failure counter); `vllm:e2e_request_latency_seconds` is a histogram.
+- KServe model servers: `request_predict_seconds{model_name}` is a histogram; its
+  `_count` is the number of predict calls.
+- Seldon Core executor: `seldon_api_executor_server_requests_seconds{deployment_name,code}`
+  is a histogram; `code` tells successes (2xx) from failures.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from monitor.config import Config, ModelConfig
+from monitor.errors import ConfigError, MonitorError, Problem
+from monitor.sources.prometheus import label_matcher
+
+# A PromQL series selector: a metric name with optional matchers, or matchers alone.
+_SELECTOR = re.compile(r"^\s*(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(?P<matchers>\{.*\})?\s*$", re.S)
+
+
+class ModelMetricsError(MonitorError):
+    """A model's metric selectors cannot be resolved (bad selector, unknown preset)."""
+
+
+class LatencyKind(Enum):
+    HISTOGRAM = "histogram"          # <base>_bucket / _sum / _count, in seconds
+    CUMULATIVE_SUM = "cumulative_sum"  # a counter of total time, divided by a request counter
+
+
+@dataclass(frozen=True)
+class LatencySeries:
+    """How to read a model's latency: a histogram, or a cumulative time counter over a request count."""
+
+    kind: LatencyKind
+    # For HISTOGRAM: the _bucket, _sum and _count selectors. For CUMULATIVE_SUM: `sum` is
+    # the total-time counter, `count` the request counter and `bucket` is None.
+    sum: str
+    count: str
+    bucket: str | None
+    # Multiply `sum` by this to get seconds (Triton counts microseconds).
+    seconds_per_unit: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    """A model's concrete series: where its inferences, outcomes and latency live."""
+
+    model: str
+    preset: str | None
+    inferences: str             # counter selector; increase() over a window = inferences served
+    version_label: str | None   # label carrying the model version on the inference counter
+    success: str | None         # request success counter selector, None when the server has none
+    failure: str | None         # request failure counter selector, None when the server has none
+    latency: LatencySeries | None
+
+
+@dataclass(frozen=True)
+class _Preset:
+    model_label: str
+    inferences: str
+    success: str | None
+    failure: str | None
+    # (kind, base or sum metric, count metric for CUMULATIVE_SUM, seconds per unit)
+    latency: tuple[LatencyKind, str, str | None, float]
+    # Extra matchers that tell successes/failures apart on one series (Seldon's `code`).
+    success_matcher: str = ""
+    failure_matcher: str = ""
+
+
+PRESETS: dict[str, _Preset] = {
+    "triton": _Preset("model", "nv_inference_count", "nv_inference_request_success",
+                      "nv_inference_request_failure",
+                      (LatencyKind.CUMULATIVE_SUM, "nv_inference_request_duration_us", None, 1e-6)),
+    "vllm": _Preset("model_name", "vllm:request_success_total", "vllm:request_success_total", None,
+                    (LatencyKind.HISTOGRAM, "vllm:e2e_request_latency_seconds", None, 1.0)),
+    "kserve": _Preset("model_name", "request_predict_seconds_count", None, None,
+                      (LatencyKind.HISTOGRAM, "request_predict_seconds", None, 1.0)),
+    "seldon": _Preset("deployment_name", "seldon_api_executor_server_requests_seconds_count",
+                      "seldon_api_executor_server_requests_seconds_count",
+                      "seldon_api_executor_server_requests_seconds_count",
+                      (LatencyKind.HISTOGRAM, "seldon_api_executor_server_requests_seconds", None, 1.0),
+                      success_matcher='code=~"2.."', failure_matcher='code!~"2.."'),
+}
+
+
+def parse_selector(selector: str, what: str) -> tuple[str | None, str]:
+    """Split a series selector into (metric name or None, matchers without braces)."""
+    match = _SELECTOR.match(selector or "")
+    if not match or not (match.group("name") or match.group("matchers")):
+        raise ModelMetricsError(f"{what}: {selector!r} is not a PromQL series selector "
+                                f"(metric{{label=\"value\"}} or {{label=\"value\"}})")
+    matchers = match.group("matchers") or "{}"
+    return match.group("name"), matchers[1:-1].strip()
+
+
+def with_matchers(metric: str, *matchers: str) -> str:
+    """`metric{a,b}` from matcher strings, skipping empty ones."""
+    joined = ",".join(m for m in matchers if m)
+    return f"{metric}{{{joined}}}"
+
+
+def gpu_matchers(model: ModelConfig) -> str | None:
+    """The label matchers of `models[].gpus`, applied to dcgm-exporter's series; None when unset."""
+    if model.gpus is None:
+        return None
+    name, matchers = parse_selector(model.gpus, f"model {model.name!r}: gpus")
+    if name is not None and not name.startswith("DCGM_"):
+        raise ModelMetricsError(f"model {model.name!r}: gpus: {model.gpus!r} names metric {name!r}; give "
+                                f"label matchers for dcgm-exporter's series, e.g. {{namespace=\"...\"}}")
+    if not matchers:
+        raise ModelMetricsError(f"model {model.name!r}: gpus: {model.gpus!r} selects every GPU; "
+                                f"give at least one label matcher")
+    return matchers
+
+
+def resolve_model_metrics(model: ModelConfig) -> ModelMetrics:
+    """The model's inference counter, success/failure counters and latency series, preset-resolved.
+
+    An explicit `inferences` selector wins over the preset's counter; the preset still
+    supplies outcome and latency series.
+    """
+    preset = PRESETS.get(model.preset) if model.preset else None
+    if model.preset and preset is None:
+        raise ModelMetricsError(f"model {model.name!r}: unknown preset {model.preset!r} "
+                                f"(known: {', '.join(sorted(PRESETS))})")
+    if model.inferences is not None:
+        parse_selector(model.inferences, f"model {model.name!r}: inferences")
+        inferences = model.inferences
+    elif preset is not None:
+        inferences = with_matchers(preset.inferences, label_matcher(preset.model_label, model.name))
+    else:
+        raise ModelMetricsError(f"model {model.name!r}: needs 'inferences' or a 'preset'")
+    version_label = model.version_label or None
+    if preset is None:
+        return ModelMetrics(model.name, None, inferences, version_label, None, None, None)
+    by_model = label_matcher(preset.model_label, model.name)
+    success = with_matchers(preset.success, by_model, preset.success_matcher) if preset.success else None
+    failure = with_matchers(preset.failure, by_model, preset.failure_matcher) if preset.failure else None
+    kind, base, count_metric, seconds_per_unit = preset.latency
+    if kind is LatencyKind.HISTOGRAM:
+        latency = LatencySeries(kind, sum=with_matchers(f"{base}_sum", by_model),
+                                count=with_matchers(f"{base}_count", by_model),
+                                bucket=with_matchers(f"{base}_bucket", by_model), seconds_per_unit=seconds_per_unit)
+    else:
+        # Triton's duration counter covers every request, successful or not.
+        count = (_request_total(preset, by_model) if count_metric is None
+                 else with_matchers(count_metric, by_model))
+        latency = LatencySeries(kind, sum=with_matchers(base, by_model), count=count, bucket=None,
+                                seconds_per_unit=seconds_per_unit)
+    return ModelMetrics(model.name, model.preset, inferences, version_label, success, failure, latency)
+
+
+def _request_total(preset: _Preset, by_model: str) -> str:
+    # A `{__name__=~"a|b"}` selector sums both counters under increase()/rate() per series,
+    # so callers can wrap it like any counter selector.
+    names = "|".join(re.escape(n) for n in (preset.success, preset.failure) if n)
+    return f'{{__name__=~"{names}",{by_model}}}'
+
+
+def check_model_metrics(config: Config) -> dict[str, int] | None:
+    """`monitor check`: every model's selectors and preset resolve."""
+    problems = []
+    for model in config.models:
+        try:
+            resolve_model_metrics(model)
+            gpu_matchers(model)
+        except ModelMetricsError as exc:
+            problems.append(Problem(config.source_path, None, str(exc)))
+    if problems:
+        raise ConfigError(problems)
+    return None

@@ -1,0 +1,90 @@
+"""Cost reports -> `monitor.signals.Signal`s for the rules engine (and /metrics).
+
+Whole-model signals carry `version=""`; per-version signals carry the version.
+`gpu_utilization` is per model only (GPUs belong to models, not versions).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Mapping
+
+from monitor.config import Config
+from monitor.cost import queries
+from monitor.cost.allocation import CostReport, ModelCost
+from monitor.cost.collect import WEEK, compute_cost_windows, period_over_period
+from monitor.cost.presets import resolve_model_metrics
+from monitor.signals import Signal
+from monitor.sources.prometheus import PrometheusSource
+
+RATE_WINDOW = timedelta(minutes=5)
+UTILIZATION_WINDOW = timedelta(minutes=15)
+
+
+def _labels(model: str, version: str | None) -> dict[str, str]:
+    return {"model": model, "version": version if version is not None else ""}
+
+
+def report_signals(current: CostReport, cost_per_1k_change: Mapping[tuple[str, str | None], float | None],
+                   inference_rates: Mapping[tuple[str, str | None], float | None],
+                   utilization: Mapping[str, float | None]) -> list[Signal]:
+    """The catalogue's cost signals from a trailing-week report, its week-over-week change,
+    the current inference rates and the recent GPU utilisation (pure)."""
+    signals: list[Signal] = []
+    for cost in current.models:
+        labels = _labels(cost.model, cost.version)
+        evidence = _evidence(cost)
+        signals += [
+            Signal("cost_per_1k", labels, cost.cost_per_1k, evidence),
+            Signal("cost_per_1k_wow_change", labels, cost_per_1k_change.get((cost.model, cost.version)), evidence),
+            Signal("cost_usd", labels, cost.cost_usd, evidence),
+            Signal("idle_cost_usd", labels, cost.idle_cost_usd, evidence),
+            Signal("gpu_hours", labels, cost.gpu_hours, evidence),
+        ]
+    for (model, version), rate in inference_rates.items():
+        signals.append(Signal("model_inference_rate", _labels(model, version), rate))
+    for model, value in utilization.items():
+        signals.append(Signal("gpu_utilization", {"model": model}, value))
+    return signals
+
+
+def _evidence(cost: ModelCost) -> dict[str, float | None]:
+    return {"inferences": cost.inferences, "gpu_hours": cost.gpu_hours, "gpu_utilization": cost.gpu_utilization,
+            "cost_usd": cost.cost_usd, "idle_cost_usd": cost.idle_cost_usd}
+
+
+def inference_rates(source: PrometheusSource, config: Config, at: datetime
+                    ) -> dict[tuple[str, str | None], float | None]:
+    """Inferences per second over the last 5 minutes, per model (version None) and per version.
+
+    A model whose counter has no series gets None (no data), not 0.
+    """
+    plans = {m.name: resolve_model_metrics(m) for m in config.models}
+    wanted = {name: queries.inference_rate(metrics, RATE_WINDOW) for name, metrics in plans.items()}
+    answers = source.instant_many(wanted.values(), at)
+    rates: dict[tuple[str, str | None], float | None] = {}
+    for name, query in wanted.items():
+        answer = answers[query]
+        if isinstance(answer, Exception):
+            raise answer
+        label = plans[name].version_label
+        values = [(s.labels.get(label, "") if label else "", s.value) for s in answer.samples if s.value is not None]
+        rates[(name, None)] = sum(v for _, v in values) if values else None
+        if any(version for version, _ in values):
+            for version, value in values:
+                rates[(name, version)] = value
+    return rates
+
+
+def recent_utilization(source: PrometheusSource, config: Config, at: datetime) -> dict[str, float | None]:
+    """Mean GPU utilisation (0..1) per model over the last 15 minutes."""
+    report = compute_cost_windows(source, config, first_end=at, count=1, window=UTILIZATION_WINDOW)[0]
+    return {c.model: c.gpu_utilization for c in report.models if c.version is None}
+
+
+def cost_signals(source: PrometheusSource, config: Config, now: datetime | None = None) -> list[Signal]:
+    """Every cost signal for the daemon's cycle at `now` (trailing 7 days, week over week)."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(second=0, microsecond=0)
+    weeks = period_over_period(source, config, now, WEEK)
+    return report_signals(weeks.current, weeks.cost_per_1k_change, inference_rates(source, config, now),
+                          recent_utilization(source, config, now))
