@@ -27,6 +27,83 @@ MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (namespace, key)
         );
     """),
+    # Alerting (monitor.alerting): alert states, notification groups, silences,
+    # model versions, queued notifications and the cycle log. Times are unix seconds.
+    (2, """
+        CREATE TABLE alerts (
+            fingerprint TEXT PRIMARY KEY,
+            alertname TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            annotations TEXT NOT NULL,
+            state TEXT NOT NULL,
+            last_evaluated_at REAL NOT NULL,
+            active_since REAL,
+            fired_at REAL,
+            resolved_at REAL,
+            false_since REAL,
+            value REAL,
+            evidence TEXT NOT NULL,
+            silenced_by TEXT NOT NULL,
+            inhibited INTEGER NOT NULL,
+            rollback_requested_at REAL
+        );
+        CREATE TABLE alert_groups (
+            group_key TEXT PRIMARY KEY,
+            group_labels TEXT NOT NULL,
+            first_seen_at REAL NOT NULL,
+            last_notified_at REAL,
+            notified_firing TEXT NOT NULL,
+            notified_resolved TEXT NOT NULL
+        );
+        CREATE TABLE silences (
+            id TEXT PRIMARY KEY,
+            matchers TEXT NOT NULL,
+            starts_at REAL NOT NULL,
+            ends_at REAL NOT NULL,
+            created_by TEXT NOT NULL,
+            comment TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE model_versions (
+            model TEXT NOT NULL,
+            version TEXT NOT NULL,
+            first_seen_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL,
+            rollback_fired_at REAL,
+            PRIMARY KEY (model, version)
+        );
+        CREATE TABLE cycles (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            evaluated_at REAL NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT,
+            signals INTEGER NOT NULL DEFAULT 0,
+            transitions INTEGER NOT NULL DEFAULT 0,
+            notifications INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE alert_transitions (
+            cycle_id INTEGER NOT NULL REFERENCES cycles (id),
+            fingerprint TEXT NOT NULL,
+            alertname TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            from_state TEXT NOT NULL,
+            to_state TEXT NOT NULL,
+            at REAL NOT NULL
+        );
+        CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            cycle_id INTEGER REFERENCES cycles (id),
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+        );
+        CREATE INDEX notifications_by_status ON notifications (status, id);
+    """),
 ]
 
 
