@@ -104,6 +104,53 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         CREATE INDEX notifications_by_status ON notifications (status, id);
     """),
+    # Outputs (monitor.outputs): the delivery outbox. One row per notification and
+    # destination, written before any attempt; a notification's status follows its
+    # deliveries (routed -> delivered, or failed when one expired or was disabled).
+    (3, """
+        CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            notification_id INTEGER REFERENCES notifications (id),
+            notification_key TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            group_key TEXT,
+            body TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            next_attempt_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            last_attempt_at REAL,
+            finished_at REAL,
+            last_status_code INTEGER,
+            last_error TEXT,
+            progress TEXT NOT NULL DEFAULT '{}',
+            UNIQUE (notification_key, destination)
+        );
+        CREATE INDEX deliveries_queue ON deliveries (status, destination, id);
+        CREATE TABLE delivery_results (
+            destination TEXT NOT NULL,
+            result TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (destination, result)
+        );
+        CREATE TABLE disabled_destinations (
+            destination TEXT PRIMARY KEY,
+            target_digest TEXT NOT NULL,
+            disabled_at REAL NOT NULL,
+            reason TEXT NOT NULL
+        );
+        CREATE TABLE slack_threads (
+            group_key TEXT PRIMARY KEY,
+            channel TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            open INTEGER NOT NULL,
+            updated_at REAL NOT NULL
+        );
+    """),
 ]
 
 
