@@ -44,3 +44,15 @@ def validate(config_path: str) -> ValidationReport:
 # Each check takes the loaded config, raises ConfigError with FILE:LINE problems,
 # and may return counts for the summary line. SLO specs and rule files plug in here.
 FILE_CHECKS: list = []
+
+from monitor.cost.presets import check_model_metrics  # noqa: E402  (cost imports config, not us)
+
+FILE_CHECKS.append(check_model_metrics)
+
+from monitor.slo.loading import slo_spec_check  # noqa: E402  (slo imports config, not us)
+
+FILE_CHECKS.append(slo_spec_check)
+
+from monitor.alerting.rule_check import rule_check  # noqa: E402  (alerting imports config, not us)
+
+FILE_CHECKS.append(rule_check)
