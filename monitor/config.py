@@ -233,6 +233,12 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     slo_period: timedelta = timedelta(days=30)
     slos: list[str] = field(default_factory=list)
+    # Below this many events in a window, that window's SLO ratio is "no data":
+    # one failed request on a quiet service must not read as a 100% error ratio.
+    slo_min_events: float = 10.0
+    # "recorded": read the per-window series that `monitor slo rules` records
+    # (load that rule file into Prometheus first); "direct": query the SLIs.
+    slo_evaluation: Literal["direct", "recorded"] = "direct"
     models: list[ModelConfig] = field(default_factory=list)
     cost: CostConfig = field(default_factory=CostConfig)
     rules: list[str] = field(default_factory=list)
@@ -247,7 +253,11 @@ class Config:
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
         names = [m.name for m in self.models]
-        return [("models", f"duplicate model name {n!r}") for n in sorted({n for n in names if names.count(n) > 1})]
+        problems: list[tuple[str | None, str]] = [
+            ("models", f"duplicate model name {n!r}") for n in sorted({n for n in names if names.count(n) > 1})]
+        if self.slo_min_events < 0:
+            problems.append(("slo_min_events", "must not be negative"))
+        return problems
 
     @property
     def base_dir(self) -> Path:

@@ -8,6 +8,7 @@ beyond presenting results (tables or JSON) and choosing the exit code.
 COMMAND_MODULES = [
     "monitor.commands.check",
     "monitor.commands.simulate",
+    "monitor.commands.slo",
     "monitor.commands.cost",
     "monitor.commands.gpu_exporter",
 ]

@@ -1,0 +1,344 @@
+"""Evaluate many SLOs at one instant with few queries: the SLO stage of a daemon cycle.
+
+Direct mode plans every (SLO, window) sub-query, makes each distinct one once,
+and folds the sub-queries of a window into one PromQL query: each is tagged with
+a `monitor_slo_subquery` label by `label_replace` and the tagged vectors are
+joined with `or` (a balanced tree, so Prometheus' union work stays n log n). Large
+windows are split into chunks (a bounded query size keeps one query under
+Prometheus' sample limit), and the chunks run concurrently through
+`PrometheusSource.instant_many`, which bounds concurrency. One broken SLO query
+would fail its whole chunk, so a failed chunk is retried one sub-query at a
+time and the error lands on the SLOs that own it alone.
+
+Recorded mode reads the series `monitor slo rules` records: one query per window
+returns every SLO's error ratio and event rate.
+
+Event queries are per-second rates over the window (as in Sloth), so events in a
+window are rate x window length; `sum()` around each keeps multi-series queries
+to one number per SLO, as rates add.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import Iterable, Mapping, Protocol
+
+from monitor.durations import format_duration
+from monitor.slo.burn_rate import (PAGE_CONDITIONS, TICKET_CONDITIONS, WINDOWS, alert_decision, burn_rate,
+                                   error_budget_remaining, error_ratio)
+from monitor.slo.spec import CalendarPeriod, EventsSli, RawSli, SloSpec, render_window, summed
+from monitor.sources.prometheus import InstantResult, PrometheusUnavailable, QueryError
+
+SUBQUERY_LABEL = "monitor_slo_subquery"
+# Below this many events in a window its ratio is "no data" (see burn_rate.error_ratio).
+DEFAULT_MIN_EVENTS = 10.0
+# Sub-queries folded into one PromQL query: keeps a 30d chunk well under
+# Prometheus' default query.max-samples (50M) for typical SLO selectors.
+DEFAULT_SUBQUERIES_PER_QUERY = 200
+
+# Series names of the recording rules (rule_file.py writes them). The error ratio
+# uses Sloth's name and labels, so Sloth's dashboards read our recordings.
+ERROR_RATIO_RECORD = "slo:sli_error:ratio_rate{window}"
+TOTAL_RATE_RECORD = "slo:sli_total:rate{window}"
+ID_LABEL = "sloth_id"
+
+
+class EvaluationMode(str, Enum):
+    DIRECT = "direct"        # query the SLI expressions themselves
+    RECORDED = "recorded"    # read the series recorded by `monitor slo rules`
+
+
+class InstantQuerySource(Protocol):
+    def instant_many(self, queries: Iterable[str], at: datetime | None = None
+                     ) -> dict[str, InstantResult | QueryError]: ...
+
+
+@dataclass(frozen=True)
+class SloResult:
+    """One SLO's numbers at one instant. Windows are keyed `5m`..`3d` and the period's duration."""
+
+    spec: SloSpec
+    at: datetime
+    error_ratio: Mapping[str, float | None]
+    burn_rate: Mapping[str, float | None]
+    events_total: Mapping[str, float | None]
+    events_bad: Mapping[str, float | None]
+    error_budget_remaining: float | None
+    page: bool | None
+    ticket: bool | None
+    problems: tuple[str, ...] = ()
+
+    @property
+    def period_key(self) -> str:
+        return self.spec.period_key
+
+    def to_json(self) -> dict:
+        """The `monitor slo --json` shape for this SLO (None stays null)."""
+        spec = self.spec
+        out = {
+            "id": spec.id, "service": spec.service, "name": spec.name,
+            "objective": spec.objective, "period": self.period_key,
+            "error_budget_remaining": self.error_budget_remaining,
+            "events": {"total": self.events_total.get(self.period_key), "bad": self.events_bad.get(self.period_key)},
+            "error_ratio": dict(self.error_ratio),
+            "burn_rate": dict(self.burn_rate),
+            "alerts": {"page": self.page, "ticket": self.ticket},
+            "source": spec.source,
+        }
+        if self.problems:
+            out["problems"] = list(self.problems)
+        return out
+
+
+@dataclass
+class _Answer:
+    value: float | None = None
+    problem: str | None = None
+
+
+@dataclass
+class _Plan:
+    """Distinct sub-queries per PromQL window, in first-seen order."""
+
+    by_window: dict[str, dict[str, None]] = field(default_factory=dict)
+
+    def add(self, window: str, expr: str) -> None:
+        self.by_window.setdefault(window, {})[expr] = None
+
+
+def slo_windows(spec: SloSpec, at: datetime) -> dict[str, timedelta]:
+    """The windows one SLO is evaluated over at `at`: 5m..3d and its period (so far, for calendar ones)."""
+    return {**WINDOWS, spec.period_key: spec.period_window(at)}
+
+
+def _promql_duration(window: timedelta) -> str:
+    # Calendar periods so far are arbitrary lengths; whole seconds are plenty.
+    return format_duration(timedelta(seconds=max(1, round(window.total_seconds()))))
+
+
+def sli_queries(spec: SloSpec, duration: str) -> dict[str, str]:
+    """The PromQL for one SLO over one window: `bad`/`total` event rates, or a raw `ratio`."""
+    if isinstance(spec.sli, EventsSli):
+        return {"bad": summed(render_window(spec.sli.error_query, duration)),
+                "total": summed(render_window(spec.sli.total_query, duration))}
+    return {"ratio": render_window(spec.sli.error_ratio_query, duration)}
+
+
+def evaluate_slos(source: InstantQuerySource, specs: list[SloSpec], at: datetime, *,
+                  mode: EvaluationMode = EvaluationMode.DIRECT, min_events: float = DEFAULT_MIN_EVENTS,
+                  subqueries_per_query: int = DEFAULT_SUBQUERIES_PER_QUERY) -> list[SloResult]:
+    """Every SLO's error ratios, burn rates, budget and page/ticket decisions at `at`, in `specs` order."""
+    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    if mode is EvaluationMode.RECORDED:
+        measured = _measure_recorded(source, specs, at, subqueries_per_query)
+    else:
+        measured = _measure_direct(source, specs, at, subqueries_per_query)
+    return [_result(spec, at, measured[index], min_events) for index, spec in enumerate(specs)]
+
+
+# Per SLO: window key -> (bad events, total events, raw ratio), and problems.
+_Measurement = tuple[dict[str, tuple[float | None, float | None, float | None]], list[str]]
+
+
+def _measure_direct(source: InstantQuerySource, specs: list[SloSpec], at: datetime,
+                    subqueries_per_query: int) -> list[_Measurement]:
+    plan = _Plan()
+    planned: list[dict[str, tuple[str, timedelta, dict[str, str]]]] = []
+    for spec in specs:
+        per_window = {}
+        for key, window in slo_windows(spec, at).items():
+            duration = _promql_duration(window)
+            exprs = sli_queries(spec, duration)
+            for expr in exprs.values():
+                plan.add(duration, expr)
+            per_window[key] = (duration, window, exprs)
+        planned.append(per_window)
+    answers = _run_plan(source, plan, at, subqueries_per_query)
+    return [_from_answers(per_window, answers) for per_window in planned]
+
+
+def _from_answers(per_window: dict[str, tuple[str, timedelta, dict[str, str]]],
+                  answers: dict[str, _Answer]) -> _Measurement:
+    values: dict[str, tuple[float | None, float | None, float | None]] = {}
+    problems: list[str] = []
+    for key, (_duration, window, exprs) in per_window.items():
+        got = {role: answers[expr] for role, expr in exprs.items()}
+        problems += [f"{key}: {a.problem}" for a in got.values() if a.problem]
+        seconds = window.total_seconds()
+        if "ratio" in got:
+            values[key] = (None, None, got["ratio"].value)
+        else:
+            bad, total = got["bad"].value, got["total"].value
+            values[key] = (bad * seconds if bad is not None else None,
+                           total * seconds if total is not None else None, None)
+    return values, list(dict.fromkeys(problems))
+
+
+def _run_plan(source: InstantQuerySource, plan: _Plan, at: datetime, subqueries_per_query: int
+              ) -> dict[str, _Answer]:
+    chunks = _chunks(plan, subqueries_per_query)
+    answers: dict[str, _Answer] = {}
+    retry: list[str] = []
+    for combined, result in source.instant_many(list(chunks), at).items():
+        chunk = chunks[combined]
+        if isinstance(result, PrometheusUnavailable):
+            answers.update({expr: _Answer(problem=str(result.message)) for expr in chunk})
+        elif isinstance(result, QueryError):
+            retry += chunk  # one bad sub-query fails the fold: find it
+        else:
+            answers.update(_split(result, chunk))
+    if retry:
+        for expr, result in source.instant_many(retry, at).items():
+            answers[expr] = _single(result)
+    return answers
+
+
+def _chunks(plan: _Plan, subqueries_per_query: int) -> dict[str, list[str]]:
+    """Combined PromQL query -> the sub-queries it folds, at most `subqueries_per_query` each."""
+    size = max(1, subqueries_per_query)
+    chunks: dict[str, list[str]] = {}
+    for window_exprs in plan.by_window.values():
+        exprs = list(window_exprs)
+        for start in range(0, len(exprs), size):
+            chunk = exprs[start:start + size]
+            chunks[_combine(chunk)] = chunk
+    return chunks
+
+
+def _combine(exprs: list[str]) -> str:
+    """Tag each sub-query with its index and join them with `or` in a balanced tree."""
+    tagged = [f'label_replace({expr}, "{SUBQUERY_LABEL}", "{i}", "", "")' for i, expr in enumerate(exprs)]
+    while len(tagged) > 1:
+        tagged = [f"({tagged[i]}) or ({tagged[i + 1]})" if i + 1 < len(tagged) else tagged[i]
+                  for i in range(0, len(tagged), 2)]
+    return tagged[0]
+
+
+def _split(result: InstantResult, chunk: list[str]) -> dict[str, _Answer]:
+    found: dict[int, list[float | None]] = {}
+    for sample in result.samples:
+        index = sample.labels.get(SUBQUERY_LABEL)
+        if index is not None and index.isdigit():
+            found.setdefault(int(index), []).append(sample.value)
+    warning = "; ".join(result.warnings) or None
+    out = {}
+    for i, expr in enumerate(chunk):
+        values = found.get(i, [])
+        out[expr] = _one_value(values, warning)
+    return out
+
+
+def _single(result: InstantResult | QueryError) -> _Answer:
+    if isinstance(result, QueryError):
+        return _Answer(problem=result.message if isinstance(result, PrometheusUnavailable) else str(result))
+    return _one_value([s.value for s in result.samples], "; ".join(result.warnings) or None)
+
+
+def _one_value(values: list[float | None], warning: str | None) -> _Answer:
+    if len(values) > 1:
+        return _Answer(problem=f"query returned {len(values)} series; an SLI query must return one")
+    value = values[0] if values else None
+    if value is not None and not math.isfinite(value):
+        value = None
+    return _Answer(value, f"partial data: {warning}" if warning else None)
+
+
+def _measure_recorded(source: InstantQuerySource, specs: list[SloSpec], at: datetime,
+                      subqueries_per_query: int) -> list[_Measurement]:
+    # Rolling windows are recorded; a calendar period "so far" changes length every
+    # evaluation and cannot be, so those few sub-queries go direct.
+    keys = list(WINDOWS) + sorted({s.period_key for s in specs if not isinstance(s.period, CalendarPeriod)})
+    queries = {key: f'{{__name__=~"{ERROR_RATIO_RECORD.format(window=key)}|{TOTAL_RATE_RECORD.format(window=key)}"}}'
+               for key in keys}
+    calendar_specs = [i for i, s in enumerate(specs) if isinstance(s.period, CalendarPeriod)]
+    direct_plan = _Plan()
+    calendar_planned = {}
+    for i in calendar_specs:
+        spec = specs[i]
+        window = spec.period_window(at)
+        duration = _promql_duration(window)
+        exprs = sli_queries(spec, duration)
+        for expr in exprs.values():
+            direct_plan.add(duration, expr)
+        calendar_planned[i] = {spec.period_key: (duration, window, exprs)}
+    chunks = _chunks(direct_plan, subqueries_per_query)
+    results = source.instant_many([*queries.values(), *chunks], at)
+    # window key -> sloth_id -> (ratio, total rate)
+    recorded: dict[str, dict[str, list[float | None]]] = {}
+    window_problems: dict[str, str] = {}
+    for key, query in queries.items():
+        result = results[query]
+        if isinstance(result, QueryError):
+            window_problems[key] = result.message
+            continue
+        table = recorded.setdefault(key, {})
+        for sample in result.samples:
+            slo_id = sample.labels.get(ID_LABEL)
+            if slo_id is None:
+                continue
+            pair = table.setdefault(slo_id, [None, None])
+            value = sample.value if sample.value is not None and math.isfinite(sample.value) else None
+            pair[0 if sample.labels.get("__name__", "").startswith("slo:sli_error:") else 1] = value
+    answers: dict[str, _Answer] = {}
+    for combined, chunk in chunks.items():
+        result = results[combined]
+        if isinstance(result, QueryError):
+            answers.update({expr: _single(result) for expr in chunk})
+        else:
+            answers.update(_split(result, chunk))
+    out: list[_Measurement] = []
+    for i, spec in enumerate(specs):
+        values: dict[str, tuple[float | None, float | None, float | None]] = {}
+        problems: list[str] = []
+        for key, window in slo_windows(spec, at).items():
+            if i in calendar_planned and key == spec.period_key:
+                continue
+            if key in window_problems:
+                problems.append(f"{key}: {window_problems[key]}")
+            ratio, total_rate = recorded.get(key, {}).get(spec.id, [None, None])
+            if isinstance(spec.sli, RawSli):
+                values[key] = (None, None, ratio)
+                continue
+            total = total_rate * window.total_seconds() if total_rate is not None else None
+            bad = ratio * total if ratio is not None and total is not None else None
+            # 0/0 records NaN: no events, which the total (0) already says.
+            values[key] = (bad, total, None)
+        if i in calendar_planned:
+            calendar_values, calendar_problems = _from_answers(calendar_planned[i], answers)
+            values.update(calendar_values)
+            problems += calendar_problems
+        if not any(spec.id in table for table in recorded.values()) and not window_problems:
+            problems.append("no recorded series for this SLO: is the `monitor slo rules` file loaded?")
+        ordered = {key: values[key] for key in slo_windows(spec, at)}
+        out.append((ordered, problems))
+    return out
+
+
+def _result(spec: SloSpec, at: datetime, measured: _Measurement, min_events: float) -> SloResult:
+    values, problems = measured
+    ratios: dict[str, float | None] = {}
+    for key, (bad, total, raw_ratio) in values.items():
+        if isinstance(spec.sli, RawSli):
+            # A raw ratio carries no event counts, so the minimum cannot apply.
+            ratios[key] = raw_ratio
+        else:
+            ratios[key] = error_ratio(bad, total, min_events)
+    burns = {key: burn_rate(ratio, spec.objective) for key, ratio in ratios.items()}
+    period_bad, period_total, _ = values[spec.period_key]
+    if isinstance(spec.sli, RawSli):
+        ratio = ratios[spec.period_key]
+        budget = None if ratio is None else 1.0 - ratio / spec.error_budget
+    else:
+        budget = error_budget_remaining(period_bad, period_total, spec.objective, min_events)
+    period_length = spec.period_length(at)
+    return SloResult(
+        spec=spec, at=at, error_ratio=ratios, burn_rate=burns,
+        events_total={key: v[1] for key, v in values.items()},
+        events_bad={key: v[0] for key, v in values.items()},
+        error_budget_remaining=budget,
+        page=alert_decision(PAGE_CONDITIONS, burns, period_length),
+        ticket=alert_decision(TICKET_CONDITIONS, burns, period_length),
+        problems=tuple(problems))
