@@ -56,7 +56,3 @@ FILE_CHECKS.append(slo_spec_check)
 from monitor.alerting.rule_check import rule_check  # noqa: E402  (alerting imports config, not us)
 
 FILE_CHECKS.append(rule_check)
-
-from monitor.slo.loading import slo_spec_check  # noqa: E402  (slo imports config, not us)
-
-FILE_CHECKS.append(slo_spec_check)
