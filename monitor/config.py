@@ -228,6 +228,50 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class InhibitRule:
+    """While an alert matching `source_match` fires, mute alerts matching `target_match`
+    that carry the same values for the `equal` labels (Alertmanager's inhibit_rules)."""
+
+    source_match: dict[str, str]
+    target_match: dict[str, str]
+    equal: list[str] = field(default_factory=list)
+
+
+def _default_inhibit_rules() -> list[InhibitRule]:
+    # A page for an SLO says everything its ticket would: mute the ticket.
+    return [InhibitRule(source_match={"severity": "page"}, target_match={"severity": "ticket"},
+                        equal=["slo_id"])]
+
+
+@dataclass(frozen=True)
+class AlertingConfig:
+    """How firing alerts become notifications (Alertmanager's route and inhibit_rules)."""
+
+    group_by: list[str] = field(default_factory=lambda: ["alertname"])
+    # Alerts of one cycle are already evaluated together, so the first notification
+    # of a group need not wait for stragglers; raise it to batch across cycles.
+    group_wait: timedelta = timedelta(0)
+    group_interval: timedelta = timedelta(minutes=5)
+    repeat_interval: timedelta = timedelta(hours=4)
+    send_resolved: bool = True
+    # A version becomes last-known-good after serving traffic this long without a
+    # firing rollback alert.
+    last_known_good_after: timedelta = timedelta(hours=24)
+    inhibit: list[InhibitRule] = field(default_factory=_default_inhibit_rules)
+
+    def yaml_check(self) -> list[tuple[str | None, str]]:
+        problems: list[tuple[str | None, str]] = []
+        for key in ("group_wait", "group_interval", "repeat_interval", "last_known_good_after"):
+            if getattr(self, key) < timedelta(0):
+                problems.append((key, "must not be negative"))
+        if self.group_interval <= timedelta(0):
+            problems.append(("group_interval", "must be positive"))
+        if self.repeat_interval <= timedelta(0):
+            problems.append(("repeat_interval", "must be positive"))
+        return problems
+
+
+@dataclass(frozen=True)
 class Config:
     prometheus: PrometheusConfig = field(default_factory=PrometheusConfig)
     state: StateConfig = field(default_factory=StateConfig)
@@ -246,6 +290,7 @@ class Config:
     reports: ReportsConfig = field(default_factory=ReportsConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    alerting: AlertingConfig = field(default_factory=AlertingConfig)
     # Where the config came from; relative paths in it are resolved against base_dir.
     source_path: str = field(default="<defaults>", metadata={"yaml": False})
     slo_files: tuple[str, ...] = field(default=(), metadata={"yaml": False})

@@ -11,4 +11,7 @@ COMMAND_MODULES = [
     "monitor.commands.slo",
     "monitor.commands.cost",
     "monitor.commands.gpu_exporter",
+    "monitor.commands.run",
+    "monitor.commands.alerts",
+    "monitor.commands.silence",
 ]

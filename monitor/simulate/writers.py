@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +169,7 @@ def fleet_config(prometheus_url: str) -> dict:
         "state": {"path": "monitor-state.db"},
         "slo_period": "30d",
         "slos": ["slos/*.yaml"],
+        "rules": ["rules/*.yaml"],
         "models": models,
         "cost": {"pricing": {"GPU": CONFIG_GPU_PRICE, "CPU": 0.031611, "RAM": 0.004237}},
         "reports": {"dir": "reports-out"},
@@ -206,14 +208,28 @@ def write_prediction_log(fleet: Fleet, path: Path, rows_per_minute: int = 4) -> 
     return n
 
 
+def write_default_rules(directory: Path) -> list[Path]:
+    """Copy the default alert rules shipped in the package (monitor/default_rules) into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for rule_file in sorted(resources.files("monitor.default_rules").iterdir(), key=lambda f: f.name):
+        if rule_file.name.endswith(".yaml"):
+            path = directory / rule_file.name
+            path.write_text(rule_file.read_text(encoding="utf-8"), encoding="utf-8")
+            paths.append(path)
+    return paths
+
+
 def write_fleet(fleet: Fleet, out: Path, prometheus_url: str = "http://127.0.0.1:9090") -> dict[str, Path]:
     """Write everything `monitor simulate` produces into `out`; return the paths by role."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out / "metrics.om", "truth": out / "truth.json", "config": out / "monitor.yaml",
-             "slos": out / "slos", "predictions": out / "predictions" / "ranker.parquet"}
+             "slos": out / "slos", "predictions": out / "predictions" / "ranker.parquet",
+             "rules": out / "rules"}
     write_openmetrics(fleet, paths["metrics"])
     write_truth(fleet, paths["truth"])
     write_slo_specs(paths["slos"])
     write_prediction_log(fleet, paths["predictions"])
+    write_default_rules(paths["rules"])
     paths["config"].write_text(yaml.safe_dump(fleet_config(prometheus_url), sort_keys=False), encoding="utf-8")
     return paths

@@ -1,0 +1,58 @@
+"""Queued notification records: what the outbox will deliver, written with the state change.
+
+Each record has a stable idempotency key (derived from what caused it, so
+re-running the same cycle cannot queue it twice) and starts `pending`. Alert
+payloads follow Alertmanager's webhook shape (labels, annotations, startsAt,
+endsAt, fingerprint) so receivers that understand Alertmanager understand us.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Mapping
+
+from monitor.alerting.lifecycle import Alert, AlertState
+
+
+class NotificationKind(Enum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    REPEAT = "repeat"
+    ROLLBACK_REQUESTED = "rollback.requested"
+    ROLLBACK_CANCELLED = "rollback.cancelled"
+
+
+PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class Notification:
+    idempotency_key: str
+    kind: NotificationKind
+    created_at: datetime
+    payload: Mapping[str, Any]
+
+
+def iso(at: datetime | None) -> str | None:
+    """UTC ISO 8601 with a Z, or None."""
+    if at is None:
+        return None
+    return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def alert_payload(alert: Alert) -> dict[str, Any]:
+    """One alert as notifications carry it (Alertmanager's webhook fields, plus our evidence)."""
+    return {
+        "status": "resolved" if alert.state is AlertState.RESOLVED else "firing",
+        "state": alert.state.value,
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "startsAt": iso(alert.fired_at or alert.active_since),
+        "activeSince": iso(alert.active_since),
+        "endsAt": iso(alert.resolved_at),
+        "fingerprint": alert.fingerprint,
+        "value": alert.value,
+        "evidence": dict(alert.evidence),
+    }

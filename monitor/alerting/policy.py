@@ -1,0 +1,205 @@
+"""Who is told, and when: silences, inhibition, grouping, repeats, rollback requests.
+
+Pure functions of (alert states, policy state, now), as Alertmanager's stages are:
+
+- silences mute matching alerts (`silences.py`);
+- inhibition mutes a target alert while a source alert with the same `equal`
+  labels fires (default: an SLO's page mutes its ticket);
+- grouping batches alerts by `group_by` labels into one notification per group:
+  a new group waits `group_wait`, later changes wait `group_interval`, and an
+  unchanged group is re-sent every `repeat_interval`. Whether a group needs a
+  notification is Alertmanager's `DedupStage.needsUpdate`: new firing alerts,
+  newly resolved ones (with `send_resolved`), or the repeat interval elapsed;
+- rollback requests go out per alert, not per group: a deployer acts on each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Mapping, Sequence
+
+from monitor.alerting.lifecycle import Alert, AlertState
+from monitor.alerting.notifications import Notification, NotificationKind, alert_payload, iso
+from monitor.alerting.rule_spec import Rule
+from monitor.alerting.silences import Silence, silencing
+from monitor.alerting.versions import ModelVersion, VersionKey, is_newer, last_known_good
+from monitor.config import AlertingConfig, InhibitRule
+
+ALL_LABELS = "..."
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """What the last notification of a group said (Alertmanager's notification log entry)."""
+
+    group_key: str
+    group_labels: Mapping[str, str]
+    first_seen_at: datetime
+    last_notified_at: datetime | None = None
+    notified_firing: frozenset[str] = field(default_factory=frozenset)
+    notified_resolved: frozenset[str] = field(default_factory=frozenset)
+
+
+def apply_silences(alerts: Mapping[str, Alert], silences: Sequence[Silence], at: datetime) -> dict[str, Alert]:
+    """Mark each pending or firing alert with the silences muting it now."""
+    out = {}
+    for fp, alert in alerts.items():
+        active = alert.state in (AlertState.PENDING, AlertState.FIRING)
+        ids = silencing(alert.labels, silences, at) if active else ()
+        out[fp] = replace(alert, silenced_by=ids) if ids != alert.silenced_by else alert
+    return out
+
+
+def _matches(labels: Mapping[str, str], match: Mapping[str, str]) -> bool:
+    return all(labels.get(k, "") == v for k, v in match.items())
+
+
+def apply_inhibition(alerts: Mapping[str, Alert], rules: Sequence[InhibitRule]) -> dict[str, Alert]:
+    """Mark alerts muted by a firing source alert that shares the rule's `equal` labels."""
+    firing = [a for a in alerts.values() if a.state is AlertState.FIRING]
+    out = {}
+    for fp, alert in alerts.items():
+        inhibited = False
+        if alert.state in (AlertState.PENDING, AlertState.FIRING):
+            for rule in rules:
+                if not _matches(alert.labels, rule.target_match):
+                    continue
+                for source in firing:
+                    if (source.fingerprint != fp and _matches(source.labels, rule.source_match)
+                            # A source that is also a target of this rule must not mute itself
+                            # or its peers (Alertmanager's rule).
+                            and not _matches(source.labels, rule.target_match)
+                            and all(source.labels.get(k, "") == alert.labels.get(k, "") for k in rule.equal)):
+                        inhibited = True
+                        break
+                if inhibited:
+                    break
+        out[fp] = replace(alert, inhibited=inhibited) if inhibited != alert.inhibited else alert
+    return out
+
+
+def group_labels_of(labels: Mapping[str, str], group_by: Sequence[str]) -> dict[str, str]:
+    if ALL_LABELS in group_by:
+        return dict(labels)
+    return {k: labels.get(k, "") for k in group_by}
+
+
+def group_key_of(group_labels: Mapping[str, str]) -> str:
+    text = json.dumps(sorted(group_labels.items()), separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plan_group_notifications(alerts: Mapping[str, Alert], groups: Mapping[str, GroupState],
+                             config: AlertingConfig, at: datetime
+                             ) -> tuple[list[Notification], dict[str, GroupState]]:
+    """The group notifications due at `at`, and the groups' state after sending them."""
+    members: dict[str, list[Alert]] = {}
+    group_labels: dict[str, dict[str, str]] = {}
+    for alert in alerts.values():
+        labels = group_labels_of(alert.labels, config.group_by)
+        key = group_key_of(labels)
+        group_labels[key] = labels
+        members.setdefault(key, []).append(alert)
+
+    notifications: list[Notification] = []
+    new_groups: dict[str, GroupState] = {}
+    for key in sorted(set(members) | set(groups)):
+        in_group = members.get(key, [])
+        firing = {a.fingerprint for a in in_group if a.state is AlertState.FIRING and not a.suppressed}
+        state = groups.get(key)
+        if state is None:
+            if not firing:
+                continue
+            state = GroupState(key, group_labels[key], first_seen_at=at)
+        # Resolved = told firing before, resolved now. An alert that went silent,
+        # inhibited or no-data simply drops out: none of those means "resolved".
+        resolved = {a.fingerprint for a in in_group
+                    if a.state is AlertState.RESOLVED and a.fingerprint in state.notified_firing}
+        resolved |= {fp for fp in state.notified_firing if fp not in alerts}
+        due = (state.first_seen_at + config.group_wait if state.last_notified_at is None
+               else state.last_notified_at + config.group_interval)
+        kind = _needs_update(state, firing, resolved, config, at) if at >= due else None
+        if kind is not None:
+            shown = [a for a in in_group if a.fingerprint in firing or a.fingerprint in resolved]
+            shown.sort(key=lambda a: (a.state is not AlertState.FIRING, a.alertname, sorted(a.labels.items())))
+            notifications.append(Notification(
+                idempotency_key=f"{kind.value}:{key}:{iso(at)}",
+                kind=kind, created_at=at,
+                payload={"kind": kind.value, "status": "firing" if firing else "resolved",
+                         "groupKey": key, "groupLabels": dict(state.group_labels),
+                         "alerts": [alert_payload(a) for a in shown],
+                         "firing": len(firing), "resolved": len(resolved)}))
+            state = replace(state, last_notified_at=at, notified_firing=frozenset(firing),
+                            notified_resolved=frozenset(resolved))
+        if state.notified_firing or firing:
+            new_groups[key] = state
+    return notifications, new_groups
+
+
+def _needs_update(state: GroupState, firing: set[str], resolved: set[str], config: AlertingConfig,
+                  at: datetime) -> NotificationKind | None:
+    if state.last_notified_at is None:
+        return NotificationKind.FIRING if firing else None
+    if not firing <= state.notified_firing:
+        return NotificationKind.FIRING
+    if not firing:
+        # Tell receivers everything they were told about has ended.
+        return NotificationKind.RESOLVED if state.notified_firing else None
+    if config.send_resolved and not resolved <= state.notified_resolved:
+        return NotificationKind.RESOLVED
+    if at - state.last_notified_at >= config.repeat_interval:
+        return NotificationKind.REPEAT
+    return None
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    notifications: list[Notification]
+    alerts: dict[str, Alert]
+    versions: dict[VersionKey, ModelVersion]
+
+
+def plan_rollbacks(alerts: Mapping[str, Alert], rules_by_name: Mapping[str, Rule],
+                   versions: Mapping[VersionKey, ModelVersion], config: AlertingConfig,
+                   at: datetime) -> RollbackPlan:
+    """Rollback requests for firing rollback alerts on a version newer than the last-known-good,
+    and cancellations for requested ones that resolved."""
+    from monitor.alerting.versions import mark_rollback_fired
+
+    notifications: list[Notification] = []
+    out = dict(alerts)
+    versions = dict(versions)
+    for fp, alert in sorted(alerts.items()):
+        rule = rules_by_name.get(alert.alertname)
+        if rule is None or not rule.requests_rollback:
+            continue
+        model, version = alert.labels.get("model", ""), alert.labels.get("version", "")
+        if alert.state is AlertState.FIRING:
+            versions = mark_rollback_fired(versions, model, version, alert.fired_at or at)
+        if alert.state is AlertState.FIRING and alert.rollback_requested_at is None and not alert.silenced_by:
+            good = last_known_good(versions, model, config.last_known_good_after)
+            if good is None or good.version == version or not is_newer(versions, model, version, good):
+                continue  # nothing safer to roll back to
+            payload = {
+                "type": NotificationKind.ROLLBACK_REQUESTED.value,
+                "model": model, "bad_version": version, "last_known_good_version": good.version,
+                "reason": alert.annotations.get("summary") or f"{alert.alertname} firing for {model} {version}",
+                "alert": alert_payload(alert), "evidence": dict(alert.evidence),
+            }
+            notifications.append(Notification(f"rollback.requested:{fp}:{iso(alert.fired_at)}",
+                                              NotificationKind.ROLLBACK_REQUESTED, at, payload))
+            out[fp] = replace(alert, rollback_requested_at=at)
+        elif alert.rollback_requested_at is not None and alert.state is AlertState.RESOLVED:
+            payload = {
+                "type": NotificationKind.ROLLBACK_CANCELLED.value,
+                "model": model, "bad_version": version,
+                "reason": f"{alert.alertname} resolved at {iso(alert.resolved_at)}",
+                "alert": alert_payload(alert), "evidence": dict(alert.evidence),
+            }
+            notifications.append(Notification(f"rollback.cancelled:{fp}:{iso(alert.fired_at)}",
+                                              NotificationKind.ROLLBACK_CANCELLED, at, payload))
+            out[fp] = replace(alert, rollback_requested_at=None)
+    return RollbackPlan(notifications, out, versions)

@@ -1,0 +1,73 @@
+"""Silences: label matchers and a time range during which matching alerts are not notified.
+
+Matchers use Alertmanager's syntax (`service=ranker`, `severity!=page`,
+`model=~"rank.*"`, `version!~"v1|v2"`); a silence mutes an alert when all its
+matchers match the alert's labels and `starts_at <= at < ends_at`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Mapping, Sequence
+
+from monitor.alerting.condition import Matcher
+from monitor.errors import MonitorError
+
+_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$')
+
+
+class SilenceError(MonitorError):
+    """A silence could not be created or found."""
+
+
+@dataclass(frozen=True)
+class Silence:
+    id: str
+    matchers: tuple[Matcher, ...]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+
+    def is_active(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(m.matches(labels) for m in self.matchers)
+
+    def state(self, at: datetime) -> str:
+        if at < self.starts_at:
+            return "pending"
+        return "active" if at < self.ends_at else "expired"
+
+
+def parse_matcher(text: str) -> Matcher:
+    """`label=value`, `label!=value`, `label=~regex`, `label!~regex` (value optionally quoted)."""
+    match = _MATCHER.match(text)
+    if match is None:
+        raise SilenceError(f"invalid matcher {text!r}: expected label=value, label!=value, "
+                           f"label=~regex or label!~regex")
+    label, op, value = match.groups()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    if op in ("=~", "!~"):
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise SilenceError(f"invalid regex in matcher {text!r}: {exc}") from None
+    return Matcher(label, op, value)
+
+
+def format_matcher(matcher: Matcher) -> str:
+    """A matcher as the CLI accepts it back."""
+    if matcher.op in ("=~", "!~"):
+        return f'{matcher.label}{matcher.op}"{matcher.value}"'
+    return f"{matcher.label}{matcher.op}{matcher.value}"
+
+
+def silencing(labels: Mapping[str, str], silences: Sequence[Silence], at: datetime) -> tuple[str, ...]:
+    """Ids of the silences muting an alert with these labels at `at`."""
+    return tuple(s.id for s in silences if s.is_active(at) and s.matches(labels))

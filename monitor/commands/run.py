@@ -1,0 +1,123 @@
+"""`monitor run --once`: one full cycle (pull, compute, evaluate, queue) at a chosen time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from monitor.alerting.notifications import iso
+from monitor.alerting.repository import QueuedNotification
+from monitor.config import Config, config_path_from, load_config
+from monitor.errors import MonitorError
+from monitor.pipeline import CycleReport, run_cycle
+from monitor.signals import Signal
+from monitor.sources.prometheus import PrometheusSource
+from monitor.store import StateStore
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run a cycle: pull, compute, evaluate rules, queue notifications",
+        description="Run one full cycle evaluated at --at (default now) against the state file: query "
+                    "Prometheus, compute SLO, drift and cost signals, evaluate the alert rules, advance "
+                    "each alert's state and queue notifications. Running --once at successive --at "
+                    "times steps a scenario through history. Exits 1 when the cycle's queries failed "
+                    "(alert states are then left unchanged).")
+    parser.add_argument("--once", action="store_true", required=True,
+                        help="run a single cycle and exit (the scheduling daemon is not built yet)")
+    parser.add_argument("--at", type=parse_instant, default=None, help="evaluation time, ISO 8601 (default now)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the cycle's signals, alert transitions and queued notifications as JSON")
+    add_state_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_state_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="config file (default: $MONITOR_CONFIG or ./monitor.yaml)")
+    parser.add_argument("--state", type=Path, default=None,
+                        help="state file (default: the config's state.path)")
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 instant; one without an offset is UTC."""
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+def open_state(args: argparse.Namespace) -> tuple[Config, StateStore]:
+    config = load_config(config_path_from(args.config))
+    path = args.state or config.resolve_path(config.state.path)
+    return config, StateStore(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    config, store = open_state(args)
+    at = args.at or datetime.now(timezone.utc)
+    with store, PrometheusSource.from_config(config.prometheus) as source:
+        report = run_cycle(config, store, source, at)
+    if args.json:
+        json.dump(report_json(report), sys.stdout, indent=2, default=_json_default)
+        sys.stdout.write("\n")
+    else:
+        print_report(report)
+    return 0 if report.ok else 1
+
+
+def signal_json(signal: Signal) -> dict[str, Any]:
+    return {"name": signal.name, "labels": dict(signal.labels), "value": _number(signal.value),
+            "evidence": {k: _number(v) for k, v in signal.evidence.items()}}
+
+
+def notification_json(queued: QueuedNotification) -> dict[str, Any]:
+    n = queued.notification
+    return {"id": queued.id, "idempotency_key": n.idempotency_key, "kind": n.kind.value, "status": queued.status,
+            "created_at": iso(n.created_at), "cycle_id": queued.cycle_id, "payload": n.payload}
+
+
+def report_json(report: CycleReport) -> dict[str, Any]:
+    return {
+        "cycle": {"id": report.cycle_id, "evaluated_at": iso(report.evaluated_at),
+                  "status": "ok" if report.ok else "failed", "error": report.error, "queries": report.queries},
+        "signals": [signal_json(s) for s in report.signals],
+        "transitions": [{"alertname": t.alertname, "labels": dict(t.labels), "fingerprint": t.fingerprint,
+                         "from": t.from_state.value, "to": t.to_state.value, "at": iso(t.at),
+                         "value": _number(t.value)} for t in report.transitions],
+        "notifications": [notification_json(n) for n in report.notifications],
+    }
+
+
+def print_report(report: CycleReport) -> None:
+    if not report.ok:
+        print(f"cycle {report.cycle_id} at {iso(report.evaluated_at)}: FAILED, alert states unchanged: "
+              f"{report.error}", file=sys.stderr)
+        return
+    print(f"cycle {report.cycle_id} at {iso(report.evaluated_at)}: {len(report.signals)} signals, "
+          f"{len(report.transitions)} transitions, {len(report.notifications)} notifications queued")
+    for t in report.transitions:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(t.labels.items()) if k != "alertname")
+        print(f"  {t.alertname}{{{labels}}}: {t.from_state.value} -> {t.to_state.value}")
+    for queued in report.notifications:
+        print(f"  queued {queued.notification.kind.value} ({queued.notification.idempotency_key})")
+
+
+def _number(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, datetime):
+        return iso(value)
+    raise MonitorError(f"cannot serialise {type(value).__name__} to JSON")

@@ -1,0 +1,101 @@
+"""`monitor silence add|list|expire`: mute alerts by label matchers for a while."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import uuid
+from datetime import datetime, timezone
+
+from monitor.alerting.notifications import iso
+from monitor.alerting.repository import AlertRepository
+from monitor.alerting.silences import Silence, SilenceError, format_matcher, parse_matcher
+from monitor.commands.run import add_state_arguments, open_state, parse_instant
+from monitor.durations import parse_duration
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("silence", help="add, list or expire silences",
+                                   description="Silences mute notifications for alerts whose labels match.")
+    actions = parser.add_subparsers(dest="silence_action", metavar="ACTION", required=True)
+
+    add = actions.add_parser("add", help="add a silence")
+    add.add_argument("--match", action="append", required=True, metavar="MATCHER",
+                     help="label matcher: name=value, name!=value, name=~regex, name!~regex (repeatable)")
+    add.add_argument("--for", dest="duration", help="how long, e.g. 2h (or give --end)")
+    add.add_argument("--start", type=parse_instant, help="start, ISO 8601 (default now)")
+    add.add_argument("--end", type=parse_instant, help="end, ISO 8601")
+    add.add_argument("--comment", required=True, help="why (shown to whoever sees the silence)")
+    add.add_argument("--author", default=None, help="who (default: the current user)")
+    add_state_arguments(add)
+    add.set_defaults(func=run_add)
+
+    listing = actions.add_parser("list", help="list silences")
+    listing.add_argument("--all", action="store_true", help="include expired silences")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    add_state_arguments(listing)
+    listing.set_defaults(func=run_list)
+
+    expire = actions.add_parser("expire", help="end a silence now")
+    expire.add_argument("id", help="silence id (or a unique prefix)")
+    add_state_arguments(expire)
+    expire.set_defaults(func=run_expire)
+
+
+def run_add(args: argparse.Namespace) -> int:
+    now = datetime.now(timezone.utc)
+    matchers = tuple(parse_matcher(m) for m in args.match)
+    starts_at = args.start or now
+    if (args.duration is None) == (args.end is None):
+        raise SilenceError("give exactly one of --for DURATION or --end TIME")
+    if args.duration is not None:
+        try:
+            ends_at = starts_at + parse_duration(args.duration)
+        except ValueError as exc:
+            raise SilenceError(f"--for: {exc}") from None
+    else:
+        ends_at = args.end
+    if ends_at <= starts_at:
+        raise SilenceError("a silence must end after it starts")
+    silence = Silence(str(uuid.uuid4()), matchers, starts_at, ends_at, args.author or _user(), args.comment, now)
+    _config, store = open_state(args)
+    with store:
+        AlertRepository(store).add_silence(silence)
+    print(silence.id)
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    now = datetime.now(timezone.utc)
+    _config, store = open_state(args)
+    with store:
+        silences = [s for s in AlertRepository(store).silences() if args.all or s.state(now) != "expired"]
+    if args.json:
+        json.dump([{"id": s.id, "matchers": [format_matcher(m) for m in s.matchers], "startsAt": iso(s.starts_at),
+                    "endsAt": iso(s.ends_at), "createdBy": s.created_by, "comment": s.comment,
+                    "status": s.state(now)} for s in silences], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if not silences:
+        print("no silences")
+    for s in silences:
+        print(f"{s.id}  {s.state(now):8s} {' '.join(format_matcher(m) for m in s.matchers)}  "
+              f"{iso(s.starts_at)} .. {iso(s.ends_at)}  {s.created_by}: {s.comment}")
+    return 0
+
+
+def run_expire(args: argparse.Namespace) -> int:
+    _config, store = open_state(args)
+    with store:
+        silence = AlertRepository(store).expire_silence(args.id, datetime.now(timezone.utc))
+    print(f"expired {silence.id} at {iso(silence.ends_at)}")
+    return 0
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "unknown"

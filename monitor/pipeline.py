@@ -1,0 +1,104 @@
+"""One cycle: sources -> compute -> alerting -> queued outputs, nothing else.
+
+The producers (SLOs, drift, cost) read Prometheus and compute signals; the rules
+turn signals (and their own PromQL) into alert states; the policy decides which
+notifications to queue. Delivery is the outbox's job, from the notifications table.
+
+A cycle in which any query fails (Prometheus down, a timeout, a server error)
+changes no alert state: it is recorded as a failed cycle and nothing else. A
+half-answered cycle would otherwise read as "no data" or "resolved" everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Sequence
+
+from monitor.alerting.evaluate import evaluate_rules, promql_queries
+from monitor.alerting.lifecycle import Alert, Transition, advance
+from monitor.alerting.policy import apply_inhibition, apply_silences, plan_group_notifications, plan_rollbacks
+from monitor.alerting.repository import AlertRepository, QueuedNotification
+from monitor.alerting.rule_spec import Rule, load_rules
+from monitor.alerting.versions import observe_serving
+from monitor.config import Config
+from monitor.cost import cost_signals
+from monitor.signals import Signal
+from monitor.sources.prometheus import PrometheusSource, QueryError
+from monitor.store import StateStore
+
+log = logging.getLogger(__name__)
+
+SignalProducer = Callable[[PrometheusSource, Config, datetime, StateStore], list[Signal]]
+
+
+def cost_producer(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
+    """Cost per 1k, week-over-week change, inference rates and GPU utilisation."""
+    return cost_signals(source, config, at)
+
+
+DEFAULT_PRODUCERS: tuple[SignalProducer, ...] = (cost_producer,)
+
+
+class CycleQueriesFailed(QueryError):
+    """Some query of the cycle failed even though its producer carried on."""
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    cycle_id: int
+    evaluated_at: datetime
+    ok: bool
+    error: str | None = None
+    signals: list[Signal] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+    notifications: list[QueuedNotification] = field(default_factory=list)
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    queries: int = 0
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: datetime, *,
+              rules: Sequence[Rule] | None = None, producers: Sequence[SignalProducer] = DEFAULT_PRODUCERS,
+              clock: Callable[[], datetime] = _utc_now) -> CycleReport:
+    """Run one full cycle evaluated at `at`, persisting its outcome in `store`."""
+    at = at.astimezone(timezone.utc)
+    started_at = clock()
+    rules = list(load_rules(config) if rules is None else rules)
+    repository = AlertRepository(store)
+    queries_before, errors_before = source.stats.queries, source.stats.errors
+
+    try:
+        signals = [signal for produce in producers for signal in produce(source, config, at, store)]
+        answers = source.instant_many(promql_queries(rules), at)
+        for answer in answers.values():
+            if isinstance(answer, QueryError):
+                raise answer
+        if source.stats.errors > errors_before:
+            raise CycleQueriesFailed("(producers)", f"{source.stats.errors - errors_before} queries failed "
+                                                    f"during the cycle")
+    except QueryError as exc:
+        log.warning("cycle at %s failed, alert states unchanged: %s", at.isoformat(), exc)
+        cycle_id = repository.record_failed_cycle(at, started_at, clock(), str(exc))
+        return CycleReport(cycle_id, at, ok=False, error=str(exc), alerts=repository.alerts(),
+                           queries=source.stats.queries - queries_before)
+
+    previous = repository.alerts()
+    versions = observe_serving(repository.versions(), signals, at)
+    outcomes = evaluate_rules(rules, signals, answers)
+    alerts, transitions = advance(previous, rules, outcomes.instances, at, outcomes.absent_means)
+    alerts = apply_silences(alerts, repository.silences(), at)
+    alerts = apply_inhibition(alerts, config.alerting.inhibit)
+    rollbacks = plan_rollbacks(alerts, {r.alert: r for r in rules}, versions, config.alerting, at)
+    group_notifications, groups = plan_group_notifications(rollbacks.alerts, repository.groups(),
+                                                           config.alerting, at)
+    cycle_id, queued = repository.save_cycle(
+        evaluated_at=at, started_at=started_at, finished_at=clock(), signal_count=len(signals),
+        previous=previous, alerts=rollbacks.alerts, transitions=transitions, groups=groups,
+        versions=rollbacks.versions, notifications=[*group_notifications, *rollbacks.notifications])
+    return CycleReport(cycle_id, at, ok=True, signals=signals, transitions=transitions, notifications=queued,
+                       alerts=rollbacks.alerts, queries=source.stats.queries - queries_before)
