@@ -1,0 +1,106 @@
+"""The daemon's own /metrics: its health, and the latest computed signals.
+
+Health metrics are ordinary prometheus-client instruments updated as cycles and
+deliveries happen. Signals are exported by a custom collector from the last
+successful cycle's values, so a series disappears when its signal stops being
+computed, and a "no data" signal (None) is absent rather than a misleading 0.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from monitor.signals import CATALOGUE, Signal
+
+# Signal name -> (metric name, help). Units in names, Prometheus conventions.
+SIGNAL_METRICS: dict[str, tuple[str, str]] = {
+    "slo_error_ratio": ("monitor_slo_error_ratio", "SLO error ratio (bad/total events) over the window"),
+    "slo_burn_rate": ("monitor_slo_burn_rate", "SLO burn rate over the window: error ratio / (1 - objective)"),
+    "slo_error_budget_remaining": ("monitor_slo_error_budget_remaining_ratio",
+                                   "Share of the SLO period's error budget left (negative when overspent)"),
+    "slo_page": ("monitor_slo_page_alert", "1 when the SLO's multi-window page condition holds"),
+    "slo_ticket": ("monitor_slo_ticket_alert", "1 when the SLO's multi-window ticket condition holds"),
+    "drift_psi": ("monitor_drift_psi", "Population stability index, current vs reference window"),
+    "drift_js": ("monitor_drift_js_distance", "Jensen-Shannon distance (base 2), current vs reference"),
+    "drift_ks": ("monitor_drift_ks_statistic", "Two-sample Kolmogorov-Smirnov statistic"),
+    "drift_ks_pvalue": ("monitor_drift_ks_pvalue", "Asymptotic p-value of the KS statistic"),
+    "drift_wasserstein_norm": ("monitor_drift_wasserstein_norm",
+                               "Wasserstein distance divided by the reference standard deviation"),
+    "drift_chi2_pvalue": ("monitor_drift_chi2_pvalue", "Chi-square test p-value (categorical columns)"),
+    "drift_detected": ("monitor_drift_detected", "1 when the column crosses its drift thresholds"),
+    "drift_share": ("monitor_drift_share_ratio", "Drifted columns / monitored columns"),
+    "model_inference_rate": ("monitor_model_inferences_per_second", "Inferences per second over 5 minutes"),
+    "cost_per_1k": ("monitor_cost_per_1k_inferences_usd", "USD per 1,000 inferences over the trailing 7 days"),
+    "cost_per_1k_wow_change": ("monitor_cost_per_1k_wow_change_ratio",
+                               "Relative change of cost per 1k inferences vs the previous 7 days"),
+    "cost_usd": ("monitor_cost_usd", "Serving cost in USD over the trailing 7 days"),
+    "idle_cost_usd": ("monitor_cost_idle_usd", "Idle GPU cost in USD over the trailing 7 days"),
+    "gpu_hours": ("monitor_gpu_hours", "GPU-hours over the trailing 7 days"),
+    "gpu_utilization": ("monitor_gpu_utilization_ratio", "Mean GPU utilisation (0..1) over 15 minutes"),
+}
+
+assert set(SIGNAL_METRICS) == set(CATALOGUE), "every catalogued signal needs a metric name"
+
+
+class SignalCollector(Collector):
+    """Exports the latest cycle's signals; replaced wholesale after each successful cycle."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._signals: list[Signal] = []
+
+    def update(self, signals: Iterable[Signal]) -> None:
+        with self._lock:
+            self._signals = [s for s in signals if s.name in SIGNAL_METRICS]
+
+    def collect(self):
+        with self._lock:
+            signals = list(self._signals)
+        present = [s for s in signals if s.value is not None]  # no data: absent, never a 0 that reads as healthy
+        # One label set per metric: the union over its signals (a whole-model cost
+        # signal has no version label; it exports version="").
+        label_names: dict[str, set[str]] = {}
+        for signal in present:
+            label_names.setdefault(SIGNAL_METRICS[signal.name][0], set()).update(signal.labels)
+        families: dict[str, GaugeMetricFamily] = {}
+        for signal in present:
+            metric, help_text = SIGNAL_METRICS[signal.name]
+            names = sorted(label_names[metric])
+            if metric not in families:
+                families[metric] = GaugeMetricFamily(metric, help_text, labels=names)
+            families[metric].add_metric([str(signal.labels.get(n, "")) for n in names], float(signal.value))
+        yield from families.values()
+
+
+class DaemonMetrics:
+    """The daemon's health instruments, on their own registry (no default process noise mixed in)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        # *_created series double every counter's cardinality for no alerting value.
+        disable_created_metrics()
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.cycle_duration = Histogram("monitor_cycle_duration_seconds", "Wall time of one evaluation cycle",
+                                        buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300), registry=r)
+        self.cycles = Counter("monitor_cycles_total", "Evaluation cycles by result (success or error)",
+                              ["result"], registry=r)
+        self.cycles_missed = Counter("monitor_cycles_missed_total",
+                                     "Cycles skipped because the previous one was still running", registry=r)
+        self.query_errors = Counter("monitor_query_errors_total", "Prometheus queries that failed", registry=r)
+        self.deliveries = Counter("monitor_deliveries_total", "Delivery attempts by output and result",
+                                  ["output", "result"], registry=r)
+        self.outbox_pending = Gauge("monitor_outbox_pending", "Notifications waiting for delivery", registry=r)
+        self.last_success = Gauge("monitor_last_cycle_success_timestamp_seconds",
+                                  "Unix time the last successful cycle finished", registry=r)
+        self.config_reloads = Counter("monitor_config_reloads_total", "SIGHUP config reloads by result",
+                                      ["result"], registry=r)
+        self.signals = SignalCollector()
+        r.register(self.signals)
+        for result in ("success", "error"):
+            self.cycles.labels(result)
+            self.config_reloads.labels(result)
