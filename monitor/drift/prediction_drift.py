@@ -1,0 +1,240 @@
+"""The daemon's drift step: each model's prediction histogram and prediction log, per version.
+
+Windows. The current window is the last `drift.current` before `at`. The reference
+window is `drift.reference` long and ends at the current window's start rounded
+down to a multiple of `drift.current` (since the epoch): it moves once per
+current-window length, not every cycle, so a fitted profile is reused until then.
+
+Which reference a version is compared with. A version that was already serving
+at the start of the reference window (it has observations in the window's first
+`drift.current`) is compared with its own traffic over the reference window: it
+drifts when it changes. A version that arrived later (a canary, a fresh rollout)
+is compared with the model's *baseline*: the established version with the most
+observations in the reference window, i.e. the last-known-good one. Comparing a new
+version with its own short history would hide exactly the drift a rollout causes,
+and comparing everything with all traffic would let a drifting canary contaminate
+the reference of the stable version beside it. Without any established version
+(a model first deployed inside the window) the busiest version is the baseline.
+
+Inputs. The histogram `models[].predictions` (a `..._bucket` selector) gives the
+column "prediction" from two `increase()` queries; `drift.log` (Parquet or CSV,
+one row per prediction, with a timestamp column and optionally a version column
+named like `version_label`) gives one column per feature. Log profiles are cached
+in the state store under namespace "drift_profiles"; rows of a closed reference
+window are assumed not to change. Versions are "" when the data has no version.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from monitor.config import Config, DriftConfig, ModelConfig
+from monitor.drift.decision import DriftReport, decide
+from monitor.drift.histogram import HistogramError, bucket_counts, histogram_drift
+from monitor.drift.profile import ColumnKind, cached_profile, fit_profile, prune_profiles
+from monitor.drift.statistics import ColumnDrift, compare_to_profile, no_data
+from monitor.durations import format_duration
+from monitor.sources.prediction_logs import PredictionLogError, log_columns, read_window
+from monitor.sources.prometheus import InstantResult, PrometheusSource, QueryError
+
+PREDICTION_COLUMN = "prediction"
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DriftWindows:
+    reference_start: datetime
+    reference_end: datetime
+    current_start: datetime
+    current_end: datetime
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """One model version's drift: its columns ("prediction" first), share and verdict."""
+
+    model: str
+    version: str
+    # Whose traffic the reference is (the version itself, or the model's baseline).
+    reference_version: str | None
+    windows: DriftWindows
+    report: DriftReport
+
+    @property
+    def columns(self) -> tuple[ColumnDrift, ...]:
+        return self.report.columns
+
+    @property
+    def drift_share(self) -> float | None:
+        return self.report.drift_share
+
+    @property
+    def dataset_drift(self) -> bool | None:
+        return self.report.dataset_drift
+
+    def column(self, name: str) -> ColumnDrift:
+        return next(c for c in self.columns if c.column == name)
+
+
+def drift_windows(at: datetime, drift: DriftConfig) -> DriftWindows:
+    """The reference and current windows for a cycle at `at` (see the module doc)."""
+    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    current_start = at - drift.current
+    step = drift.current.total_seconds()
+    reference_end = datetime.fromtimestamp(math.floor(current_start.timestamp() / step) * step, timezone.utc)
+    return DriftWindows(reference_end - drift.reference, reference_end, current_start, at)
+
+
+def choose_reference_versions(reference_totals: dict[str, float], early_totals: dict[str, float],
+                              versions: list[str]) -> dict[str, str | None]:
+    """Each version's reference: itself when established, else the baseline (see the module doc)."""
+    established = [v for v, n in early_totals.items() if n > 0 and reference_totals.get(v, 0) > 0]
+    pool = established or [v for v, n in reference_totals.items() if n > 0]
+    baseline = max(pool, key=lambda v: (reference_totals[v], v)) if pool else None
+    return {v: v if v in established else baseline for v in versions}
+
+
+def compute_model_drift(source: PrometheusSource, model: ModelConfig, at: datetime, store=None,
+                        log_base_dir: str | Path | None = None) -> list[DriftResult]:
+    """Drift per version of `model` at `at`: the prediction histogram, plus the log's features.
+
+    `store` (a StateStore) caches fitted log profiles; `log_base_dir` resolves a
+    relative `drift.log.path` (the config file's directory; default the working
+    directory). Raises QueryError when Prometheus fails; an unreadable log is logged
+    and its configured columns become no data, without hiding the histogram's result.
+    """
+    drift = model.drift or DriftConfig()
+    windows = drift_windows(at, drift)
+    per_version: dict[str, list[ColumnDrift]] = {}
+    references: dict[str, str | None] = {}
+    if model.predictions:
+        for version, (column, reference_version) in _histogram_drift(source, model, drift, windows).items():
+            per_version.setdefault(version, []).append(column)
+            references[version] = reference_version
+    if drift.log is not None:
+        base = Path(log_base_dir) if log_base_dir is not None else Path.cwd()
+        log_path = Path(drift.log.path) if Path(drift.log.path).is_absolute() else base / drift.log.path
+        try:
+            log_results = _log_drift(model, drift, windows, log_path, store, at)
+        except PredictionLogError as exc:
+            # The histogram's verdict still stands; the log's columns become no data.
+            logger.warning("model %s: prediction log drift skipped: %s", model.name, exc)
+            log_results = {version: ([no_data(c, ColumnKind.NUMERIC, f"prediction log unreadable: {exc}")
+                                      for c in drift.log.columns or []], None) for version in per_version}
+        for version, (columns, reference_version) in log_results.items():
+            per_version.setdefault(version, []).extend(columns)
+            references.setdefault(version, reference_version)
+    return [DriftResult(model.name, version, references.get(version), windows,
+                        decide(columns, drift.thresholds, drift.columns, drift.dataset_drift_share))
+            for version, columns in sorted(per_version.items())]
+
+
+def compute_config_drift(source: PrometheusSource, config: Config, at: datetime, store=None) -> list[DriftResult]:
+    """`compute_model_drift` for every model that has a prediction histogram or log."""
+    results: list[DriftResult] = []
+    for model in config.models:
+        if model.predictions or (model.drift and model.drift.log):
+            results += compute_model_drift(source, model, at, store, log_base_dir=config.base_dir)
+    return results
+
+
+# -- the prediction histogram ----------------------------------------------------
+
+def _histogram_drift(source: PrometheusSource, model: ModelConfig, drift: DriftConfig,
+                     windows: DriftWindows) -> dict[str, tuple[ColumnDrift, str | None]]:
+    by = f"sum by ({model.version_label}, le)"
+
+    def increase(window: timedelta) -> str:
+        return f"{by} (increase({model.predictions}[{format_duration(window)}]))"
+
+    # Three instants: the reference window, the current window, and the reference
+    # window's first current-window length (which versions were already serving).
+    reference_answer = source.instant(increase(drift.reference), windows.reference_end)
+    current_answer = source.instant(increase(drift.current), windows.current_end)
+    early = source.instant(increase(drift.current), windows.reference_start + drift.current)
+    reference = _buckets_by_version(reference_answer, model.version_label)
+    current = _buckets_by_version(current_answer, model.version_label)
+    early_totals = {v: buckets.get("+Inf") or 0.0 for v, buckets in
+                    _buckets_by_version(early, model.version_label).items()}
+    reference_totals = {v: buckets.get("+Inf") or 0.0 for v, buckets in reference.items()}
+    chosen = choose_reference_versions(reference_totals, early_totals, sorted(current))
+    results: dict[str, tuple[ColumnDrift, str | None]] = {}
+    for version in sorted(current):
+        reference_version = chosen[version]
+        if reference_version is None:
+            results[version] = (no_data(PREDICTION_COLUMN, ColumnKind.HISTOGRAM,
+                                        "no observations in the reference window"), None)
+            continue
+        try:
+            column = histogram_drift(bucket_counts(reference[reference_version]), bucket_counts(current[version]),
+                                     PREDICTION_COLUMN, drift.min_samples)
+        except HistogramError as exc:
+            column = no_data(PREDICTION_COLUMN, ColumnKind.HISTOGRAM, str(exc))
+        results[version] = (column, reference_version)
+    return results
+
+
+def _buckets_by_version(result: InstantResult, version_label: str) -> dict[str, dict[str, float | None]]:
+    buckets: dict[str, dict[str, float | None]] = {}
+    for sample in result.samples:
+        le = sample.labels.get("le")
+        if le is not None:
+            buckets.setdefault(sample.labels.get(version_label, ""), {})[le] = sample.value
+    return buckets
+
+
+# -- the prediction log ----------------------------------------------------------
+
+def _log_drift(model: ModelConfig, drift: DriftConfig, windows: DriftWindows, path: Path, store,
+               at: datetime) -> dict[str, tuple[list[ColumnDrift], str | None]]:
+    log = drift.log
+    assert log is not None
+    available = log_columns(path)
+    version_column = model.version_label if model.version_label in available else None
+    excluded = {log.timestamp_column, version_column}
+    columns = list(log.columns) if log.columns is not None else [c for c in available if c not in excluded]
+    with_version = [*columns, version_column] if version_column else columns
+
+    def versions_of(frame: pd.DataFrame) -> pd.Series:
+        return frame[version_column].astype(str) if version_column else pd.Series("", index=frame.index)
+
+    # Which versions served where: the version column alone is cheap to read.
+    reference_versions = versions_of(read_window(path, log.timestamp_column, windows.reference_start,
+                                                 windows.reference_end, [version_column] if version_column else []))
+    early_versions = versions_of(read_window(path, log.timestamp_column, windows.reference_start,
+                                             windows.reference_start + drift.current,
+                                             [version_column] if version_column else []))
+    current = read_window(path, log.timestamp_column, windows.current_start, windows.current_end, with_version)
+    current_versions = versions_of(current)
+    chosen = choose_reference_versions(reference_versions.value_counts().to_dict(),
+                                       early_versions.value_counts().to_dict(),
+                                       sorted(current_versions.unique()))
+    window_key = f"{windows.reference_start.isoformat()}|{windows.reference_end.isoformat()}"
+    used_keys: set[str] = set()
+    results: dict[str, tuple[list[ColumnDrift], str | None]] = {}
+    for version, reference_version in chosen.items():
+        rows = current[(current_versions == version).to_numpy()]
+        if reference_version is None:
+            results[version] = ([no_data(c, ColumnKind.NUMERIC, "no rows in the reference window")
+                                 for c in columns], None)
+            continue
+        key = f"{model.name}|log|{reference_version}|{window_key}|{path}|{','.join(columns)}"
+        used_keys.add(key)
+
+        def fit(reference_version: str = reference_version):
+            frame = read_window(path, log.timestamp_column, windows.reference_start, windows.reference_end,
+                                with_version)
+            frame = frame[(versions_of(frame) == reference_version).to_numpy()]
+            return fit_profile(frame, columns, description=f"{path} {window_key} version={reference_version}")
+
+        profile, _ = cached_profile(store, key, fit, at.timestamp())
+        results[version] = (compare_to_profile(profile, rows, columns, drift.min_samples), reference_version)
+    if store is not None:
+        prune_profiles(store, f"{model.name}|log|", used_keys)
+    return results
