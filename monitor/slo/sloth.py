@@ -98,9 +98,11 @@ class SlothSlo:
     slo_plugins: Any = None
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
-        # Sloth's objective is a percentage in (0, 100].
-        if not 0 < self.objective < 100:
-            return [("objective", f"must be a percentage between 0 and 100 (e.g. 99.9), got {self.objective:g}")]
+        # Sloth's objective is a percentage. Below 1 it is almost surely a ratio written
+        # the OpenSLO way (0.999 would allow 99.001% errors), so we refuse it loudly.
+        if not 1 <= self.objective < 100:
+            return [("objective", f"must be a percentage below 100 (e.g. 99.9), got {self.objective:g}"
+                                  + (" (a ratio? Sloth objectives are percentages)" if self.objective < 1 else ""))]
         return []
 
 

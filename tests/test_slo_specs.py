@@ -1,0 +1,229 @@
+"""Loading Sloth and OpenSLO spec files: real-world examples load unchanged, bad files name FILE:LINE."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+from monitor.errors import ConfigError
+from monitor.slo import load_slo_specs, load_spec_files
+from monitor.slo.spec import CalendarPeriod, EventsSli, RawSli, render_window
+from monitor.validation import validate
+
+FIXTURES = Path(__file__).parent / "fixtures" / "sloth"
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def test_sloth_getting_started_example_loads_unchanged():
+    [spec] = load_spec_files([FIXTURES / "getting-started.yml"])
+    assert spec.id == "myservice-requests-availability"
+    assert spec.objective == 0.999  # Sloth's percentage 99.9 as a ratio
+    assert spec.period == timedelta(days=30)
+    assert isinstance(spec.sli, EventsSli)
+    assert render_window(spec.sli.error_query, "5m") == \
+        'sum(rate(http_request_duration_seconds_count{job="myservice",code=~"(5..|429)"}[5m]))'
+    assert spec.labels == {"owner": "myteam", "repo": "myorg/myservice", "tier": "2"}
+    assert spec.alert_name == "MyServiceHighErrorRate"
+    assert spec.page_alert.for_ == "5m" and spec.page_alert.labels["severity"] == "pageteam"
+
+
+def test_sloth_openslo_example_loads_unchanged_with_sloths_naming():
+    [spec] = load_spec_files([FIXTURES / "openslo-getting-started.yml"])
+    # Sloth names each OpenSLO objective <name>-<index>.
+    assert spec.id == "my-service-sloth-slo-my-service-0"
+    assert spec.objective == 0.999  # OpenSLO's target is already a ratio
+    assert spec.period == timedelta(days=30)
+    # Good events become bad = total - good, keeping event counts.
+    assert render_window(spec.sli.error_query, "1h") == (
+        'sum(rate(http_request_duration_seconds_count{job="myservice"}[1h])) - '
+        'sum(rate(http_request_duration_seconds_count{job="myservice",code!~"(5..|429)"}[1h]))')
+
+
+def test_sloth_raw_example_loads_as_a_raw_ratio():
+    [spec] = load_spec_files([FIXTURES / "raw-home-wifi.yml"])
+    assert spec.objective == 0.95
+    assert isinstance(spec.sli, RawSli) and "{{.window}}" in spec.sli.error_ratio_query
+
+
+def test_the_simulated_fleets_specs_load_with_their_periods(sim_dir):
+    config = load_config(sim_dir / "monitor.yaml")
+    specs = {s.id: s for s in load_slo_specs(config)}
+    assert set(specs) == {f"{svc}-requests-availability" for svc in
+                          ("ranker", "recommender", "fraud-detector", "search-embedder", "churn-scorer",
+                           "legacy-tagger")} | {"search-embedder-requests-latency"}
+    assert specs["churn-scorer-requests-availability"].period == timedelta(days=28)  # the spec's own window
+    assert specs["ranker-requests-availability"].period == timedelta(days=30)        # the config's slo_period
+    assert specs["search-embedder-requests-latency"].objective == 0.99
+
+
+def test_period_comes_from_the_config_when_the_spec_has_none(tmp_path):
+    path = _write(tmp_path, "a.yaml", """
+        version: prometheus/v1
+        service: svc-a
+        slos:
+          - name: requests-availability
+            objective: 99.5
+            sli: {events: {error_query: 'sum(rate(e[{{.window}}]))', total_query: 'sum(rate(t[{{.window}}]))'}}
+        """)
+    [spec] = load_spec_files([path], default_period=timedelta(days=7))
+    assert spec.period == timedelta(days=7) and spec.period_key == "7d"
+
+
+def test_latency_slo_from_a_histogram_in_openslo_v1(tmp_path):
+    path = _write(tmp_path, "lat.yaml", """
+        apiVersion: openslo/v1
+        kind: SLO
+        metadata: {name: requests-latency}
+        spec:
+          service: svc-b
+          budgetingMethod: Occurrences
+          indicator:
+            metadata: {name: latency}
+            spec:
+              ratioMetric:
+                counter: true
+                good: {metricSource: {type: Prometheus, spec: {query: 'sum(rate(h_bucket{le="0.25"}[{{.window}}]))'}}}
+                total: {metricSource: {type: Prometheus, spec: {query: 'sum(rate(h_count[{{.window}}]))'}}}
+          timeWindow: [{duration: 4w, isRolling: true}]
+          objectives: [{target: 0.99}]
+        """)
+    [spec] = load_spec_files([path])
+    assert spec.period == timedelta(days=28) and spec.period_key == "28d"
+    assert render_window(spec.sli.error_query, "5m") == \
+        'sum(rate(h_count[5m])) - sum(rate(h_bucket{le="0.25"}[5m]))'
+
+
+def test_openslo_v1_indicator_ref_and_calendar_month(tmp_path):
+    path = _write(tmp_path, "cal.yaml", """
+        apiVersion: openslo/v1
+        kind: SLI
+        metadata: {name: errors}
+        spec:
+          ratioMetric:
+            bad: {metricSource: {type: Prometheus, spec: {query: 'sum(rate(e[{{.window}}]))'}}}
+            total: {metricSource: {type: Prometheus, spec: {query: 'sum(rate(t[{{.window}}]))'}}}
+        ---
+        apiVersion: openslo/v1
+        kind: Service
+        metadata: {name: svc-c}
+        spec: {description: ignored}
+        ---
+        apiVersion: openslo/v1
+        kind: SLO
+        metadata: {name: availability}
+        spec:
+          service: svc-c
+          indicatorRef: errors
+          timeWindow:
+            - duration: 1M
+              isRolling: false
+              calendar: {startTime: "2026-01-01 00:00:00", timeZone: UTC}
+          budgetingMethod: Occurrences
+          objectives: [{targetPercent: 99.5}]
+        """)
+    [spec] = load_spec_files([path])
+    assert spec.objective == pytest.approx(0.995)
+    assert isinstance(spec.period, CalendarPeriod) and spec.period_key == "1M"
+    at = datetime(2026, 2, 10, 12, tzinfo=timezone.utc)
+    assert spec.period_window(at) == timedelta(days=9, hours=12)   # February so far
+    assert spec.period_length(at) == timedelta(days=28)            # February's own length
+
+
+@pytest.mark.parametrize("body, line, message", [
+    pytest.param("""
+        version: prometheus/v1
+        service: svc
+        slos:
+          - name: a
+            objective: 0.999
+            sli: {events: {error_query: 'sum(rate(e[{{.window}}]))', total_query: 'sum(rate(t[{{.window}}]))'}}
+        """, 5, "objective: must be a percentage", id="a Sloth objective given as a ratio is caught"),
+    pytest.param("""
+        version: prometheus/v1
+        service: svc
+        slos:
+          - name: a
+            objective: 99.9
+            sli:
+              events:
+                error_query: 'sum(rate(e[5m]))'
+                total_query: 'sum(rate(t[{{.window}}]))'
+        """, 8, "{{.window}}", id="a query without the window variable names its line"),
+    pytest.param("""
+        version: prometheus/v1
+        service: svc
+        slos:
+          - name: a
+            objective: 99.9
+            sli: {plugin: {id: sloth-common/availability}}
+        """, 6, "SLI plugins", id="an SLI plugin is refused with a reason"),
+    pytest.param("""
+        version: prometheus/v1
+        service: svc
+        slos:
+          - name: a
+            objective: 99.9
+            slee: {}
+        """, 6, "unknown field 'slos[0].slee'", id="an unknown key is an error at its line"),
+    pytest.param("""
+        apiVersion: openslo/v1
+        kind: SLO
+        metadata: {name: a}
+        spec:
+          service: svc
+          budgetingMethod: Timeslices
+          indicatorRef: x
+          objectives: [{target: 0.99}]
+        """, 6, "budgetingMethod", id="time-slice budgets are refused"),
+    pytest.param("""
+        apiVersion: openslo/v1
+        kind: SLO
+        metadata: {name: a}
+        spec:
+          service: svc
+          indicatorRef: nowhere
+          objectives: [{target: 0.99}]
+        """, 7, "indicatorRef 'nowhere'", id="an indicatorRef to an unknown SLI names it"),
+    pytest.param("""
+        kind: Thing
+        """, 1, "not an SLO spec", id="a document of another format says what was expected"),
+])
+def test_invalid_specs_name_file_line_and_field(tmp_path, body, line, message):
+    path = _write(tmp_path, "bad.yaml", body)
+    with pytest.raises(ConfigError) as caught:
+        load_spec_files([path])
+    problems = [str(p) for p in caught.value.problems]
+    assert any(p.startswith(f"{path}:{line}:") and message in p for p in problems), problems
+
+
+def test_duplicate_slo_ids_across_files_are_an_error(tmp_path):
+    body = """
+        version: prometheus/v1
+        service: svc
+        slos:
+          - name: a
+            objective: 99.9
+            sli: {raw: {error_ratio_query: 'e[{{.window}}]'}}
+        """
+    first, second = _write(tmp_path, "one.yaml", body), _write(tmp_path, "two.yaml", body)
+    with pytest.raises(ConfigError, match=r"two.yaml:4: duplicate SLO id 'svc-a' \(first defined at .*one.yaml:4\)"):
+        load_spec_files([first, second])
+
+
+def test_monitor_check_counts_slos_and_reports_spec_problems(sim_dir, tmp_path):
+    report = validate(str(sim_dir / "monitor.yaml"))
+    assert report.counts["SLOs"] == 7
+    bad = _write(tmp_path, "slos/bad.yaml", "version: prometheus/v1\nservice: svc\nslos: [{name: a}]\n") \
+        if (tmp_path / "slos").mkdir() is None else None
+    config = _write(tmp_path, "monitor.yaml", "slos: [slos/*.yaml]\n")
+    report = validate(str(config))
+    assert any(p.file == str(bad) and p.line == 3 and "missing required field" in p.message for p in report.problems)
