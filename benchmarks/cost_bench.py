@@ -1,0 +1,79 @@
+"""Cost computation time against the real Prometheus, as a ratio to a client-side baseline.
+
+Baseline ("client-side grid"): fetch each model's GPU utilisation as a 1-minute range
+query and compute GPU-hours and utilisation in numpy, as a script without subqueries
+would. Measured: `compute_costs` over 7 days (server-side 1m-grid subqueries, every
+figure), `daily_costs` over the week (7 windows in one range query per figure) and
+`cost_signals` (trailing week, week-over-week, rates, 15m utilisation).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from monitor.config import load_config  # noqa: E402
+from monitor.cost import compute_costs, cost_signals, daily_costs  # noqa: E402
+from monitor.cost.presets import gpu_matchers  # noqa: E402
+from monitor.simulate.fleet import generate_fleet  # noqa: E402
+from monitor.simulate.local_prometheus import LocalPrometheus, backfill  # noqa: E402
+from monitor.simulate.writers import write_fleet  # noqa: E402
+from monitor.sources.prometheus import PrometheusSource  # noqa: E402
+
+END = datetime(2026, 11, 23, tzinfo=timezone.utc)
+REPEATS = 5
+
+
+def client_side_grid(source: PrometheusSource, config, start: datetime, end: datetime) -> dict[str, tuple]:
+    out = {}
+    for model in config.models:
+        result = source.range(f"DCGM_FI_DEV_GPU_UTIL{{{gpu_matchers(model)}}}", start + timedelta(minutes=1), end,
+                              timedelta(minutes=1))
+        values = np.concatenate([s.values for s in result.series])
+        out[model.name] = (len(values) / 60.0, float(np.nanmean(values)) / 100.0)
+    return out
+
+
+def timed(fn) -> float:
+    runs = []
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t0)
+    return statistics.median(runs)
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="cost-bench-") as tmp:
+        t0 = time.perf_counter()
+        paths = write_fleet(generate_fleet(days=7, seed=1, end=END), Path(tmp) / "sim")
+        backfill(paths["metrics"], Path(tmp) / "sim" / "blocks")
+        print(f"setup: simulated and backfilled 7 days in {time.perf_counter() - t0:.1f}s")
+        with LocalPrometheus(Path(tmp) / "sim" / "blocks") as prometheus:
+            config = load_config(paths["config"])
+            source = PrometheusSource(prometheus.url, timeout=60)
+            start = END - timedelta(days=7)
+            baseline = timed(lambda: client_side_grid(source, config, start, END))
+            figures = {
+                "compute_costs 7d": timed(lambda: compute_costs(source, config, start, END)),
+                "daily_costs 7 x 1d": timed(lambda: daily_costs(source, config, start, END)),
+                "cost_signals (7d + wow + rates + 15m)": timed(lambda: cost_signals(source, config, END)),
+            }
+            print(f"baseline client-side grid (GPU hours + utilisation only, 1m range queries): "
+                  f"{baseline * 1000:.0f} ms")
+            for name, seconds in figures.items():
+                print(f"{name}: {seconds * 1000:.0f} ms = {seconds / baseline:.2f}x baseline")
+            source.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
