@@ -262,3 +262,20 @@ def test_cost_signals_use_the_catalogue_and_match_the_series(prom, config, fleet
     want = _gpu_truth(fleet, "churn-scorer", fleet_end - timedelta(minutes=15), fleet_end)["gpu_utilization"]
     assert utilization["churn-scorer"] == pytest.approx(want, rel=REL)
     assert by_key[("gpu_utilization", "churn-scorer", None)] == pytest.approx(want, rel=REL)
+
+
+def test_churn_scorers_idle_gpu_period_is_found_with_its_cost(prom, config, fleet, fleet_end):
+    from monitor.cost.collect import gpu_idle_periods
+
+    periods = gpu_idle_periods(prom, config, fleet_end - timedelta(days=7), fleet_end)
+    assert [(p.model, p.gpu) for p in periods] == [("churn-scorer", "gpu-node-4/gpu0")]
+    idle = fleet.incident("gpu_idle")
+    period = periods[0]
+    assert period.start == datetime.fromisoformat(idle["start"].replace("Z", "+00:00"))
+    assert period.end == datetime.fromisoformat(idle["end"].replace("Z", "+00:00"))
+    series = fleet.find("DCGM_FI_DEV_GPU_UTIL", namespace="churn-scorer")[0]
+    inside = (fleet.timestamps >= period.start.timestamp()) & (fleet.timestamps < period.end.timestamp())
+    # 5-minute samples of 1-3% utilisation: the mean of the raw minutes within 0.005.
+    assert period.mean_utilization == pytest.approx(series.values[inside].mean() / 100, abs=0.005)
+    assert period.gpu_hours == 8.0
+    assert period.idle_cost_usd == pytest.approx(8.0 * CONFIG_GPU_PRICE * (1 - period.mean_utilization))

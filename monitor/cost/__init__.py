@@ -8,9 +8,9 @@ allocation.py is the pure math; signals.py turns reports into rule signals.
 from __future__ import annotations
 
 from monitor.cost.allocation import CostReport, ModelCost, PriceSource
-from monitor.cost.collect import compute_costs, daily_costs, week_over_week
+from monitor.cost.collect import compute_costs, daily_costs, gpu_idle_periods, period_over_period, week_over_week
 from monitor.cost.presets import ModelMetrics, resolve_model_metrics
 from monitor.cost.signals import cost_signals
 
 __all__ = ["CostReport", "ModelCost", "PriceSource", "ModelMetrics", "compute_costs", "cost_signals",
-           "daily_costs", "resolve_model_metrics", "week_over_week"]
+           "daily_costs", "gpu_idle_periods", "period_over_period", "resolve_model_metrics", "week_over_week"]

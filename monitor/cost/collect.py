@@ -14,7 +14,11 @@ from typing import Mapping
 
 from monitor.config import Config, ModelConfig
 from monitor.cost import queries
-from monitor.cost.allocation import CostReport, GpuKey, GpuUsage, ModelUsage, allocate, cost_per_1k_change
+import numpy as np
+
+from monitor.cost.allocation import (CostReport, GpuKey, GpuUsage, ModelUsage, allocate, cost_per_1k_change,
+                                     gpu_price)
+from monitor.cost.idle import IdlePeriod, idle_runs, to_datetime
 from monitor.cost.presets import gpu_matchers, resolve_model_metrics
 from monitor.errors import MonitorError
 from monitor.sources.prometheus import PrometheusSource, RangeResult
@@ -177,3 +181,37 @@ def _range_many(source: PrometheusSource, wanted: list[str], start: datetime, en
                             thread_name_prefix="cost-promql") as pool:
         answers = list(pool.map(lambda q: source.range(q, start, end, step), unique))
     return dict(zip(unique, answers))
+
+
+IDLE_STEP = timedelta(minutes=5)
+
+
+def gpu_idle_periods(source: PrometheusSource, config: Config, start: datetime, end: datetime,
+                     below: float = 0.10, min_duration: timedelta = timedelta(hours=1)) -> list[IdlePeriod]:
+    """Periods of at least `min_duration` where a model's GPU ran below `below` utilisation (0..1).
+
+    Sampled every 5 minutes; a gauge's sample holds until the next, so each stands for the 5
+    minutes after it. Idle cost
+    is priced like `compute_costs` (OpenCost's node price first), before any sharing.
+    """
+    start, end = _utc(start), _utc(end)
+    prices = _range_many(source, [queries.node_gpu_hourly_cost(end - start)], end, end, end - start)
+    node_prices = {s.labels.get("node", ""): v for r in prices.values() for s, v in _values_at(r, end)
+                   if v is not None}
+    periods: list[IdlePeriod] = []
+    for model in config.models:
+        matchers = gpu_matchers(model)
+        if not matchers:
+            continue
+        result = source.range(queries.gpu_utilization_grid(matchers), start + IDLE_STEP, end, IDLE_STEP)
+        for series in result.series:
+            key = _gpu_key(series.labels)
+            utilization = series.values / 100.0
+            price, _ = gpu_price(key, config.cost.pricing, node_prices)
+            for i, j in idle_runs(series.timestamps, utilization, below, min_duration, IDLE_STEP):
+                hours = (j - i) * IDLE_STEP.total_seconds() / 3600.0
+                mean = float(np.mean(utilization[i:j]))
+                periods.append(IdlePeriod(model.name, key.name, to_datetime(series.timestamps[i]),
+                                          to_datetime(series.timestamps[j - 1]) + IDLE_STEP, mean, hours,
+                                          hours * price * (1.0 - mean)))
+    return sorted(periods, key=lambda p: (p.start, p.model, p.gpu))

@@ -51,6 +51,11 @@ def _gpu_grid(gpu_matchers: str) -> str:
     return f"max by ({', '.join(GPU_ID_LABELS)}) ({GPU_UTIL_METRIC}{{{gpu_matchers}}})"
 
 
+def gpu_utilization_grid(gpu_matchers: str) -> str:
+    """Per GPU: its utilisation (percent), one series per physical GPU."""
+    return _gpu_grid(gpu_matchers)
+
+
 def gpu_present_minutes(gpu_matchers: str, window: timedelta) -> str:
     """Per GPU: grid minutes in the window at which its DCGM series existed."""
     return f"count_over_time(({_gpu_grid(gpu_matchers)})[{grid_range(window)}])"
