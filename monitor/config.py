@@ -150,6 +150,7 @@ class SlackConfig:
     # Alternative to a bot token: an incoming-webhook URL, itself a secret.
     webhook_url_env: str | None = None
     webhook_url_file: str | None = None
+    timeout: timedelta = timedelta(seconds=10)
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
         problems = _secret_pair_check("token", self.token_env, self.token_file, required=False)
@@ -191,6 +192,12 @@ class WebhookConfig:
 @dataclass(frozen=True)
 class AlertmanagerConfig:
     url: str
+    timeout: timedelta = timedelta(seconds=10)
+
+    def yaml_check(self) -> list[tuple[str | None, str]]:
+        if not self.url.startswith(("http://", "https://")):
+            return [("url", f"must be an http:// or https:// URL, got {self.url!r}")]
+        return []
 
 
 @dataclass(frozen=True)
@@ -198,11 +205,35 @@ class OutputsConfig:
     slack: SlackConfig | None = None
     webhooks: list[WebhookConfig] = field(default_factory=list)
     alertmanager: AlertmanagerConfig | None = None
+    # Delays before each delivery attempt (the first is the first attempt); after the
+    # last one fails the delivery expires. Default: the Standard Webhooks schedule
+    # (immediately, 5s, 5m, 30m, 2h, 5h, 10h, 14h, 20h, 24h).
+    retry_schedule: list[timedelta] | None = None
+    # Give up on a delivery this long after it was queued, even while a receiver keeps
+    # answering 429 (default: the schedule's length plus jitter and an hour).
+    expire_after: timedelta | None = None
+    # Links in notifications: the weekly report, and Prometheus as people reach it
+    # (default: prometheus.url) for graphs of an alert's query.
+    report_url: str | None = None
+    prometheus_url: str | None = None
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
         names = [w.name for w in self.webhooks]
         duplicates = sorted({n for n in names if names.count(n) > 1})
-        return [("webhooks", f"duplicate webhook name {n!r}") for n in duplicates]
+        problems: list[tuple[str | None, str]] = [
+            ("webhooks", f"duplicate webhook name {n!r}") for n in duplicates]
+        if self.retry_schedule is not None:
+            if not self.retry_schedule:
+                problems.append(("retry_schedule", "needs at least one delay (0s: the first attempt)"))
+            elif any(d < timedelta(0) for d in self.retry_schedule):
+                problems.append(("retry_schedule", "delays must not be negative"))
+        if self.expire_after is not None and self.expire_after <= timedelta(0):
+            problems.append(("expire_after", "must be positive"))
+        for key in ("report_url", "prometheus_url"):
+            url = getattr(self, key)
+            if url is not None and not url.startswith(("http://", "https://")):
+                problems.append((key, f"must be an http:// or https:// URL, got {url!r}"))
+        return problems
 
 
 @dataclass(frozen=True)

@@ -14,4 +14,7 @@ COMMAND_MODULES = [
     "monitor.commands.run",
     "monitor.commands.alerts",
     "monitor.commands.silence",
+    "monitor.commands.deliver",
+    "monitor.commands.deliveries",
+    "monitor.commands.webhooks",
 ]

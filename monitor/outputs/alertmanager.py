@@ -1,0 +1,78 @@
+"""Forward alerts to an existing Alertmanager (`POST /api/v2/alerts`), keeping an organisation's routing.
+
+Each alert group notification becomes Alertmanager's postable alerts: labels,
+annotations, startsAt, and endsAt once resolved. Alertmanager dedups on the label
+set, so a re-send after a crash is harmless. It also resolves an alert by itself
+when it has not been re-sent within its `resolve_timeout` (5m by default): the
+daemon should re-push firing alerts each cycle (`AlertmanagerDestination.push`),
+as Prometheus does; the outbox carries the transitions so none is lost.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Sequence
+
+import requests
+
+from monitor.config import AlertmanagerConfig
+from monitor.outputs.backoff import parse_retry_after_s
+from monitor.outputs.outbox import Delivery
+from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
+
+DESTINATION = "alertmanager"
+ALERTS_PATH = "/api/v2/alerts"
+
+
+def postable_alerts(payload: Mapping[str, Any], generator_url: str | None = None) -> list[dict[str, Any]]:
+    """An alert group notification's alerts in Alertmanager's API v2 shape."""
+    out: list[dict[str, Any]] = []
+    for alert in payload.get("alerts", []):
+        item: dict[str, Any] = {"labels": {k: str(v) for k, v in alert.get("labels", {}).items()},
+                                "annotations": {k: str(v) for k, v in alert.get("annotations", {}).items()}}
+        if alert.get("startsAt"):
+            item["startsAt"] = alert["startsAt"]
+        if alert.get("status") == "resolved" and alert.get("endsAt"):
+            item["endsAt"] = alert["endsAt"]
+        if generator_url:
+            item["generatorURL"] = generator_url
+        out.append(item)
+    return out
+
+
+def alerts_body(payload: Mapping[str, Any], generator_url: str | None = None) -> str:
+    return json.dumps(postable_alerts(payload, generator_url), separators=(",", ":"))
+
+
+class AlertmanagerDestination:
+    """Posts alerts to one Alertmanager."""
+
+    name = DESTINATION
+
+    def __init__(self, config: AlertmanagerConfig, session: requests.Session | None = None):
+        self.url = config.url.rstrip("/") + ALERTS_PATH
+        self.timeout_s = config.timeout.total_seconds()
+        self.session = session or requests.Session()
+
+    def send(self, delivery: Delivery) -> SendResult:
+        return self.post(delivery.body)
+
+    def push(self, alerts: Sequence[Mapping[str, Any]]) -> SendResult:
+        """Post already-shaped alerts now (the per-cycle re-push of what is firing)."""
+        return self.post(json.dumps(list(alerts), separators=(",", ":")))
+
+    def post(self, body: str) -> SendResult:
+        try:
+            response = self.session.post(self.url, data=body.encode(), timeout=self.timeout_s,
+                                         allow_redirects=False, headers={"content-type": "application/json"})
+        except requests.RequestException as exc:
+            return SendResult(SendOutcome.FAILED, error=f"alertmanager: no answer: {type(exc).__name__}")
+        retry_after_s = parse_retry_after_s(response.headers.get("retry-after"))
+        outcome = classify_http_status(response.status_code, retry_after_s)
+        if outcome is SendOutcome.GONE:
+            outcome = SendOutcome.FAILED
+        if response.status_code == 400:
+            # Alertmanager rejected the alerts themselves: re-sending cannot fix them.
+            return SendResult(SendOutcome.REFUSED, 400, error=f"alertmanager: HTTP 400: {response.text[:300]}")
+        error = None if outcome is SendOutcome.DELIVERED else f"alertmanager: HTTP {response.status_code}"
+        return SendResult(outcome, response.status_code, retry_after_s, error)

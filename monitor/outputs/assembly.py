@@ -1,0 +1,74 @@
+"""Builds the outbox, its destinations and the router from the config: the one place that wires outputs."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+
+from monitor.config import Config
+from monitor.errors import MonitorError
+from monitor.outputs.address_guard import Resolver, system_resolver
+from monitor.outputs.alertmanager import AlertmanagerDestination
+from monitor.outputs.backoff import RetrySchedule
+from monitor.outputs.clock import Clock, SystemClock
+from monitor.outputs.outbox import Outbox
+from monitor.outputs.routing import LinkBuilder, Router, route_pending_notifications
+from monitor.outputs.slack import SlackDestination
+from monitor.outputs.webhooks import WebhookDestination
+from monitor.outputs.worker import Destination, OutboxWorker
+from monitor.store import StateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeliveryService:
+    """Everything that moves notifications out of the process, built once."""
+
+    outbox: Outbox
+    router: Router
+    worker: OutboxWorker
+    clock: Clock
+
+    def route_pending(self) -> int:
+        """Queue deliveries for the notifications the alerting stage left `pending`."""
+        return route_pending_notifications(self.outbox, self.router, self.clock.now())
+
+    def drain_once(self) -> None:
+        """Route, then send everything due now."""
+        self.route_pending()
+        self.worker.drain_due()
+
+
+def build_delivery(config: Config, store: StateStore, clock: Clock | None = None,
+                   resolver: Resolver = system_resolver, rng: random.Random | None = None) -> DeliveryService:
+    """The outbox, router and worker for `config.outputs`."""
+    clock = clock or SystemClock()
+    outputs = config.outputs
+    schedule = RetrySchedule(tuple(outputs.retry_schedule)) if outputs.retry_schedule else RetrySchedule()
+    expire_after_s = outputs.expire_after.total_seconds() if outputs.expire_after else None
+    outbox = Outbox(store, schedule, expire_after_s, rng)
+    destinations: dict[str, Destination] = {}
+    if outputs.slack:
+        destinations["slack"] = SlackDestination(outputs.slack, store, outputs.slack.timeout.total_seconds())
+    for subscription in outputs.webhooks:
+        webhook = WebhookDestination(subscription, clock, resolver)
+        destinations[webhook.name] = webhook
+    if outputs.alertmanager:
+        destinations["alertmanager"] = AlertmanagerDestination(outputs.alertmanager)
+    links = LinkBuilder(outputs.report_url, outputs.prometheus_url or config.prometheus.url,
+                        _rule_exprs(config))
+    return DeliveryService(outbox, Router(outputs, links), OutboxWorker(outbox, destinations, clock), clock)
+
+
+def _rule_exprs(config: Config) -> dict[str, str]:
+    """alertname -> PromQL for the config's PromQL rules (for graph links); empty if rules do not load."""
+    if not config.rule_files:
+        return {}
+    try:
+        from monitor.alerting.rule_spec import load_rules
+        return {rule.alert: rule.expr for rule in load_rules(config) if rule.expr}
+    except (MonitorError, ImportError) as exc:
+        log.warning("graph links left out: rules did not load: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        return {}

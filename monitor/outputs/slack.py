@@ -1,0 +1,179 @@
+"""Slack: alert group notifications through slack-sdk, threaded per alert group.
+
+With a bot token (`chat.postMessage` / `chat.update`): a group's first firing
+notification is a new channel message; later ones (repeats, alerts joining,
+resolves) are replies in its thread, and a resolve also updates the parent so the
+channel shows at a glance that it is over. With an incoming webhook there is no
+thread: each notification is its own message.
+
+slack-sdk's own retry handlers are switched off: the outbox owns retries, so
+attempts are counted honestly and a 429's Retry-After is honoured by the outbox.
+The SDK's logger is silenced (it would log an incoming-webhook URL, a secret).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.webhook import WebhookClient
+
+from monitor.config import SlackConfig
+from monitor.errors import MonitorError
+from monitor.outputs.backoff import parse_retry_after_s
+from monitor.outputs.outbox import Delivery
+from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
+from monitor.outputs.slack_messages import SlackMessage, build_alert_group_message
+from monitor.secrets import read_secret
+from monitor.store import StateStore
+
+DESTINATION = "slack"
+_QUIET_LOGGER = logging.Logger("monitor.outputs.slack.sdk", level=logging.CRITICAL + 1)
+
+
+@dataclass(frozen=True)
+class SlackThread:
+    group_key: str
+    channel: str
+    ts: str
+    open: bool
+
+
+class SlackThreads:
+    """The parent message of each alert group's current episode (`slack_threads`)."""
+
+    def __init__(self, store: StateStore):
+        self.store = store
+
+    def get(self, group_key: str) -> SlackThread | None:
+        rows = self.store.query("SELECT * FROM slack_threads WHERE group_key = ?", (group_key,))
+        return SlackThread(rows[0]["group_key"], rows[0]["channel"], rows[0]["ts"], bool(rows[0]["open"])) \
+            if rows else None
+
+    def start(self, group_key: str, channel: str, ts: str, now: float) -> None:
+        with self.store.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO slack_threads (group_key, channel, ts, open, updated_at) "
+                         "VALUES (?, ?, ?, 1, ?)", (group_key, channel, ts, now))
+
+    def close(self, group_key: str, now: float) -> None:
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE slack_threads SET open = 0, updated_at = ? WHERE group_key = ?", (now, group_key))
+
+
+class _SlackFailure(Exception):
+    def __init__(self, result: SendResult):
+        self.result = result
+
+
+class SlackDestination:
+    """Posts alert group notifications to one Slack channel."""
+
+    name = DESTINATION
+
+    def __init__(self, config: SlackConfig, store: StateStore, timeout_s: float = 10.0):
+        self.config = config
+        self.threads = SlackThreads(store)
+        self.timeout_s = timeout_s
+
+    def send(self, delivery: Delivery) -> SendResult:
+        payload = delivery.payload
+        message = build_alert_group_message(payload, payload.get("links"))
+        try:
+            if self.config.webhook_url_env or self.config.webhook_url_file:
+                return self._send_incoming_webhook(message)
+            return self._send_threaded(delivery, payload, message)
+        except _SlackFailure as failure:
+            return failure.result
+        except MonitorError as exc:  # a secret that cannot be read: message names where, never what
+            return SendResult(SendOutcome.FAILED, error=str(exc))
+
+    # -- bot token --------------------------------------------------------------------
+
+    def _client(self) -> WebClient:
+        token = read_secret(self.config.token_env, self.config.token_file, "slack token")
+        return WebClient(token=token, base_url=self.config.base_url, timeout=int(max(1, self.timeout_s)),
+                         retry_handlers=[], logger=_QUIET_LOGGER)
+
+    def _send_threaded(self, delivery: Delivery, payload: dict[str, Any], message: SlackMessage) -> SendResult:
+        client = self._client()
+        group_key = delivery.group_key or payload.get("groupKey") or delivery.notification_key
+        resolved = payload.get("status") == "resolved"
+        thread = self.threads.get(group_key)
+        now = float(delivery.last_attempt_at or delivery.created_at)
+        if thread is None or not thread.open:
+            if payload.get("kind") != "firing" and thread is not None:
+                # A late resolve/repeat of a closed episode: reply in the old thread.
+                reply = self._call(client.chat_postMessage, channel=thread.channel, thread_ts=thread.ts,
+                                   text=message.text, blocks=message.blocks)
+                return SendResult.delivered(reply_ts=reply["ts"])
+            posted = self._call(client.chat_postMessage, channel=self.config.channel, text=message.text,
+                                blocks=message.blocks)
+            # Remember the parent before committing the delivery: a crash now re-posts
+            # (at least once) but later notifications still find this thread.
+            self.threads.start(group_key, posted["channel"], posted["ts"], now)
+            if resolved:
+                self.threads.close(group_key, now)
+            return SendResult.delivered(ts=posted["ts"])
+        progress = dict(delivery.progress)
+        if "reply_ts" not in progress:
+            reply = self._call(client.chat_postMessage, channel=thread.channel, thread_ts=thread.ts,
+                               text=message.text, blocks=message.blocks,
+                               reply_broadcast=payload.get("kind") == "repeat", progress=progress)
+            progress["reply_ts"] = reply["ts"]
+        if payload.get("kind") in ("firing", "resolved"):
+            self._call(client.chat_update, channel=thread.channel, ts=thread.ts, text=message.text,
+                       blocks=message.blocks, progress=progress)
+        if resolved:
+            self.threads.close(group_key, now)
+        return SendResult.delivered(**progress)
+
+    def _call(self, method, progress: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+        """One Web API call; failures become a _SlackFailure carrying the outcome (and steps done)."""
+        try:
+            response = method(**kwargs)
+            return dict(response.data) if isinstance(response.data, dict) else {}
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            retry_after_s = parse_retry_after_s(_header(exc.response.headers, "retry-after"))
+            outcome = classify_http_status(status, retry_after_s)
+            if outcome is SendOutcome.DELIVERED:  # 200 with ok=false: a Slack-level error
+                outcome = SendOutcome.FAILED
+            if outcome is SendOutcome.GONE:
+                outcome = SendOutcome.FAILED  # Slack does not use 410 to unsubscribe
+            error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+            raise _SlackFailure(SendResult(outcome, status, retry_after_s,
+                                           f"slack: HTTP {status}: {error or 'error'}", progress=progress or {}))
+        except (SlackClientError, OSError) as exc:
+            raise _SlackFailure(SendResult(SendOutcome.FAILED, error=f"slack: no answer: {type(exc).__name__}",
+                                           progress=progress or {})) from None
+
+    # -- incoming webhook -----------------------------------------------------------
+
+    def _send_incoming_webhook(self, message: SlackMessage) -> SendResult:
+        url = read_secret(self.config.webhook_url_env, self.config.webhook_url_file, "slack webhook_url")
+        client = WebhookClient(url, timeout=int(max(1, self.timeout_s)), retry_handlers=[], logger=_QUIET_LOGGER)
+        try:
+            response = client.send(text=message.text, blocks=message.blocks)
+        except OSError as exc:
+            return SendResult(SendOutcome.FAILED, error=f"slack webhook: no answer: {type(exc).__name__}")
+        retry_after_s = parse_retry_after_s(_header(response.headers, "retry-after"))
+        outcome = classify_http_status(response.status_code, retry_after_s)
+        if outcome is SendOutcome.GONE:
+            outcome = SendOutcome.FAILED
+        error = None if outcome is SendOutcome.DELIVERED else f"slack webhook: HTTP {response.status_code}"
+        return SendResult(outcome, response.status_code, retry_after_s, error)
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if not headers:
+        return None
+    for key, value in dict(headers).items():
+        if key.lower() == name:
+            return value[0] if isinstance(value, list) else value
+    return None
+
+
+__all__ = ["SlackDestination", "SlackThreads", "SlackThread", "DESTINATION"]

@@ -1,0 +1,130 @@
+"""Rollback webhooks: Standard Webhooks-signed events to the subscriptions in `outputs.webhooks`.
+
+Each subscription is its own outbox destination (`webhook:NAME`), so one receiver
+being down never holds up another. The body is fixed when the event is queued and
+the `webhook-id` is the delivery's message id, both the same on every retry; the
+timestamp and signatures are made fresh for each attempt, as the spec asks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any, Mapping
+
+from monitor.config import WebhookConfig
+from monitor.errors import MonitorError
+from monitor.outputs import http_transport
+from monitor.outputs.address_guard import BlockedAddressError, Resolver, checked_addresses, system_resolver
+from monitor.outputs.backoff import parse_retry_after_s
+from monitor.outputs.clock import Clock, SystemClock
+from monitor.outputs.outbox import Delivery, message_id_for
+from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
+from monitor.outputs.webhook_signing import parse_secrets, signed_headers
+from monitor.secrets import read_secret
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "monitor-webhooks/1"
+DESTINATION_PREFIX = "webhook:"
+
+
+def destination_name(subscription: WebhookConfig) -> str:
+    return f"{DESTINATION_PREFIX}{subscription.name}"
+
+
+def subscribed(subscription: WebhookConfig, event_type: str, labels: Mapping[str, str]) -> bool:
+    """Whether a subscription wants this event: its type is listed and every `match` label agrees."""
+    return event_type in subscription.events and all(labels.get(k) == v for k, v in subscription.match.items())
+
+
+def rollback_event_body(event_type: str, created_at: str, payload: Mapping[str, Any],
+                        links: Mapping[str, str]) -> str:
+    """The JSON body of a rollback.requested / rollback.cancelled event (fixed at queue time)."""
+    alert = payload.get("alert") or {}
+    event = {
+        "type": event_type,
+        "timestamp": created_at,
+        "data": {
+            "model": payload.get("model"),
+            "bad_version": payload.get("bad_version"),
+            "last_known_good_version": payload.get("last_known_good_version"),
+            "reason": payload.get("reason"),
+            "alert": {"labels": alert.get("labels", {}), "annotations": alert.get("annotations", {}),
+                      "startsAt": alert.get("startsAt"), "endsAt": alert.get("endsAt")},
+            "evidence": payload.get("evidence", {}),
+            "links": dict(links),
+        },
+    }
+    return json.dumps(event, separators=(",", ":"), allow_nan=False)
+
+
+def ping_body(at: datetime, subscription: str) -> str:
+    return json.dumps({"type": "ping", "timestamp": at.isoformat().replace("+00:00", "Z"),
+                       "data": {"subscription": subscription}}, separators=(",", ":"))
+
+
+class WebhookError(MonitorError):
+    """A webhook could not be sent as configured (the message never holds the URL or secret)."""
+
+
+class WebhookDestination:
+    """One subscription: signs each attempt and POSTs it to the checked address."""
+
+    def __init__(self, subscription: WebhookConfig, clock: Clock | None = None,
+                 resolver: Resolver = system_resolver):
+        self.subscription = subscription
+        self.name = destination_name(subscription)
+        self.clock = clock or SystemClock()
+        self.resolver = resolver
+
+    def send(self, delivery: Delivery) -> SendResult:
+        return self.send_body(delivery.message_id, delivery.body)
+
+    def send_body(self, message_id: str, body: str) -> SendResult:
+        """One signed attempt of `body` with `message_id`."""
+        sub = self.subscription
+        try:
+            # Read on every attempt: a rotated secret takes effect without a restart.
+            keys = parse_secrets(read_secret(sub.secret_env, sub.secret_file, f"webhook {sub.name} secret"),
+                                 f"webhook {sub.name}")
+        except MonitorError as exc:
+            return SendResult(SendOutcome.FAILED, error=str(exc))
+        try:
+            target = http_transport.Target.from_url(sub.url)
+            addresses = checked_addresses(target.host, target.port, sub.allow_private, self.resolver)
+        except ValueError:
+            return SendResult(SendOutcome.REFUSED, error=f"webhook {sub.name}: URL is not http(s) with a host")
+        except BlockedAddressError as exc:
+            return SendResult(SendOutcome.REFUSED, error=f"webhook {sub.name}: {exc}")
+        # The wall clock, not the outbox's: receivers reject timestamps far from their own.
+        timestamp_s = int(SystemClock().now())
+        headers = {"content-type": "application/json", "user-agent": USER_AGENT,
+                   **signed_headers(keys, message_id, timestamp_s, body)}
+        last_error = "no address answered"
+        for address in addresses:
+            try:
+                answer = http_transport.post(target, address, body.encode(), headers,
+                                             sub.timeout.total_seconds())
+            except OSError as exc:
+                last_error = f"webhook {sub.name}: no answer from {target.host}: {_describe_os_error(exc)}"
+                continue
+            retry_after_s = parse_retry_after_s(answer.headers.get("retry-after"))
+            outcome = classify_http_status(answer.status, retry_after_s)
+            error = None if outcome is SendOutcome.DELIVERED else (
+                f"webhook {sub.name}: HTTP {answer.status}"
+                + (" (redirects are not followed)" if 300 <= answer.status < 400 else ""))
+            return SendResult(outcome, answer.status, retry_after_s, error)
+        return SendResult(SendOutcome.FAILED, error=last_error)
+
+    def ping(self, now: datetime) -> tuple[str, SendResult]:
+        """Send a signed `ping` now, outside the outbox; returns its message id and the result."""
+        message_id = message_id_for(f"ping:{now.timestamp()}", self.name)
+        return message_id, self.send_body(message_id, ping_body(now, self.subscription.name))
+
+
+def _describe_os_error(exc: OSError) -> str:
+    if isinstance(exc, TimeoutError) or "timed out" in str(exc):
+        return "timed out"
+    return exc.strerror or str(exc) or type(exc).__name__
