@@ -25,6 +25,7 @@ from monitor.alerting.versions import observe_serving
 from monitor.config import Config
 from monitor.cost import cost_signals
 from monitor.signals import Signal
+from monitor.slo import evaluate_slos, load_slo_specs, slo_signals
 from monitor.sources.prometheus import PrometheusSource, QueryError
 from monitor.store import StateStore
 
@@ -33,12 +34,18 @@ log = logging.getLogger(__name__)
 SignalProducer = Callable[[PrometheusSource, Config, datetime, StateStore], list[Signal]]
 
 
+def slo_producer(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
+    """Error ratios and burn rates per window, budget remaining, page and ticket decisions."""
+    specs = load_slo_specs(config)
+    return slo_signals(evaluate_slos(source, specs, at)) if specs else []
+
+
 def cost_producer(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
     """Cost per 1k, week-over-week change, inference rates and GPU utilisation."""
     return cost_signals(source, config, at)
 
 
-DEFAULT_PRODUCERS: tuple[SignalProducer, ...] = (cost_producer,)
+DEFAULT_PRODUCERS: tuple[SignalProducer, ...] = (slo_producer, cost_producer)
 
 
 class CycleQueriesFailed(QueryError):

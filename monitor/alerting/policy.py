@@ -25,7 +25,7 @@ from monitor.alerting.lifecycle import Alert, AlertState
 from monitor.alerting.notifications import Notification, NotificationKind, alert_payload, iso
 from monitor.alerting.rule_spec import Rule
 from monitor.alerting.silences import Silence, silencing
-from monitor.alerting.versions import ModelVersion, VersionKey, is_newer, last_known_good
+from monitor.alerting.versions import ModelVersion, VersionKey, is_newer, last_known_good, mark_rollback_fired
 from monitor.config import AlertingConfig, InhibitRule
 
 ALL_LABELS = "..."
@@ -146,8 +146,9 @@ def _needs_update(state: GroupState, firing: set[str], resolved: set[str], confi
     if not firing <= state.notified_firing:
         return NotificationKind.FIRING
     if not firing:
-        # Tell receivers everything they were told about has ended.
-        return NotificationKind.RESOLVED if state.notified_firing else None
+        # Everything the receivers were told about has ended, or has only gone quiet
+        # (no data, silenced): tell them about what really resolved, and nothing else.
+        return NotificationKind.RESOLVED if resolved - state.notified_resolved else None
     if config.send_resolved and not resolved <= state.notified_resolved:
         return NotificationKind.RESOLVED
     if at - state.last_notified_at >= config.repeat_interval:
@@ -167,8 +168,6 @@ def plan_rollbacks(alerts: Mapping[str, Alert], rules_by_name: Mapping[str, Rule
                    at: datetime) -> RollbackPlan:
     """Rollback requests for firing rollback alerts on a version newer than the last-known-good,
     and cancellations for requested ones that resolved."""
-    from monitor.alerting.versions import mark_rollback_fired
-
     notifications: list[Notification] = []
     out = dict(alerts)
     versions = dict(versions)

@@ -30,6 +30,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal, Mapping
 
+import yaml
+
 from monitor.alerting.condition import (Condition, ConditionSyntaxError, check_against_catalogue,
                                         parse_condition, result_labels)
 from monitor.alerting.templates import template_problem
@@ -83,7 +85,9 @@ class RuleSpec:
 @dataclass(frozen=True)
 class RuleGroupSpec:
     name: str
-    rules: list[RuleSpec]
+    # Each rule is built into a RuleSpec on its own, so one broken rule does not
+    # hide the problems of the others.
+    rules: list[yaml.Node]
 
 
 @dataclass(frozen=True)
@@ -161,13 +165,13 @@ def _compile_file(doc: YamlFile) -> list[Rule]:
     if spec is INVALID:
         return []
     rules: list[Rule] = []
-    group_nodes = mapping_get(root, "groups").value  # type: ignore[union-attr]
-    for group_spec, group_node in zip(spec.groups, group_nodes):
-        rule_nodes = mapping_get(group_node, "rules").value  # type: ignore[union-attr]
-        for rule_spec, rule_node in zip(group_spec.rules, rule_nodes):
-            rule = _compile_rule(doc, group_spec.name, rule_spec, rule_node)
-            if rule is not None:
-                rules.append(rule)
+    for index, group in enumerate(spec.groups):
+        for position, rule_node in enumerate(group.rules):
+            rule_spec = doc.build(RuleSpec, rule_node, f"groups[{index}].rules[{position}]")
+            if rule_spec is not INVALID:
+                rule = _compile_rule(doc, group.name, rule_spec, rule_node)
+                if rule is not None:
+                    rules.append(rule)
     return rules
 
 

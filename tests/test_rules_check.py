@@ -1,0 +1,254 @@
+"""`monitor check` rejects every broken rule file variant with FILE:LINE, and accepts the defaults."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from monitor.alerting.rule_spec import load_rule_file
+from monitor.cli import main
+from monitor.simulate.local_prometheus import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+GOOD_RULE = """\
+version: monitor/v1
+groups:
+  - name: g
+    rules:
+      - alert: Fine
+        condition: slo_page == 1
+        labels: {severity: page}
+"""
+
+
+def write_config(tmp_path: Path, url: str, rules: str = "rules/*.yaml") -> Path:
+    config = tmp_path / "monitor.yaml"
+    config.write_text(f"prometheus: {{url: '{url}', timeout: 5s}}\nrules: ['{rules}']\n")
+    return config
+
+
+def check(config: Path, capsys) -> tuple[int, str, str]:
+    code = main(["check", "--config", str(config)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+BROKEN = [
+    pytest.param("""\
+        version: monitor/v1
+        groups:
+          - name: g
+            rules:
+              - alert: X
+                condition: slo_pages == 1
+                labels: {severity: page}
+        """, 6, "unknown signal 'slo_pages'", id="an unknown signal"),
+    pytest.param("""\
+        version: monitor/v1
+        groups:
+          - name: g
+            rules:
+              - alert: X
+                labels: {severity: page}
+                expr: sum(rate(http_requests_total[5m])
+        """, 7, "invalid PromQL", id="bad PromQL"),
+    pytest.param("""\
+        version: monitor/v1
+        groups:
+          - name: g
+            rules:
+              - alert: X
+                condition: slo_page == 1
+                for: 5 minutes
+                labels: {severity: page}
+        """, 7, "invalid duration '5 minutes'", id="a bad duration"),
+    pytest.param("""\
+        version: monitor/v1
+        groups:
+          - name: g
+            rules:
+              - condition: slo_page == 1
+                labels: {severity: page}
+        """, 5, "missing required field 'groups[0].rules[0].alert'", id="a missing alert name"),
+    pytest.param("""\
+        version: monitor/v1
+        groups:
+          - name: g
+            rules:
+              - alert: X
+                condition: slo_page == 1
+        """, 5, "needs a 'severity' label", id="a missing severity label"),
+    pytest.param("""\
+        version: monitor/v1
+        groups:
+          - name: g
+            rules:
+              - alert: X
+                labels: {severity: page}
+        """, 5, "needs exactly one of 'condition'", id="neither condition nor expr"),
+    pytest.param("""\
+        version: monitor/v1
+        groups:
+          - name: g
+            rules:
+              - alert: X
+                condition: slo_page == 1
+                expr: up == 0
+                labels: {severity: page}
+        """, 5, "needs exactly one of 'condition'", id="both condition and expr"),
+    pytest.param("""\
+        version: monitor/v1
+        groups:
+          - name: g
+            rules:
+              - alert: X
+                condition: slo_page == 1
+                labels: {severity: page}
+                severity: page
+        """, 8, "unknown field 'groups[0].rules[0].severity'", id="an unknown field"),
+    pytest.param("""\
+        version: prometheus/v1
+        groups: []
+        """, 1, "must be one of 'monitor/v1'", id="a wrong version"),
+    pytest.param("""\
+        version: monitor/v1
+        groups:
+          - name: g
+            rules:
+              - alert: X
+                condition: slo_page == 1 and
+                labels: {severity: page}
+        """, 6, "column 18: expected a signal name, found the end", id="a condition that does not parse"),
+    pytest.param("""\
+        version: monitor/v1
+        groups:
+          - name: g
+            rules:
+              - alert: X
+                condition: drift_psi{colum="prediction"} > 0.2
+                labels: {severity: page}
+        """, 6, "signal 'drift_psi' has no label 'colum'", id="a label the signal does not carry"),
+    pytest.param("""\
+        version: monitor/v1
+        groups:
+          - name: g
+            rules:
+              - alert: X
+                condition: slo_page == 1
+                labels: {severity: page}
+                annotations:
+                  summary: "{{ $labels.service }"
+        """, 9, "invalid template", id="an annotation template that does not compile"),
+    pytest.param("""\
+        version: monitor/v1
+        groups:
+          - name: g
+            rules:
+              - alert: X
+                condition: slo_page == 1
+                labels: {severity: page}
+                actions: [rollback]
+        """, 8, "rollback needs alerts labelled with model and version", id="a rollback on alerts without a version"),
+    pytest.param("""\
+        version: monitor/v1
+        groups:
+          - name: g
+            rules:
+              - alert: X
+                condition: slo_page == 1
+                labels: {severity: page}
+                actions: [restart]
+        """, 8, "must be one of 'rollback'", id="an unknown action"),
+    pytest.param("""\
+        version: monitor/v1
+        groups:
+          - name: g
+            rules:
+              - alert: X
+                condition: slo_page == 1
+                for: -5m
+                labels: {severity: page}
+        """, 7, "invalid duration", id="a negative duration"),
+]
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("text, line, message", BROKEN)
+def test_broken_rule_files_are_rejected_with_file_and_line(tmp_path, prom, text, line, message, capsys):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    path = rules / "broken.yaml"
+    path.write_text(textwrap.dedent(text))
+    code, _out, err = check(write_config(tmp_path, prom.url), capsys)
+    assert code == 1
+    problems = [p for p in err.splitlines() if p.startswith(str(path))]
+    assert any(p.startswith(f"{path}:{line}: ") and message in p for p in problems), err
+
+
+def test_a_duplicate_alert_name_across_files_names_both_places(tmp_path, capsys):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yaml").write_text(GOOD_RULE)
+    (rules / "b.yaml").write_text(GOOD_RULE)
+    code, _out, err = check(write_config(tmp_path, f"http://127.0.0.1:{free_port()}"), capsys)
+    assert code == 1
+    assert f"{rules / 'b.yaml'}:5: duplicate alert name 'Fine' (first defined at {rules / 'a.yaml'}:5)" in err
+
+
+def test_every_problem_in_a_file_is_reported_at_once(tmp_path, capsys):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "two.yaml").write_text(GOOD_RULE.replace("slo_page", "nope") + """\
+      - alert: Other
+        condition: slo_ticket == 1
+        for: soon
+        labels: {severity: ticket}
+""")
+    code, _out, err = check(write_config(tmp_path, f"http://127.0.0.1:{free_port()}"), capsys)
+    assert code == 1
+    assert f"{rules / 'two.yaml'}:6:" in err and f"{rules / 'two.yaml'}:10:" in err
+
+
+@pytest.mark.prometheus
+def test_the_default_rules_pass_check_with_the_fleet_config(fleet_config_path, capsys):
+    code, out, err = check(fleet_config_path, capsys)
+    assert code == 0, err
+    assert "8 alert rules" in out and "1 PromQL expressions syntax-checked by Prometheus" in out
+
+
+def test_the_rules_directory_holds_the_packaged_default_rules():
+    shipped = sorted(p.name for p in (REPO / "monitor" / "default_rules").glob("*.yaml"))
+    assert sorted(p.name for p in (REPO / "rules").glob("*.yaml")) == shipped
+    for name in shipped:
+        assert (REPO / "rules" / name).read_text() == (REPO / "monitor" / "default_rules" / name).read_text()
+        assert load_rule_file(REPO / "rules" / name)
+
+
+BAD_PROMQL = GOOD_RULE.replace("condition: slo_page == 1", "expr: rate(x[5m]")
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is installed wherever tests run (Makefile)")
+def test_with_prometheus_down_bad_promql_is_still_caught_by_promtool(tmp_path, capsys):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text(BAD_PROMQL)
+    code, _out, err = check(write_config(tmp_path, f"http://127.0.0.1:{free_port()}"), capsys)
+    assert code == 1
+    assert f"{rules / 'r.yaml'}:6: groups[g].rules[Fine].expr: invalid PromQL:" in err
+
+
+def test_with_prometheus_down_and_no_promtool_the_syntax_check_is_skipped_not_failed(tmp_path, capsys,
+                                                                                    monkeypatch):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text(BAD_PROMQL)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    code, out, err = check(write_config(tmp_path, f"http://127.0.0.1:{free_port()}"), capsys)
+    assert code == 0, err
+    assert "1 PromQL expressions not syntax-checked (Prometheus unreachable and promtool not found)" in out
+    assert os.environ["PATH"].endswith("empty-bin")
