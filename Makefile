@@ -37,3 +37,23 @@ bench: $(STAMP) prometheus
 
 clean:
 	rm -rf $(DEMO_DIR) bench-out .pytest_cache
+
+# The weekly report's screenshot test opens the page in Debian's headless chromium.
+REPORT_DIR ?= bench-out/report
+.PHONY: chromium report-screenshot
+test: chromium
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's chromium package (the report screenshot test needs it)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else \
+	    echo "chromium not found: install Debian's 'chromium' package (sudo apt-get install chromium)"; exit 1; \
+	  fi; \
+	fi
+
+# Renders the simulated week's report, screenshots it with headless chromium and
+# keeps both under $(REPORT_DIR) to look at (the same test `make test` runs).
+report-screenshot: $(STAMP) prometheus chromium
+	REPORT_SCREENSHOT_DIR=$(abspath $(REPORT_DIR)) $(PY) -m pytest -q tests/test_report_screenshot.py

@@ -1,0 +1,83 @@
+"""The headline: the few numbers leadership reads first, each with a plain sentence.
+
+Pure: derived from the built sections, so the headline can never disagree with them.
+"""
+
+from __future__ import annotations
+
+from monitor.report.model import (ChangeSection, CostSection, DriftSection, FreshnessSection, Headline,
+                                  IncidentSection, SloSection, SloStatus)
+from monitor.report.present import format_duration_short, format_percent, format_signed_percent, format_usd
+
+
+def build_headline(slos: SloSection, incidents: IncidentSection, changes: ChangeSection,
+                   drift: DriftSection, cost: CostSection, freshness: FreshnessSection) -> Headline:
+    """Count SLO outcomes, incidents and rollbacks, and phrase each for a reader outside the team."""
+    counts = {status: sum(row.status is status for row in slos.rows) for status in SloStatus}
+    rollbacks = sum(row.rollback_requested for row in incidents.rows)
+    sentences: list[str] = []
+
+    if not slos.status.available:
+        sentences.append(f"SLOs: not available ({slos.status.note}).")
+    elif not slos.rows:
+        sentences.append("No SLOs are defined.")
+    else:
+        parts = [f"{counts[SloStatus.MET]} of {len(slos.rows)} SLOs were met"]
+        if counts[SloStatus.AT_RISK]:
+            parts.append(f"{counts[SloStatus.AT_RISK]} met but at risk (under "
+                         f"{format_percent(slos.at_risk_budget_below, 0)} of the error budget left)")
+        if counts[SloStatus.MISSED]:
+            missed = ", ".join(r.slo_id for r in slos.rows if r.status is SloStatus.MISSED)
+            parts.append(f"{counts[SloStatus.MISSED]} missed ({missed})")
+        if counts[SloStatus.NO_DATA]:
+            parts.append(f"{counts[SloStatus.NO_DATA]} had no data and cannot be judged")
+        sentences.append("; ".join(parts) + ".")
+
+    if not incidents.status.available:
+        sentences.append(f"Incidents: not available ({incidents.status.note}).")
+    elif not incidents.rows:
+        sentences.append("No alerts fired this period.")
+    else:
+        resolved = [r.time_to_resolve for r in incidents.rows if r.time_to_resolve is not None]
+        text = f"{len(incidents.rows)} alert(s) fired"
+        if resolved:
+            mean = sum(resolved, start=resolved[0] * 0) / len(resolved)
+            text += f"; those resolved took {format_duration_short(mean)} on average to resolve"
+        open_count = sum(r.resolved_at is None for r in incidents.rows)
+        if open_count:
+            text += f"; {open_count} still open at the end of the period"
+        sentences.append(text + ".")
+    if changes.status.available and changes.deployed:
+        cfr = changes.change_failure_rate
+        sentences.append(f"{changes.deployed} model version(s) deployed, {changes.rolled_back} rolled back "
+                         f"(change failure rate {format_percent(cfr, 0)}).")
+    elif rollbacks:
+        sentences.append(f"{rollbacks} rollback(s) requested.")
+
+    if drift.status.available and drift.models_total:
+        drifting = drift.drifting
+        text = (f"Drift is monitored for {drift.models_monitored} of {drift.models_total} models; ")
+        text += ("drift detected in " + ", ".join(f"{m} {v}" for m, v in drifting) + ".") if drifting else \
+            "no drift detected."
+        sentences.append(text)
+
+    if cost.status.available and cost.fleet_cost_per_1k is not None:
+        text = f"Serving cost {format_usd(cost.fleet_cost_per_1k, 4)} per 1,000 inferences"
+        change = cost.fleet_cost_per_1k_wow_change
+        text += (f", {format_signed_percent(change)} week over week" if change is not None
+                 else " (no previous period to compare)")
+        if cost.idle_periods:
+            text += f"; {len(cost.idle_periods)} GPU idle period(s) wasted money"
+        sentences.append(text + ".")
+    elif not cost.status.available:
+        sentences.append(f"Cost: not available ({cost.status.note}).")
+
+    quiet = [p for p in freshness.no_data]
+    stale = [p for p in freshness.pipelines if p.stale_periods]
+    if quiet or stale:
+        sentences.append(f"Watch the gaps: {len(quiet)} no-data period(s) and {len(stale)} stale pipeline(s) "
+                         "— quiet is not the same as healthy.")
+
+    return Headline(counts[SloStatus.MET], counts[SloStatus.AT_RISK], counts[SloStatus.MISSED],
+                    counts[SloStatus.NO_DATA], len(incidents.rows), rollbacks, cost.fleet_cost_per_1k,
+                    cost.fleet_cost_per_1k_wow_change, tuple(sentences))
