@@ -10,6 +10,7 @@ COMMAND_MODULES = [
     "monitor.commands.simulate",
     "monitor.commands.slo",
     "monitor.commands.cost",
+    "monitor.commands.drift",
     "monitor.commands.gpu_exporter",
     "monitor.commands.run",
     "monitor.commands.alerts",
