@@ -21,7 +21,8 @@ class LoopbackServer:
         self._server.daemon_threads = True
         self._server.standin = self._standin  # type: ignore[attr-defined]
         self._port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
