@@ -97,6 +97,22 @@ class SlackStandIn:
             return 200, {"ok": True, "channel": args["channel"], "ts": ts,
                          "message": {"text": args.get("text"), "ts": ts}}, {}
 
+    def handle_incoming_webhook(self, path: str, args: dict[str, Any]) -> tuple[int, bytes, dict]:
+        with self._lock:
+            call = SlackCall("incoming-webhook", args, path, time.time(), 200)
+            self.calls.append(call)
+            if self._rate_limited > 0:
+                self._rate_limited -= 1
+                call.answered = 429
+                return 429, b"rate_limited", {"Retry-After": self._retry_after}
+            found = self._validate("incoming-webhook", {"channel": "(webhook)", **args})
+            if found:
+                self.problems.extend(f"incoming-webhook: {p}" for p in found)
+                call.answered = 400
+                return 400, b"invalid_blocks", {}
+            call.ts = f"webhook-{len(self.calls)}"
+            return 200, b"ok", {}
+
     def _validate(self, method: str, args: dict[str, Any]) -> list[str]:
         problems = []
         if not args.get("channel"):
@@ -142,8 +158,13 @@ def _texts(blocks: list[dict[str, Any]]) -> list[tuple[str, str]]:
 class _Handler(QuietHandler):
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         standin: SlackStandIn = self.server.standin  # type: ignore[attr-defined]
-        method = self.path.rsplit("/", 1)[-1]
         raw = self.read_body()
+        if self.path.startswith("/services/"):
+            # An incoming webhook: the path is the secret, the answer is plain "ok".
+            status, body, headers = standin.handle_incoming_webhook(self.path, json.loads(raw or b"{}"))
+            self.answer(status, body, headers, content_type="text/plain")
+            return
+        method = self.path.rsplit("/", 1)[-1]
         if "json" in (self.headers.get("content-type") or ""):
             args = json.loads(raw or b"{}")
         else:
