@@ -25,6 +25,15 @@ prometheus:
 	    echo "promtool/prometheus not found: install Debian's 'prometheus' package (sudo apt-get install prometheus)"; exit 1; \
 	  fi; \
 	fi
+	@if ! command -v alertmanager >/dev/null 2>&1 && ! command -v prometheus-alertmanager >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's prometheus-alertmanager package (alertmanager is missing)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null; \
+	  else \
+	    echo "alertmanager not found: install Debian's 'prometheus-alertmanager' package (sudo apt-get install prometheus-alertmanager); the Alertmanager tests need it"; \
+	  fi; \
+	fi
 
 demo: $(STAMP) prometheus
 	$(PY) -m monitor.demo --out $(DEMO_DIR)
