@@ -45,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="config file (default: $MONITOR_CONFIG or ./monitor.yaml)")
-    parser.add_argument("--spec", action="append", metavar="FILE",
-                        help="an SLO spec file to use instead of the config's 'slos' (repeatable)")
+    parser.add_argument("--spec", action="extend", nargs="+", metavar="FILE",
+                        help="SLO spec files to use instead of the config's 'slos' (repeatable)")
 
 
 def _config(args: argparse.Namespace) -> Config:

@@ -1,0 +1,140 @@
+"""`monitor slo rules`: promtool accepts the file, and Prometheus' recorded ratios equal the direct computation.
+
+Prometheus evaluates recording rules only at wall-clock now, and the simulated
+history ends in the past. So the rules are backfilled with
+`promtool tsdb create-blocks-from rules` (which evaluates them against the session's
+Prometheus at the past instants we test) and a second Prometheus serves a copy of
+the history plus those blocks, with the rule file loaded. This keeps the fixed,
+reproducible history every other SLO test uses; a fleet ending "now" would make the
+compared instants depend on when the rule evaluations happened to run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+from monitor.cli import main
+from monitor.config import load_config
+from monitor.simulate.local_prometheus import LocalPrometheus
+from monitor.slo import EvaluationMode, evaluate_slos, load_slo_specs
+from monitor.slo.rule_file import write_rule_file
+from monitor.sources.prometheus import PrometheusSource
+
+pytestmark = pytest.mark.prometheus
+
+# Recording and reading happen in the same Prometheus arithmetic; only the final
+# division differs (Prometheus vs Python), so agreement is to float precision.
+SAME_COMPUTATION_REL = 1e-9
+INSTANTS = {
+    "during the recommender's error spike": timedelta(hours=19, minutes=30),
+    "at the end, legacy-tagger without traffic": timedelta(0),
+}
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture(scope="module")
+def slo_specs(sim_dir):
+    return load_slo_specs(load_config(sim_dir / "monitor.yaml"))
+
+
+@pytest.fixture(scope="module")
+def rule_file(slo_specs, tmp_path_factory):
+    path = tmp_path_factory.mktemp("slo-rules") / "slo-rules.yml"
+    with open(path, "w", encoding="utf-8") as out:
+        write_rule_file(slo_specs, out)
+    return path
+
+
+@pytest.fixture(scope="module")
+def recorded_prometheus(sim_dir, prometheus, rule_file, fleet_end, tmp_path_factory):
+    """A second Prometheus on the same history plus the SLO rules backfilled at INSTANTS, rules loaded."""
+    data = tmp_path_factory.mktemp("recorded") / "data"
+    shutil.copytree(sim_dir / "blocks", data)
+    for before_end in INSTANTS.values():
+        at = fleet_end - before_end
+        result = subprocess.run(
+            ["promtool", "tsdb", "create-blocks-from", "rules", "--url", prometheus.url,
+             "--start", _rfc3339(at - timedelta(minutes=2)), "--end", _rfc3339(at), "--eval-interval", "1m",
+             "--output-dir", str(data), str(rule_file)], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+    server = LocalPrometheus(data, rule_files=[rule_file], log_path=data.parent / "prometheus.log").start()
+    yield server
+    server.stop()
+
+
+def test_monitor_slo_rules_passes_promtool_check_rules(fleet_config_path, tmp_path, capsys):
+    assert main(["slo", "rules", "--config", str(fleet_config_path)]) == 0
+    path = tmp_path / "rules.yml"
+    path.write_text(capsys.readouterr().out, encoding="utf-8")
+    checked = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    text = path.read_text()
+    # 7 SLOs: ratio + event rate for 7 windows and the period, and a page and ticket alert each.
+    assert "SUCCESS: 126 rules found" in checked.stdout
+    assert text.count("record: slo:sli_error:ratio_rate5m\n") == 7
+    assert "record: slo:sli_error:ratio_rate28d" in text and "record: slo:sli_error:ratio_rate30d" in text
+    assert "(14.4 * 0.001)" in text and "(13.44 * 0.001)" in text and "(6 * 0.01)" in text
+
+
+def test_prometheus_loads_the_rule_file(recorded_prometheus):
+    groups = requests.get(f"{recorded_prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    names = {g["name"] for g in groups}
+    assert {"monitor-slo-sli-5m", "monitor-slo-sli-30d", "monitor-slo-sli-28d", "monitor-slo-alerts"} <= names
+
+
+def _recorded_at(source: PrometheusSource, window_key: str, at: datetime) -> datetime:
+    """When the rule group of `window_key` last evaluated at or before `at`.
+
+    Prometheus (and promtool's backfill) offset each group's evaluations by a hash of
+    its name, so the recorded sample read at `at` was computed up to a minute earlier.
+    """
+    result = source.instant(f'max(timestamp(slo:sli_error:ratio_rate{window_key}))', at)
+    return datetime.fromtimestamp(result.scalar(), tz=timezone.utc)
+
+
+@pytest.mark.parametrize("before_end", list(INSTANTS.values()), ids=list(INSTANTS))
+def test_recorded_ratios_equal_the_direct_computation(recorded_prometheus, prom, slo_specs, fleet_end, before_end):
+    at = fleet_end - before_end
+    with PrometheusSource(recorded_prometheus.url, timeout=10) as source:
+        recorded = evaluate_slos(source, slo_specs, at, mode=EvaluationMode.RECORDED)
+        # All SLOs' ratios and event rates: one query per window (7 windows, 30d and 28d).
+        assert source.stats.queries == 9
+        window_keys = list(dict.fromkeys(k for r in recorded for k in r.error_ratio))
+        evaluated_at = {key: _recorded_at(source, key, at) for key in window_keys}
+    # Within the backfilled range (whether promtool's --end is inclusive depends on the group's offset).
+    assert all(at - timedelta(minutes=2) <= t <= at for t in evaluated_at.values()), \
+        {k: t.isoformat() for k, t in evaluated_at.items()}
+    # The direct computation at the instant each window's rules were evaluated.
+    direct = {key: evaluate_slos(prom, slo_specs, t) for key, t in evaluated_at.items()}
+    compared = 0
+    for index, got in enumerate(recorded):
+        assert not got.problems, got.problems
+        for key in got.error_ratio:
+            want = direct[key][index]
+            if want.error_ratio[key] is None:
+                assert got.error_ratio[key] is None, (got.spec.id, key)
+                continue
+            assert got.error_ratio[key] == pytest.approx(want.error_ratio[key], rel=SAME_COMPUTATION_REL), \
+                (got.spec.id, key)
+            assert got.burn_rate[key] == pytest.approx(want.burn_rate[key], rel=SAME_COMPUTATION_REL)
+            assert got.events_total[key] == pytest.approx(want.events_total[key], rel=SAME_COMPUTATION_REL)
+            compared += 1
+        want_period = direct[got.period_key][index]
+        assert got.error_budget_remaining == pytest.approx(want_period.error_budget_remaining,
+                                                           rel=SAME_COMPUTATION_REL)
+    assert compared >= 7 * 8 - 4  # every window of every SLO, less legacy-tagger's empty ones
+    # Decisions: no burn rate at these instants is within a minute's change of a threshold.
+    decided = {r.spec.id: (r.page, r.ticket) for r in recorded}
+    assert decided == {r.spec.id: (r.page, r.ticket) for r in evaluate_slos(prom, slo_specs, at)}
+    if before_end == INSTANTS["during the recommender's error spike"]:
+        assert decided["recommender-requests-availability"] == (True, False)
+    else:
+        assert decided["legacy-tagger-requests-availability"] == (None, False)
