@@ -35,11 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="list silences")
     listing.add_argument("--all", action="store_true", help="include expired silences")
     listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument("--at", type=parse_instant, help="judge active/expired at this time (default now)")
     add_state_arguments(listing)
     listing.set_defaults(func=run_list)
 
     expire = actions.add_parser("expire", help="end a silence now")
     expire.add_argument("id", help="silence id (or a unique prefix)")
+    expire.add_argument("--at", type=parse_instant,
+                        help="end it at this time instead of now (for stepping `run --once --at` scenarios)")
     add_state_arguments(expire)
     expire.set_defaults(func=run_expire)
 
@@ -68,7 +71,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    now = datetime.now(timezone.utc)
+    now = args.at or datetime.now(timezone.utc)
     _config, store = open_state(args)
     with store:
         silences = [s for s in AlertRepository(store).silences() if args.all or s.state(now) != "expired"]
@@ -89,7 +92,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_expire(args: argparse.Namespace) -> int:
     _config, store = open_state(args)
     with store:
-        silence = AlertRepository(store).expire_silence(args.id, datetime.now(timezone.utc))
+        silence = AlertRepository(store).expire_silence(args.id, args.at or datetime.now(timezone.utc))
     print(f"expired {silence.id} at {iso(silence.ends_at)}")
     return 0
 
