@@ -24,6 +24,8 @@ from monitor.alerting.rule_spec import Rule, load_rules
 from monitor.alerting.versions import observe_serving
 from monitor.config import Config
 from monitor.cost import cost_signals
+from monitor.drift.prediction_drift import compute_config_drift
+from monitor.drift.signals import drift_signals
 from monitor.signals import Signal
 from monitor.slo import evaluate_slos, load_slo_specs, slo_signals
 from monitor.sources.prometheus import PrometheusSource, QueryError
@@ -40,12 +42,17 @@ def slo_producer(source: PrometheusSource, config: Config, at: datetime, store: 
     return slo_signals(evaluate_slos(source, specs, at)) if specs else []
 
 
+def drift_producer(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
+    """Prediction (and logged feature) drift per model version and column, and drift share."""
+    return drift_signals(compute_config_drift(source, config, at, store))
+
+
 def cost_producer(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
     """Cost per 1k, week-over-week change, inference rates and GPU utilisation."""
     return cost_signals(source, config, at)
 
 
-DEFAULT_PRODUCERS: tuple[SignalProducer, ...] = (slo_producer, cost_producer)
+DEFAULT_PRODUCERS: tuple[SignalProducer, ...] = (slo_producer, drift_producer, cost_producer)
 
 
 class CycleQueriesFailed(QueryError):

@@ -280,3 +280,27 @@ def test_alerts_are_not_duplicated_over_a_day_of_coarse_steps(fleet_end, fleet_c
     kinds = [k for k, _ in scenario.notified("SLOErrorBudgetBurnTicket", service="fraud-detector")]
     # Firing since before the first step; repeated every 4h at the 1h steps, never re-announced as new.
     assert kinds[0] == "firing" and set(kinds[1:]) <= {"repeat"} and len(kinds) == 1 + 11 // 4
+
+
+def test_a_drifting_canary_fires_after_its_for_and_requests_a_rollback_to_the_last_known_good(
+        fleet, fleet_end, fleet_config_path, tmp_path, capsys):
+    incident = fleet.incident("drift")
+    deployed = datetime.fromisoformat(incident["start"].replace("Z", "+00:00"))
+    # Versions must serve an hour without a rollback alert to become last-known-good.
+    scenario = Scenario("drift", fleet_config_path, tmp_path, capsys, alerting={"last_known_good_after": "1h"})
+    alert = {"alertname": "ModelPredictionDrift", "model": incident["model"], "version": incident["version"]}
+    for offset, expected in [(-1.0, "inactive"), (0.25, "pending"), (0.5, "firing"), (1.0, "firing")]:
+        scenario.run(deployed + hours(offset))
+        assert scenario.state(**alert) == expected
+        # The canary only: v1 keeps its prediction distribution.
+        assert scenario.state("ModelPredictionDrift", model="ranker", version="v1") == "inactive"
+    [requested] = [n for c in scenario.cycles for n in c["notifications"] if n["kind"] == "rollback.requested"]
+    payload = requested["payload"]
+    assert (payload["model"], payload["bad_version"], payload["last_known_good_version"]) == (
+        incident["model"], incident["version"], incident["last_known_good_version"])
+    assert payload["alert"]["labels"] == {"alertname": "ModelPredictionDrift", "severity": "page", "model": "ranker",
+                                          "version": "v2", "column": "prediction"}
+    assert payload["alert"]["startsAt"] == (deployed + hours(0.5)).isoformat().replace("+00:00", "Z")
+    assert payload["evidence"]["drift_detected"] == 1.0 and payload["evidence"]["n_current"] > 0
+    assert requested["status"] == "pending" and requested["idempotency_key"].startswith("rollback.requested:")
+    assert [k for k, _ in scenario.notified(**alert)] == ["firing", "rollback.requested"]
