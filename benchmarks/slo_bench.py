@@ -1,0 +1,185 @@
+"""One SLO evaluation cycle for 1,000 SLOs over the simulated fleet, against a local Prometheus.
+
+Compares, in one run and on one server:
+- naive:    one query per SLO per window, `(errors)/(total)`, one after another (the baseline);
+- direct:   `evaluate_slos` folding each window's distinct sub-queries into few queries, run concurrently;
+- recorded: `evaluate_slos(mode=RECORDED)` reading the series `monitor slo rules` records, one query per window.
+
+The 1,000 SLOs are availability and latency SLOs of the fleet's six services with
+distinct selectors (an extra `bench_id!="<n>"` matcher, which every series satisfies),
+so no two share a query and dedup does not flatter the batched modes.
+
+The recorded series are written from the direct results (same names and labels as
+the rule file) and backfilled with promtool: Prometheus only evaluates rules at
+wall-clock now, and backfilling 18,000 rules with `promtool create-blocks-from rules`
+would take tens of minutes. tests/test_slo_rules.py shows the rule file records
+exactly these values. The naive loop runs on a sample of the SLOs (--naive-slos) and
+is scaled to 1,000, to keep the benchmark within a couple of minutes on a shared box.
+
+Run: .venv/bin/python benchmarks/slo_bench.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import monitor.simulate.fleet as fleet_module  # noqa: E402
+import monitor.simulate.writers as writers_module  # noqa: E402
+from monitor.simulate.fleet import FLEET, generate_fleet  # noqa: E402
+from monitor.simulate.local_prometheus import LocalPrometheus, backfill  # noqa: E402
+from monitor.simulate.writers import write_fleet  # noqa: E402
+from monitor.slo import EvaluationMode, evaluate_slos  # noqa: E402
+from monitor.slo.evaluate import ERROR_RATIO_RECORD, TOTAL_RATE_RECORD, slo_windows  # noqa: E402
+from monitor.slo.spec import EventsSli, SloSpec, render_window  # noqa: E402
+from monitor.sources.prometheus import PrometheusSource, escape_label_value  # noqa: E402
+
+FLEET_END = datetime(2026, 11, 23, tzinfo=timezone.utc)
+FLEET_DAYS, FLEET_SEED = 7, 1
+OBJECTIVES = (0.99, 0.995, 0.999, 0.9995)
+LATENCY_THRESHOLDS = ("0.1", "0.25", "0.5", "1.0")
+
+
+def _cached_blocks() -> Path | None:
+    """The test suite's backfilled blocks, when present (same key as tests/conftest.py)."""
+    digest = hashlib.sha256()
+    for module in (fleet_module, writers_module):
+        digest.update(Path(module.__file__).read_bytes())
+    digest.update(f"{FLEET_END.isoformat()}|{FLEET_DAYS}|{FLEET_SEED}".encode())
+    blocks = REPO / ".test-cache" / digest.hexdigest()[:16] / "blocks"
+    return blocks if blocks.is_dir() else None
+
+
+def build_specs(count: int) -> list[SloSpec]:
+    specs = []
+    for n in range(count):
+        service = FLEET[n % len(FLEET)].name
+        distinct = f'bench_id!="{n}"'
+        selector = f'service="{escape_label_value(service)}",{distinct}'
+        if n % 3 == 2:
+            le = LATENCY_THRESHOLDS[(n // 3) % len(LATENCY_THRESHOLDS)]
+            sli = EventsSli(
+                error_query=(f"sum(rate(http_request_duration_seconds_count{{{selector}}}[{{{{.window}}}}])) - "
+                             f'sum(rate(http_request_duration_seconds_bucket{{{selector},le="{le}"}}[{{{{.window}}}}]))'),
+                total_query=f"sum(rate(http_request_duration_seconds_count{{{selector}}}[{{{{.window}}}}]))")
+            name = f"latency-{n}"
+        else:
+            sli = EventsSli(error_query=f'sum(rate(http_requests_total{{{selector},code=~"5.."}}[{{{{.window}}}}]))',
+                            total_query=f"sum(rate(http_requests_total{{{selector}}}[{{{{.window}}}}]))")
+            name = f"availability-{n}"
+        period = timedelta(days=28 if n % 10 == 0 else 30)
+        specs.append(SloSpec(service=service, name=name, objective=OBJECTIVES[n % len(OBJECTIVES)], sli=sli,
+                             period=period))
+    return specs
+
+
+def write_recorded_series(results, at: datetime, path: Path) -> None:
+    """The series the rule file records, as OpenMetrics samples over the 10 minutes before `at`."""
+    stamps = [int((at - timedelta(minutes=m)).timestamp()) for m in range(10, -1, -1)]
+    with open(path, "w", encoding="utf-8") as out:
+        for result in results:
+            spec = result.spec
+            windows = slo_windows(spec, at)
+            for key, window in windows.items():
+                labels = (f'sloth_id="{escape_label_value(spec.id)}",sloth_service="{escape_label_value(spec.service)}",'
+                          f'sloth_slo="{escape_label_value(spec.name)}",sloth_window="{key}"')
+                total = result.events_total[key]
+                bad = result.events_bad[key]
+                ratio = "NaN" if not total or bad is None else repr(bad / total)
+                rate = "NaN" if total is None else repr(total / window.total_seconds())
+                for name, value in ((ERROR_RATIO_RECORD.format(window=key), ratio),
+                                    (TOTAL_RATE_RECORD.format(window=key), rate)):
+                    out.writelines(f"{name}{{{labels}}} {value} {t}\n" for t in stamps)
+        out.write("# EOF\n")
+
+
+def naive_cycle(source: PrometheusSource, specs: list[SloSpec], at: datetime) -> int:
+    """The baseline: one query per SLO per window, `(errors)/(total)`, sequentially."""
+    made = 0
+    for spec in specs:
+        for key, window in slo_windows(spec, at).items():
+            duration = key if key in ("5m", "30m", "1h", "2h", "6h", "1d", "3d") else f"{window.days}d"
+            source.instant(f"({render_window(spec.sli.error_query, duration)}) / "
+                           f"({render_window(spec.sli.total_query, duration)})", at)
+            made += 1
+    return made
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slos", type=int, default=1000)
+    parser.add_argument("--naive-slos", type=int, default=100, help="SLOs the naive loop runs (scaled up)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="slo-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        data = tmp / "data"
+        cached = _cached_blocks()
+        started = time.perf_counter()
+        if cached:
+            shutil.copytree(cached, data)
+        else:
+            fleet = generate_fleet(days=FLEET_DAYS, seed=FLEET_SEED, end=FLEET_END)
+            paths = write_fleet(fleet, tmp / "sim")
+            backfill(paths["metrics"], data)
+        print(f"history: {'test cache' if cached else 'simulated and backfilled'} "
+              f"in {time.perf_counter() - started:.1f}s")
+
+        specs = build_specs(args.slos)
+        at = FLEET_END - timedelta(hours=10)
+        server = LocalPrometheus(data, log_path=tmp / "prometheus.log").start()
+        try:
+            with PrometheusSource(server.url, timeout=120) as source:
+                evaluate_slos(source, specs[:20], at)  # warm the server's caches and connections
+                source.stats.queries = 0
+                started = time.perf_counter()
+                direct = evaluate_slos(source, specs, at)
+                direct_s = time.perf_counter() - started
+                direct_queries = source.stats.queries
+                problems = sum(1 for r in direct if r.problems)
+
+                sample = specs[:args.naive_slos]
+                started = time.perf_counter()
+                naive_queries_sample = naive_cycle(source, sample, at)
+                naive_sample_s = time.perf_counter() - started
+            scale = len(specs) / len(sample)
+            naive_s, naive_queries = naive_sample_s * scale, round(naive_queries_sample * scale)
+
+            write_recorded_series(direct, at, tmp / "recorded.om")
+            server.stop()
+            backfill(tmp / "recorded.om", data)
+            server.start()
+            with PrometheusSource(server.url, timeout=120) as source:
+                evaluate_slos(source, specs[:20], at, mode=EvaluationMode.RECORDED)
+                source.stats.queries = 0
+                started = time.perf_counter()
+                recorded = evaluate_slos(source, specs, at, mode=EvaluationMode.RECORDED)
+                recorded_s = time.perf_counter() - started
+                recorded_queries = source.stats.queries
+        finally:
+            server.stop()
+
+    agree = sum(1 for a, b in zip(direct, recorded) if (a.page, a.ticket) == (b.page, b.ticket))
+    print(f"{len(specs)} SLOs x {len(slo_windows(specs[0], at))} windows, evaluated at {at:%Y-%m-%dT%H:%MZ}; "
+          f"{problems} SLOs with query problems")
+    print(f"naive loop (baseline): {naive_s:8.2f}s  {naive_queries:6d} queries  "
+          f"(measured on {len(sample)} SLOs: {naive_sample_s:.2f}s, {naive_queries_sample} queries; scaled x{scale:g})")
+    print(f"direct (batched):      {direct_s:8.2f}s  {direct_queries:6d} queries  "
+          f"-> {naive_s / direct_s:6.1f}x faster, {naive_queries / direct_queries:6.1f}x fewer queries than naive")
+    print(f"recorded (rule file):  {recorded_s:8.2f}s  {recorded_queries:6d} queries  "
+          f"-> {naive_s / recorded_s:6.1f}x faster, {naive_queries / recorded_queries:6.1f}x fewer queries than naive")
+    print(f"page/ticket decisions equal in direct and recorded mode for {agree}/{len(specs)} SLOs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
