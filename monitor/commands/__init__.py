@@ -18,4 +18,5 @@ COMMAND_MODULES = [
     "monitor.commands.deliver",
     "monitor.commands.deliveries",
     "monitor.commands.webhooks",
+    "monitor.commands.report",
 ]

@@ -102,10 +102,11 @@ def _date_axis(axes) -> None:
 
 
 @_styled
-def burn_rate_chart(series: TimeSeries, title: str, window: str,
-                    thresholds: Sequence[tuple[float, str]] = ((14.4, "page"), (6.0, "page (6h)"),
-                                                               (1.0, "budget pace"))) -> str:
-    """The burn rate through the period, with the alerting thresholds as dashed lines."""
+def burn_rate_chart(series: TimeSeries, title: str, window: str, page_threshold: float | None = None) -> str:
+    """The burn rate through the period, with the page threshold and budget pace as dashed lines."""
+    thresholds = [(1.0, "budget pace")]
+    if page_threshold is not None:
+        thresholds.append((page_threshold, f"page ({page_threshold:g}×)"))
     figure = _figure()
     axes = figure.add_subplot()
     values = [float("nan") if v is None else v for v in series.values]

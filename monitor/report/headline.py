@@ -55,11 +55,17 @@ def build_headline(slos: SloSection, incidents: IncidentSection, changes: Change
         sentences.append(f"{rollbacks} rollback(s) requested.")
 
     if drift.status.available and drift.models_total:
-        drifting = drift.drifting
-        text = (f"Drift is monitored for {drift.models_monitored} of {drift.models_total} models; ")
-        text += ("drift detected in " + ", ".join(f"{m} {v}" for m, v in drifting) + ".") if drifting else \
-            "no drift detected."
-        sentences.append(text)
+        text = f"Drift is monitored for {drift.models_monitored} of {drift.models_total} models; "
+        predictions = drift.prediction_drifting
+        text += ("predictions drifted in " + ", ".join(f"{m} {v}" for m, v in predictions)) if predictions \
+            else "no prediction drift"
+        features: dict[tuple[str, str], list[str]] = {}
+        for model, version, column in drift.feature_drifting:
+            features.setdefault((model, version), []).append(column)
+        if features:
+            text += "; input features drifted in " + ", ".join(
+                f"{m} {v} ({', '.join(cols)})" for (m, v), cols in features.items())
+        sentences.append(text + ".")
 
     if cost.status.available and cost.fleet_cost_per_1k is not None:
         text = f"Serving cost {format_usd(cost.fleet_cost_per_1k, 4)} per 1,000 inferences"

@@ -18,6 +18,8 @@ from monitor.report.intervals import Interval
 from monitor.report.period import ReportPeriod
 
 REPORT_SCHEMA_VERSION = 1
+# monitor.drift's name for the prediction-score column.
+PREDICTION_COLUMN = "prediction"
 
 
 class SloStatus(Enum):
@@ -60,7 +62,8 @@ class SloRow:
     ticket_firing_at_end: bool | None = None
     burn_rate_window: str = "1h"
     burn_rate: TimeSeries | None = None   # burn rate over `burn_rate_window`, through the period
-    budget_remaining_series: TimeSeries | None = None
+    page_burn_rate_threshold: float | None = None  # the 1h page threshold (14.4 for a 30d period)
+    problems: tuple[str, ...] = ()        # query problems met while measuring this SLO
 
     @property
     def budget_trend(self) -> float | None:
@@ -172,6 +175,7 @@ class PredictionDistribution:
     bucket_upper_bounds: tuple[float, ...]
     reference_share: tuple[float, ...]
     current_share: tuple[float, ...]
+    reference_version: str | None = None  # whose traffic the reference is (a new version's baseline)
 
 
 @dataclass(frozen=True)
@@ -187,13 +191,16 @@ class DriftSection:
         return self.models_monitored / self.models_total if self.models_total else None
 
     @property
-    def drifting(self) -> tuple[tuple[str, str], ...]:
-        """(model, version) pairs with any drifted column."""
-        seen: dict[tuple[str, str], None] = {}
-        for row in self.rows:
-            if row.drifted:
-                seen[(row.model, row.version)] = None
-        return tuple(seen)
+    def prediction_drifting(self) -> tuple[tuple[str, str], ...]:
+        """(model, version) pairs whose predictions drifted."""
+        return tuple(dict.fromkeys((r.model, r.version) for r in self.rows
+                                   if r.drifted and r.column == PREDICTION_COLUMN))
+
+    @property
+    def feature_drifting(self) -> tuple[tuple[str, str, str], ...]:
+        """(model, version, column) for each drifted input feature."""
+        return tuple((r.model, r.version, r.column) for r in self.rows
+                     if r.drifted and r.column != PREDICTION_COLUMN)
 
 
 # -- cost -----------------------------------------------------------------------
@@ -327,7 +334,7 @@ _DERIVED = {
     "SloRow": ("budget_trend",),
     "IncidentRow": ("time_to_detect", "time_to_resolve"),
     "ChangeSection": ("deployed", "rolled_back", "change_failure_rate"),
-    "DriftSection": ("coverage", "drifting"),
+    "DriftSection": ("coverage", "prediction_drifting", "feature_drifting"),
     "CostSection": ("fleet_cost_per_1k_wow_change",),
     "Interval": ("duration",),
 }

@@ -79,7 +79,7 @@ class ReportCharts:
 def draw_charts(model: ReportModel) -> ReportCharts:
     """Every chart the page shows, drawn from the model's numbers."""
     burn_rate = {row.slo_id: Markup(charts.burn_rate_chart(row.burn_rate, f"{row.slo_id} burn rate",
-                                                           row.burn_rate_window))
+                                                           row.burn_rate_window, row.page_burn_rate_threshold))
                  for row in model.slos.rows if row.burn_rate is not None and row.burn_rate.timestamps_s}
     distribution = [Markup(charts.distribution_chart(d, f"{d.model} {d.version} predictions"))
                     for d in model.drift.distributions]

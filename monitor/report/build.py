@@ -1,0 +1,69 @@
+"""Build the report model for a period from the producers: sources -> compute -> model.
+
+Each section is built independently; a section whose producer fails says so on
+the page (and in report.json) instead of taking the whole report down, because a
+report that cannot be written at all hides everything else it knew.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Callable, TypeVar
+
+from monitor.config import Config
+from monitor.errors import MonitorError
+from monitor.report.cost_section import build_cost_section
+from monitor.report.drift_section import build_drift_section
+from monitor.report.freshness import build_freshness_section
+from monitor.report.headline import build_headline
+from monitor.report.incidents import build_change_section, build_incident_section
+from monitor.report.model import (ChangeSection, CostSection, DriftSection, FreshnessSection, IncidentSection,
+                                  ReportModel, SectionStatus, SloSection)
+from monitor.report.period import ReportPeriod
+from monitor.report.slo_section import build_slo_section
+from monitor.slo import load_slo_specs
+from monitor.sources.prometheus import PrometheusSource, PrometheusUnavailable
+from monitor.store import StateStore
+
+logger = logging.getLogger(__name__)
+Section = TypeVar("Section")
+
+
+def build_report(source: PrometheusSource, config: Config, period: ReportPeriod, generated_at: datetime,
+                 store: StateStore | None = None) -> ReportModel:
+    """Every section of the report for `period`; raises only when Prometheus is unreachable."""
+    if not source.is_ready():
+        # Every section would fail one query at a time; say it once.
+        raise PrometheusUnavailable("(readiness)", f"Prometheus at {source.url} is not reachable or not ready")
+    warnings: list[str] = []
+
+    def section(name: str, build: Callable[[], Section], unavailable: Callable[[str], Section]) -> Section:
+        try:
+            return build()
+        except PrometheusUnavailable:
+            raise  # nothing to report on: better no report than an empty one
+        except MonitorError as exc:
+            logger.warning("report %s: %s section failed: %s", period.key, name, exc)
+            warnings.append(f"{name}: {exc}")
+            return unavailable(str(exc))
+
+    slos = section("SLOs", lambda: build_slo_section(source, load_slo_specs(config), period),
+                   lambda why: SloSection(status=SectionStatus(False, why)))
+    incidents = section("incidents", lambda: build_incident_section(store, period),
+                        lambda why: IncidentSection(status=SectionStatus(False, why)))
+    changes = section("change health", lambda: build_change_section(store, period),
+                      lambda why: ChangeSection(status=SectionStatus(False, why)))
+    drift = section("drift", lambda: build_drift_section(source, config, period, store),
+                    lambda why: DriftSection(status=SectionStatus(False, why)))
+    cost = section("cost", lambda: build_cost_section(source, config, period),
+                   lambda why: CostSection(status=SectionStatus(False, why)))
+    freshness = section("freshness", lambda: build_freshness_section(source, config, period),
+                        lambda why: FreshnessSection(status=SectionStatus(False, why)))
+    for name, status in (("SLOs", slos.status), ("drift", drift.status), ("cost", cost.status),
+                         ("freshness", freshness.status), ("incidents", incidents.status)):
+        if status.available and status.note:
+            warnings.append(f"{name}: {status.note}")
+    headline = build_headline(slos, incidents, changes, drift, cost, freshness)
+    return ReportModel(period, generated_at, headline, slos, incidents, changes, drift, cost, freshness,
+                       tuple(dict.fromkeys(warnings)))
