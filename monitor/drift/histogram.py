@@ -22,8 +22,9 @@ from typing import Mapping
 import numpy as np
 
 from monitor.drift.profile import ColumnKind, DriftError
-from monitor.drift.statistics import (MIN_STD_FOR_NORM, ColumnDrift, sample_shortage, categorical_statistics,
-                                      ks_asymptotic_pvalue, no_data)
+from monitor.drift.ks_pvalue import ks_asymptotic_pvalue
+from monitor.drift.statistics import (MIN_STD_FOR_NORM, ColumnDrift, categorical_statistics, no_data,
+                                      sample_shortage)
 
 APPROXIMATE_STATISTICS = ("ks", "ks_pvalue", "wasserstein", "wasserstein_norm")
 

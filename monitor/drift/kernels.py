@@ -51,26 +51,28 @@ def ks_wasserstein_sorted(reference: np.ndarray, current: np.ndarray) -> tuple[f
     j = 0
     ks = 0.0
     wasserstein = 0.0
-    while i < n_ref or j < n_cur:
-        if j >= n_cur or (i < n_ref and reference[i] <= current[j]):
-            x = reference[i]
-        else:
-            x = current[j]
-        while i < n_ref and reference[i] == x:
-            i += 1
-        while j < n_cur and current[j] == x:
-            j += 1
+    # One element per step, written so the unpredictable "which side is next" is a
+    # select rather than a branch. Within a run of equal values the CDFs are only
+    # partly advanced: those steps add 0 to the integral (next == x) and are kept out
+    # of the KS maximum (next > x), so ties behave exactly as searchsorted(side="right").
+    a = reference[0]
+    b = current[0]
+    while True:
+        take_reference = 1 if a <= b else 0
+        x = a if take_reference else b
+        i += take_reference
+        j += 1 - take_reference
+        a = reference[i] if i < n_ref else np.inf
+        b = current[j] if j < n_cur else np.inf
+        following = min(a, b)
         gap = abs(i / n_ref - j / n_cur)
-        if gap > ks:
-            ks = gap
-        if i < n_ref and j < n_cur:
-            following = min(reference[i], current[j])
-        elif i < n_ref:
-            following = reference[i]
-        elif j < n_cur:
-            following = current[j]
-        else:
+        if following == np.inf:  # both samples consumed: gap is 0 here
+            if gap > ks:
+                ks = gap
             break
+        candidate = gap if following > x else 0.0
+        if candidate > ks:
+            ks = candidate
         wasserstein += gap * (following - x)
     return ks, wasserstein
 

@@ -146,7 +146,7 @@ def fit_profile(frame: pd.DataFrame, columns: Iterable[str] | None = None,
         elif kind is ColumnKind.CATEGORICAL:
             categorical[name] = fit_categorical(series)
         else:
-            unsupported[name] = f"{series.dtype} columns are not compared"
+            unsupported[name] = "datetime and duration columns are not compared"
     return ReferenceProfile(fit_numeric(numeric, max_sample), categorical, unsupported, description)
 
 

@@ -3,7 +3,7 @@
 The conventions are those of the tools people check our numbers against:
 
 - ks: the statistic of `scipy.stats.ks_2samp`; ks_pvalue: its `method="asymp"` p-value,
-  `kstwo.sf(ks, round(n*m/(n+m)))`.
+  `kstwo.sf(ks, round(n*m/(n+m)))` (fast at large n: `monitor.drift.ks_pvalue`).
 - wasserstein: `scipy.stats.wasserstein_distance(reference, current)`;
   wasserstein_norm = wasserstein / max(std(reference), 0.001) (Evidently's normed form).
 - psi and js bins: interior edges = unique(numpy.quantile(reference, [0.1, ..., 0.9])),
@@ -27,8 +27,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 from scipy import special
-from scipy.stats import kstwo
 
+from monitor.drift.ks_pvalue import ks_asymptotic_pvalue
 from monitor.drift.kernels import js_from_proportions, numeric_drift_kernel, psi_from_proportions
 from monitor.drift.profile import (CategoricalReference, ColumnKind, DriftError, ReferenceProfile, category_values,
                                    column_kind, numeric_values)
@@ -85,15 +85,6 @@ def no_data(column: str, kind: ColumnKind, reason: str, n_reference: int = 0, n_
 def _finite_or_none(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def ks_asymptotic_pvalue(ks: float, n_reference: int, n_current: int) -> float | None:
-    """`ks_2samp(method="asymp")`'s two-sided p-value; None where scipy's is NaN (n = m = 1)."""
-    m, n = sorted([float(n_reference), float(n_current)], reverse=True)
-    en = m * n / (m + n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pvalue = float(np.clip(kstwo.sf(ks, np.round(en)), 0, 1))
-    return _finite_or_none(pvalue)
 
 
 def chi2_contingency_2xk(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
