@@ -138,3 +138,23 @@ def test_the_log_profile_is_fitted_once_per_reference_window(prom, config, fleet
         compute_model_drift(prom, ranker, fleet_end + timedelta(minutes=45), store, log_base_dir=config.base_dir)
         moved = cached()
         assert len(moved) == 1 and set(moved) != set(fitted), "a moved window refits and drops the old profile"
+
+
+def test_monitor_check_validates_the_prediction_log(fleet_config_path):
+    import yaml
+
+    from monitor.validation import validate
+
+    assert validate(str(fleet_config_path)).counts["prediction logs"] == 1
+    config = yaml.safe_load(fleet_config_path.read_text())
+    ranker = next(m for m in config["models"] if m["name"] == "ranker")
+    ranker["drift"]["log"] = {"path": str(fleet_config_path.parent / "predictions" / "ranker.parquet"),
+                              "timestamp_column": "ts"}
+    broken = fleet_config_path.parent / "monitor-broken-log.yaml"  # beside it: relative globs still resolve
+    broken.write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        problems = [str(p) for p in validate(str(broken)).problems]
+    finally:
+        broken.unlink()
+    assert any("models[ranker].drift.log: " in p and "has no column 'ts'" in p and str(broken) + ":" in p
+               for p in problems), problems
