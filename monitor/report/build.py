@@ -8,6 +8,7 @@ report that cannot be written at all hides everything else it knew.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import Callable, TypeVar
 
@@ -17,7 +18,8 @@ from monitor.report.cost_section import build_cost_section
 from monitor.report.drift_section import build_drift_section
 from monitor.report.freshness import build_freshness_section
 from monitor.report.headline import build_headline
-from monitor.report.incidents import build_change_section, build_incident_section
+from monitor.report.incident_start import slo_incident_start
+from monitor.report.incidents import build_change_section, build_incident_section, mttr_by_severity
 from monitor.report.model import (ChangeSection, CostSection, DriftSection, FreshnessSection, IncidentSection,
                                   ReportModel, SectionStatus, SloSection)
 from monitor.report.period import ReportPeriod
@@ -28,6 +30,22 @@ from monitor.store import StateStore
 
 logger = logging.getLogger(__name__)
 Section = TypeVar("Section")
+
+
+def trace_slo_incident_starts(source: PrometheusSource, config: Config,
+                              incidents: IncidentSection) -> IncidentSection:
+    """Replace an SLO alert's start (when its condition held) with when its SLI began burning."""
+    specs = {spec.id: spec for spec in load_slo_specs(config)}
+    rows = []
+    for row in incidents.rows:
+        spec = specs.get(row.labels.get("slo_id", ""))
+        if spec is not None and row.condition_held_at is not None:
+            traced = slo_incident_start(source, spec, row.condition_held_at)
+            if traced is not None:
+                row = replace(row, started_at=traced, start_basis="slo burn")
+        rows.append(row)
+    rows.sort(key=lambda r: (r.started_at or r.first_notified_at or r.condition_held_at, r.alertname, r.subject))
+    return replace(incidents, rows=tuple(rows), mttr=tuple(mttr_by_severity(rows)))
 
 
 def build_report(source: PrometheusSource, config: Config, period: ReportPeriod, generated_at: datetime,
@@ -64,6 +82,9 @@ def build_report(source: PrometheusSource, config: Config, period: ReportPeriod,
                          ("freshness", freshness.status), ("incidents", incidents.status)):
         if status.available and status.note:
             warnings.append(f"{name}: {status.note}")
+    if incidents.rows:
+        incidents = section("incidents", lambda: trace_slo_incident_starts(source, config, incidents),
+                            lambda why: incidents)
     headline = build_headline(slos, incidents, changes, drift, cost, freshness)
     return ReportModel(period, generated_at, headline, slos, incidents, changes, drift, cost, freshness,
                        tuple(dict.fromkeys(warnings)))

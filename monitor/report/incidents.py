@@ -114,7 +114,7 @@ def build_incident_section(store: StateStore | None, period: ReportPeriod) -> In
         resolved = e.resolved_at if e.resolved_at is not None and e.resolved_at <= period.end else None
         rows.append(IncidentRow(
             alertname=e.alertname, severity=e.labels.get("severity", "none"), subject=_subject(e.labels),
-            labels=e.labels, started_at=e.started_at,
+            labels=e.labels, started_at=e.started_at, condition_held_at=e.started_at,
             first_notified_at=_first_within(firing.get(e.fingerprint, []), e.fired_at, resolved),
             resolved_at=resolved,
             rollback_requested=_first_within(rollbacks.get(e.fingerprint, []), e.fired_at, resolved) is not None))

@@ -89,10 +89,13 @@ class IncidentRow:
     severity: str
     subject: str                          # service or model the alert is about
     labels: Mapping[str, str]
-    started_at: datetime | None           # when the alert's condition first held
-    first_notified_at: datetime | None
+    started_at: datetime | None           # the incident's start (see start_basis)
+    first_notified_at: datetime | None    # first notification queued showing it firing
     resolved_at: datetime | None
     rollback_requested: bool
+    condition_held_at: datetime | None = None  # when the alert's condition first held
+    # "slo burn": traced back along the SLO's 5m burn rate; "alert condition": condition_held_at.
+    start_basis: str = "alert condition"
 
     @property
     def time_to_detect(self) -> timedelta | None:
