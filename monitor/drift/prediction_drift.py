@@ -41,7 +41,7 @@ from monitor.drift.profile import ColumnKind, cached_profile, fit_profile, prune
 from monitor.drift.statistics import ColumnDrift, compare_to_profile, no_data
 from monitor.durations import format_duration
 from monitor.sources.prediction_logs import PredictionLogError, log_columns, read_window
-from monitor.sources.prometheus import InstantResult, PrometheusSource, QueryError
+from monitor.sources.prometheus import InstantResult, PrometheusSource
 
 PREDICTION_COLUMN = "prediction"
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ than `min_samples`, is "no data": every statistic None, never 0.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Iterable
 
 import numpy as np
@@ -35,7 +35,6 @@ from monitor.drift.profile import (CategoricalReference, ColumnKind, DriftError,
 
 # Evidently's floor for the reference std in the normed Wasserstein distance.
 MIN_STD_FOR_NORM = 0.001
-STATISTICS = ("psi", "js", "ks", "ks_pvalue", "wasserstein", "wasserstein_norm", "chi2", "chi2_pvalue")
 
 
 @dataclass(frozen=True)
@@ -230,7 +229,3 @@ def compare_to_profile(profile: ReferenceProfile, frame: pd.DataFrame, columns: 
             results[result.column] = result
     return [results[name] for name in names]
 
-
-def without_statistics(result: ColumnDrift, reason: str) -> ColumnDrift:
-    """The same column with its statistics withdrawn as no data."""
-    return replace(result, **{name: None for name in STATISTICS}, drifted=None, no_data=reason)

@@ -100,8 +100,8 @@ def read_window(path: str | Path, timestamp_column: str, start: datetime, end: d
         _check_columns(path, list(frame.columns), [timestamp_column, *(columns or [])])
         seconds = _epoch_seconds(path, frame[timestamp_column])
         keep = (seconds >= start.timestamp()) & (seconds < end.timestamp())
-        selected = frame.loc[keep.to_numpy()].drop(columns=[timestamp_column])
-        return selected[list(columns)] if columns is not None else selected.reset_index(drop=True)
+        selected = frame.loc[keep.to_numpy()].drop(columns=[timestamp_column]).reset_index(drop=True)
+        return selected[list(columns)] if columns is not None else selected
     if not path.is_file():
         raise PredictionLogError(f"{path}: no such file")
     dataset = _parquet_dataset(path)
