@@ -164,6 +164,13 @@ def test_a_page_inhibits_the_ticket_of_the_same_slo_only():
     assert [a["labels"]["alertname"] for a in note.payload["alerts"]] == ["SLOPage"]
 
 
+def test_a_page_without_the_equal_labels_inhibits_nothing():
+    drift_page = alert("ModelPredictionDrift", model="ranker", severity="page")
+    gpu_ticket = alert("GPUIdle", model="churn-scorer", severity="ticket")
+    marked = apply_inhibition(by_fp(drift_page, gpu_ticket), AlertingConfig().inhibit)
+    assert not marked[gpu_ticket.fingerprint].inhibited
+
+
 def test_a_pending_page_does_not_inhibit():
     page = alert("SLOPage", AlertState.PENDING, slo_id="x", severity="page")
     ticket = alert("SLOTicket", slo_id="x", severity="ticket")

@@ -310,8 +310,9 @@ def _evaluate(condition: Condition, by_name: Mapping[str, list[Signal]], pinned:
             merged[key] = Instance(chosen.labels, truth, chosen.value, {**instance.evidence, **first.evidence})
         return merged
     out = {}
+    join = _JoinIndex(list(right.values()), pinned)
     for key, instance in left.items():
-        matches = [r for r in right.values() if _joins(instance.labels, r.labels, pinned)]
+        matches = join.matches(instance.labels)
         if matches:
             right_truth = Truth.FALSE
             for match in matches:
@@ -328,9 +329,29 @@ def _evaluate(condition: Condition, by_name: Mapping[str, list[Signal]], pinned:
     return out
 
 
-def _joins(left: Mapping[str, str], right: Mapping[str, str], pinned: frozenset[str]) -> bool:
-    shared = (left.keys() & right.keys()) - pinned
-    return all(left[k] == right[k] for k in shared)
+class _JoinIndex:
+    """The right side of an `and`, indexed so each left instance finds its matches in O(1)
+    per distinct label-name set (a cycle joins thousands of drift signals)."""
+
+    def __init__(self, instances: list[Instance], pinned: frozenset[str]):
+        self.pinned = pinned
+        self.by_names: dict[frozenset[str], list[Instance]] = {}
+        for instance in instances:
+            self.by_names.setdefault(frozenset(instance.labels), []).append(instance)
+        self._indexes: dict[tuple[frozenset[str], tuple[str, ...]], dict[tuple[str, ...], list[Instance]]] = {}
+
+    def matches(self, labels: Mapping[str, str]) -> list[Instance]:
+        found: list[Instance] = []
+        for names, instances in self.by_names.items():
+            shared = tuple(sorted((names & labels.keys()) - self.pinned))
+            index = self._indexes.get((names, shared))
+            if index is None:
+                index = {}
+                for instance in instances:
+                    index.setdefault(tuple(instance.labels[k] for k in shared), []).append(instance)
+                self._indexes[(names, shared)] = index
+            found += index.get(tuple(labels[k] for k in shared), [])
+        return found
 
 
 def _evidence_name(signal: Signal) -> str:

@@ -57,6 +57,13 @@ def _matches(labels: Mapping[str, str], match: Mapping[str, str]) -> bool:
     return all(labels.get(k, "") == v for k, v in match.items())
 
 
+def _same_labels(source: Mapping[str, str], target: Mapping[str, str], names: Sequence[str]) -> bool:
+    # Unlike Alertmanager, a label missing from both is not "equal": otherwise the
+    # default page-mutes-ticket rule (equal: [slo_id]) would let any page, say a
+    # drift page, mute every ticket that has no SLO at all.
+    return all(source.get(k) and source.get(k) == target.get(k) for k in names)
+
+
 def apply_inhibition(alerts: Mapping[str, Alert], rules: Sequence[InhibitRule]) -> dict[str, Alert]:
     """Mark alerts muted by a firing source alert that shares the rule's `equal` labels."""
     firing = [a for a in alerts.values() if a.state is AlertState.FIRING]
@@ -72,7 +79,7 @@ def apply_inhibition(alerts: Mapping[str, Alert], rules: Sequence[InhibitRule]) 
                             # A source that is also a target of this rule must not mute itself
                             # or its peers (Alertmanager's rule).
                             and not _matches(source.labels, rule.target_match)
-                            and all(source.labels.get(k, "") == alert.labels.get(k, "") for k in rule.equal)):
+                            and _same_labels(source.labels, alert.labels, rule.equal)):
                         inhibited = True
                         break
                 if inhibited:
