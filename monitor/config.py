@@ -242,6 +242,26 @@ class ReportsConfig:
     # When the weekly report is written: "<weekday> HH:MM" in local time.
     weekly: str = "mon 08:00"
 
+    def yaml_check(self) -> list[tuple[str | None, str]]:
+        if parse_weekly(self.weekly) is None:
+            return [("weekly", f"expected '<weekday> HH:MM' such as 'mon 08:00', got {self.weekly!r}")]
+        return []
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_weekly(spec: str) -> tuple[str, int, int] | None:
+    """'mon 08:00' -> ('mon', 8, 0); None when malformed."""
+    try:
+        day, clock = spec.strip().lower().split()
+        hour, minute = (int(part) for part in clock.split(":"))
+    except ValueError:
+        return None
+    if day[:3] not in _WEEKDAYS or not (0 <= hour < 24 and 0 <= minute < 60):
+        return None
+    return day[:3], hour, minute
+
 
 @dataclass(frozen=True)
 class ScheduleConfig:

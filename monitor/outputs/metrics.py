@@ -12,7 +12,7 @@ import threading
 from typing import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor.signals import CATALOGUE, Signal
@@ -77,6 +77,43 @@ class SignalCollector(Collector):
         yield from families.values()
 
 
+class DeliveryCollector(Collector):
+    """Delivery results and the queue's depth, read from the outbox at scrape time.
+
+    The outbox keeps its result counts in the state file, so these counters survive
+    restarts instead of resetting with the process.
+    """
+
+    METRICS = ("monitor_deliveries_total", "monitor_outbox_pending", "monitor_outbox_expired",
+               "monitor_outbox_disabled_destinations")
+
+    def __init__(self) -> None:
+        self._counts_source = None
+
+    def attach(self, counts_source) -> None:
+        """`counts_source()` returns the outbox's OutboxCounts; None detaches."""
+        self._counts_source = counts_source
+
+    def collect(self):
+        deliveries = CounterMetricFamily("monitor_deliveries", "Delivery attempts by output and result",
+                                         labels=["output", "result"])
+        pending = GaugeMetricFamily("monitor_outbox_pending", "Notifications waiting for delivery")
+        expired = GaugeMetricFamily("monitor_outbox_expired", "Deliveries that exhausted their retries",
+                                    labels=["output"])
+        disabled = GaugeMetricFamily("monitor_outbox_disabled_destinations",
+                                     "1 for an output disabled by a 410 answer", labels=["output"])
+        counts = self._counts_source() if self._counts_source else None
+        if counts is not None:
+            for (output, result), n in sorted(counts.results.items()):
+                deliveries.add_metric([output, result], n)
+            pending.add_metric([], sum(counts.pending.values()))
+            for output, n in sorted(counts.expired.items()):
+                expired.add_metric([output], n)
+            for output, n in sorted(counts.disabled.items()):
+                disabled.add_metric([output], 1 if n else 0)
+        yield from (deliveries, pending, expired, disabled)
+
+
 class DaemonMetrics:
     """The daemon's health instruments, on their own registry (no default process noise mixed in)."""
 
@@ -92,15 +129,14 @@ class DaemonMetrics:
         self.cycles_missed = Counter("monitor_cycles_missed_total",
                                      "Cycles skipped because the previous one was still running", registry=r)
         self.query_errors = Counter("monitor_query_errors_total", "Prometheus queries that failed", registry=r)
-        self.deliveries = Counter("monitor_deliveries_total", "Delivery attempts by output and result",
-                                  ["output", "result"], registry=r)
-        self.outbox_pending = Gauge("monitor_outbox_pending", "Notifications waiting for delivery", registry=r)
         self.last_success = Gauge("monitor_last_cycle_success_timestamp_seconds",
                                   "Unix time the last successful cycle finished", registry=r)
         self.config_reloads = Counter("monitor_config_reloads_total", "SIGHUP config reloads by result",
                                       ["result"], registry=r)
         self.signals = SignalCollector()
         r.register(self.signals)
+        self.deliveries = DeliveryCollector()
+        r.register(self.deliveries)
         for result in ("success", "error"):
             self.cycles.labels(result)
             self.config_reloads.labels(result)

@@ -1,0 +1,245 @@
+"""`monitor run`: the scheduled daemon.
+
+An APScheduler 3 background scheduler runs the cycle every
+`schedule.evaluate_every` (never two at once: an overrun makes the next one skip
+and count as missed) and the weekly report; a worker thread drains the outbox; an
+HTTP thread serves /metrics, /healthz and /readyz. The main thread only waits for
+signals: SIGTERM/SIGINT stop the scheduler (the in-flight cycle finishes), give
+in-flight deliveries a bounded time to finish and exit 0; SIGHUP re-reads the
+config, and a config that fails validation is logged and rejected while the old
+one keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import Config, parse_weekly
+from monitor.errors import ConfigError
+from monitor.http_endpoints import HealthServer
+from monitor.log_format import current_cycle_id
+from monitor.outputs.assembly import DeliveryService, build_delivery
+from monitor.outputs.metrics import DaemonMetrics
+from monitor.pipeline import CycleReport, run_cycle
+from monitor.sources.prometheus import PrometheusSource
+from monitor.store import StateStore
+from monitor.validation import validate
+
+log = logging.getLogger(__name__)
+
+READY_AFTER_INTERVALS = 3  # /readyz fails once the last success is older than this many intervals
+
+
+def weekly_trigger(spec: str) -> CronTrigger:
+    """`reports.weekly` ("mon 08:00", local time; validated at config load) as a cron trigger."""
+    day, hour, minute = parse_weekly(spec)
+    return CronTrigger(day_of_week=day, hour=hour, minute=minute)
+
+
+class Daemon:
+    """The long-running process: one instance per state file."""
+
+    def __init__(self, config_path: str, *, listen: str | None = None, replay_from: datetime | None = None,
+                 shutdown_timeout_s: float = 30.0, report_writer: Callable[[Config, datetime], object] | None = None):
+        report = validate(config_path)
+        if not report.ok:
+            raise ConfigError(report.problems)
+        self.config_path = config_path
+        self.config: Config = report.config
+        self.listen = listen or self.config.http.listen
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self.metrics = DaemonMetrics()
+        self.store = StateStore(self.config.resolve_path(self.config.state.path))
+        self.source = PrometheusSource.from_config(self.config.prometheus)
+        self.delivery: DeliveryService = build_delivery(self.config, self.store)
+        self.metrics.deliveries.attach(self._outbox_counts)
+        self._report_writer = report_writer
+        # Replay mode evaluates history as if it were happening now: the evaluation
+        # clock starts at `replay_from` and advances with wall time.
+        self._replay_from = replay_from
+        self._started_wall = time.time()
+        self._last_success_monotonic: float | None = None
+        self._query_errors_seen = 0
+        self._stop = threading.Event()
+        self._reload_requested = threading.Event()
+        self._outbox_stop = threading.Event()
+        self._outbox_thread: threading.Thread | None = None
+        self._swap_lock = threading.Lock()
+        self.last_cycle: CycleReport | None = None
+        self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+        self.scheduler.add_listener(self._on_job_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
+
+    # -- scheduling ------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        interval = self.config.schedule.evaluate_every.total_seconds()
+        self.scheduler.add_job(self.run_one_cycle, IntervalTrigger(seconds=interval), id="cycle",
+                               replace_existing=True, next_run_time=datetime.now(timezone.utc),
+                               misfire_grace_time=max(1, int(interval)))
+        if self._report_writer is not None:
+            self.scheduler.add_job(self.write_weekly_report, weekly_trigger(self.config.reports.weekly),
+                                   id="weekly-report", replace_existing=True, misfire_grace_time=3600)
+
+    def _on_job_event(self, event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_MAX_INSTANCES and event.job_id == "cycle":
+            self.metrics.cycles_missed.inc()
+            log.warning("cycle skipped: the previous cycle is still running")
+        elif event.code == EVENT_JOB_ERROR:
+            log.error("job %s raised: %s", event.job_id, event.exception, exc_info=event.exception)
+
+    def evaluation_time(self) -> datetime:
+        now = datetime.now(timezone.utc)
+        if self._replay_from is None:
+            return now
+        return self._replay_from + timedelta(seconds=time.time() - self._started_wall)
+
+    def run_one_cycle(self) -> CycleReport:
+        """One cycle, with its metrics and log lines; never raises into the scheduler."""
+        cycle_tag = uuid.uuid4().hex[:8]
+        token = current_cycle_id.set(cycle_tag)
+        started = time.monotonic()
+        at = self.evaluation_time()
+        with self._swap_lock:
+            config, source = self.config, self.source
+        try:
+            log.info("cycle started at %s", at.isoformat())
+            errors_before = source.stats.errors
+            try:
+                report = run_cycle(config, self.store, source, at)
+            except Exception as exc:  # noqa: BLE001 - a bug must not kill the schedule
+                log.exception("cycle crashed: %s", exc)
+                self.metrics.cycles.labels("error").inc()
+                raise
+            duration = time.monotonic() - started
+            self.metrics.cycle_duration.observe(duration)
+            self.metrics.query_errors.inc(max(0, source.stats.errors - errors_before))
+            self.metrics.cycles.labels("success" if report.ok else "error").inc()
+            if report.ok:
+                self._last_success_monotonic = time.monotonic()
+                self.metrics.last_success.set(time.time())
+                self.metrics.signals.update(report.signals)
+                log.info("cycle finished in %.2fs: %d signals, %d transitions, %d notifications queued",
+                         duration, len(report.signals), len(report.transitions), len(report.notifications))
+            else:
+                log.warning("cycle failed in %.2fs, alert states unchanged: %s", duration, report.error)
+            self.last_cycle = report
+            return report
+        finally:
+            current_cycle_id.reset(token)
+
+    def write_weekly_report(self) -> None:
+        with self._swap_lock:
+            config = self.config
+        try:
+            self._report_writer(config, self.evaluation_time())
+            log.info("weekly report written to %s", config.resolve_path(config.reports.dir))
+        except Exception as exc:  # noqa: BLE001 - a failed report must not stop alerting
+            log.exception("weekly report failed: %s", exc)
+
+    # -- health ----------------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, str]:
+        interval = self.config.schedule.evaluate_every.total_seconds()
+        if self._last_success_monotonic is None:
+            return False, "no successful cycle yet"
+        age = time.monotonic() - self._last_success_monotonic
+        if age > READY_AFTER_INTERVALS * interval:
+            return False, f"last successful cycle {age:.0f}s ago (> {READY_AFTER_INTERVALS} intervals)"
+        return True, f"last successful cycle {age:.0f}s ago"
+
+    def _outbox_counts(self):
+        with self._swap_lock:
+            return self.delivery.outbox.counts()
+
+    # -- outbox worker ----------------------------------------------------------
+
+    def _start_outbox(self) -> None:
+        self._outbox_stop = threading.Event()
+        delivery = self.delivery
+        self._outbox_thread = threading.Thread(
+            target=delivery.worker.run_forever, args=(self._outbox_stop, 1.0),
+            kwargs={"before_pass": delivery.route_pending}, name="outbox", daemon=True)
+        self._outbox_thread.start()
+
+    def _stop_outbox(self, timeout_s: float) -> bool:
+        """Ask the worker to stop after its in-flight delivery; False if it did not within the bound."""
+        self._outbox_stop.set()
+        if self._outbox_thread is None:
+            return True
+        self._outbox_thread.join(timeout_s)
+        return not self._outbox_thread.is_alive()
+
+    # -- reload ----------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Re-read the config; keep the old one (and say why) if the new one is invalid."""
+        report = validate(self.config_path)
+        if not report.ok:
+            self.metrics.config_reloads.labels("error").inc()
+            for problem in report.problems:
+                log.error("config reload rejected, keeping the running config: %s", problem)
+            return False
+        new = report.config
+        if new.resolve_path(new.state.path) != self.config.resolve_path(self.config.state.path):
+            log.warning("state.path changed: takes effect at the next restart, not on reload")
+        source = PrometheusSource.from_config(new.prometheus)
+        self._stop_outbox(self.shutdown_timeout_s)
+        with self._swap_lock:
+            old_source, self.config, self.source = self.source, new, source
+            self.delivery = build_delivery(new, self.store)
+        old_source.close()
+        self._start_outbox()
+        if self.scheduler.running:
+            self._schedule()
+        self.metrics.config_reloads.labels("success").inc()
+        log.info("config reloaded from %s", self.config_path)
+        return True
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def request_stop(self, *_: object) -> None:
+        self._stop.set()
+
+    def request_reload(self, *_: object) -> None:
+        self._reload_requested.set()
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; returns the exit code."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
+        http = HealthServer(self.listen, self.metrics.registry, self.readiness).start()
+        self._start_outbox()
+        self._schedule()
+        self.scheduler.start()
+        log.info("monitor running: cycle every %ss, state %s, http %s",
+                 self.config.schedule.evaluate_every.total_seconds(),
+                 self.config.resolve_path(self.config.state.path), http.address)
+        try:
+            while not self._stop.is_set():
+                if self._reload_requested.wait(0.2):
+                    self._reload_requested.clear()
+                    self.reload()
+        finally:
+            log.info("stopping: waiting for the running cycle, then in-flight deliveries (up to %.0fs)",
+                     self.shutdown_timeout_s)
+            self.scheduler.shutdown(wait=True)
+            if not self._stop_outbox(self.shutdown_timeout_s):
+                log.warning("outbox worker still busy after %.0fs; its delivery will be retried after restart",
+                            self.shutdown_timeout_s)
+            http.stop()
+            self.source.close()
+            self.store.close()
+            log.info("stopped")
+        return 0
