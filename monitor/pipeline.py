@@ -7,6 +7,10 @@ notifications to queue. Delivery is the outbox's job, from the notifications tab
 A cycle in which any query fails (Prometheus down, a timeout, a server error)
 changes no alert state: it is recorded as a failed cycle and nothing else. A
 half-answered cycle would otherwise read as "no data" or "resolved" everywhere.
+
+One writer at a time: a cycle reads the alert state, then writes its outcome in
+one transaction. The daemon runs cycles one after another; two `run --once`
+processes on one state file at once would each step from the same old state.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from monitor.alerting.rule_spec import Action, Rule
 from monitor.alerting.silences import Silence, SilenceError, parse_matcher
 from monitor.alerting.versions import ModelVersion, last_known_good, observe_serving
 from monitor.config import AlertingConfig
+from monitor.durations import parse_duration
 from monitor.signals import Signal
 
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=timezone.utc)
@@ -79,7 +80,6 @@ def test_a_new_alert_in_a_notified_group_waits_for_group_interval():
     pytest.param("12h", 0, id="no repeat before the repeat interval"),
 ])
 def test_repeat_interval(repeat, expected_repeats):
-    from monitor.durations import parse_duration
     timeline = Timeline(AlertingConfig(repeat_interval=parse_duration(repeat)))
     a = alert("A")
     kinds = [n.kind for hour in range(0, 10) for n in timeline.at(minutes(60 * hour), a)]

@@ -8,6 +8,7 @@ endsAt, fingerprint) so receivers that understand Alertmanager understand us.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -53,6 +54,14 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "activeSince": iso(alert.active_since),
         "endsAt": iso(alert.resolved_at),
         "fingerprint": alert.fingerprint,
-        "value": alert.value,
-        "evidence": dict(alert.evidence),
+        "value": finite_or_none(alert.value),
+        "evidence": {k: finite_or_none(v) for k, v in alert.evidence.items()},
     }
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: a value without a finite number is no data."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None

@@ -25,7 +25,8 @@ from monitor.alerting.lifecycle import Alert, AlertState
 from monitor.alerting.notifications import Notification, NotificationKind, alert_payload, iso
 from monitor.alerting.rule_spec import Rule
 from monitor.alerting.silences import Silence, silencing
-from monitor.alerting.versions import ModelVersion, VersionKey, is_newer, last_known_good, mark_rollback_fired
+from monitor.alerting.versions import (ModelVersion, VersionKey, is_newer, last_known_good,
+                                       mark_rollback_fired)
 from monitor.config import AlertingConfig, InhibitRule
 
 ALL_LABELS = "..."
@@ -193,7 +194,7 @@ def plan_rollbacks(alerts: Mapping[str, Alert], rules_by_name: Mapping[str, Rule
                 "type": NotificationKind.ROLLBACK_REQUESTED.value,
                 "model": model, "bad_version": version, "last_known_good_version": good.version,
                 "reason": alert.annotations.get("summary") or f"{alert.alertname} firing for {model} {version}",
-                "alert": alert_payload(alert), "evidence": dict(alert.evidence),
+                "alert": alert_payload(alert), "evidence": alert_payload(alert)["evidence"],
             }
             notifications.append(Notification(f"rollback.requested:{fp}:{iso(alert.fired_at)}",
                                               NotificationKind.ROLLBACK_REQUESTED, at, payload))
@@ -203,7 +204,7 @@ def plan_rollbacks(alerts: Mapping[str, Alert], rules_by_name: Mapping[str, Rule
                 "type": NotificationKind.ROLLBACK_CANCELLED.value,
                 "model": model, "bad_version": version,
                 "reason": f"{alert.alertname} resolved at {iso(alert.resolved_at)}",
-                "alert": alert_payload(alert), "evidence": dict(alert.evidence),
+                "alert": alert_payload(alert), "evidence": alert_payload(alert)["evidence"],
             }
             notifications.append(Notification(f"rollback.cancelled:{fp}:{iso(alert.fired_at)}",
                                               NotificationKind.ROLLBACK_CANCELLED, at, payload))

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from monitor.alerting.condition import Matcher
 from monitor.alerting.lifecycle import Alert, AlertState, Transition
-from monitor.alerting.notifications import PENDING, Notification
+from monitor.alerting.notifications import PENDING, Notification, NotificationKind
 from monitor.alerting.policy import GroupState
 from monitor.alerting.silences import Silence, SilenceError
 from monitor.alerting.versions import ModelVersion, VersionKey
@@ -90,7 +90,6 @@ class AlertRepository:
             sql, params = sql + " AND cycle_id = ?", params + [cycle_id]
         if status is not None:
             sql, params = sql + " AND status = ?", params + [status]
-        from monitor.alerting.notifications import NotificationKind
         return [QueuedNotification(r["id"], Notification(r["idempotency_key"], NotificationKind(r["kind"]),
                                                          _dt(r["created_at"]), json.loads(r["payload"])),
                                    r["cycle_id"], r["status"])
