@@ -84,6 +84,12 @@ def build_headline(slos: SloSection, incidents: IncidentSection, changes: Change
         sentences.append(f"Watch the gaps: {len(quiet)} no-data period(s) and {len(stale)} stale pipeline(s) "
                          "— quiet is not the same as healthy.")
 
-    return Headline(counts[SloStatus.MET], counts[SloStatus.AT_RISK], counts[SloStatus.MISSED],
-                    counts[SloStatus.NO_DATA], len(incidents.rows), rollbacks, cost.fleet_cost_per_1k,
-                    cost.fleet_cost_per_1k_wow_change, tuple(sentences))
+    # An unavailable section is "no data" in the headline, never a reassuring 0.
+    slos_known = slos.status.available
+    known = incidents.status.available
+    return Headline(counts[SloStatus.MET] if slos_known else None,
+                    counts[SloStatus.AT_RISK] if slos_known else None,
+                    counts[SloStatus.MISSED] if slos_known else None,
+                    counts[SloStatus.NO_DATA] if slos_known else None,
+                    len(incidents.rows) if known else None, rollbacks if known else None,
+                    cost.fleet_cost_per_1k, cost.fleet_cost_per_1k_wow_change, tuple(sentences))

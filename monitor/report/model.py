@@ -283,12 +283,14 @@ class FreshnessSection:
 
 @dataclass(frozen=True)
 class Headline:
-    slos_met: int
-    slos_at_risk: int
-    slos_missed: int
-    slos_no_data: int
-    incidents: int
-    rollbacks: int
+    """None where the section behind a figure was unavailable."""
+
+    slos_met: int | None
+    slos_at_risk: int | None
+    slos_missed: int | None
+    slos_no_data: int | None
+    incidents: int | None
+    rollbacks: int | None
     cost_per_1k: float | None
     cost_per_1k_wow_change: float | None
     sentences: tuple[str, ...]

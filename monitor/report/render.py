@@ -87,11 +87,15 @@ def draw_charts(model: ReportModel) -> ReportCharts:
     return ReportCharts(burn_rate, distribution, daily)
 
 
-def render_report_html(model: ReportModel, environment: jinja2.Environment | None = None) -> str:
-    """The report page: one self-contained HTML file (inline CSS and SVG, no scripts)."""
+def render_report_html(model: ReportModel, environment: jinja2.Environment | None = None,
+                       charts: ReportCharts | None = None) -> str:
+    """The report page: one self-contained HTML file (inline CSS and SVG, no scripts).
+
+    `charts` defaults to drawing them from the model (given: the benchmark's baseline).
+    """
     environment = environment or template_environment()
     template = environment.get_template("weekly.html.j2")
-    return template.render(report=model, charts=draw_charts(model), version=monitor.__version__)
+    return template.render(report=model, charts=charts or draw_charts(model), version=monitor.__version__)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -133,12 +137,12 @@ class WrittenReport:
     archive_index: Path
 
 
-def write_report(model: ReportModel, out_dir: Path, environment: jinja2.Environment | None = None
-                 ) -> WrittenReport:
+def write_report(model: ReportModel, out_dir: Path, environment: jinja2.Environment | None = None,
+                 charts: ReportCharts | None = None) -> WrittenReport:
     """Write DIR/<period>/index.html and report.json, then refresh DIR/index.html (the archive)."""
     environment = environment or template_environment()
     report_dir = Path(out_dir) / model.period.key
-    html = render_report_html(model, environment)
+    html = render_report_html(model, environment, charts)
     # JSON first: the archive index is built from the report.json files.
     json_path = report_dir / "report.json"
     write_atomic(json_path, json.dumps(report_json(model), indent=1, sort_keys=False, allow_nan=False) + "\n")
