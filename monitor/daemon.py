@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 import uuid
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -51,7 +52,8 @@ class Daemon:
     """The long-running process: one instance per state file."""
 
     def __init__(self, config_path: str, *, listen: str | None = None, replay_from: datetime | None = None,
-                 shutdown_timeout_s: float = 30.0, report_writer: Callable[[Config, datetime], object] | None = None):
+                 state_path: str | Path | None = None, shutdown_timeout_s: float = 30.0,
+                 report_writer: Callable[[Config, datetime], object] | None = None):
         report = validate(config_path)
         if not report.ok:
             raise ConfigError(report.problems)
@@ -60,7 +62,8 @@ class Daemon:
         self.listen = listen or self.config.http.listen
         self.shutdown_timeout_s = shutdown_timeout_s
         self.metrics = DaemonMetrics()
-        self.store = StateStore(self.config.resolve_path(self.config.state.path))
+        self.state_path = Path(state_path) if state_path else self.config.resolve_path(self.config.state.path)
+        self.store = StateStore(self.state_path)
         self.source = PrometheusSource.from_config(self.config.prometheus)
         self.delivery: DeliveryService = build_delivery(self.config, self.store)
         self.metrics.deliveries.attach(self._outbox_counts)
@@ -191,7 +194,8 @@ class Daemon:
                 log.error("config reload rejected, keeping the running config: %s", problem)
             return False
         new = report.config
-        if new.resolve_path(new.state.path) != self.config.resolve_path(self.config.state.path):
+        if new.resolve_path(new.state.path) != self.config.resolve_path(self.config.state.path) \
+                and self.state_path == self.config.resolve_path(self.config.state.path):
             log.warning("state.path changed: takes effect at the next restart, not on reload")
         source = PrometheusSource.from_config(new.prometheus)
         self._stop_outbox(self.shutdown_timeout_s)
@@ -225,7 +229,7 @@ class Daemon:
         self.scheduler.start()
         log.info("monitor running: cycle every %ss, state %s, http %s",
                  self.config.schedule.evaluate_every.total_seconds(),
-                 self.config.resolve_path(self.config.state.path), http.address)
+                 self.state_path, http.address)
         try:
             while not self._stop.is_set():
                 if self._reload_requested.wait(0.2):

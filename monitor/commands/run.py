@@ -22,17 +22,28 @@ from monitor.store import StateStore
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "run", help="run a cycle: pull, compute, evaluate rules, queue notifications",
-        description="Run one full cycle evaluated at --at (default now) against the state file: query "
-                    "Prometheus, compute SLO, drift and cost signals, evaluate the alert rules, advance "
-                    "each alert's state and queue notifications. Running --once at successive --at "
-                    "times steps a scenario through history. Exits 1 when the cycle's queries failed "
-                    "(alert states are then left unchanged).")
-    parser.add_argument("--once", action="store_true", required=True,
-                        help="run a single cycle and exit (the scheduling daemon is not built yet)")
-    parser.add_argument("--at", type=parse_instant, default=None, help="evaluation time, ISO 8601 (default now)")
+        "run", help="run the daemon (or one cycle with --once)",
+        description="Without --once: the daemon. It runs the cycle every schedule.evaluate_every, the weekly "
+                    "report and the outbox worker, and serves /metrics, /healthz and /readyz; SIGHUP reloads "
+                    "the config (a bad one is rejected and logged), SIGTERM finishes in-flight work and exits "
+                    "0. With --once: one full cycle evaluated at --at (default now) against the state file: "
+                    "query Prometheus, compute SLO, drift and cost signals, evaluate the alert rules, advance "
+                    "each alert's state and queue notifications. Running --once at successive --at times "
+                    "steps a scenario through history. Exits 1 when the cycle's queries failed (alert states "
+                    "are then left unchanged).")
+    parser.add_argument("--once", action="store_true", help="run a single cycle and exit")
+    parser.add_argument("--at", type=parse_instant, default=None,
+                        help="with --once: evaluation time, ISO 8601 (default now)")
     parser.add_argument("--json", action="store_true",
-                        help="print the cycle's signals, alert transitions and queued notifications as JSON")
+                        help="with --once: print the cycle's signals, alert transitions and queued notifications")
+    parser.add_argument("--listen", default=None, help="daemon: HOST:PORT for /metrics and health (default: http.listen)")
+    parser.add_argument("--log-format", choices=("plain", "json"), default="plain",
+                        help="daemon: one line per event, plain text or JSON")
+    parser.add_argument("--log-level", dest="daemon_log_level", default="INFO",
+                        help="daemon: DEBUG, INFO (default), WARNING or ERROR")
+    parser.add_argument("--replay-from", type=parse_instant, default=None,
+                        help="daemon: evaluate history as if live, starting at this ISO 8601 instant "
+                             "(for rehearsing rules against a past incident)")
     add_state_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -59,6 +70,8 @@ def open_state(args: argparse.Namespace) -> tuple[Config, StateStore]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.once:
+        return run_daemon(args)
     config, store = open_state(args)
     at = args.at or datetime.now(timezone.utc)
     with store, PrometheusSource.from_config(config.prometheus) as source:
@@ -69,6 +82,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_report(report)
     return 0 if report.ok else 1
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    """The long-running daemon (`monitor run` without --once)."""
+    from monitor.daemon import Daemon
+    from monitor.log_format import configure_logging
+
+    if args.at is not None or args.json:
+        raise MonitorError("--at and --json go with --once; the daemon evaluates at the current time "
+                           "(or from --replay-from)")
+    configure_logging(args.daemon_log_level, args.log_format)
+    daemon = Daemon(config_path_from(args.config), listen=args.listen, replay_from=args.replay_from,
+                    state_path=args.state)
+    return daemon.run()
 
 
 def signal_json(signal: Signal) -> dict[str, Any]:
