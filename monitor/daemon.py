@@ -26,12 +26,16 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor.alerting.lifecycle import AlertState
+from monitor.alerting.notifications import alert_payload, iso
 from monitor.config import Config, parse_weekly
 from monitor.errors import ConfigError
 from monitor.http_endpoints import HealthServer
 from monitor.log_format import current_cycle_id
+from monitor.outputs.alertmanager import AlertmanagerDestination, postable_alerts
 from monitor.outputs.assembly import DeliveryService, build_delivery
 from monitor.outputs.metrics import DaemonMetrics
+from monitor.outputs.results import SendOutcome
 from monitor.pipeline import CycleReport, run_cycle
 from monitor.sources.prometheus import PrometheusSource
 from monitor.store import StateStore
@@ -137,9 +141,32 @@ class Daemon:
             else:
                 log.warning("cycle failed in %.2fs, alert states unchanged: %s", duration, report.error)
             self.last_cycle = report
+            self._repush_to_alertmanager(report, config)
             return report
         finally:
             current_cycle_id.reset(token)
+
+    def _repush_to_alertmanager(self, report: CycleReport, config: Config) -> None:
+        """Re-send what is firing, every cycle, as Prometheus does.
+
+        Alertmanager resolves an alert by itself once its endsAt passes without a
+        re-send; pushing the stored firing alerts after failed cycles too keeps a
+        Prometheus outage from resolving them there. Transitions travel through the
+        outbox, so a failed push here loses nothing.
+        """
+        if config.outputs.alertmanager is None:
+            return
+        firing = [a for a in report.alerts.values() if a.state is AlertState.FIRING and not a.silenced_by]
+        if not firing:
+            return
+        ends_at = datetime.now(timezone.utc) + max(4 * config.schedule.evaluate_every, timedelta(minutes=5))
+        alerts = postable_alerts({"alerts": [alert_payload(a) for a in firing]})
+        for alert in alerts:
+            alert["endsAt"] = iso(ends_at)
+        result = AlertmanagerDestination(config.outputs.alertmanager).push(alerts)
+        if result.outcome is not SendOutcome.DELIVERED:
+            log.warning("re-push of %d firing alerts to Alertmanager failed: %s", len(alerts),
+                        result.error or result.outcome.value)
 
     def write_weekly_report(self) -> None:
         with self._swap_lock:

@@ -26,6 +26,7 @@ from monitor.alerting.lifecycle import AlertState
 from monitor.alerting.repository import AlertRepository
 from monitor.simulate.local_prometheus import free_port
 from monitor.store import StateStore
+from standins.alertmanager import LocalAlertmanager
 from standins.slow_proxy import SlowProxy
 
 INTERVAL_S = 2
@@ -130,7 +131,14 @@ def proxy(prometheus):
 
 
 @pytest.fixture
-def daemon_config(sim_dir, proxy, tmp_path) -> Path:
+def alertmanager():
+    server = LocalAlertmanager().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def daemon_config(sim_dir, proxy, tmp_path, alertmanager) -> Path:
     config = yaml.safe_load((sim_dir / "monitor.yaml").read_text())
     config["prometheus"] = {"url": proxy.url, "timeout": "2s"}
     config["state"] = {"path": str(tmp_path / "state.db")}
@@ -143,6 +151,7 @@ def daemon_config(sim_dir, proxy, tmp_path) -> Path:
     config["schedule"] = {"evaluate_every": f"{INTERVAL_S}s"}
     config["http"] = {"listen": f"127.0.0.1:{free_port()}"}
     config["reports"] = {"dir": str(tmp_path / "reports")}
+    config["outputs"] = {"alertmanager": {"url": alertmanager.url}}
     path = tmp_path / "monitor.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -166,11 +175,19 @@ def state_path_of(config: Path) -> Path:
     return Path(yaml.safe_load(config.read_text())["state"]["path"])
 
 
-def test_a_prometheus_outage_changes_no_alert_and_readiness_follows_it(daemon, daemon_config, prometheus):
+def firing_in_alertmanager(alertmanager) -> set[str]:
+    return {a["labels"]["alertname"] for a in alertmanager.alerts() if a["status"]["state"] == "active"}
+
+
+def test_a_prometheus_outage_changes_no_alert_and_readiness_follows_it(daemon, daemon_config, prometheus,
+                                                                      alertmanager):
     wait_for(lambda: successful_cycles(daemon) >= 2, 120, "two successful cycles")
     assert daemon.ready() == 200
     before = alert_states(state_path_of(daemon_config))
-    assert any(state is AlertState.FIRING or state is AlertState.PENDING for _, state, *_ in before.values()), before
+    firing = {name for name, state, *_ in before.values() if state is AlertState.FIRING}
+    assert firing, before
+    # Firing alerts are re-pushed to Alertmanager every cycle, as Prometheus does.
+    wait_for(lambda: firing <= firing_in_alertmanager(alertmanager), 30, "firing alerts in Alertmanager")
 
     prometheus.stop()
     try:
@@ -181,6 +198,8 @@ def test_a_prometheus_outage_changes_no_alert_and_readiness_follows_it(daemon, d
         during = alert_states(state_path_of(daemon_config))
         # No alert fired, resolved or went to no-data while Prometheus was down.
         assert {fp: s[:5] for fp, s in during.items()} == {fp: s[:5] for fp, s in before.items()}
+        # ...and still firing in Alertmanager: failed cycles keep re-pushing the stored state.
+        assert firing <= firing_in_alertmanager(alertmanager)
     finally:
         prometheus.start()
     successes = successful_cycles(daemon)
