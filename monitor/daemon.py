@@ -35,6 +35,7 @@ from monitor.log_format import current_cycle_id
 from monitor.outputs.alertmanager import AlertmanagerDestination, postable_alerts
 from monitor.outputs.assembly import DeliveryService, build_delivery
 from monitor.outputs.metrics import DaemonMetrics
+from monitor.outputs.report import write_weekly_report
 from monitor.outputs.results import SendOutcome
 from monitor.pipeline import CycleReport, run_cycle
 from monitor.sources.prometheus import PrometheusSource
@@ -57,7 +58,7 @@ class Daemon:
 
     def __init__(self, config_path: str, *, listen: str | None = None, replay_from: datetime | None = None,
                  state_path: str | Path | None = None, shutdown_timeout_s: float = 30.0,
-                 report_writer: Callable[[Config, datetime], object] | None = None):
+                 report_writer: Callable[[Config, datetime], object] | None = write_weekly_report):
         report = validate(config_path)
         if not report.ok:
             raise ConfigError(report.problems)
@@ -169,6 +170,7 @@ class Daemon:
                         result.error or result.outcome.value)
 
     def write_weekly_report(self) -> None:
+        """The scheduled job: the last complete week's report, at its evaluation time."""
         with self._swap_lock:
             config = self.config
         try:
