@@ -86,6 +86,8 @@ BROKEN = [
                  "needs 'inferences'", id="a model without an inference counter or preset is rejected"),
     pytest.param(EXAMPLE.replace("drift: {reference: 7d, current: 1h}", "drift: {reference: 1h, current: 7d}"), 14,
                  "current window must be shorter", id="a current drift window longer than the reference is rejected"),
+    pytest.param(EXAMPLE.replace("  dir: reports-out", "  dir: reports-out\n  weekly: someday 8am"), 26,
+                 "expected '<weekday> HH:MM'", id="a malformed weekly report schedule is rejected"),
 ]
 
 
