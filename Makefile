@@ -1,13 +1,16 @@
 # The README's two commands, `make demo` and `make test`, do all setup on a fresh
 # machine: a virtualenv in .venv with the project and its test extras, and Debian's
-# prometheus package (promtool + prometheus) when promtool is missing.
+# packages the run needs (prometheus for promtool + prometheus; for the tests also
+# prometheus-alertmanager and chromium), installed in one apt run when missing and
+# running as root; otherwise one line says what to install.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= demo-out
+REPORT_DIR ?= bench-out/report
 
-.PHONY: demo test bench prometheus clean
+.PHONY: demo test bench report-screenshot prometheus test-packages clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,54 +18,45 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# apt_install PACKAGES...: install the missing Debian packages, or say what to install.
+define apt_install
+	@missing="$(strip $(1))"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages: $$missing (sudo apt-get install $$missing)"; exit 1; \
+	  fi; \
+	fi
+endef
+
+have = $(shell command -v $(1) >/dev/null 2>&1 && echo yes)
+PROMETHEUS_PKG = $(if $(and $(call have,promtool),$(call have,prometheus)),,prometheus)
+ALERTMANAGER_PKG = $(if $(or $(call have,alertmanager),$(call have,prometheus-alertmanager)),,prometheus-alertmanager)
+CHROMIUM_PKG = $(if $(call have,chromium),,chromium)
+
 prometheus:
-	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = "0" ]; then \
-	    echo "installing Debian's prometheus package (promtool and prometheus are missing)"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
-	  else \
-	    echo "promtool/prometheus not found: install Debian's 'prometheus' package (sudo apt-get install prometheus)"; exit 1; \
-	  fi; \
-	fi
-	@if ! command -v alertmanager >/dev/null 2>&1 && ! command -v prometheus-alertmanager >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = "0" ]; then \
-	    echo "installing Debian's prometheus-alertmanager package (alertmanager is missing)"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null; \
-	  else \
-	    echo "alertmanager not found: install Debian's 'prometheus-alertmanager' package (sudo apt-get install prometheus-alertmanager); the Alertmanager tests need it"; \
-	  fi; \
-	fi
+	$(call apt_install,$(PROMETHEUS_PKG))
+
+# The tests also run a real Alertmanager and open the report in headless Chromium.
+test-packages:
+	$(call apt_install,$(PROMETHEUS_PKG) $(ALERTMANAGER_PKG) $(CHROMIUM_PKG))
 
 demo: $(STAMP) prometheus
 	$(PY) -m monitor.demo --out $(DEMO_DIR)
 
-test: $(STAMP) prometheus
+test: $(STAMP) test-packages
 	$(PY) -m pytest -q
 
 bench: $(STAMP) prometheus
 	@set -e; for b in benchmarks/*_bench.py; do echo "== $$b"; $(PY) $$b; done
 
-clean:
-	rm -rf $(DEMO_DIR) bench-out .pytest_cache
-
-# The weekly report's screenshot test opens the page in Debian's headless chromium.
-REPORT_DIR ?= bench-out/report
-.PHONY: chromium report-screenshot
-test: chromium
-chromium:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = "0" ]; then \
-	    echo "installing Debian's chromium package (the report screenshot test needs it)"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
-	  else \
-	    echo "chromium not found: install Debian's 'chromium' package (sudo apt-get install chromium)"; exit 1; \
-	  fi; \
-	fi
-
-# Renders the simulated week's report, screenshots it with headless chromium and
+# Renders the simulated week's report, screenshots it with headless Chromium and
 # keeps both under $(REPORT_DIR) to look at (the same test `make test` runs).
-report-screenshot: $(STAMP) prometheus chromium
+report-screenshot: $(STAMP) test-packages
 	REPORT_SCREENSHOT_DIR=$(abspath $(REPORT_DIR)) $(PY) -m pytest -q tests/test_report_screenshot.py
+
+clean:
+	rm -rf $(DEMO_DIR) bench-out .pytest_cache .test-cache
