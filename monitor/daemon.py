@@ -112,8 +112,8 @@ class Daemon:
             return now
         return self._replay_from + timedelta(seconds=time.time() - self._started_wall)
 
-    def run_one_cycle(self) -> CycleReport:
-        """One cycle, with its metrics and log lines; never raises into the scheduler."""
+    def run_one_cycle(self) -> CycleReport | None:
+        """One cycle, with its metrics and log lines; never raises into the scheduler (None if it crashed)."""
         cycle_tag = uuid.uuid4().hex[:8]
         token = current_cycle_id.set(cycle_tag)
         started = time.monotonic()
@@ -126,9 +126,11 @@ class Daemon:
             try:
                 report = run_cycle(config, self.store, source, at)
             except Exception as exc:  # noqa: BLE001 - a bug must not kill the schedule
-                log.exception("cycle crashed: %s", exc)
+                # State is written in one transaction at the cycle's end, so a crash
+                # before it leaves every alert as it was, like a failed cycle.
+                log.exception("cycle crashed, alert states unchanged: %s", exc)
                 self.metrics.cycles.labels("error").inc()
-                raise
+                return None
             duration = time.monotonic() - started
             self.metrics.cycle_duration.observe(duration)
             self.metrics.query_errors.inc(max(0, source.stats.errors - errors_before))
