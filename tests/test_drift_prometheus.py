@@ -7,6 +7,8 @@ expected numbers are recomputed here from the fleet's raw in-memory bucket count
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from datetime import timedelta
 
 import numpy as np
@@ -114,9 +116,24 @@ def test_feature_drift_from_the_prediction_log_is_per_version(prom, config, flee
     assert v1.column("items_viewed").drifted is True
     assert v1.column("device").drifted is False
     assert v1.column("country").kind.value == "categorical"
-    # v2 serves ~30% of 4 rows a minute: under min_samples=100 in one hour, so no data.
-    assert results["v2"].column("items_viewed").drifted is None
-    assert "min_samples" in results["v2"].column("items_viewed").no_data
+    assert v1.column("score").drifted is False  # v1's own scores are stable
+    # v2 (~30% of 20 rows a minute, ~360 in the hour) is compared with v1's reference:
+    # its scores drifted (Beta(4,3) vs Beta(2,5)) and it sees the same upstream change.
+    v2 = results["v2"]
+    assert v2.reference_version == "v1"
+    assert v2.column("score").drifted is True and v2.column("items_viewed").drifted is True
+    assert v2.column("device").drifted is False and v2.column("user_age").drifted is False
+
+
+def test_a_version_with_too_few_logged_rows_is_no_data(prom, config, fleet_end, tmp_path):
+    ranker = config.model("ranker")
+    strict = replace(ranker, drift=replace(ranker.drift, min_samples=1000))
+    with StateStore(tmp_path / "state.db") as store:
+        results = {r.version: r for r in compute_model_drift(prom, strict, fleet_end, store,
+                                                             log_base_dir=config.base_dir)}
+    # ~360 rows of v2 in the hour: under min_samples=1000, so no data, never "no drift".
+    column = results["v2"].column("items_viewed")
+    assert column.drifted is None and "min_samples" in column.no_data
 
 
 def test_the_log_profile_is_fitted_once_per_reference_window(prom, config, fleet_end, tmp_path):
