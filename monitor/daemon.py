@@ -122,7 +122,7 @@ class Daemon:
             config, source = self.config, self.source
         try:
             log.info("cycle started at %s", at.isoformat())
-            errors_before = source.stats.errors
+            sent_errors_before = source.stats.errors - source.stats.skipped
             try:
                 report = run_cycle(config, self.store, source, at)
             except Exception as exc:  # noqa: BLE001 - a bug must not kill the schedule
@@ -133,7 +133,8 @@ class Daemon:
                 return None
             duration = time.monotonic() - started
             self.metrics.cycle_duration.observe(duration)
-            self.metrics.query_errors.inc(max(0, source.stats.errors - errors_before))
+            # Queries that went unanswered for real (skipped ones were never sent).
+            self.metrics.query_errors.inc(max(0, source.stats.errors - source.stats.skipped - sent_errors_before))
             self.metrics.cycles.labels("success" if report.ok else "error").inc()
             if report.ok:
                 self._last_success_monotonic = time.monotonic()

@@ -91,8 +91,11 @@ def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
     queries_before, errors_before = source.stats.queries, source.stats.errors
 
     try:
-        signals = [signal for produce in producers for signal in produce(source, config, at, store)]
-        answers = source.instant_many(promql_queries(rules), at)
+        # Once Prometheus is found down or too slow, the cycle's remaining queries
+        # fail at once: the cycle fails either way, and should not take N timeouts.
+        with source.fail_fast():
+            signals = [signal for produce in producers for signal in produce(source, config, at, store)]
+            answers = source.instant_many(promql_queries(rules), at)
         for answer in answers.values():
             if isinstance(answer, QueryError):
                 raise answer

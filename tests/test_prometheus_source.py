@@ -182,3 +182,20 @@ def test_warnings_are_surfaced_so_partial_data_never_passes_as_complete(stand_in
     assert result.warnings == ("partial response: store gateway unavailable",)
     assert [s.value for s in result.samples] == [1.0, None]
     assert math.isclose(result.by_labels("job")[("x",)], 1.0)
+
+
+def test_within_a_cycle_a_slow_server_fails_the_remaining_queries_at_once(stand_in):
+    source = PrometheusSource(stand_in(delay_s=2.0), timeout=0.5)
+    started = time.monotonic()
+    with source.fail_fast():
+        with pytest.raises(QueryTimeout):
+            source.instant("up")
+        results = source.instant_many([f"vector({i})" for i in range(20)])
+    # 20 more queries would have cost 20 timeouts; they were not sent.
+    assert time.monotonic() - started < 5
+    assert all(isinstance(r, QueryTimeout) and "not sent" in r.message for r in results.values())
+    assert source.stats.skipped == 20 and source.stats.errors == 21
+    # Outside the block each query is tried again.
+    with pytest.raises(QueryTimeout) as raised:
+        source.instant("up")
+    assert "not sent" not in raised.value.message

@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import requests
@@ -139,12 +140,20 @@ class QueryStats:
 
     queries: int = 0
     errors: int = 0
+    # Queries not sent because an earlier one of the same cycle found the server
+    # down or too slow (counted in `errors` too: they went unanswered).
+    skipped: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, error: bool = False) -> None:
         with self._lock:
             self.queries += 1
             self.errors += int(error)
+
+    def count_skipped(self) -> None:
+        with self._lock:
+            self.errors += 1
+            self.skipped += 1
 
 
 class PrometheusSource:
@@ -166,6 +175,11 @@ class PrometheusSource:
                                          session=self._session, timeout=self.timeout, method="POST")
         self._headers = dict(headers or {})
         self._session.headers.update(self._headers)
+        # Set inside `fail_fast()`: the first "server down / too slow" error, after which
+        # the rest of that cycle's queries fail at once instead of each waiting out
+        # the timeout (a cycle that fails changes nothing anyway).
+        self._fail_fast = False
+        self._tripped: QueryError | None = None
 
     @classmethod
     def from_config(cls, config: PrometheusConfig, url: str | None = None) -> "PrometheusSource":
@@ -191,6 +205,15 @@ class PrometheusSource:
             return bool(self._client.check_prometheus_connection())
         except requests.RequestException:
             return False
+
+    @contextmanager
+    def fail_fast(self) -> Iterator["PrometheusSource"]:
+        """Within this block, once the server is unreachable or times out, skip the remaining queries."""
+        self._fail_fast, self._tripped = True, None
+        try:
+            yield self
+        finally:
+            self._fail_fast, self._tripped = False, None
 
     # -- queries ---------------------------------------------------------------
 
@@ -266,6 +289,19 @@ class PrometheusSource:
         return None
 
     def _call(self, endpoint: str, query: str, params: dict[str, str]) -> tuple[dict, tuple[str, ...]]:
+        tripped = self._tripped
+        if tripped is not None:
+            self.stats.count_skipped()
+            raise type(tripped)(query, f"not sent: an earlier query of this cycle failed ({tripped.message})",
+                                tripped.error_type, tripped.status)
+        try:
+            return self._send(endpoint, query, params)
+        except (PrometheusUnavailable, QueryTimeout) as exc:
+            if self._fail_fast:
+                self._tripped = exc
+            raise
+
+    def _send(self, endpoint: str, query: str, params: dict[str, str]) -> tuple[dict, tuple[str, ...]]:
         # Ask the server to give up just before we do, so it stops working on our behalf.
         params = {**params, "timeout": f"{self.timeout:g}s"}
         try:
