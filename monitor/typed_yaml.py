@@ -245,7 +245,12 @@ yaml.constructor.SafeConstructor.__init__(_constructor)
 
 def _scalar(node: yaml.Node) -> Any:
     if isinstance(node, yaml.ScalarNode):
-        return _constructor.construct_object(node, deep=True)
+        value = _constructor.construct_object(node, deep=True)
+        # The constructor memoises every node it builds, and each node's marks hold its
+        # file's whole text; this one outlives every file (SLO and rule files are read
+        # each cycle), so forget them or the daemon grows by the files' size per cycle.
+        _constructor.constructed_objects.clear()
+        return value
     return plain(node)
 
 
