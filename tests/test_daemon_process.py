@@ -24,9 +24,11 @@ import yaml
 
 from monitor.alerting.lifecycle import AlertState
 from monitor.alerting.repository import AlertRepository
+from monitor.outputs.outbox import DeliveryStatus, Outbox
 from monitor.simulate.local_prometheus import free_port
 from monitor.store import StateStore
 from standins.alertmanager import LocalAlertmanager
+from standins.slack_api import SlackStandIn
 from standins.slow_proxy import SlowProxy
 
 INTERVAL_S = 2
@@ -273,3 +275,36 @@ def test_sighup_with_a_broken_config_keeps_the_old_one_running(daemon, daemon_co
     wait_for(lambda: daemon.metric('monitor_config_reloads_total{result="success"}') == 1, 30, "a good reload")
     assert daemon.ready() == 200
     assert daemon.stop(signal.SIGTERM) == 0
+
+
+def test_sigterm_lets_the_in_flight_delivery_finish_then_exits_0(daemon_config, fleet_end, tmp_path, monkeypatch):
+    """SIGTERM while a Slack post is in flight: the post completes, is recorded delivered, exit 0."""
+    monkeypatch.setenv("MONITOR_TEST_SLACK_TOKEN", "xoxb-test-token")
+    with SlackStandIn(token="xoxb-test-token") as slack:
+        slow_slack = SlowProxy(slack.server.port, delay_s=2.0)
+        try:
+            config = yaml.safe_load(daemon_config.read_text())
+            config["outputs"]["slack"] = {"channel": "#ml-alerts", "token_env": "MONITOR_TEST_SLACK_TOKEN",
+                                          "base_url": f"{slow_slack.url}/api/"}
+            daemon_config.write_text(yaml.safe_dump(config, sort_keys=False))
+            listen = config["http"]["listen"]
+            # Inside recommender's error spike: its page fires and is posted to Slack.
+            replay_from = (fleet_end - timedelta(hours=19, minutes=40)).isoformat()
+            daemon = DaemonProcess(daemon_config, replay_from, tmp_path / "daemon-term.log", listen).start()
+            try:
+                wait_for(lambda: slow_slack.requests_seen > 0, 120, "a Slack post in flight")
+                daemon.process.send_signal(signal.SIGTERM)
+                assert daemon.process.wait(60) == 0
+                daemon.process = None
+            finally:
+                if daemon.process is not None:
+                    daemon.kill()
+        finally:
+            slow_slack.close()
+        posted = slack.accepted("chat.postMessage")
+    assert posted, "the in-flight post was cut off"
+    with StateStore(state_path_of(daemon_config)) as store:
+        deliveries = Outbox(store).deliveries(destination="slack")
+    delivered = [d for d in deliveries if d.status is DeliveryStatus.DELIVERED]
+    assert len(delivered) == len(posted) >= 1
+    assert any("stopping" in e.get("msg", "") for e in daemon.logs())

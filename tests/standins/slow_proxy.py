@@ -19,6 +19,7 @@ class SlowProxy:
         self._listener.listen(64)
         self.port = self._listener.getsockname()[1]
         self._closed = threading.Event()
+        self.requests_seen = 0  # chunks received from clients (a request is at least one)
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -46,6 +47,8 @@ class SlowProxy:
         # Requests are delayed chunk by chunk, so kept-alive connections are slow too.
         try:
             while data := source.recv(65536):
+                if delayed:
+                    self.requests_seen += 1
                 if delayed and self.delay_s:
                     time.sleep(self.delay_s)
                 sink.sendall(data)
