@@ -80,7 +80,7 @@ def main() -> None:
     scipy_s, theirs = best_of(2, lambda: [scipy_column(reference, current)])
     check_agreement(ours, theirs)
     sort_s, _ = best_of(3, lambda: np.sort(current))
-    print(f"(a) 1 column, 1,000,000 reference x 1,000,000 current (ks, ks_pvalue, wasserstein, psi, js):")
+    print("(a) 1 column, 1,000,000 reference x 1,000,000 current (ks, ks_pvalue, wasserstein, psi, js):")
     print(f"    scipy {scipy_s:.3f} s, monitor {ours_s:.3f} s -> {scipy_s / ours_s:.1f}x faster "
           f"(target >= 10x); one-time reference fit {fit_s:.3f} s")
 
@@ -97,7 +97,7 @@ def main() -> None:
     wide_scipy_s, wide_theirs = best_of(1, lambda: [
         scipy_column(reference_frame[c].to_numpy(), wide_current[c].to_numpy()) for c in columns])
     check_agreement(wide_ours, wide_theirs)
-    print(f"(b) 50 columns x 200,000 rows each side, scipy column by column:")
+    print("(b) 50 columns x 200,000 rows each side, scipy column by column:")
     print(f"    scipy {wide_scipy_s:.3f} s, monitor {wide_ours_s:.3f} s -> {wide_scipy_s / wide_ours_s:.1f}x faster; "
           f"one-time reference fit {wide_fit_s:.3f} s")
 

@@ -7,10 +7,8 @@ Prometheus; the simulated week's report is checked in test_report_simulated_week
 from __future__ import annotations
 
 import json
-import os
 import re
 import tomllib
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest

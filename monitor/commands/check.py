@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from monitor.commands.arguments import add_config_argument
 from monitor.config import config_path_from
 from monitor.validation import validate
 
@@ -14,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description="Load and validate the config and every file it names. "
                                                "Prints a one-line summary and exits 0, or each problem as "
                                                "FILE:LINE: message and exits 1.")
-    parser.add_argument("--config", help="config file (default: $MONITOR_CONFIG or ./monitor.yaml)")
+    add_config_argument(parser)
     parser.set_defaults(func=run)
 
 

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from monitor.config import config_path_from, load_config
+from monitor.commands.arguments import add_config_argument, parse_instant
 from monitor.cost.allocation import CostReport
 from monitor.cost.collect import WEEK, CostWindowError, compute_costs
 from monitor.sources.prometheus import PrometheusSource
-
-
-def parse_instant(text: str) -> datetime:
-    """ISO 8601 instant; a trailing Z and a missing offset both mean UTC."""
-    try:
-        at = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 date/time: {text!r}") from None
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Join GPU time and prices with inference counts per model and version over a window "
                     "(default: the last 7 days). Shared GPUs are split by inference share; versions share "
                     "their model's GPUs, split by inference share.")
-    parser.add_argument("--config", help="config file (default: $MONITOR_CONFIG or ./monitor.yaml)")
+    add_config_argument(parser)
     parser.add_argument("--prometheus", help="Prometheus URL (overrides the config's prometheus.url)")
     parser.add_argument("--from", dest="start", type=parse_instant, help="window start, ISO 8601 (default: --to - 7d)")
     parser.add_argument("--to", dest="end", type=parse_instant, help="window end, ISO 8601 (default: now)")

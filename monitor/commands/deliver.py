@@ -6,6 +6,7 @@ import argparse
 import signal
 import threading
 
+from monitor.commands.arguments import add_config_argument
 from monitor.config import config_path_from, load_config
 from monitor.outputs.assembly import build_delivery
 from monitor.store import StateStore
@@ -17,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Route the notifications the alerting stage queued into the outbox, then send them in "
                     "order per destination, retrying on the configured schedule. Runs until SIGTERM/SIGINT, "
                     "or with --once makes one pass over what is due now and exits.")
-    parser.add_argument("--config", help="config file (default: $MONITOR_CONFIG or ./monitor.yaml)")
+    add_config_argument(parser)
     parser.add_argument("--once", action="store_true", help="one pass over what is due now, then exit")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between looks for new notifications")
     parser.set_defaults(func=run)

@@ -6,6 +6,7 @@ import argparse
 import json
 from datetime import datetime, timezone
 
+from monitor.commands.arguments import add_config_argument
 from monitor.config import config_path_from, load_config
 from monitor.outputs.outbox import Outbox
 from monitor.store import StateStore
@@ -16,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "deliveries", help="list notification deliveries (Slack, webhooks, Alertmanager) and their status",
         description="List the outbox's deliveries, oldest first: destination, event, status, attempts and "
                     "the last error. --failed keeps expired, disabled and still-failing ones.")
-    parser.add_argument("--config", help="config file (default: $MONITOR_CONFIG or ./monitor.yaml)")
+    add_config_argument(parser)
     parser.add_argument("--failed", action="store_true", help="only expired, disabled or failing deliveries")
     parser.add_argument("--json", action="store_true", help="one JSON document instead of a table")
     parser.set_defaults(func=run)

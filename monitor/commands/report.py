@@ -6,6 +6,7 @@ import argparse
 from datetime import datetime, timezone
 from pathlib import Path
 
+from monitor.commands.arguments import add_config_argument
 from monitor.config import config_path_from, load_config
 from monitor.outputs.report import open_state_file, write_period_report
 from monitor.report.period import (ReportPeriodError, custom_period, iso_week_period, last_complete_week,
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "ISO weeks in UTC: --week 2026-W47 is Monday 2026-11-16T00:00Z to Monday "
                     "2026-11-23T00:00Z, so a past week's report can be rebuilt identically. Without --week "
                     "or --from/--to, the last complete week.")
-    parser.add_argument("--config", help="config file (default: $MONITOR_CONFIG or ./monitor.yaml)")
+    add_config_argument(parser)
     parser.add_argument("--prometheus", metavar="URL", help="Prometheus URL (overrides the config's)")
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--week", metavar="YYYY-Www", help="ISO week, e.g. 2026-W47 (UTC boundaries)")

@@ -12,6 +12,7 @@ from typing import Any
 
 from monitor.alerting.notifications import iso
 from monitor.alerting.repository import QueuedNotification
+from monitor.commands.arguments import add_config_argument, parse_instant
 from monitor.config import Config, config_path_from, load_config
 from monitor.errors import MonitorError
 from monitor.pipeline import CycleReport, run_cycle
@@ -49,18 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_state_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="config file (default: $MONITOR_CONFIG or ./monitor.yaml)")
+    add_config_argument(parser)
     parser.add_argument("--state", type=Path, default=None,
                         help="state file (default: the config's state.path)")
-
-
-def parse_instant(text: str) -> datetime:
-    """An ISO 8601 instant; one without an offset is UTC."""
-    try:
-        at = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
 def open_state(args: argparse.Namespace) -> tuple[Config, StateStore]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from pathlib import Path
 
+from monitor.commands.arguments import parse_instant
 from monitor.simulate.fleet import generate_fleet
 from monitor.simulate.writers import write_fleet
 
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--days", type=int, default=7, help="days of history (default 7)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    parser.add_argument("--end", type=datetime.fromisoformat, default=None,
+    parser.add_argument("--end", type=parse_instant, default=None,
                         help="end of the history, ISO 8601 (default: now)")
     parser.add_argument("--prometheus", default="http://127.0.0.1:9090",
                         help="Prometheus URL written into DIR/monitor.yaml")

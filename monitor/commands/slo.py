@@ -8,6 +8,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from monitor.commands.arguments import add_config_argument
 from monitor.config import Config, config_path_from, load_config
 from monitor.errors import MonitorError
 from monitor.slo import EvaluationMode, evaluate_slos, load_slo_specs, load_spec_files
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="config file (default: $MONITOR_CONFIG or ./monitor.yaml)")
+    add_config_argument(parser)
     parser.add_argument("--spec", action="extend", nargs="+", metavar="FILE",
                         help="SLO spec files to use instead of the config's 'slos' (repeatable)")
 

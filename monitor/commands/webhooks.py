@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
+from monitor.commands.arguments import add_config_argument
 from monitor.config import config_path_from, load_config
 from monitor.errors import MonitorError
 from monitor.outputs.results import SendOutcome
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "subscription NAME now (not through the outbox) and print its answer. "
                                           "Exits 1 unless it answered 2xx.")
     test.add_argument("name", metavar="NAME", help="the subscription's name in outputs.webhooks")
-    test.add_argument("--config", help="config file (default: $MONITOR_CONFIG or ./monitor.yaml)")
+    add_config_argument(test)
     test.set_defaults(func=run_test)
 
 
