@@ -22,84 +22,34 @@ Run: .venv/bin/python benchmarks/slo_bench.py
 from __future__ import annotations
 
 import argparse
-import hashlib
-import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import monitor.simulate.fleet as fleet_module  # noqa: E402
-import monitor.simulate.writers as writers_module  # noqa: E402
-from monitor.simulate.fleet import FLEET, generate_fleet  # noqa: E402
+from fleet_history import FLEET_END, bench_sli, prepare_history, write_recorded_series  # noqa: E402
+from monitor.simulate.fleet import FLEET  # noqa: E402
 from monitor.simulate.local_prometheus import LocalPrometheus, backfill  # noqa: E402
-from monitor.simulate.writers import write_fleet  # noqa: E402
 from monitor.slo import EvaluationMode, evaluate_slos  # noqa: E402
-from monitor.slo.evaluate import ERROR_RATIO_RECORD, TOTAL_RATE_RECORD, slo_windows  # noqa: E402
-from monitor.slo.spec import EventsSli, SloSpec, render_window  # noqa: E402
-from monitor.sources.prometheus import PrometheusSource, escape_label_value  # noqa: E402
+from monitor.slo.evaluate import slo_windows  # noqa: E402
+from monitor.slo.spec import SloSpec, render_window  # noqa: E402
+from monitor.sources.prometheus import PrometheusSource  # noqa: E402
 
-FLEET_END = datetime(2026, 11, 23, tzinfo=timezone.utc)
-FLEET_DAYS, FLEET_SEED = 7, 1
 OBJECTIVES = (0.99, 0.995, 0.999, 0.9995)
-LATENCY_THRESHOLDS = ("0.1", "0.25", "0.5", "1.0")
-
-
-def _cached_blocks() -> Path | None:
-    """The test suite's backfilled blocks, when present (same key as tests/conftest.py)."""
-    digest = hashlib.sha256()
-    for module in (fleet_module, writers_module):
-        digest.update(Path(module.__file__).read_bytes())
-    digest.update(f"{FLEET_END.isoformat()}|{FLEET_DAYS}|{FLEET_SEED}".encode())
-    blocks = REPO / ".test-cache" / digest.hexdigest()[:16] / "blocks"
-    return blocks if blocks.is_dir() else None
 
 
 def build_specs(count: int) -> list[SloSpec]:
     specs = []
     for n in range(count):
-        service = FLEET[n % len(FLEET)].name
-        distinct = f'bench_id!="{n}"'
-        selector = f'service="{escape_label_value(service)}",{distinct}'
-        if n % 3 == 2:
-            le = LATENCY_THRESHOLDS[(n // 3) % len(LATENCY_THRESHOLDS)]
-            sli = EventsSli(
-                error_query=(f"sum(rate(http_request_duration_seconds_count{{{selector}}}[{{{{.window}}}}])) - "
-                             f'sum(rate(http_request_duration_seconds_bucket{{{selector},le="{le}"}}[{{{{.window}}}}]))'),
-                total_query=f"sum(rate(http_request_duration_seconds_count{{{selector}}}[{{{{.window}}}}]))")
-            name = f"latency-{n}"
-        else:
-            sli = EventsSli(error_query=f'sum(rate(http_requests_total{{{selector},code=~"5.."}}[{{{{.window}}}}]))',
-                            total_query=f"sum(rate(http_requests_total{{{selector}}}[{{{{.window}}}}]))")
-            name = f"availability-{n}"
+        name, sli = bench_sli(n)
         period = timedelta(days=28 if n % 10 == 0 else 30)
-        specs.append(SloSpec(service=service, name=name, objective=OBJECTIVES[n % len(OBJECTIVES)], sli=sli,
-                             period=period))
+        specs.append(SloSpec(service=FLEET[n % len(FLEET)].name, name=name,
+                             objective=OBJECTIVES[n % len(OBJECTIVES)], sli=sli, period=period))
     return specs
-
-
-def write_recorded_series(results, at: datetime, path: Path) -> None:
-    """The series the rule file records, as OpenMetrics samples over the 10 minutes before `at`."""
-    stamps = [int((at - timedelta(minutes=m)).timestamp()) for m in range(10, -1, -1)]
-    with open(path, "w", encoding="utf-8") as out:
-        for result in results:
-            spec = result.spec
-            windows = slo_windows(spec, at)
-            for key, window in windows.items():
-                labels = (f'sloth_id="{escape_label_value(spec.id)}",sloth_service="{escape_label_value(spec.service)}",'
-                          f'sloth_slo="{escape_label_value(spec.name)}",sloth_window="{key}"')
-                total = result.events_total[key]
-                bad = result.events_bad[key]
-                ratio = "NaN" if not total or bad is None else repr(bad / total)
-                rate = "NaN" if total is None else repr(total / window.total_seconds())
-                for name, value in ((ERROR_RATIO_RECORD.format(window=key), ratio),
-                                    (TOTAL_RATE_RECORD.format(window=key), rate)):
-                    out.writelines(f"{name}{{{labels}}} {value} {t}\n" for t in stamps)
-        out.write("# EOF\n")
 
 
 def naive_cycle(source: PrometheusSource, specs: list[SloSpec], at: datetime) -> int:
@@ -122,17 +72,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="slo-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        data = tmp / "data"
-        cached = _cached_blocks()
-        started = time.perf_counter()
-        if cached:
-            shutil.copytree(cached, data)
-        else:
-            fleet = generate_fleet(days=FLEET_DAYS, seed=FLEET_SEED, end=FLEET_END)
-            paths = write_fleet(fleet, tmp / "sim")
-            backfill(paths["metrics"], data)
-        print(f"history: {'test cache' if cached else 'simulated and backfilled'} "
-              f"in {time.perf_counter() - started:.1f}s")
+        history = prepare_history(tmp)
+        data = history.data_dir
+        print(f"history: {history.origin} in {history.seconds:.1f}s")
 
         specs = build_specs(args.slos)
         at = FLEET_END - timedelta(hours=10)

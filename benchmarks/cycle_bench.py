@@ -1,0 +1,430 @@
+"""One full daemon cycle over 1,000 SLOs and 100 models, against a local Prometheus.
+
+A cycle is `monitor.pipeline.run_cycle`: SLOs, drift and cost from Prometheus, the
+default rules, the alert state and the queued notifications in the SQLite state
+file. Measured in one process, on one server:
+- naive (the baseline): one query per SLO per window, `(errors)/(total)`, then per
+  model one query per figure the cycle computes, one after another, as a simple
+  script would. It only makes the queries (no burn rates, rules, state or
+  notifications), so the ratios understate the cycle's advantage. It runs on a
+  sample of the SLOs and models (--naive-slos, --naive-models), scaled up.
+- direct:   `slo_evaluation: direct`, the SLIs queried. The first cycle (at T) is
+  cold: a new state file, drift profiles fitted from the prediction logs, numba
+  kernels loaded. The second (at T+1m) is the steady state.
+- recorded: `slo_evaluation: recorded`, reading the series `monitor slo rules`
+  records, one cycle at T+1m from a copy of the state the direct cycle at T left,
+  so both warm cycles take the same step from the same state.
+For each: wall time (and its split over the SLO, drift and cost producers and the
+rest: rules, alert state, notifications), HTTP queries (`PrometheusSource.stats`),
+RSS now (/proc/self/statm) and peak RSS so far (ru_maxrss: it only grows, so it is
+read after each phase; the naive loop runs first to get its own peak).
+
+The fleet: the simulated fleet's history (the test suite's cached blocks when
+present, else simulated and backfilled in a child process so its arrays do not
+count here). 1,000 Sloth SLOs over the six services' request counters and latency
+histograms, and the six models replicated to 100 (ranker's replicas keep its
+Parquet prediction log); every SLO and model carries an extra `bench_id!="<n>"`
+matcher, which every series satisfies, so each selects the fleet's real series but
+no two share a query and Prometheus answers all of them.
+
+The recorded series are written from the direct cycle's SLO results at T+1m and
+backfilled with promtool (Prometheus only evaluates rules at wall-clock now;
+tests/test_slo_rules.py shows the rule file records exactly these values).
+
+`monitor.pipeline.slo_producer` ignores `slo_evaluation` (it always evaluates
+direct), so both modes run with `slo_producer_for_mode` below: the same calls with
+the config's mode and `slo_min_events`. Drift and cost are the pipeline's own.
+
+Memory over 500 cycles: a 1,000-SLO cycle takes tens of seconds here, so 500 of
+them would take hours. The 500-cycle run uses the simulated fleet's own
+fraud-detector SLO file and model with the default rules, in direct mode, stepping
+a minute per cycle while its slow-burn ticket and the stale-pipeline alert fire and
+resolve. Every producer and the rules, state and notifications run each cycle, and
+the SLO and rule files are re-read each cycle as in the big config, so a per-cycle
+leak shows at either size. RSS is printed every 50 cycles with the growth per 100.
+
+Run: .venv/bin/python benchmarks/cycle_bench.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from fleet_history import FLEET_END, bench_sli, prepare_history, write_recorded_series  # noqa: E402
+from monitor.config import Config, load_config  # noqa: E402
+from monitor.cost import queries as cost_queries  # noqa: E402
+from monitor.cost.presets import gpu_matchers, resolve_model_metrics  # noqa: E402
+from monitor.durations import format_duration  # noqa: E402
+from monitor.pipeline import CycleReport, SignalProducer, cost_producer, drift_producer, run_cycle  # noqa: E402
+from monitor.signals import Signal  # noqa: E402
+from monitor.simulate.fleet import FLEET  # noqa: E402
+from monitor.simulate.local_prometheus import LocalPrometheus, backfill  # noqa: E402
+from monitor.simulate.writers import fleet_config  # noqa: E402
+from monitor.slo import EvaluationMode, SloResult, evaluate_slos, load_slo_specs, slo_signals  # noqa: E402
+from monitor.slo.evaluate import slo_windows  # noqa: E402
+from monitor.slo.spec import SloSpec, render_window  # noqa: E402
+from monitor.sources.prometheus import PrometheusSource, escape_label_value  # noqa: E402
+from monitor.store import StateStore  # noqa: E402
+
+OBJECTIVES_PERCENT = (99.0, 99.5, 99.9, 99.95)
+# Ten hours before the fleet's end: fraud-detector's slow burn is under way, the
+# user-features pipeline is stale and search-embedder's latency regression starts.
+CYCLE_AT = FLEET_END - timedelta(hours=10)
+LEAK_MODEL = "fraud-detector"
+RSS_EVERY_CYCLES = 50
+PAGE_SIZE_KIB = resource.getpagesize() // 1024
+
+
+def rss_kib() -> int:
+    """The process's resident set size now (/proc/self/statm), in KiB."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * PAGE_SIZE_KIB
+
+
+def peak_rss_kib() -> int:
+    """The process's peak resident set size so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def mib(kib: float) -> str:
+    return f"{kib / 1024:.0f} MiB"
+
+
+# -- the benchmark fleet's configs -------------------------------------------------
+
+def write_bench_slos(directory: Path, count: int) -> None:
+    """`count` Sloth SLOs (fleet_history.bench_sli), one file per service."""
+    directory.mkdir(parents=True, exist_ok=True)
+    by_service: dict[str, list[dict]] = {}
+    for n in range(count):
+        name, sli = bench_sli(n)
+        by_service.setdefault(FLEET[n % len(FLEET)].name, []).append({
+            "name": name, "objective": OBJECTIVES_PERCENT[n % len(OBJECTIVES_PERCENT)],
+            "sli": {"events": {"error_query": sli.error_query, "total_query": sli.total_query}},
+            "alerting": {"page_alert": {"labels": {"severity": "page"}},
+                         "ticket_alert": {"labels": {"severity": "ticket"}}}})
+    for service, slos in by_service.items():
+        doc = {"version": "prometheus/v1", "service": service, "slos": slos}
+        (directory / f"{service}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+
+
+def bench_models(fleet_models: list[dict], count: int) -> list[dict]:
+    """The fleet's models replicated to `count`, each under its own name and `bench_id` matcher."""
+    models = []
+    for n in range(count):
+        original = fleet_models[n % len(fleet_models)]
+        spec = next(m for m in FLEET if m.name == original["name"])
+        distinct = f'bench_id!="{n}"'
+        by_model = f'model="{escape_label_value(spec.name)}",{distinct}'
+        models.append({"name": f"{spec.name}-{n:03d}",
+                       "inferences": f"nv_inference_count{{{by_model}}}", "version_label": "version",
+                       "gpus": f'{{namespace="{escape_label_value(spec.gpu_namespace)}",{distinct}}}',
+                       "predictions": f"model_prediction_score_bucket{{{by_model}}}",
+                       "drift": dict(original["drift"])})
+    return models
+
+
+def write_configs(sim_dir: Path, out: Path, url: str, slo_count: int, model_count: int) -> dict[str, Path]:
+    """monitor.yaml files: the benchmark fleet in direct and recorded mode, and the leak check's."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_bench_slos(out / "slos", slo_count)
+    shutil.copytree(sim_dir / "rules", out / "rules")
+    shutil.copytree(sim_dir / "predictions", out / "predictions")
+    fleet = fleet_config(url)
+    paths = {}
+    for mode in ("direct", "recorded"):
+        config = {**fleet, "state": {"path": f"state-{mode}.db"}, "slo_evaluation": mode,
+                  "models": bench_models(fleet["models"], model_count)}
+        paths[mode] = out / f"monitor-{mode}.yaml"
+        paths[mode].write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    leak = {**fleet, "state": {"path": "state-leak-check.db"}, "slos": [f"slos/{LEAK_MODEL}.yaml"],
+            "models": [m for m in fleet["models"] if m["name"] == LEAK_MODEL]}
+    paths["leak"] = sim_dir / "monitor-leak-check.yaml"
+    paths["leak"].write_text(yaml.safe_dump(leak, sort_keys=False), encoding="utf-8")
+    return paths
+
+
+# -- cycles --------------------------------------------------------------------------
+
+@dataclass
+class StageTimes:
+    """Seconds and queries per producer, accumulated over the cycles they ran in."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    queries: dict[str, int] = field(default_factory=dict)
+    slo_results: list[SloResult] = field(default_factory=list)
+
+    def timed(self, name: str, produce: SignalProducer) -> SignalProducer:
+        def run(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
+            started, made = time.perf_counter(), source.stats.queries
+            try:
+                return produce(source, config, at, store)
+            finally:
+                self.seconds[name] = time.perf_counter() - started
+                self.queries[name] = source.stats.queries - made
+        return run
+
+    def slo_producer_for_mode(self, source: PrometheusSource, config: Config, at: datetime,
+                              store: StateStore) -> list[Signal]:
+        """pipeline.slo_producer with the config's `slo_evaluation` and `slo_min_events`; keeps the results."""
+        specs = load_slo_specs(config)
+        self.slo_results = evaluate_slos(source, specs, at, mode=EvaluationMode(config.slo_evaluation),
+                                         min_events=config.slo_min_events)
+        return slo_signals(self.slo_results) if specs else []
+
+    def producers(self) -> tuple[SignalProducer, ...]:
+        return (self.timed("SLO", self.slo_producer_for_mode), self.timed("drift", drift_producer),
+                self.timed("cost", cost_producer))
+
+
+@dataclass
+class Cycle:
+    at: datetime
+    seconds: float
+    report: CycleReport
+    stages: StageTimes
+    rss_kib: int
+    peak_rss_kib: int
+
+
+def one_cycle(config: Config, store: StateStore, source: PrometheusSource, at: datetime) -> Cycle:
+    stages = StageTimes()
+    started = time.perf_counter()
+    report = run_cycle(config, store, source, at, producers=stages.producers())
+    seconds = time.perf_counter() - started
+    if not report.ok:
+        raise SystemExit(f"the cycle at {at:%H:%M} failed: {report.error}")
+    return Cycle(at, seconds, report, stages, rss_kib(), peak_rss_kib())
+
+
+def copy_state(source_path: Path, target_path: Path) -> None:
+    """Copy a closed state file (WAL checkpointed on close)."""
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{source_path}{suffix}").exists():
+            shutil.copyfile(f"{source_path}{suffix}", f"{target_path}{suffix}")
+
+
+# -- the baseline --------------------------------------------------------------------
+
+def naive_slo_loop(source: PrometheusSource, specs: list[SloSpec], at: datetime) -> int:
+    """One query per SLO per window, `(errors)/(total)`, sequentially (as benchmarks/slo_bench.py)."""
+    made = 0
+    for spec in specs:
+        for key, window in slo_windows(spec, at).items():
+            duration = key if key in ("5m", "30m", "1h", "2h", "6h", "1d", "3d") else f"{window.days}d"
+            source.instant(f"({render_window(spec.sli.error_query, duration)}) / "
+                           f"({render_window(spec.sli.total_query, duration)})", at)
+            made += 1
+    return made
+
+
+def naive_model_loop(source: PrometheusSource, config: Config, at: datetime) -> int:
+    """Per model, one instant query per figure the cycle computes, sequentially.
+
+    The GPU price per node at both week ends once; then per model this week's and last
+    week's inferences, GPU-minutes and utilisation sums (cost per 1k week over week),
+    the 5m inference rate, the last 15 minutes' GPU-minutes and utilisation sum, and
+    the prediction histogram over the reference, current and early windows.
+    """
+    week, recent = timedelta(days=7), timedelta(minutes=15)
+    made = 0
+    for end in (at, at - week):
+        source.instant(cost_queries.node_gpu_hourly_cost(week), end)
+        made += 1
+    for model in config.models:
+        metrics, matchers = resolve_model_metrics(model), gpu_matchers(model)
+        figures = []
+        for end in (at, at - week):
+            figures += [(cost_queries.inference_increase(metrics, week), end),
+                        (cost_queries.gpu_present_minutes(matchers, week), end),
+                        (cost_queries.gpu_utilization_percent_sum(matchers, week), end)]
+        figures += [(cost_queries.inference_rate(metrics), at),
+                    (cost_queries.gpu_present_minutes(matchers, recent), at),
+                    (cost_queries.gpu_utilization_percent_sum(matchers, recent), at)]
+        by = f"sum by ({model.version_label}, le)"
+        drift = model.drift
+        for window, end in ((drift.reference, at - drift.current), (drift.current, at),
+                            (drift.current, at - drift.reference)):
+            figures.append((f"{by} (increase({model.predictions}[{format_duration(window)}]))", end))
+        for query, end in figures:
+            source.instant(query, end)
+            made += 1
+    return made
+
+
+@dataclass
+class Naive:
+    seconds: float
+    queries: int
+    slo_seconds: float
+    slo_queries: int
+    model_seconds: float
+    model_queries: int
+    slo_sample: int
+    model_sample: int
+    peak_rss_kib: int
+
+
+def run_naive(config: Config, specs: list[SloSpec], at: datetime, slo_sample: int, model_sample: int) -> Naive:
+    """The baseline on samples of the SLOs and models, scaled to all of them."""
+    sampled = replace(config, models=config.models[:model_sample])
+    with PrometheusSource.from_config(config.prometheus) as source:
+        started = time.perf_counter()
+        slo_queries = naive_slo_loop(source, specs[:slo_sample], at)
+        slo_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        model_queries = naive_model_loop(source, sampled, at)
+        model_seconds = time.perf_counter() - started
+    slo_scale, model_scale = len(specs) / slo_sample, len(config.models) / model_sample
+    slo_seconds, slo_queries = slo_seconds * slo_scale, round(slo_queries * slo_scale)
+    model_seconds, model_queries = model_seconds * model_scale, round(model_queries * model_scale)
+    return Naive(slo_seconds + model_seconds, slo_queries + model_queries, slo_seconds, slo_queries,
+                 model_seconds, model_queries, slo_sample, model_sample, peak_rss_kib())
+
+
+# -- the 500-cycle memory check ------------------------------------------------------
+
+@dataclass
+class LeakCheck:
+    config: Config
+    slo_count: int
+    rss_by_cycle: dict[int, int]
+    seconds: float
+    transitions: int
+    notifications: int
+
+
+def leak_check(config: Config, start: datetime, cycles: int) -> LeakCheck:
+    """`cycles` cycles a minute apart on one state file and source, RSS every RSS_EVERY_CYCLES."""
+    store = StateStore(config.resolve_path(config.state.path))
+    source = PrometheusSource.from_config(config.prometheus)
+    rss_by_cycle = {0: rss_kib()}
+    transitions = notifications = 0
+    started = time.perf_counter()
+    try:
+        for index in range(1, cycles + 1):
+            report = run_cycle(config, store, source, start + timedelta(minutes=index - 1))
+            if not report.ok:
+                raise SystemExit(f"leak check cycle {index} failed: {report.error}")
+            transitions += len(report.transitions)
+            notifications += len(report.notifications)
+            if index % RSS_EVERY_CYCLES == 0 or index == cycles:
+                rss_by_cycle[index] = rss_kib()
+    finally:
+        source.close()
+        store.close()
+    return LeakCheck(config, len(load_slo_specs(config)), rss_by_cycle, time.perf_counter() - started,
+                     transitions, notifications)
+
+
+# -- main ----------------------------------------------------------------------------
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slos", type=int, default=1000)
+    parser.add_argument("--models", type=int, default=100)
+    parser.add_argument("--naive-slos", type=int, default=50, help="SLOs the naive loop runs (scaled up)")
+    parser.add_argument("--naive-models", type=int, default=25, help="models the naive loop runs (scaled up)")
+    parser.add_argument("--leak-cycles", type=int, default=500)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="cycle-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        # Simulating the fleet (when the test cache is cold) takes GiBs of numpy
+        # arrays: a child process keeps them out of this one's peak RSS.
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            history = pool.submit(prepare_history, tmp).result()
+        print(f"history: {history.origin} in {history.seconds:.1f}s")
+        server = LocalPrometheus(history.data_dir, log_path=tmp / "prometheus.log").start()
+        try:
+            measure(args, tmp, history.sim_dir, server)
+        finally:
+            server.stop()
+    return 0
+
+
+def measure(args: argparse.Namespace, tmp: Path, sim_dir: Path, server: LocalPrometheus) -> None:
+    paths = write_configs(sim_dir, tmp / "bench", server.url, args.slos, args.models)
+    direct_config, recorded_config = load_config(paths["direct"]), load_config(paths["recorded"])
+    specs = load_slo_specs(direct_config)
+    cold_at, warm_at = CYCLE_AT, CYCLE_AT + timedelta(minutes=1)
+    rss_start, peak_start = rss_kib(), peak_rss_kib()
+
+    naive = run_naive(direct_config, specs, cold_at, args.naive_slos, args.naive_models)
+
+    store_path = direct_config.resolve_path(direct_config.state.path)
+    with PrometheusSource.from_config(direct_config.prometheus) as source:
+        with StateStore(store_path) as store:
+            cold = one_cycle(direct_config, store, source, cold_at)
+        copy_state(store_path, recorded_config.resolve_path(recorded_config.state.path))
+        with StateStore(store_path) as store:
+            direct = one_cycle(direct_config, store, source, warm_at)
+
+    started = time.perf_counter()
+    write_recorded_series(direct.stages.slo_results, warm_at, tmp / "recorded.om")
+    server.stop()
+    backfill(tmp / "recorded.om", server.data_dir)
+    server.start()
+    print(f"recorded series for {len(specs)} SLOs written and backfilled in {time.perf_counter() - started:.1f}s")
+    with PrometheusSource.from_config(recorded_config.prometheus) as source:
+        with StateStore(recorded_config.resolve_path(recorded_config.state.path)) as store:
+            recorded = one_cycle(recorded_config, store, source, warm_at)
+
+    leak = leak_check(load_config(paths["leak"]), CYCLE_AT, args.leak_cycles)
+    report(len(specs), len(direct_config.models), rss_start, peak_start, naive, cold, direct, recorded, leak)
+
+
+def report(slo_count: int, model_count: int, rss_start: int, peak_start: int, naive: Naive, cold: Cycle,
+           direct: Cycle, recorded: Cycle, leak: LeakCheck) -> None:
+    print(f"{slo_count} SLOs, {model_count} models, default rules; cold cycle at {cold.at:%Y-%m-%dT%H:%MZ}, "
+          f"warm cycles a minute later; RSS before any cycle {mib(rss_start)} (peak {mib(peak_start)})")
+    print(f"naive loop (baseline): {naive.seconds:7.2f}s  {naive.queries:5d} queries  "
+          f"(SLOs {naive.slo_seconds:.2f}s / {naive.slo_queries}, measured on {naive.slo_sample}; "
+          f"models {naive.model_seconds:.2f}s / {naive.model_queries}, measured on {naive.model_sample}); "
+          f"peak RSS {mib(naive.peak_rss_kib)}")
+    for name, cycle in (("direct, cold", cold), ("direct", direct), ("recorded", recorded)):
+        firing = sum(alert.state.value == "firing" for alert in cycle.report.alerts.values())
+        print(f"{name + ' cycle:':22s} {cycle.seconds:7.2f}s  {cycle.report.queries:5d} queries  "
+              f"-> {naive.seconds / cycle.seconds:4.1f}x faster, {naive.queries / cycle.report.queries:4.1f}x "
+              f"fewer queries than naive; RSS {mib(cycle.rss_kib)}, peak {mib(cycle.peak_rss_kib)}")
+        stages = cycle.stages
+        split = ", ".join(f"{stage} {seconds:.2f}s/{stages.queries[stage]}q" for stage, seconds in
+                          stages.seconds.items())
+        rest = cycle.seconds - sum(stages.seconds.values())
+        print(f"{'':23s}{split}, rules+state+notifications {rest:.2f}s; {len(cycle.report.signals)} signals, "
+              f"{firing} alerts firing, {len(cycle.report.notifications)} notifications queued")
+    steps = sorted(leak.rss_by_cycle)
+    cycles = steps[-1]
+    print(f"memory over {cycles} cycles: the fleet's own {LEAK_MODEL} SLO file ({leak.slo_count} SLO) and "
+          f"model and the default rules, direct mode, a minute apart from {CYCLE_AT:%H:%MZ} "
+          f"(a {slo_count:,}-SLO cycle takes {direct.seconds:.0f}s here: {cycles} of them would take "
+          f"~{cycles * direct.seconds / 3600:.1f}h)")
+    print(f"  {leak.seconds:.0f}s, {leak.seconds / cycles * 1000:.0f} ms per cycle; {leak.transitions} alert "
+          f"transitions, {leak.notifications} notifications queued")
+    print("  RSS after cycle " + ", ".join(f"{c}: {mib(leak.rss_by_cycle[c])}" for c in steps))
+    settled = [c for c in steps if c >= 100]
+    if len(settled) >= 2:
+        slope = statistics.linear_regression(settled, [leak.rss_by_cycle[c] for c in settled]).slope
+        print(f"  growth from cycle {settled[0]} to {cycles}: "
+              f"{(leak.rss_by_cycle[cycles] - leak.rss_by_cycle[settled[0]]) / 1024:+.1f} MiB "
+              f"(least-squares slope {slope * 100:+.0f} KiB per 100 cycles)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
