@@ -37,7 +37,7 @@ from monitor.outputs.assembly import DeliveryService, build_delivery
 from monitor.outputs.metrics import DaemonMetrics
 from monitor.outputs.report import write_weekly_report
 from monitor.outputs.results import SendOutcome
-from monitor.pipeline import CycleReport, run_cycle
+from monitor.pipeline import CycleReport, Definitions, load_definitions, run_cycle
 from monitor.sources.prometheus import PrometheusSource
 from monitor.store import StateStore
 from monitor.validation import validate
@@ -64,6 +64,7 @@ class Daemon:
             raise ConfigError(report.problems)
         self.config_path = config_path
         self.config: Config = report.config
+        self.definitions: Definitions = load_definitions(self.config)
         self.listen = listen or self.config.http.listen
         self.shutdown_timeout_s = shutdown_timeout_s
         self.metrics = DaemonMetrics()
@@ -119,12 +120,12 @@ class Daemon:
         started = time.monotonic()
         at = self.evaluation_time()
         with self._swap_lock:
-            config, source = self.config, self.source
+            config, source, definitions = self.config, self.source, self.definitions
         try:
             log.info("cycle started at %s", at.isoformat())
             sent_errors_before = source.stats.errors - source.stats.skipped
             try:
-                report = run_cycle(config, self.store, source, at)
+                report = run_cycle(config, self.store, source, at, definitions=definitions)
             except Exception as exc:  # noqa: BLE001 - a bug must not kill the schedule
                 # State is written in one transaction at the cycle's end, so a crash
                 # before it leaves every alert as it was, like a failed cycle.
@@ -226,13 +227,14 @@ class Daemon:
                 log.error("config reload rejected, keeping the running config: %s", problem)
             return False
         new = report.config
+        definitions = load_definitions(new)  # validated above, so this loads
         if new.resolve_path(new.state.path) != self.config.resolve_path(self.config.state.path) \
                 and self.state_path == self.config.resolve_path(self.config.state.path):
             log.warning("state.path changed: takes effect at the next restart, not on reload")
         source = PrometheusSource.from_config(new.prometheus)
         self._stop_outbox(self.shutdown_timeout_s)
         with self._swap_lock:
-            old_source, self.config, self.source = self.source, new, source
+            old_source, self.config, self.source, self.definitions = self.source, new, source, definitions
             self.delivery = build_delivery(new, self.store)
         old_source.close()
         self._start_outbox()

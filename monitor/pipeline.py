@@ -31,7 +31,7 @@ from monitor.cost import cost_signals
 from monitor.drift.prediction_drift import compute_config_drift
 from monitor.drift.signals import drift_signals
 from monitor.signals import Signal
-from monitor.slo import evaluate_slos, load_slo_specs, slo_signals
+from monitor.slo import EvaluationMode, SloSpec, evaluate_slos, load_slo_specs, slo_signals
 from monitor.sources.prometheus import PrometheusSource, QueryError
 from monitor.store import StateStore
 
@@ -40,10 +40,23 @@ log = logging.getLogger(__name__)
 SignalProducer = Callable[[PrometheusSource, Config, datetime, StateStore], list[Signal]]
 
 
+def evaluate_slo_signals(source: PrometheusSource, config: Config, specs: Sequence[SloSpec],
+                         at: datetime) -> list[Signal]:
+    """The SLO signals for `specs`, in the config's evaluation mode and with its minimum events."""
+    if not specs:
+        return []
+    results = evaluate_slos(source, list(specs), at, mode=EvaluationMode(config.slo_evaluation),
+                            min_events=config.slo_min_events)
+    return slo_signals(results)
+
+
 def slo_producer(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
-    """Error ratios and burn rates per window, budget remaining, page and ticket decisions."""
-    specs = load_slo_specs(config)
-    return slo_signals(evaluate_slos(source, specs, at)) if specs else []
+    """Error ratios and burn rates per window, budget remaining, page and ticket decisions.
+
+    Reads the SLO files itself; the daemon loads them once per (re)load instead
+    (`load_definitions`, then `default_producers`).
+    """
+    return evaluate_slo_signals(source, config, load_slo_specs(config), at)
 
 
 def drift_producer(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
@@ -56,7 +69,29 @@ def cost_producer(source: PrometheusSource, config: Config, at: datetime, store:
     return cost_signals(source, config, at)
 
 
-DEFAULT_PRODUCERS: tuple[SignalProducer, ...] = (slo_producer, drift_producer, cost_producer)
+@dataclass(frozen=True)
+class Definitions:
+    """What the config's files define, read once per (re)load rather than every cycle:
+    a rule file being edited mid-cycle must not change half a cycle, and re-parsing
+    a thousand SLOs every minute costs seconds."""
+
+    rules: tuple[Rule, ...]
+    slo_specs: tuple[SloSpec, ...]
+
+
+def load_definitions(config: Config) -> Definitions:
+    """The rules and SLO specs of `config`; raises ConfigError with FILE:LINE problems."""
+    return Definitions(tuple(load_rules(config)), tuple(load_slo_specs(config)))
+
+
+def default_producers(definitions: Definitions) -> tuple[SignalProducer, ...]:
+    """SLO (from the loaded specs), drift and cost producers."""
+
+    def loaded_slo_producer(source: PrometheusSource, config: Config, at: datetime,
+                            store: StateStore) -> list[Signal]:
+        return evaluate_slo_signals(source, config, definitions.slo_specs, at)
+
+    return (loaded_slo_producer, drift_producer, cost_producer)
 
 
 class CycleQueriesFailed(QueryError):
@@ -81,12 +116,20 @@ def _utc_now() -> datetime:
 
 
 def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: datetime, *,
-              rules: Sequence[Rule] | None = None, producers: Sequence[SignalProducer] = DEFAULT_PRODUCERS,
+              definitions: Definitions | None = None, rules: Sequence[Rule] | None = None,
+              producers: Sequence[SignalProducer] | None = None,
               clock: Callable[[], datetime] = _utc_now) -> CycleReport:
-    """Run one full cycle evaluated at `at`, persisting its outcome in `store`."""
+    """Run one full cycle evaluated at `at`, persisting its outcome in `store`.
+
+    `definitions` are the config's loaded rules and SLO specs (loaded here when not
+    given); `rules` and `producers` override them, for tests and benchmarks.
+    """
     at = at.astimezone(timezone.utc)
     started_at = clock()
-    rules = list(load_rules(config) if rules is None else rules)
+    if definitions is None and (rules is None or producers is None):
+        definitions = load_definitions(config)
+    rules = list(definitions.rules if rules is None else rules)
+    producers = default_producers(definitions) if producers is None else producers
     repository = AlertRepository(store)
     queries_before, errors_before = source.stats.queries, source.stats.errors
 
