@@ -31,17 +31,18 @@ The recorded series are written from the direct cycle's SLO results at T+1m and
 backfilled with promtool (Prometheus only evaluates rules at wall-clock now;
 tests/test_slo_rules.py shows the rule file records exactly these values).
 
-`monitor.pipeline.slo_producer` ignores `slo_evaluation` (it always evaluates
-direct), so both modes run with `slo_producer_for_mode` below: the same calls with
-the config's mode and `slo_min_events`. Drift and cost are the pipeline's own.
+As in the daemon, the rules and SLO specs are loaded once per config
+(`load_definitions`), not every cycle; the SLO producer below is the pipeline's
+`evaluate_slo_signals` on those specs (the config's mode and `slo_min_events`),
+timed and keeping its results for the recorded series. Drift and cost are the
+pipeline's own.
 
 Memory over 500 cycles: a 1,000-SLO cycle takes tens of seconds here, so 500 of
 them would take hours. The 500-cycle run uses the simulated fleet's own
 fraud-detector SLO file and model with the default rules, in direct mode, stepping
 a minute per cycle while its slow-burn ticket and the stale-pipeline alert fire and
-resolve. Every producer and the rules, state and notifications run each cycle, and
-the SLO and rule files are re-read each cycle as in the big config, so a per-cycle
-leak shows at either size. RSS is printed every 50 cycles with the growth per 100.
+resolve. Every producer and the rules, state and notifications run each cycle, so
+a per-cycle leak shows at either size. RSS is printed every 50 cycles with the growth per 100.
 
 Run: .venv/bin/python benchmarks/cycle_bench.py
 """
@@ -71,7 +72,15 @@ from monitor.config import Config, load_config  # noqa: E402
 from monitor.cost import queries as cost_queries  # noqa: E402
 from monitor.cost.presets import gpu_matchers, resolve_model_metrics  # noqa: E402
 from monitor.durations import format_duration  # noqa: E402
-from monitor.pipeline import CycleReport, SignalProducer, cost_producer, drift_producer, run_cycle  # noqa: E402
+from monitor.pipeline import (  # noqa: E402
+    CycleReport,
+    Definitions,
+    SignalProducer,
+    cost_producer,
+    drift_producer,
+    load_definitions,
+    run_cycle,
+)
 from monitor.signals import Signal  # noqa: E402
 from monitor.simulate.fleet import FLEET  # noqa: E402
 from monitor.simulate.local_prometheus import LocalPrometheus, backfill  # noqa: E402
@@ -166,6 +175,7 @@ def write_configs(sim_dir: Path, out: Path, url: str, slo_count: int, model_coun
 class StageTimes:
     """Seconds and queries per producer, accumulated over the cycles they ran in."""
 
+    definitions: Definitions
     seconds: dict[str, float] = field(default_factory=dict)
     queries: dict[str, int] = field(default_factory=dict)
     slo_results: list[SloResult] = field(default_factory=list)
@@ -182,8 +192,8 @@ class StageTimes:
 
     def slo_producer_for_mode(self, source: PrometheusSource, config: Config, at: datetime,
                               store: StateStore) -> list[Signal]:
-        """pipeline.slo_producer with the config's `slo_evaluation` and `slo_min_events`; keeps the results."""
-        specs = load_slo_specs(config)
+        """The pipeline's SLO evaluation of the loaded specs (config's mode and min events); keeps the results."""
+        specs = list(self.definitions.slo_specs)
         self.slo_results = evaluate_slos(source, specs, at, mode=EvaluationMode(config.slo_evaluation),
                                          min_events=config.slo_min_events)
         return slo_signals(self.slo_results) if specs else []
@@ -204,9 +214,9 @@ class Cycle:
 
 
 def one_cycle(config: Config, store: StateStore, source: PrometheusSource, at: datetime) -> Cycle:
-    stages = StageTimes()
+    stages = StageTimes(load_definitions(config))  # the daemon's load at start, outside the timing
     started = time.perf_counter()
-    report = run_cycle(config, store, source, at, producers=stages.producers())
+    report = run_cycle(config, store, source, at, definitions=stages.definitions, producers=stages.producers())
     seconds = time.perf_counter() - started
     if not report.ok:
         raise SystemExit(f"the cycle at {at:%H:%M} failed: {report.error}")
@@ -316,10 +326,11 @@ def leak_check(config: Config, start: datetime, cycles: int) -> LeakCheck:
     source = PrometheusSource.from_config(config.prometheus)
     rss_by_cycle = {0: rss_kib()}
     transitions = notifications = 0
+    definitions = load_definitions(config)
     started = time.perf_counter()
     try:
         for index in range(1, cycles + 1):
-            report = run_cycle(config, store, source, start + timedelta(minutes=index - 1))
+            report = run_cycle(config, store, source, start + timedelta(minutes=index - 1), definitions=definitions)
             if not report.ok:
                 raise SystemExit(f"leak check cycle {index} failed: {report.error}")
             transitions += len(report.transitions)
@@ -329,7 +340,7 @@ def leak_check(config: Config, start: datetime, cycles: int) -> LeakCheck:
     finally:
         source.close()
         store.close()
-    return LeakCheck(config, len(load_slo_specs(config)), rss_by_cycle, time.perf_counter() - started,
+    return LeakCheck(config, len(definitions.slo_specs), rss_by_cycle, time.perf_counter() - started,
                      transitions, notifications)
 
 
