@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 
@@ -41,7 +42,7 @@ from monitor.drift.profile import ColumnKind, cached_profile, fit_profile, prune
 from monitor.drift.statistics import ColumnDrift, compare_to_profile, no_data
 from monitor.durations import format_duration
 from monitor.sources.prediction_logs import PredictionLogError, log_columns, read_window
-from monitor.sources.prometheus import InstantResult, PrometheusSource
+from monitor.sources.prometheus import InstantResult, PrometheusSource, QueryError
 
 PREDICTION_COLUMN = "prediction"
 logger = logging.getLogger(__name__)
@@ -109,12 +110,85 @@ def compute_model_drift(source: PrometheusSource, model: ModelConfig, at: dateti
     directory). Raises QueryError when Prometheus fails; an unreadable log is logged
     and its configured columns become no data, without hiding the histogram's result.
     """
-    drift = model.drift or DriftConfig()
-    windows = drift_windows(at, drift)
+    plan = _ModelPlan.of(model, at)
+    return _model_drift(plan, _run_histogram_queries(source, [plan]), at, store, log_base_dir)
+
+
+def compute_config_drift(source: PrometheusSource, config: Config, at: datetime, store=None) -> list[DriftResult]:
+    """`compute_model_drift` for every model that has a prediction histogram or log."""
+    plans = [_ModelPlan.of(model, at) for model in config.models
+             if model.predictions or (model.drift and model.drift.log)]
+    # Every model's histogram queries go out together (concurrently, bounded by the
+    # source); a failed one is raised when its model's turn comes, as one at a time would.
+    answers = _run_histogram_queries(source, plans)
+    results: list[DriftResult] = []
+    for plan in plans:
+        results += _model_drift(plan, answers, at, store, log_base_dir=config.base_dir)
+    return results
+
+
+# Instant queries keyed by (query, evaluation time).
+_Answers = Mapping[tuple[str, datetime], InstantResult | QueryError]
+
+
+@dataclass(frozen=True)
+class _ModelPlan:
+    """One model's drift windows and its histogram's three instant queries (none without a histogram)."""
+
+    model: ModelConfig
+    drift: DriftConfig
+    windows: DriftWindows
+    # The reference window, the current window, and the reference window's first
+    # current-window length (which versions were already serving).
+    reference: tuple[str, datetime] | None
+    current: tuple[str, datetime] | None
+    early: tuple[str, datetime] | None
+
+    @classmethod
+    def of(cls, model: ModelConfig, at: datetime) -> "_ModelPlan":
+        drift = model.drift or DriftConfig()
+        windows = drift_windows(at, drift)
+        if not model.predictions:
+            return cls(model, drift, windows, None, None, None)
+        by = f"sum by ({model.version_label}, le)"
+
+        def increase(window: timedelta) -> str:
+            return f"{by} (increase({model.predictions}[{format_duration(window)}]))"
+
+        return cls(model, drift, windows, (increase(drift.reference), windows.reference_end),
+                   (increase(drift.current), windows.current_end),
+                   (increase(drift.current), windows.reference_start + drift.current))
+
+    def histogram_queries(self) -> list[tuple[str, datetime]]:
+        return [q for q in (self.reference, self.current, self.early) if q is not None]
+
+
+def _run_histogram_queries(source: PrometheusSource, plans: list[_ModelPlan]) -> _Answers:
+    by_instant: dict[datetime, list[str]] = {}
+    for plan in plans:
+        for query, instant in plan.histogram_queries():
+            by_instant.setdefault(instant, []).append(query)
+    answers: dict[tuple[str, datetime], InstantResult | QueryError] = {}
+    for instant, wanted in by_instant.items():
+        for query, answer in source.instant_many(wanted, instant).items():
+            answers[(query, instant)] = answer
+    return answers
+
+
+def _answer(answers: _Answers, query: tuple[str, datetime]) -> InstantResult:
+    answer = answers[query]
+    if isinstance(answer, QueryError):
+        raise answer
+    return answer
+
+
+def _model_drift(plan: _ModelPlan, answers: _Answers, at: datetime, store,
+                 log_base_dir: str | Path | None) -> list[DriftResult]:
+    model, drift, windows = plan.model, plan.drift, plan.windows
     per_version: dict[str, list[ColumnDrift]] = {}
     references: dict[str, str | None] = {}
     if model.predictions:
-        for version, (column, reference_version) in _histogram_drift(source, model, drift, windows).items():
+        for version, (column, reference_version) in _histogram_drift(plan, answers).items():
             per_version.setdefault(version, []).append(column)
             references[version] = reference_version
     if drift.log is not None:
@@ -135,29 +209,15 @@ def compute_model_drift(source: PrometheusSource, model: ModelConfig, at: dateti
             for version, columns in sorted(per_version.items())]
 
 
-def compute_config_drift(source: PrometheusSource, config: Config, at: datetime, store=None) -> list[DriftResult]:
-    """`compute_model_drift` for every model that has a prediction histogram or log."""
-    results: list[DriftResult] = []
-    for model in config.models:
-        if model.predictions or (model.drift and model.drift.log):
-            results += compute_model_drift(source, model, at, store, log_base_dir=config.base_dir)
-    return results
-
-
 # -- the prediction histogram ----------------------------------------------------
 
-def _histogram_drift(source: PrometheusSource, model: ModelConfig, drift: DriftConfig,
-                     windows: DriftWindows) -> dict[str, tuple[ColumnDrift, str | None]]:
-    by = f"sum by ({model.version_label}, le)"
-
-    def increase(window: timedelta) -> str:
-        return f"{by} (increase({model.predictions}[{format_duration(window)}]))"
-
-    # Three instants: the reference window, the current window, and the reference
-    # window's first current-window length (which versions were already serving).
-    reference_answer = source.instant(increase(drift.reference), windows.reference_end)
-    current_answer = source.instant(increase(drift.current), windows.current_end)
-    early = source.instant(increase(drift.current), windows.reference_start + drift.current)
+def _histogram_drift(plan: _ModelPlan, answers: _Answers) -> dict[str, tuple[ColumnDrift, str | None]]:
+    model, drift = plan.model, plan.drift
+    assert plan.reference and plan.current and plan.early
+    # In the order one-at-a-time queries would have failed.
+    reference_answer = _answer(answers, plan.reference)
+    current_answer = _answer(answers, plan.current)
+    early = _answer(answers, plan.early)
     reference = _buckets_by_version(reference_answer, model.version_label)
     current = _buckets_by_version(current_answer, model.version_label)
     early_totals = {v: buckets.get("+Inf") or 0.0 for v, buckets in
