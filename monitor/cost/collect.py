@@ -10,7 +10,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Mapping
+from functools import partial
+from typing import Callable, Mapping, Sequence
 
 from monitor.config import Config, ModelConfig
 from monitor.cost import queries
@@ -21,7 +22,7 @@ from monitor.cost.allocation import (CostReport, GpuKey, GpuUsage, ModelUsage, a
 from monitor.cost.idle import IdlePeriod, idle_runs, to_datetime
 from monitor.cost.presets import gpu_matchers, resolve_model_metrics
 from monitor.errors import MonitorError
-from monitor.sources.prometheus import PrometheusSource, RangeResult
+from monitor.sources.prometheus import InstantResult, PrometheusSource, QueryError, RangeResult
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
@@ -79,22 +80,93 @@ def week_over_week(source: PrometheusSource, config: Config, end: datetime) -> P
 def compute_cost_windows(source: PrometheusSource, config: Config, first_end: datetime, count: int,
                          window: timedelta) -> list[CostReport]:
     """Reports for `count` consecutive windows of length `window`, the first ending at `first_end`."""
-    first_end = _utc(first_end)
-    ends = [first_end + i * window for i in range(count)]
-    plans = {m.name: _ModelPlan.of(m, window) for m in config.models}
-    wanted = [queries.node_gpu_hourly_cost(window)]
-    for plan in plans.values():
-        wanted += plan.all_queries()
-    results = _range_many(source, wanted, ends[0], ends[-1], window)
-    warnings = sorted({w for r in results.values() for w in r.warnings})
+    windows = CostWindows.plan(config, first_end, count, window)
+    return windows.reports(run_queries(source, windows.range_queries()))
 
-    price_result = results[queries.node_gpu_hourly_cost(window)]
-    reports = []
-    for index, end in enumerate(ends):
-        node_prices = {s.labels.get("node", ""): v for s, v in _values_at(price_result, end) if v is not None}
-        usages = [plans[m.name].usage(results, end) for m in config.models]
-        reports.append(allocate(end - window, end, usages, config.cost.pricing, node_prices, warnings))
-    return reports
+
+@dataclass(frozen=True)
+class RangeQuery:
+    """`query` evaluated every `step` from `start` to `end`."""
+
+    query: str
+    start: datetime
+    end: datetime
+    step: timedelta
+
+
+# An instant query: (query, evaluation time).
+InstantQuery = tuple[str, datetime]
+Answers = Mapping[RangeQuery | InstantQuery, RangeResult | InstantResult | QueryError]
+
+
+@dataclass(frozen=True)
+class CostWindows:
+    """The range queries behind consecutive equal cost windows, and the reports built from their answers.
+
+    Planning apart from running lets a caller send several plans' queries (and others)
+    in one concurrent batch (`run_queries`) instead of one batch after another.
+    """
+
+    config: Config
+    ends: tuple[datetime, ...]
+    window: timedelta
+    plans: tuple[_ModelPlan, ...]
+
+    @classmethod
+    def plan(cls, config: Config, first_end: datetime, count: int, window: timedelta) -> "CostWindows":
+        """`count` windows of length `window`, the first ending at `first_end`."""
+        first_end = _utc(first_end)
+        return cls(config, tuple(first_end + i * window for i in range(count)), window,
+                   tuple(_ModelPlan.of(m, window) for m in config.models))
+
+    def range_queries(self) -> list[RangeQuery]:
+        """One range query per figure, stepping by the window from the first end to the last."""
+        wanted = [queries.node_gpu_hourly_cost(self.window)]
+        for plan in self.plans:
+            wanted += plan.all_queries()
+        return [RangeQuery(q, self.ends[0], self.ends[-1], self.window) for q in dict.fromkeys(wanted)]
+
+    def reports(self, answers: Answers) -> list[CostReport]:
+        """One report per window from the answers to `range_queries()`; raises the first failed query."""
+        results: dict[str, RangeResult] = {}
+        for wanted in self.range_queries():
+            answer = answers[wanted]
+            if isinstance(answer, QueryError):
+                raise answer
+            assert isinstance(answer, RangeResult)
+            results[wanted.query] = answer
+        warnings = sorted({w for r in results.values() for w in r.warnings})
+        price_result = results[queries.node_gpu_hourly_cost(self.window)]
+        reports = []
+        for end in self.ends:
+            node_prices = {s.labels.get("node", ""): v for s, v in _values_at(price_result, end) if v is not None}
+            usages = [plan.usage(results, end) for plan in self.plans]
+            reports.append(allocate(end - self.window, end, usages, self.config.cost.pricing, node_prices,
+                                    warnings))
+        return reports
+
+
+def run_queries(source: PrometheusSource, ranges: Sequence[RangeQuery] = (),
+                instants: Sequence[InstantQuery] = ()) -> dict[RangeQuery | InstantQuery,
+                                                               RangeResult | InstantResult | QueryError]:
+    """Run range and instant queries in one concurrent batch (bounded by the source's limit), each distinct
+    one once. Failures come back as QueryError values, for the caller to raise in its own order."""
+    jobs: dict[RangeQuery | InstantQuery, Callable[[], RangeResult | InstantResult]] = {}
+    for r in ranges:
+        jobs[r] = partial(source.range, r.query, r.start, r.end, r.step)
+    for query, at in instants:
+        jobs[(query, at)] = partial(source.instant, query, at)
+
+    def run(job: Callable[[], RangeResult | InstantResult]) -> RangeResult | InstantResult | QueryError:
+        try:
+            return job()
+        except QueryError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, min(source.max_concurrency, len(jobs))),
+                            thread_name_prefix="cost-promql") as pool:
+        answers = list(pool.map(run, jobs.values()))
+    return dict(zip(jobs, answers))
 
 
 @dataclass(frozen=True)
@@ -173,16 +245,6 @@ def _values_at(result: RangeResult, at: datetime) -> list[tuple[object, float | 
     return out
 
 
-def _range_many(source: PrometheusSource, wanted: list[str], start: datetime, end: datetime,
-                step: timedelta) -> dict[str, RangeResult]:
-    """Run range queries concurrently (bounded by the source's limit); the first failure raises."""
-    unique = list(dict.fromkeys(wanted))
-    with ThreadPoolExecutor(max_workers=max(1, min(source.max_concurrency, len(unique))),
-                            thread_name_prefix="cost-promql") as pool:
-        answers = list(pool.map(lambda q: source.range(q, start, end, step), unique))
-    return dict(zip(unique, answers))
-
-
 IDLE_STEP = timedelta(minutes=5)
 
 
@@ -195,9 +257,12 @@ def gpu_idle_periods(source: PrometheusSource, config: Config, start: datetime, 
     is priced like `compute_costs` (OpenCost's node price first), before any sharing.
     """
     start, end = _utc(start), _utc(end)
-    prices = _range_many(source, [queries.node_gpu_hourly_cost(end - start)], end, end, end - start)
-    node_prices = {s.labels.get("node", ""): v for r in prices.values() for s, v in _values_at(r, end)
-                   if v is not None}
+    price_query = RangeQuery(queries.node_gpu_hourly_cost(end - start), end, end, end - start)
+    prices = run_queries(source, [price_query])[price_query]
+    if isinstance(prices, QueryError):
+        raise prices
+    assert isinstance(prices, RangeResult)
+    node_prices = {s.labels.get("node", ""): v for s, v in _values_at(prices, end) if v is not None}
     periods: list[IdlePeriod] = []
     for model in config.models:
         matchers = gpu_matchers(model)

@@ -11,11 +11,11 @@ from typing import Mapping
 
 from monitor.config import Config
 from monitor.cost import queries
-from monitor.cost.allocation import CostReport, ModelCost
-from monitor.cost.collect import WEEK, compute_cost_windows, period_over_period
+from monitor.cost.allocation import CostReport, ModelCost, cost_per_1k_change
+from monitor.cost.collect import WEEK, Answers, CostWindows, compute_cost_windows, run_queries
 from monitor.cost.presets import resolve_model_metrics
 from monitor.signals import Signal
-from monitor.sources.prometheus import PrometheusSource
+from monitor.sources.prometheus import InstantResult, PrometheusSource
 
 RATE_WINDOW = timedelta(minutes=5)
 UTILIZATION_WINDOW = timedelta(minutes=15)
@@ -59,15 +59,25 @@ def inference_rates(source: PrometheusSource, config: Config, at: datetime
 
     A model whose counter has no series gets None (no data), not 0.
     """
-    plans = {m.name: resolve_model_metrics(m) for m in config.models}
-    wanted = {name: queries.inference_rate(metrics, RATE_WINDOW) for name, metrics in plans.items()}
+    wanted = _inference_rate_queries(config)
     answers = source.instant_many(wanted.values(), at)
+    return _inference_rates_from(config, wanted, {(query, at): answers[query] for query in wanted.values()}, at)
+
+
+def _inference_rate_queries(config: Config) -> dict[str, str]:
+    return {m.name: queries.inference_rate(resolve_model_metrics(m), RATE_WINDOW) for m in config.models}
+
+
+def _inference_rates_from(config: Config, wanted: Mapping[str, str], answers: Answers, at: datetime
+                          ) -> dict[tuple[str, str | None], float | None]:
+    labels = {m.name: resolve_model_metrics(m).version_label for m in config.models}
     rates: dict[tuple[str, str | None], float | None] = {}
     for name, query in wanted.items():
-        answer = answers[query]
+        answer = answers[(query, at)]
         if isinstance(answer, Exception):
             raise answer
-        label = plans[name].version_label
+        assert isinstance(answer, InstantResult)
+        label = labels[name]
         values = [(s.labels.get(label, "") if label else "", s.value) for s in answer.samples if s.value is not None]
         rates[(name, None)] = sum(v for _, v in values) if values else None
         if any(version for version, _ in values):
@@ -78,13 +88,24 @@ def inference_rates(source: PrometheusSource, config: Config, at: datetime
 
 def recent_utilization(source: PrometheusSource, config: Config, at: datetime) -> dict[str, float | None]:
     """Mean GPU utilisation (0..1) per model over the last 15 minutes."""
-    report = compute_cost_windows(source, config, first_end=at, count=1, window=UTILIZATION_WINDOW)[0]
+    return _utilization_of(compute_cost_windows(source, config, first_end=at, count=1, window=UTILIZATION_WINDOW)[0])
+
+
+def _utilization_of(report: CostReport) -> dict[str, float | None]:
     return {c.model: c.gpu_utilization for c in report.models if c.version is None}
 
 
 def cost_signals(source: PrometheusSource, config: Config, now: datetime | None = None) -> list[Signal]:
     """Every cost signal for the daemon's cycle at `now` (trailing 7 days, week over week)."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(second=0, microsecond=0)
-    weeks = period_over_period(source, config, now, WEEK)
-    return report_signals(weeks.current, weeks.cost_per_1k_change, inference_rates(source, config, now),
-                          recent_utilization(source, config, now))
+    # The two weeks, the inference rates and the last 15 minutes go out as one batch,
+    # so the slow week queries overlap the rest; failures are raised in that order.
+    weeks = CostWindows.plan(config, now - WEEK, 2, WEEK)
+    recent = CostWindows.plan(config, now, 1, UTILIZATION_WINDOW)
+    rate_queries = _inference_rate_queries(config)
+    answers = run_queries(source, [*weeks.range_queries(), *recent.range_queries()],
+                          [(query, now) for query in rate_queries.values()])
+    previous, current = weeks.reports(answers)
+    rates = _inference_rates_from(config, rate_queries, answers, now)
+    utilization = _utilization_of(recent.reports(answers)[0])
+    return report_signals(current, cost_per_1k_change(current, previous), rates, utilization)
