@@ -209,7 +209,8 @@ def _allocate_gpu(usage: GpuUsage, model: str, users: list[str], totals: Mapping
     others = tuple(sorted(set(users) - {model}))
     if not others:
         return GpuAllocation(usage.gpu, hours, utilization, price, source, 1.0)
-    served = {m: totals.get(m) or 0.0 for m in set(users)}
+    # Sorted, so the floating-point sum (and every cost built on it) is the same in every process.
+    served = {m: totals.get(m) or 0.0 for m in sorted(set(users))}
     total = sum(served.values())
     if total > 0:
         share, basis = served[model] / total, "share of inferences among the models on this GPU"
