@@ -67,7 +67,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fleet_history import FLEET_END, bench_sli, prepare_history, write_recorded_series  # noqa: E402
+from fleet_history import FLEET_END, bench_sli, naive_slo_loop, prepare_history, write_recorded_series  # noqa: E402
 from monitor.config import Config, load_config  # noqa: E402
 from monitor.cost import queries as cost_queries  # noqa: E402
 from monitor.cost.presets import gpu_matchers, resolve_model_metrics  # noqa: E402
@@ -86,8 +86,7 @@ from monitor.simulate.fleet import FLEET  # noqa: E402
 from monitor.simulate.local_prometheus import LocalPrometheus, backfill  # noqa: E402
 from monitor.simulate.writers import fleet_config  # noqa: E402
 from monitor.slo import EvaluationMode, SloResult, evaluate_slos, load_slo_specs, slo_signals  # noqa: E402
-from monitor.slo.evaluate import slo_windows  # noqa: E402
-from monitor.slo.spec import SloSpec, render_window  # noqa: E402
+from monitor.slo.spec import SloSpec  # noqa: E402
 from monitor.sources.prometheus import PrometheusSource, escape_label_value  # noqa: E402
 from monitor.store import StateStore  # noqa: E402
 
@@ -231,18 +230,6 @@ def copy_state(source_path: Path, target_path: Path) -> None:
 
 
 # -- the baseline --------------------------------------------------------------------
-
-def naive_slo_loop(source: PrometheusSource, specs: list[SloSpec], at: datetime) -> int:
-    """One query per SLO per window, `(errors)/(total)`, sequentially (as benchmarks/slo_bench.py)."""
-    made = 0
-    for spec in specs:
-        for key, window in slo_windows(spec, at).items():
-            duration = key if key in ("5m", "30m", "1h", "2h", "6h", "1d", "3d") else f"{window.days}d"
-            source.instant(f"({render_window(spec.sli.error_query, duration)}) / "
-                           f"({render_window(spec.sli.total_query, duration)})", at)
-            made += 1
-    return made
-
 
 def naive_model_loop(source: PrometheusSource, config: Config, at: datetime) -> int:
     """Per model, one instant query per figure the cycle computes, sequentially.

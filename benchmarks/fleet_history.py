@@ -19,8 +19,8 @@ from monitor.simulate.fleet import FLEET, generate_fleet
 from monitor.simulate.local_prometheus import backfill
 from monitor.simulate.writers import write_fleet
 from monitor.slo.evaluate import ERROR_RATIO_RECORD, TOTAL_RATE_RECORD, SloResult, slo_windows
-from monitor.slo.spec import EventsSli
-from monitor.sources.prometheus import escape_label_value
+from monitor.slo.spec import EventsSli, SloSpec, render_window
+from monitor.sources.prometheus import PrometheusSource, escape_label_value
 
 REPO = Path(__file__).resolve().parent.parent
 # The test suite's fleet (tests/conftest.py), so its cached blocks can be reused.
@@ -109,3 +109,16 @@ def write_recorded_series(results: list[SloResult], at: datetime, path: Path) ->
                                     (TOTAL_RATE_RECORD.format(window=key), rate)):
                     out.writelines(f"{name}{{{labels}}} {value} {t}\n" for t in stamps)
         out.write("# EOF\n")
+
+
+def naive_slo_loop(source: PrometheusSource, specs: list[SloSpec], at: datetime) -> int:
+    """The baseline both benchmarks compare with: one `(errors)/(total)` query per SLO per window,
+    sequentially, as a simple script would. Returns the number of queries made."""
+    made = 0
+    for spec in specs:
+        for key, window in slo_windows(spec, at).items():
+            duration = key if key in ("5m", "30m", "1h", "2h", "6h", "1d", "3d") else f"{window.days}d"
+            source.instant(f"({render_window(spec.sli.error_query, duration)}) / "
+                           f"({render_window(spec.sli.total_query, duration)})", at)
+            made += 1
+    return made

@@ -25,18 +25,18 @@ import argparse
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fleet_history import FLEET_END, bench_sli, prepare_history, write_recorded_series  # noqa: E402
+from fleet_history import FLEET_END, bench_sli, naive_slo_loop, prepare_history, write_recorded_series  # noqa: E402
 from monitor.simulate.fleet import FLEET  # noqa: E402
 from monitor.simulate.local_prometheus import LocalPrometheus, backfill  # noqa: E402
 from monitor.slo import EvaluationMode, evaluate_slos  # noqa: E402
 from monitor.slo.evaluate import slo_windows  # noqa: E402
-from monitor.slo.spec import SloSpec, render_window  # noqa: E402
+from monitor.slo.spec import SloSpec  # noqa: E402
 from monitor.sources.prometheus import PrometheusSource  # noqa: E402
 
 OBJECTIVES = (0.99, 0.995, 0.999, 0.9995)
@@ -50,18 +50,6 @@ def build_specs(count: int) -> list[SloSpec]:
         specs.append(SloSpec(service=FLEET[n % len(FLEET)].name, name=name,
                              objective=OBJECTIVES[n % len(OBJECTIVES)], sli=sli, period=period))
     return specs
-
-
-def naive_cycle(source: PrometheusSource, specs: list[SloSpec], at: datetime) -> int:
-    """The baseline: one query per SLO per window, `(errors)/(total)`, sequentially."""
-    made = 0
-    for spec in specs:
-        for key, window in slo_windows(spec, at).items():
-            duration = key if key in ("5m", "30m", "1h", "2h", "6h", "1d", "3d") else f"{window.days}d"
-            source.instant(f"({render_window(spec.sli.error_query, duration)}) / "
-                           f"({render_window(spec.sli.total_query, duration)})", at)
-            made += 1
-    return made
 
 
 def main() -> int:
@@ -91,7 +79,7 @@ def main() -> int:
 
                 sample = specs[:args.naive_slos]
                 started = time.perf_counter()
-                naive_queries_sample = naive_cycle(source, sample, at)
+                naive_queries_sample = naive_slo_loop(source, sample, at)
                 naive_sample_s = time.perf_counter() - started
             scale = len(specs) / len(sample)
             naive_s, naive_queries = naive_sample_s * scale, round(naive_queries_sample * scale)
