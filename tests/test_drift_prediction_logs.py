@@ -50,3 +50,27 @@ def test_an_unknown_file_type_is_refused(tmp_path):
     path.write_bytes(b"x")
     with pytest.raises(PredictionLogError, match="unknown file type"):
         read_table(path)
+
+
+def test_version_counts_are_remembered_per_window_and_reread_when_the_log_changes(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    import pandas as pd
+
+    from monitor.drift.prediction_drift import _file_state, _version_counts
+
+    start = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    path = tmp_path / "log.parquet"
+
+    def write(versions):
+        pd.DataFrame({"timestamp": [start + timedelta(minutes=i) for i in range(len(versions))],
+                      "version": versions}).to_parquet(path, index=False)
+
+    write(["v1", "v1", "v2"])
+    window = (start, start + timedelta(hours=1))
+    first = _version_counts(str(path), _file_state(path), "timestamp", "version", *window)
+    assert dict(first) == {"v1": 2, "v2": 1}
+    assert _version_counts(str(path), _file_state(path), "timestamp", "version", *window) is first
+    write(["v1", "v2", "v2", "v3"])  # the log was rewritten: its state changed, so it is read again
+    assert dict(_version_counts(str(path), _file_state(path), "timestamp", "version", *window)) == {
+        "v1": 1, "v2": 2, "v3": 1}

@@ -30,6 +30,7 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
@@ -297,6 +298,25 @@ def _buckets_by_version(result: InstantResult, version_label: str) -> dict[str, 
 
 # -- the prediction log ----------------------------------------------------------
 
+def _file_state(path: Path) -> tuple[int, int]:
+    """(mtime in ns, size): changes whenever the log is rewritten or appended to."""
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@lru_cache(maxsize=256)
+def _version_counts(path: str, file_state: tuple[int, int], timestamp_column: str, version_column: str | None,
+                    start: datetime, end: datetime) -> tuple[tuple[str, int], ...]:
+    """Rows per version in [start, end) of a log, remembered per (file state, window).
+
+    The reference window moves once per `current` interval, so without this every
+    cycle would re-read days of the version column to get the same counts.
+    """
+    frame = read_window(path, timestamp_column, start, end, [version_column] if version_column else [])
+    versions = frame[version_column].astype(str) if version_column else pd.Series("", index=frame.index)
+    return tuple(versions.value_counts().items())
+
+
 def _log_drift(model: ModelConfig, drift: DriftConfig, windows: DriftWindows, path: Path, store,
                at: datetime) -> dict[str, tuple[list[ColumnDrift], str | None]]:
     log = drift.log
@@ -310,17 +330,16 @@ def _log_drift(model: ModelConfig, drift: DriftConfig, windows: DriftWindows, pa
     def versions_of(frame: pd.DataFrame) -> pd.Series:
         return frame[version_column].astype(str) if version_column else pd.Series("", index=frame.index)
 
-    # Which versions served where: the version column alone is cheap to read.
-    reference_versions = versions_of(read_window(path, log.timestamp_column, windows.reference_start,
-                                                 windows.reference_end, [version_column] if version_column else []))
-    early_versions = versions_of(read_window(path, log.timestamp_column, windows.reference_start,
-                                             windows.reference_start + drift.current,
-                                             [version_column] if version_column else []))
+    # Which versions served where: only the version column is read, and only when the
+    # reference window has moved or the file has changed (see _version_counts).
+    file_state = _file_state(path)
+    reference_counts = _version_counts(str(path), file_state, log.timestamp_column, version_column,
+                                       windows.reference_start, windows.reference_end)
+    early_counts = _version_counts(str(path), file_state, log.timestamp_column, version_column,
+                                   windows.reference_start, windows.reference_start + drift.current)
     current = read_window(path, log.timestamp_column, windows.current_start, windows.current_end, with_version)
     current_versions = versions_of(current)
-    chosen = choose_reference_versions(reference_versions.value_counts().to_dict(),
-                                       early_versions.value_counts().to_dict(),
-                                       sorted(current_versions.unique()))
+    chosen = choose_reference_versions(dict(reference_counts), dict(early_counts), sorted(current_versions.unique()))
     window_key = f"{windows.reference_start.isoformat()}|{windows.reference_end.isoformat()}"
     used_keys: set[str] = set()
     results: dict[str, tuple[list[ColumnDrift], str | None]] = {}
