@@ -127,3 +127,19 @@ def test_config_path_precedence(monkeypatch):
     monkeypatch.setenv("MONITOR_CONFIG", "/etc/monitor/monitor.yaml")
     assert config_path_from(None) == "/etc/monitor/monitor.yaml"
     assert config_path_from("other.yaml") == "other.yaml"
+
+
+def test_every_yaml_example_in_the_readme_loads(tmp_path):
+    """The README's config examples are what users copy: they must stay valid."""
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    examples = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    assert len(examples) >= 2
+    write_slo_specs(tmp_path / "slos")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "none.yaml").write_text("version: monitor/v1\ngroups: []\n")
+    for i, example in enumerate(examples):
+        path = tmp_path / f"example-{i}.yaml"
+        path.write_text(example)
+        load_config(path)
