@@ -275,6 +275,10 @@ def test_alerts_are_not_duplicated_over_a_day_of_coarse_steps(fleet_end, fleet_c
     # A firing notification lists an alert again only when the group gains a new alert.
     keys = [n["idempotency_key"] for c in scenario.cycles for n in c["notifications"]]
     assert len(keys) == len(set(keys))
+    # Every default rule's annotations render: no template error reaches Slack or a webhook.
+    rendered = [value for c in scenario.cycles for n in c["notifications"]
+                for a in n["payload"].get("alerts", []) for value in a["annotations"].values()]
+    assert rendered and not [text for text in rendered if "template error" in text]
     ticket = scenario.alert("SLOErrorBudgetBurnTicket", service="fraud-detector")
     assert ticket["state"] == "firing"
     kinds = [k for k, _ in scenario.notified("SLOErrorBudgetBurnTicket", service="fraud-detector")]
@@ -302,5 +306,10 @@ def test_a_drifting_canary_fires_after_its_for_and_requests_a_rollback_to_the_la
                                           "version": "v2", "column": "prediction"}
     assert payload["alert"]["startsAt"] == (deployed + hours(0.5)).isoformat().replace("+00:00", "Z")
     assert payload["evidence"]["drift_detected"] == 1.0 and payload["evidence"]["n_current"] > 0
+    # The numbers that fired it travel as evidence, and the default rule's annotations render them.
+    assert payload["evidence"]["drift_psi"] > 0.2
+    annotations = payload["alert"]["annotations"]
+    assert "template error" not in " ".join(annotations.values())
+    assert annotations["description"].startswith("PSI ")
     assert requested["status"] == "pending" and requested["idempotency_key"].startswith("rollback.requested:")
     assert [k for k, _ in scenario.notified(**alert)] == ["firing", "rollback.requested"]

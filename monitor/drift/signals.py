@@ -31,7 +31,12 @@ def _as_signal_value(value: float | bool | None) -> float | None:
 
 
 def _evidence(result: DriftResult, column: ColumnDrift) -> dict[str, float | None]:
+    # The column's statistics travel with every one of its signals, so an alert on
+    # drift_detected can show (and its annotations quote) the numbers that fired it.
+    statistics = {name: _as_signal_value(getattr(column, attribute))
+                  for name, attribute in SIGNALS_BY_KIND[column.kind].items()}
     evidence: dict[str, float | None] = {
+        **statistics,
         "n_reference": float(column.n_reference), "n_current": float(column.n_current),
         "reference_start": result.windows.reference_start.timestamp(),
         "reference_end": result.windows.reference_end.timestamp(),
