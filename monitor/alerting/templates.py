@@ -8,6 +8,7 @@ and a missing label renders empty, as Prometheus does.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from functools import lru_cache
@@ -18,6 +19,8 @@ from jinja2 import Template, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from monitor.durations import format_duration
+
+log = logging.getLogger(__name__)
 
 _DOLLAR_NAMES = re.compile(r"\$(labels|value|evidence)\b")
 
@@ -91,4 +94,7 @@ def render(template: str, labels: Mapping[str, str], value: float | None,
     try:
         return _compiled(template).render(labels=dict(labels), value=value, evidence=dict(evidence or {}))
     except Exception as exc:  # noqa: BLE001 - a bad template must not stop the cycle
+        # The notification still goes out (with the error in place of the text); the
+        # log line is how the rule's author finds out.
+        log.warning("annotation template %r failed for %s: %s", template, dict(labels), exc)
         return f"<template error: {exc}>"
