@@ -88,11 +88,19 @@ def template_problem(template: str) -> str | None:
     return None
 
 
+class _Evidence(dict):
+    """Evidence for templates: a number the alert does not carry (no data, or a signal
+    without it) reads as None, which the humanize filters print as "no data"."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
 def render(template: str, labels: Mapping[str, str], value: float | None,
            evidence: Mapping[str, float | None] | None = None) -> str:
     """Render one annotation for an alert instance."""
     try:
-        return _compiled(template).render(labels=dict(labels), value=value, evidence=dict(evidence or {}))
+        return _compiled(template).render(labels=dict(labels), value=value, evidence=_Evidence(evidence or {}))
     except Exception as exc:  # noqa: BLE001 - a bad template must not stop the cycle
         # The notification still goes out (with the error in place of the text); the
         # log line is how the rule's author finds out.
