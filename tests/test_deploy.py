@@ -119,6 +119,16 @@ def test_the_container_image_passes_hadolint_and_runs_as_non_root():
     assert "monitor warm-cache" in text
 
 
+def test_the_compose_file_matches_the_compose_specification(tmp_path):
+    checker = str(VENV_BIN / "check-jsonschema")
+    compose_file = DEPLOY / "compose" / "compose.yaml"
+    result = run([checker, "--builtin-schema", "vendor.compose-spec", str(compose_file)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "compose.yaml"
+    broken.write_text(compose_file.read_text().replace("service_healthy", "service_happy"))
+    assert run([checker, "--builtin-schema", "vendor.compose-spec", str(broken)]).returncode != 0
+
+
 def test_the_compose_file_wires_prometheus_the_fleet_and_the_daemon():
     compose = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
     services = compose["services"]
