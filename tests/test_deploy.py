@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -117,6 +118,15 @@ def test_the_container_image_passes_hadolint_and_runs_as_non_root():
     text = dockerfile.read_text()
     assert re.search(r"^USER 10001", text, re.M)
     assert "monitor warm-cache" in text
+
+
+def test_the_images_warm_cache_step_compiles_the_kernels_into_the_cache_dir(tmp_path):
+    """What the Dockerfile's `monitor warm-cache` leaves behind: numba's cache files, in NUMBA_CACHE_DIR."""
+    cache = tmp_path / "numba-cache"
+    result = run([str(VENV_BIN / "monitor"), "warm-cache"], env={**os.environ, "NUMBA_CACHE_DIR": str(cache)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "drift kernels ready" in result.stdout
+    assert list(cache.rglob("*.nbi")) and list(cache.rglob("*.nbc"))
 
 
 def test_the_compose_file_matches_the_compose_specification(tmp_path):

@@ -19,4 +19,5 @@ COMMAND_MODULES = [
     "monitor.commands.deliveries",
     "monitor.commands.webhooks",
     "monitor.commands.report",
+    "monitor.commands.warm_cache",
 ]
