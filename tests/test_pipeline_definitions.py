@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import yaml
 
+from monitor.alerting.repository import AlertRepository
 from monitor.config import load_config
 from monitor.pipeline import evaluate_slo_signals, load_definitions, run_cycle
 from monitor.store import StateStore
@@ -39,5 +40,10 @@ def test_loaded_definitions_are_used_until_reloaded(prom, fleet_config_path, sim
     with StateStore(tmp_path / "state.db") as store:
         report = run_cycle(config, store, prom, fleet_end - timedelta(hours=19, minutes=40),
                            definitions=definitions)
+        logged = AlertRepository(store).transitions()
     assert report.ok
     assert any(a.alertname.startswith("SLOErrorBudgetBurn") for a in report.alerts.values())
+    # The transitions log reads back exactly what the cycle reported.
+    assert [(t.fingerprint, t.alertname, dict(t.labels), t.from_state, t.to_state, t.at) for t in logged] == [
+        (t.fingerprint, t.alertname, dict(t.labels), t.from_state, t.to_state, t.at) for t in report.transitions]
+    assert logged

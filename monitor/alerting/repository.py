@@ -58,6 +58,18 @@ class CycleRecord:
     notifications: int
 
 
+@dataclass(frozen=True)
+class LoggedTransition:
+    """One state change from the transitions log (values are not logged)."""
+
+    fingerprint: str
+    alertname: str
+    labels: Mapping[str, str]
+    from_state: AlertState
+    to_state: AlertState
+    at: datetime
+
+
 class AlertRepository:
     """Reads and writes alerting state through a `StateStore`."""
 
@@ -94,6 +106,15 @@ class AlertRepository:
                                                          _dt(r["created_at"]), json.loads(r["payload"])),
                                    r["cycle_id"], r["status"])
                 for r in self.store.query(sql + " ORDER BY id", tuple(params))]
+
+    def transitions(self, until: datetime | None = None) -> list[LoggedTransition]:
+        """Every logged state change (up to `until`), oldest first, in the order they were saved."""
+        sql, params = "SELECT * FROM alert_transitions", ()
+        if until is not None:
+            sql, params = sql + " WHERE at <= ?", (_ts(until),)
+        return [LoggedTransition(r["fingerprint"], r["alertname"], json.loads(r["labels"]),
+                                 AlertState(r["from_state"]), AlertState(r["to_state"]), _dt(r["at"]))
+                for r in self.store.query(sql + " ORDER BY at, rowid", params)]
 
     def cycles(self) -> list[CycleRecord]:
         return [CycleRecord(r["id"], _dt(r["evaluated_at"]), _dt(r["started_at"]), _dt(r["finished_at"]),

@@ -14,10 +14,10 @@ first ran (first seen at its first cycle): they predate monitoring.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from monitor.alerting.lifecycle import AlertState
 from monitor.alerting.repository import AlertRepository
 from monitor.report.model import (ChangeSection, IncidentRow, IncidentSection, SectionStatus, SeverityMttr,
                                   VersionRow)
@@ -44,26 +44,21 @@ def _dt(value: float | None) -> datetime | None:
 
 def alert_episodes(store: StateStore, until: datetime) -> list[_Episode]:
     """Every firing episode up to `until`, from the transitions log (oldest first)."""
-    # alerting/repository.py has no reader for the transitions log yet; this is the
-    # one query against its table, read-only.
-    rows = store.query("SELECT fingerprint, alertname, labels, from_state, to_state, at FROM alert_transitions "
-                       "WHERE at <= ? ORDER BY at, rowid", (until.timestamp(),))
-    pending_since: dict[str, float] = {}
+    pending_since: dict[str, datetime] = {}
     open_episodes: dict[str, _Episode] = {}
     episodes: list[_Episode] = []
-    for row in rows:
-        fp, to_state, at = row["fingerprint"], row["to_state"], row["at"]
-        if to_state == "pending":
+    for transition in AlertRepository(store).transitions(until):
+        fp, to_state, at = transition.fingerprint, transition.to_state, transition.at
+        if to_state is AlertState.PENDING:
             pending_since.setdefault(fp, at)
-        elif to_state == "inactive":
+        elif to_state is AlertState.INACTIVE:
             pending_since.pop(fp, None)
-        elif to_state == "firing" and fp not in open_episodes:
-            episode = _Episode(fp, row["alertname"], json.loads(row["labels"]),
-                               _dt(pending_since.pop(fp, at)), _dt(at))
+        elif to_state is AlertState.FIRING and fp not in open_episodes:
+            episode = _Episode(fp, transition.alertname, dict(transition.labels), pending_since.pop(fp, at), at)
             open_episodes[fp] = episode
             episodes.append(episode)
-        elif to_state == "resolved" and fp in open_episodes:
-            open_episodes.pop(fp).resolved_at = _dt(at)
+        elif to_state is AlertState.RESOLVED and fp in open_episodes:
+            open_episodes.pop(fp).resolved_at = at
             pending_since.pop(fp, None)
     return episodes
 
