@@ -146,7 +146,9 @@ def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
             raise CycleQueriesFailed("(producers)", f"{source.stats.errors - errors_before} queries failed "
                                                     f"during the cycle")
     except QueryError as exc:
-        log.warning("cycle at %s failed, alert states unchanged: %s", at.isoformat(), exc)
+        # DEBUG: the caller reports the failed cycle once (the daemon with its duration,
+        # `run --once` in its output); one event, one line.
+        log.debug("cycle at %s failed, alert states unchanged: %s", at.isoformat(), exc)
         cycle_id = repository.record_failed_cycle(at, started_at, clock(), str(exc))
         return CycleReport(cycle_id, at, ok=False, error=str(exc), alerts=repository.alerts(),
                            queries=source.stats.queries - queries_before)
