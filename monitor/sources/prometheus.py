@@ -41,13 +41,33 @@ class QueryError(MonitorError):
         kind = f"{error_type}: " if error_type else ""
         super().__init__(f"query failed ({kind}{message}): {query}")
 
+    @property
+    def server_fault(self) -> bool:
+        """True when the server, not the query, is at fault: down, too slow, or a 5xx.
+
+        A server fault freezes every alert (the cycle fails, nothing changes state);
+        a query fault (4xx `bad_data`: a typo in one SLO, rule or model) puts only
+        the definition that owns the query into an error state.
+        """
+        if self.status is not None and 400 <= self.status < 500:
+            return False
+        return self.error_type not in ("bad_data", "not_acceptable")
+
 
 class PrometheusUnavailable(QueryError):
     """The server could not be reached (connection refused, DNS, TLS)."""
 
+    @property
+    def server_fault(self) -> bool:
+        return True
+
 
 class QueryTimeout(QueryError):
     """The server did not answer within the timeout."""
+
+    @property
+    def server_fault(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True)
