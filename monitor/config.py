@@ -151,6 +151,9 @@ class SlackConfig:
     webhook_url_env: str | None = None
     webhook_url_file: str | None = None
     timeout: timedelta = timedelta(seconds=10)
+    # Loopback and private addresses (an egress proxy, a stand-in) are refused unless set;
+    # cloud metadata and link-local addresses are refused even then.
+    allow_private: bool = False
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
         problems = _secret_pair_check("token", self.token_env, self.token_file, required=False)
@@ -178,7 +181,8 @@ class WebhookConfig:
         default_factory=lambda: ["rollback.requested", "rollback.cancelled"])
     # Only alerts whose labels match all of these are sent to this subscriber.
     match: dict[str, str] = field(default_factory=dict)
-    # Loopback, private, link-local and metadata addresses are refused unless set.
+    # Loopback and private addresses are refused unless set; cloud metadata and
+    # link-local addresses are refused even then.
     allow_private: bool = False
     timeout: timedelta = timedelta(seconds=15)
 
@@ -193,6 +197,8 @@ class WebhookConfig:
 class AlertmanagerConfig:
     url: str
     timeout: timedelta = timedelta(seconds=10)
+    # Alertmanager is usually an internal address: set this to send to it.
+    allow_private: bool = False
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
         if not self.url.startswith(("http://", "https://")):

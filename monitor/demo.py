@@ -178,7 +178,8 @@ def write_demo_config(path: Path, prometheus_url: str, slack_url: str, webhook_u
     # The daemon has watched v1 serve for 24h before v2 arrives in the stepped history.
     config["alerting"] = {"last_known_good_after": "12h"}
     config["outputs"] = {
-        "slack": {"channel": "#ml-alerts", "token_env": "MONITOR_DEMO_SLACK_TOKEN", "base_url": slack_url},
+        "slack": {"channel": "#ml-alerts", "token_env": "MONITOR_DEMO_SLACK_TOKEN", "base_url": slack_url,
+                  "allow_private": True},
         "webhooks": [{"name": "deployer", "url": webhook_url, "secret_env": "MONITOR_DEMO_WEBHOOK_SECRET",
                       "events": ["rollback.requested", "rollback.cancelled"], "allow_private": True}],
     }

@@ -43,6 +43,7 @@ def test_firing_then_resolved_alerts_reach_alertmanager(tmp_path, alertmanager):
         alertmanager:
           url: {alertmanager.url}
           timeout: 5s
+          allow_private: true
     """)
     clock = ManualClock()
     service = build_delivery(config, StateStore(tmp_path / "state.db"), clock, rng=random.Random(1))
@@ -71,6 +72,7 @@ def test_an_unreachable_alertmanager_is_retried_not_dropped(tmp_path):
         alertmanager:
           url: http://127.0.0.1:9
           timeout: 1s
+          allow_private: true
     """)
     clock = ManualClock()
     service = build_delivery(config, StateStore(tmp_path / "state.db"), clock)

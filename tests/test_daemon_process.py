@@ -153,7 +153,7 @@ def daemon_config(sim_dir, proxy, tmp_path, alertmanager) -> Path:
     config["schedule"] = {"evaluate_every": f"{INTERVAL_S}s"}
     config["http"] = {"listen": f"127.0.0.1:{free_port()}"}
     config["reports"] = {"dir": str(tmp_path / "reports")}
-    config["outputs"] = {"alertmanager": {"url": alertmanager.url}}
+    config["outputs"] = {"alertmanager": {"url": alertmanager.url, "allow_private": True}}
     path = tmp_path / "monitor.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -285,7 +285,7 @@ def test_sigterm_lets_the_in_flight_delivery_finish_then_exits_0(daemon_config, 
         try:
             config = yaml.safe_load(daemon_config.read_text())
             config["outputs"]["slack"] = {"channel": "#ml-alerts", "token_env": "MONITOR_TEST_SLACK_TOKEN",
-                                          "base_url": f"{slow_slack.url}/api/"}
+                                          "base_url": f"{slow_slack.url}/api/", "allow_private": True}
             daemon_config.write_text(yaml.safe_dump(config, sort_keys=False))
             listen = config["http"]["listen"]
             # Inside recommender's error spike: its page fires and is posted to Slack.

@@ -41,7 +41,8 @@ def test_drift_reaches_slack_and_the_deployer_and_a_resolve_reaches_the_thread(f
         config["outputs"] = {
             "retry_schedule": ["0s", "200ms"],
             "report_url": "https://reports.example/2026-W47.html",
-            "slack": {"channel": "#ml-alerts", "token_env": "SLACK_TOKEN", "base_url": slack.base_url},
+            "slack": {"channel": "#ml-alerts", "token_env": "SLACK_TOKEN", "base_url": slack.base_url,
+                      "allow_private": True},
             "webhooks": [{"name": "deployer", "url": deployer.url, "secret_env": "DEPLOYER_SECRET",
                           "allow_private": True, "match": {"model": "ranker"}}],
         }

@@ -32,6 +32,7 @@ def test_no_secret_appears_in_logs_errors_or_deliveries_json(tmp_path, monkeypat
               channel: "#alerts"
               token_file: slack-token
               base_url: {slack.base_url}
+              allow_private: true
             webhooks:
               - name: deployer
                 url: {receiver.url}?token=url-embedded-credential
@@ -62,6 +63,7 @@ def test_no_secret_appears_in_logs_errors_or_deliveries_json(tmp_path, monkeypat
             retry_schedule: [0s]
             slack:
               webhook_url_env: SLACK_WEBHOOK_URL
+              allow_private: true
         """)
         wh_service = build_delivery(webhook_config, StateStore(tmp_path / "wh" / "state.db"), clock)
         wh_service.outbox.enqueue(wh_service.router.route("g1", "firing", "x", group), clock.now())

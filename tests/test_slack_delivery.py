@@ -40,6 +40,7 @@ def setup(tmp_path, slack: SlackStandIn, slack_yaml: str | None = None):
           channel: "#ml-alerts"
           token_env: SLACK_TOKEN
           base_url: {slack.base_url}
+          allow_private: true
           timeout: 2s"""
     config = write_config(tmp_path, f"""
         retry_schedule: [0s, 200ms, 500ms]
@@ -141,7 +142,8 @@ def test_a_wrong_token_fails_and_is_retried_then_expires_visibly(tmp_path, slack
 def test_an_incoming_webhook_url_is_an_alternative_to_a_bot_token(tmp_path, slack, monkeypatch):
     monkeypatch.setenv("SLACK_WEBHOOK_URL", f"http://127.0.0.1:{slack.server.port}/services/T0/B0/secretpath")
     clock, service = setup(tmp_path, slack, """
-          webhook_url_env: SLACK_WEBHOOK_URL""")
+          webhook_url_env: SLACK_WEBHOOK_URL
+          allow_private: true""")
     queue(service, clock, "f", group_payload("g", "firing", "firing"))
     queue(service, clock, "r", group_payload("g", "resolved", "resolved"))
     slack.rate_limit_next(1, "1")

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
-import requests
-
 from monitor.config import AlertmanagerConfig
+from monitor.outputs import http_transport
+from monitor.outputs.address_guard import BlockedAddressError, Resolver, system_resolver
 from monitor.outputs.backoff import parse_retry_after_s
 from monitor.outputs.outbox import Delivery
 from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
@@ -49,10 +49,12 @@ class AlertmanagerDestination:
 
     name = DESTINATION
 
-    def __init__(self, config: AlertmanagerConfig, session: requests.Session | None = None):
+    def __init__(self, config: AlertmanagerConfig, resolver: Resolver = system_resolver):
         self.url = config.url.rstrip("/") + ALERTS_PATH
         self.timeout_s = config.timeout.total_seconds()
-        self.session = session or requests.Session()
+        # Alertmanager usually runs inside the cluster: the README says to set allow_private.
+        self.allow_private = config.allow_private
+        self.resolver = resolver
 
     def send(self, delivery: Delivery) -> SendResult:
         return self.post(delivery.body)
@@ -63,16 +65,24 @@ class AlertmanagerDestination:
 
     def post(self, body: str) -> SendResult:
         try:
-            response = self.session.post(self.url, data=body.encode(), timeout=self.timeout_s,
-                                         allow_redirects=False, headers={"content-type": "application/json"})
-        except requests.RequestException as exc:
-            return SendResult(SendOutcome.FAILED, error=f"alertmanager: no answer: {type(exc).__name__}")
-        retry_after_s = parse_retry_after_s(response.headers.get("retry-after"))
-        outcome = classify_http_status(response.status_code, retry_after_s)
+            answer = http_transport.post_url(self.url, body.encode(), {"content-type": "application/json"},
+                                             timeout_s=self.timeout_s, allow_private=self.allow_private,
+                                             resolver=self.resolver)
+        except ValueError:
+            return SendResult(SendOutcome.REFUSED, error="alertmanager: URL is not http(s) with a host")
+        except BlockedAddressError as exc:
+            return SendResult(SendOutcome.REFUSED, error=f"alertmanager: {exc}")
+        except OSError as exc:
+            return SendResult(SendOutcome.FAILED,
+                              error=f"alertmanager: no answer: {http_transport.describe_os_error(exc)}")
+        retry_after_s = parse_retry_after_s(answer.headers.get("retry-after"))
+        outcome = classify_http_status(answer.status, retry_after_s)
         if outcome is SendOutcome.GONE:
             outcome = SendOutcome.FAILED
-        if response.status_code == 400:
+        if answer.status == 400:
             # Alertmanager rejected the alerts themselves: re-sending cannot fix them.
-            return SendResult(SendOutcome.REFUSED, 400, error=f"alertmanager: HTTP 400: {response.text[:300]}")
-        error = None if outcome is SendOutcome.DELIVERED else f"alertmanager: HTTP {response.status_code}"
-        return SendResult(outcome, response.status_code, retry_after_s, error)
+            text = answer.body[:300].decode("utf-8", errors="replace")
+            return SendResult(SendOutcome.REFUSED, 400, error=f"alertmanager: HTTP 400: {text}")
+        error = None if outcome is SendOutcome.DELIVERED else (
+            f"alertmanager: HTTP {answer.status}" + (http_transport.REDIRECT_NOTE if answer.is_redirect else ""))
+        return SendResult(outcome, answer.status, retry_after_s, error)

@@ -51,12 +51,12 @@ def build_delivery(config: Config, store: StateStore, clock: Clock | None = None
     outbox = Outbox(store, schedule, expire_after_s, rng)
     destinations: dict[str, Destination] = {}
     if outputs.slack:
-        destinations["slack"] = SlackDestination(outputs.slack, store, outputs.slack.timeout.total_seconds())
+        destinations["slack"] = SlackDestination(outputs.slack, store, resolver=resolver)
     for subscription in outputs.webhooks:
         webhook = WebhookDestination(subscription, clock, resolver)
         destinations[webhook.name] = webhook
     if outputs.alertmanager:
-        destinations["alertmanager"] = AlertmanagerDestination(outputs.alertmanager)
+        destinations["alertmanager"] = AlertmanagerDestination(outputs.alertmanager, resolver)
     links = LinkBuilder(outputs.report_url, outputs.prometheus_url or config.prometheus.url,
                         _rule_exprs(config))
     return DeliveryService(outbox, Router(outputs, links), OutboxWorker(outbox, destinations, clock), clock)

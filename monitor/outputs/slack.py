@@ -9,20 +9,29 @@ thread: each notification is its own message.
 slack-sdk's own retry handlers are switched off: the outbox owns retries, so
 attempts are counted honestly and a 429's Retry-After is honoured by the outbox.
 The SDK's logger is silenced (it would log an incoming-webhook URL, a secret).
+
+The SDK builds the requests and reads the answers, but does not send them: urllib
+would follow redirects (to anywhere, including inside our network) and its timeout
+is per read. Every request goes through `http_transport.post_url` instead, as the
+other outputs' do: the SSRF guard on `base_url` and the incoming-webhook URL, the
+checked address, one total deadline, no redirects.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.request import Request
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.webhook import WebhookClient
 
 from monitor.config import SlackConfig
 from monitor.errors import MonitorError
+from monitor.outputs import http_transport
+from monitor.outputs.address_guard import BlockedAddressError, Resolver, system_resolver
 from monitor.outputs.backoff import parse_retry_after_s
 from monitor.outputs.outbox import Delivery
 from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
@@ -32,6 +41,45 @@ from monitor.store import StateStore
 
 DESTINATION = "slack"
 _QUIET_LOGGER = logging.Logger("monitor.outputs.slack.sdk", level=logging.CRITICAL + 1)
+# Web API answers are small JSON documents; a larger one is cut here (and fails to parse).
+MAX_API_RESPONSE_BYTES = 1 << 20
+# The one method of slack-sdk's WebClient that touches the network (slack-sdk 3.x).
+_SDK_SEND_METHOD = "_perform_urllib_http_request_internal"
+if not hasattr(WebClient, _SDK_SEND_METHOD):  # an SDK upgrade must not quietly bypass the guard
+    raise ImportError(f"slack_sdk.WebClient has no {_SDK_SEND_METHOD}: monitor cannot guard its requests")
+
+
+class _Refused(Exception):
+    """The guard refused the URL: carried through the SDK, which would otherwise wrap it."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class GuardedWebClient(WebClient):
+    """slack-sdk's WebClient with its requests sent through `http_transport` (guarded, deadline, no redirects)."""
+
+    def __init__(self, *, token: str, base_url: str, timeout_s: float, allow_private: bool,
+                 resolver: Resolver = system_resolver):
+        super().__init__(token=token, base_url=base_url, timeout=int(max(1, timeout_s)), retry_handlers=[],
+                         logger=_QUIET_LOGGER)
+        self._timeout_s = timeout_s
+        self._allow_private = allow_private
+        self._resolver = resolver
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        data = req.data if isinstance(req.data, bytes) else (req.data or "").encode()
+        try:
+            answer = http_transport.post_url(url, data, dict(req.header_items()), timeout_s=self._timeout_s,
+                                             allow_private=self._allow_private, resolver=self._resolver,
+                                             max_response_bytes=MAX_API_RESPONSE_BYTES)
+        except ValueError:
+            raise _Refused("base_url is not http(s) with a host") from None
+        except BlockedAddressError as exc:
+            raise _Refused(str(exc)) from None
+        return {"status": answer.status, "headers": answer.headers,
+                "body": answer.body.decode("utf-8", errors="replace")}
 
 
 @dataclass(frozen=True)
@@ -73,10 +121,12 @@ class SlackDestination:
 
     name = DESTINATION
 
-    def __init__(self, config: SlackConfig, store: StateStore, timeout_s: float = 10.0):
+    def __init__(self, config: SlackConfig, store: StateStore, timeout_s: float | None = None,
+                 resolver: Resolver = system_resolver):
         self.config = config
         self.threads = SlackThreads(store)
-        self.timeout_s = timeout_s
+        self.timeout_s = timeout_s if timeout_s is not None else config.timeout.total_seconds()
+        self.resolver = resolver
 
     def send(self, delivery: Delivery) -> SendResult:
         payload = delivery.payload
@@ -87,6 +137,8 @@ class SlackDestination:
             return self._send_threaded(delivery, payload, message)
         except _SlackFailure as failure:
             return failure.result
+        except _Refused as refused:
+            return SendResult(SendOutcome.REFUSED, error=f"slack: {refused.reason}")
         except MonitorError as exc:  # a secret that cannot be read: message names where, never what
             return SendResult(SendOutcome.FAILED, error=str(exc))
 
@@ -94,8 +146,8 @@ class SlackDestination:
 
     def _client(self) -> WebClient:
         token = read_secret(self.config.token_env, self.config.token_file, "slack token")
-        return WebClient(token=token, base_url=self.config.base_url, timeout=int(max(1, self.timeout_s)),
-                         retry_handlers=[], logger=_QUIET_LOGGER)
+        return GuardedWebClient(token=token, base_url=self.config.base_url, timeout_s=self.timeout_s,
+                                allow_private=self.config.allow_private, resolver=self.resolver)
 
     def _send_threaded(self, delivery: Delivery, payload: dict[str, Any], message: SlackMessage) -> SendResult:
         client = self._client()
@@ -144,27 +196,42 @@ class SlackDestination:
             if outcome is SendOutcome.GONE:
                 outcome = SendOutcome.FAILED  # Slack does not use 410 to unsubscribe
             error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+            note = http_transport.REDIRECT_NOTE if 300 <= status < 400 else ""
             raise _SlackFailure(SendResult(outcome, status, retry_after_s,
-                                           f"slack: HTTP {status}: {error or 'error'}", progress=progress or {}))
-        except (SlackClientError, OSError) as exc:
+                                           f"slack: HTTP {status}: {error or 'error'}{note}",
+                                           progress=progress or {})) from None
+        except OSError as exc:
+            raise _SlackFailure(SendResult(
+                SendOutcome.FAILED, error=f"slack: no answer: {http_transport.describe_os_error(exc)}",
+                progress=progress or {})) from None
+        except SlackClientError as exc:
             raise _SlackFailure(SendResult(SendOutcome.FAILED, error=f"slack: no answer: {type(exc).__name__}",
                                            progress=progress or {})) from None
 
     # -- incoming webhook -----------------------------------------------------------
 
     def _send_incoming_webhook(self, message: SlackMessage) -> SendResult:
+        # The URL is a secret: no error below may contain it (the guard's names only the host).
         url = read_secret(self.config.webhook_url_env, self.config.webhook_url_file, "slack webhook_url")
-        client = WebhookClient(url, timeout=int(max(1, self.timeout_s)), retry_handlers=[], logger=_QUIET_LOGGER)
+        body = json.dumps({"text": message.text, "blocks": message.blocks}, separators=(",", ":")).encode()
         try:
-            response = client.send(text=message.text, blocks=message.blocks)
+            answer = http_transport.post_url(url, body, {"content-type": "application/json;charset=utf-8"},
+                                             timeout_s=self.timeout_s, allow_private=self.config.allow_private,
+                                             resolver=self.resolver)
+        except ValueError:
+            return SendResult(SendOutcome.REFUSED, error="slack webhook: webhook_url is not http(s) with a host")
+        except BlockedAddressError as exc:
+            return SendResult(SendOutcome.REFUSED, error=f"slack webhook: {exc}")
         except OSError as exc:
-            return SendResult(SendOutcome.FAILED, error=f"slack webhook: no answer: {type(exc).__name__}")
-        retry_after_s = parse_retry_after_s(_header(response.headers, "retry-after"))
-        outcome = classify_http_status(response.status_code, retry_after_s)
+            return SendResult(SendOutcome.FAILED,
+                              error=f"slack webhook: no answer: {http_transport.describe_os_error(exc)}")
+        retry_after_s = parse_retry_after_s(answer.headers.get("retry-after"))
+        outcome = classify_http_status(answer.status, retry_after_s)
         if outcome is SendOutcome.GONE:
             outcome = SendOutcome.FAILED
-        error = None if outcome is SendOutcome.DELIVERED else f"slack webhook: HTTP {response.status_code}"
-        return SendResult(outcome, response.status_code, retry_after_s, error)
+        error = None if outcome is SendOutcome.DELIVERED else (
+            f"slack webhook: HTTP {answer.status}" + (http_transport.REDIRECT_NOTE if answer.is_redirect else ""))
+        return SendResult(outcome, answer.status, retry_after_s, error)
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -176,4 +243,4 @@ def _header(headers: Any, name: str) -> str | None:
     return None
 
 
-__all__ = ["SlackDestination", "SlackThreads", "SlackThread", "DESTINATION"]
+__all__ = ["SlackDestination", "SlackThreads", "SlackThread", "GuardedWebClient", "DESTINATION"]

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from monitor.config import WebhookConfig
 from monitor.errors import MonitorError
 from monitor.outputs import http_transport
-from monitor.outputs.address_guard import BlockedAddressError, Resolver, checked_addresses, system_resolver
+from monitor.outputs.address_guard import BlockedAddressError, Resolver, system_resolver
 from monitor.outputs.backoff import parse_retry_after_s
 from monitor.outputs.clock import Clock, SystemClock
 from monitor.outputs.outbox import Delivery, message_id_for
@@ -65,10 +65,6 @@ def ping_body(at: datetime, subscription: str) -> str:
                        "data": {"subscription": subscription}}, separators=(",", ":"))
 
 
-class WebhookError(MonitorError):
-    """A webhook could not be sent as configured (the message never holds the URL or secret)."""
-
-
 class WebhookDestination:
     """One subscription: signs each attempt and POSTs it to the checked address."""
 
@@ -91,40 +87,28 @@ class WebhookDestination:
                                  f"webhook {sub.name}")
         except MonitorError as exc:
             return SendResult(SendOutcome.FAILED, error=str(exc))
-        try:
-            target = http_transport.Target.from_url(sub.url)
-            addresses = checked_addresses(target.host, target.port, sub.allow_private, self.resolver)
-        except ValueError:
-            return SendResult(SendOutcome.REFUSED, error=f"webhook {sub.name}: URL is not http(s) with a host")
-        except BlockedAddressError as exc:
-            return SendResult(SendOutcome.REFUSED, error=f"webhook {sub.name}: {exc}")
         # The wall clock, not the outbox's: receivers reject timestamps far from their own.
         timestamp_s = int(SystemClock().now())
         headers = {"content-type": "application/json", "user-agent": USER_AGENT,
                    **signed_headers(keys, message_id, timestamp_s, body)}
-        last_error = "no address answered"
-        for address in addresses:
-            try:
-                answer = http_transport.post(target, address, body.encode(), headers,
-                                             sub.timeout.total_seconds())
-            except OSError as exc:
-                last_error = f"webhook {sub.name}: no answer from {target.host}: {_describe_os_error(exc)}"
-                continue
-            retry_after_s = parse_retry_after_s(answer.headers.get("retry-after"))
-            outcome = classify_http_status(answer.status, retry_after_s)
-            error = None if outcome is SendOutcome.DELIVERED else (
-                f"webhook {sub.name}: HTTP {answer.status}"
-                + (" (redirects are not followed)" if 300 <= answer.status < 400 else ""))
-            return SendResult(outcome, answer.status, retry_after_s, error)
-        return SendResult(SendOutcome.FAILED, error=last_error)
+        try:
+            answer = http_transport.post_url(sub.url, body.encode(), headers, timeout_s=sub.timeout.total_seconds(),
+                                             allow_private=sub.allow_private, resolver=self.resolver)
+        except ValueError:
+            return SendResult(SendOutcome.REFUSED, error=f"webhook {sub.name}: URL is not http(s) with a host")
+        except BlockedAddressError as exc:
+            return SendResult(SendOutcome.REFUSED, error=f"webhook {sub.name}: {exc}")
+        except OSError as exc:
+            return SendResult(SendOutcome.FAILED, error=f"webhook {sub.name}: no answer from "
+                                                        f"{http_transport.Target.from_url(sub.url).host}: "
+                                                        f"{http_transport.describe_os_error(exc)}")
+        retry_after_s = parse_retry_after_s(answer.headers.get("retry-after"))
+        outcome = classify_http_status(answer.status, retry_after_s)
+        error = None if outcome is SendOutcome.DELIVERED else (
+            f"webhook {sub.name}: HTTP {answer.status}" + (http_transport.REDIRECT_NOTE if answer.is_redirect else ""))
+        return SendResult(outcome, answer.status, retry_after_s, error)
 
     def ping(self, now: datetime) -> tuple[str, SendResult]:
         """Send a signed `ping` now, outside the outbox; returns its message id and the result."""
         message_id = message_id_for(f"ping:{now.timestamp()}", self.name)
         return message_id, self.send_body(message_id, ping_body(now, self.subscription.name))
-
-
-def _describe_os_error(exc: OSError) -> str:
-    if isinstance(exc, TimeoutError) or "timed out" in str(exc):
-        return "timed out"
-    return exc.strerror or str(exc) or type(exc).__name__
