@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -223,3 +225,69 @@ def test_deliveries_prints_a_table_and_failed_filters(tmp_path, capsys):
     assert main(["deliveries", "--failed", "--config", config.source_path]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and "expired" in lines[1]
+
+
+class BlockingDestination:
+    """A destination whose every attempt hangs until the test releases it (a receiver that never answers)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def send(self, delivery):
+        self.started.set()
+        self.release.wait(30)
+        return SendResult(SendOutcome.FAILED, error="timed out")
+
+
+def test_in_the_daemon_loop_a_hung_destination_delays_only_itself(store):
+    """Each destination has its own lane: a queued Slack page goes out while a webhook is stuck mid-request."""
+    outbox = Outbox(store, RetrySchedule((timedelta(0), timedelta(hours=1))))
+    stuck, slack = BlockingDestination("hook"), ScriptedDestination("slack")
+    outbox.enqueue(items("rollback", destination="hook"), time.time())
+    worker = OutboxWorker(outbox, {"hook": stuck, "slack": slack})
+    stop = threading.Event()
+    page_queued: list[int] = []
+
+    def route() -> int:
+        # What routing does once the cycle has queued a page: new work, after the hook is stuck.
+        if stuck.started.is_set() and not page_queued:
+            page_queued.append(outbox.enqueue(items("page", destination="slack"), time.time()))
+            return page_queued[0]
+        return 0
+
+    loop = threading.Thread(target=worker.run_forever, args=(stop, 0.05), kwargs={"before_pass": route})
+    loop.start()
+    try:
+        assert stuck.started.wait(10), "the hook's delivery was never attempted"
+        deadline = time.monotonic() + 10
+        while not slack.sent and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert slack.sent == [("page", 1)], "the page waited behind the stuck webhook"
+        assert not stuck.release.is_set()
+    finally:
+        stuck.release.set()
+        stop.set()
+        loop.join(10)
+    assert not loop.is_alive(), "run_forever did not return after stop"
+    statuses = {d.destination: d.status for d in outbox.deliveries()}
+    assert statuses == {"slack": DeliveryStatus.DELIVERED, "hook": DeliveryStatus.PENDING}
+
+
+def test_stop_lets_the_in_flight_delivery_finish_and_starts_no_new_one(store):
+    outbox = Outbox(store, FAST)
+    outbox.enqueue(items("first", "second"), time.time())
+    stuck = BlockingDestination("hook")
+    stop = threading.Event()
+    loop = threading.Thread(target=OutboxWorker(outbox, {"hook": stuck}).run_forever, args=(stop, 0.05))
+    loop.start()
+    assert stuck.started.wait(10)
+    stop.set()
+    time.sleep(0.2)
+    assert loop.is_alive(), "run_forever returned while a delivery was in flight"
+    stuck.release.set()
+    loop.join(10)
+    assert not loop.is_alive()
+    first, second = outbox.deliveries()
+    assert (first.attempts, second.attempts) == (1, 0)

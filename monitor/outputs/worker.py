@@ -1,11 +1,18 @@
-"""Drains the outbox: sends each destination's due deliveries in order and records each outcome."""
+"""Drains the outbox: sends each destination's due deliveries in order and records each outcome.
+
+In the daemon each destination has its own lane (a thread), so a receiver that is
+slow, or drips its answer until the request's deadline, delays only its own
+deliveries: a Slack page never waits behind a webhook. Within a lane deliveries
+stay strictly in order. Lanes share the state store, which serialises its writes;
+the network waits happen outside it.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol
 
 from monitor.outputs import failpoints
 from monitor.outputs.clock import Clock, SystemClock
@@ -49,17 +56,25 @@ class OutboxWorker:
     def drain_due(self) -> DrainReport:
         """One pass: every destination sends its due deliveries in order, stopping at one not yet due."""
         report = DrainReport()
-        for name, destination in self.destinations.items():
-            if self.outbox.is_disabled(name):
-                continue
-            while True:
-                head = self.outbox.head(name)
-                if head is None or head.next_attempt_at > self.clock.now():
-                    break
-                result = self._attempt(destination, head)
-                report.add(result.outcome)
-                if result.outcome not in (SendOutcome.DELIVERED, SendOutcome.REFUSED):
-                    break  # in order: what is behind a failing delivery waits for it
+        for name in self.destinations:
+            self.drain_destination(name, report)
+        return report
+
+    def drain_destination(self, name: str, report: DrainReport | None = None,
+                          stop: threading.Event | None = None) -> DrainReport:
+        """Send one destination's due deliveries in order (until one fails, is not yet due, or `stop` is set)."""
+        report = report if report is not None else DrainReport()
+        destination = self.destinations[name]
+        if self.outbox.is_disabled(name):
+            return report
+        while stop is None or not stop.is_set():
+            head = self.outbox.head(name)
+            if head is None or head.next_attempt_at > self.clock.now():
+                break
+            result = self._attempt(destination, head)
+            report.add(result.outcome)
+            if result.outcome not in (SendOutcome.DELIVERED, SendOutcome.REFUSED):
+                break  # in order: what is behind a failing delivery waits for it
         return report
 
     def _attempt(self, destination: Destination, delivery: Delivery) -> SendResult:
@@ -91,12 +106,47 @@ class OutboxWorker:
                 return
             self.clock.sleep(max(0.0, due_at - self.clock.now()))
 
-    def run_forever(self, stop: threading.Event, poll_s: float = 1.0, before_pass=None) -> None:
-        """The daemon's loop: pick up new notifications (`before_pass`), drain, sleep; until `stop` is set."""
+    def run_forever(self, stop: threading.Event, poll_s: float = 1.0,
+                    before_pass: Callable[[], int | None] | None = None) -> None:
+        """The daemon's loop, until `stop` is set: one lane per destination, and this thread routing.
+
+        `before_pass` picks up new notifications (returns how many deliveries it
+        queued) every `poll_s`; lanes are woken when it queued any. Returns once
+        every lane has finished its in-flight delivery (each bounded by its deadline).
+        """
+        wake = {name: threading.Event() for name in self.destinations}
+        lanes = [threading.Thread(target=self._run_lane, args=(name, stop, wake[name], poll_s),
+                                  name=f"outbox:{name}", daemon=True) for name in self.destinations]
+        for lane in lanes:
+            lane.start()
+        try:
+            while not stop.is_set():
+                if before_pass is not None:
+                    try:
+                        queued = before_pass()
+                    except Exception:  # noqa: BLE001 - routing fails this pass, the lanes go on
+                        log.exception("routing new notifications failed; trying again in %.0fs", poll_s)
+                        queued = 0
+                    if queued:
+                        for event in wake.values():
+                            event.set()
+                stop.wait(poll_s)
+        finally:
+            stop.set()
+            for event in wake.values():
+                event.set()
+            for lane in lanes:
+                lane.join()
+
+    def _run_lane(self, name: str, stop: threading.Event, wake: threading.Event, poll_s: float) -> None:
+        """One destination's loop: send what is due, then sleep until the head is due or new work arrives."""
         while not stop.is_set():
-            if before_pass is not None:
-                before_pass()
-            self.drain_due()
-            due_at = self.outbox.next_due_at(self.destinations)
-            wait_s = poll_s if due_at is None else min(poll_s, max(0.0, due_at - self.clock.now()))
-            stop.wait(wait_s)
+            try:
+                self.drain_destination(name, stop=stop)
+                head = self.outbox.head(name)
+            except Exception:  # noqa: BLE001 - e.g. a locked state file: try again, never die silently
+                log.exception("outbox lane %s failed; trying again in %.0fs", name, poll_s)
+                head = None
+            wait_s = poll_s if head is None else min(poll_s, max(0.0, head.next_attempt_at - self.clock.now()))
+            wake.wait(wait_s)
+            wake.clear()
