@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+import ssl
+import subprocess
+import threading
 import time
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from monitor.outputs.assembly import build_delivery
+from monitor.outputs.http_transport import post_url
 from monitor.outputs.outbox import DeliveryStatus
 from monitor.store import StateStore
 from standins.clock import ManualClock
 from standins.configs import new_webhook_secret, write_config
 from standins.drip_receiver import DripReceiver
+from standins.http_base import QuietHandler
 
 TIMEOUT_S = 1.0
 # Thread scheduling on a loaded machine; far below the ~25s a dripped answer takes.
@@ -74,3 +81,61 @@ def test_a_dripping_receiver_is_cut_at_the_timeout_and_retried(kind, headers_fir
         assert connection.held_s() is not None and connection.held_s() < TIMEOUT_S + SLACK_S, \
             "the sender did not hang up at its deadline"
         assert connection.bytes_sent < 40, "the answer was read to the end"
+
+
+# -- TLS: the checked address is dialled, the URL's host name is verified ------------------------
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for `localhost` (and a CA context that trusts only it)."""
+    directory = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem"),
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    client = ssl.create_default_context(cafile=str(directory / "cert.pem"))
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    return client, server
+
+
+class _TlsEcho(QuietHandler):
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        self.server.seen.append((self.headers.get("host"), self.read_body()))  # type: ignore[attr-defined]
+        self.answer(200, b'{"ok":true}')
+
+
+def test_https_goes_to_the_checked_address_and_verifies_the_urls_host_name(certificate):
+    client, server_context = certificate
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TlsEcho)
+    server.seen = []  # type: ignore[attr-defined]
+    server.socket = server_context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        answer = post_url(f"https://localhost:{port}/hooks", b"{}", {}, timeout_s=5, allow_private=True,
+                          context=client)
+        assert answer.status == 200 and server.seen == [(f"localhost:{port}", b"{}")]
+        # The same server under a name its certificate does not carry: refused by TLS, not sent.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            post_url(f"https://alias.example:{port}/hooks", b"{}", {}, timeout_s=5, allow_private=True,
+                     context=client, resolver=lambda host, p: ["127.0.0.1"])
+        assert len(server.seen) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_tls_handshake_that_never_completes_is_cut_at_the_deadline(certificate):
+    client, _ = certificate
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts the connection (in the backlog) and never says a word
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            post_url(f"https://localhost:{silent.getsockname()[1]}/", b"{}", {}, timeout_s=TIMEOUT_S,
+                     allow_private=True, context=client)
+        assert TIMEOUT_S <= time.monotonic() - started < TIMEOUT_S + SLACK_S
+    finally:
+        silent.close()

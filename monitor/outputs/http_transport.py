@@ -138,13 +138,6 @@ class _PinnedHTTPSConnection(_PinnedHTTPConnection):
         self.sock = self._ssl_context.wrap_socket(self._open_socket(), server_hostname=self.host)
 
 
-def post(target: Target, address: str, body: bytes, headers: dict[str, str], timeout_s: float,
-         context: ssl.SSLContext | None = None, max_response_bytes: int = MAX_RESPONSE_BYTES) -> HttpAnswer:
-    """POST `body` to `target` via `address`, all within `timeout_s`; raise OSError (TimeoutError) if no answer."""
-    with _Deadline(timeout_s) as deadline:
-        return _post_within(target, [address], body, headers, deadline, context, max_response_bytes)
-
-
 def post_url(url: str, body: bytes, headers: dict[str, str], *, timeout_s: float, allow_private: bool,
              resolver: Resolver = system_resolver, context: ssl.SSLContext | None = None,
              max_response_bytes: int = MAX_RESPONSE_BYTES) -> HttpAnswer:
