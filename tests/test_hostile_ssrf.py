@@ -19,6 +19,7 @@ from typing import Callable
 
 import pytest
 
+from monitor.outputs.address_guard import BlockedAddressError, checked_addresses
 from monitor.outputs.assembly import build_delivery
 from monitor.outputs.outbox import DeliveryStatus
 from monitor.store import StateStore
@@ -208,6 +209,8 @@ REFUSED = [
     Row("local-use NAT64 carrying the metadata address is refused", "http://[64:ff9b:1::a9fe:a9fe]", True,
         "cloud metadata"),
     Row("IPv4-compatible loopback is refused without allow_private", "http://[::127.0.0.1]", False, "loopback"),
+    Row("IPv4-translated (SIIT) metadata is refused even with allow_private", f"http://[::ffff:0:{METADATA}]", True,
+        "cloud metadata"),
     Row("loopback in decimal is refused without allow_private", "http://2130706433", False, "loopback"),
     Row("loopback in hex shorthand is refused without allow_private", "http://0x7f.1", False, "loopback"),
     Row("loopback in octal is refused without allow_private", "http://0177.0.0.1", False, "loopback"),
@@ -285,3 +288,19 @@ def test_dns_rebinding_after_the_check_does_not_move_the_request(kind, servers, 
                        servers.real_root(kind).replace("127.0.0.1", "rebind.example"), True, rebinding)
     assert delivery.status is DeliveryStatus.DELIVERED, delivery.last_error
     assert [address for address in _connects if address[0] != "127.0.0.1"] == []
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700:4700::1111", "2002:5db8:d822::1",
+                                     "64:ff9b::808:808", "::ffff:8.8.8.8"],
+                         ids=["a public IPv4 address is allowed", "a public IPv6 address is allowed",
+                              "6to4 carrying a public IPv4 address is allowed",
+                              "NAT64 carrying a public IPv4 address is allowed",
+                              "IPv4-mapped public address is allowed"])
+def test_public_targets_are_not_over_blocked(address):
+    assert checked_addresses("hooks.example", 443, False, resolver=lambda host, port: [address]) == [address]
+
+
+def test_one_internal_answer_among_public_ones_refuses_the_name():
+    """All or nothing: otherwise a name could be steered to its private answer."""
+    with pytest.raises(BlockedAddressError, match="2002:a9fe:a9fe::1"):
+        checked_addresses("hooks.example", 443, True, resolver=lambda host, port: ["93.184.216.34", "2002:a9fe:a9fe::1"])

@@ -12,8 +12,8 @@ first and every address it resolves to is checked, in two tiers:
   carrier-grade NAT (100.64/10), IPv6 unique-local (fc00::/7) and every other
   range that is not globally routable.
 
-IPv6 forms that carry an IPv4 address (IPv4-mapped and -compatible, 6to4,
-Teredo, NAT64) are judged by the IPv4 address they lead to, so 2002:7f00:1::
+IPv6 forms that carry an IPv4 address (IPv4-mapped, -translated and
+-compatible, 6to4, Teredo, NAT64) are judged by the IPv4 address they lead to, so 2002:7f00:1::
 is loopback and 64:ff9b::a9fe:a9fe is the metadata service. The request then
 goes to the address that was checked, not to a second lookup, so DNS cannot
 change the answer in between (rebinding).
@@ -77,6 +77,7 @@ _TEREDO = ipaddress.ip_network("2001::/32")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT (RFC 2765)
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -91,7 +92,7 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    """The IPv4 addresses an IPv6 address leads to (mapped, compatible, 6to4, Teredo, NAT64); [] if none."""
+    """The IPv4 addresses an IPv6 address leads to (mapped, translated, compatible, 6to4, Teredo, NAT64)."""
     value = int(ip)
     if ip.ipv4_mapped is not None:
         return [ip.ipv4_mapped]
@@ -100,7 +101,7 @@ def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
     if ip in _TEREDO and ip.teredo is not None:
         server, client = ip.teredo
         return [server, client]
-    if ip in _NAT64:
+    if ip in _NAT64 or ip in _IPV4_TRANSLATED:
         return [ipaddress.IPv4Address(value & 0xFFFFFFFF)]
     if ip in _NAT64_LOCAL:
         # RFC 6052 lets the operator pick the prefix length (/48, /56, /64 or /96 here),

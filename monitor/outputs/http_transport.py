@@ -146,6 +146,8 @@ def post_url(url: str, body: bytes, headers: dict[str, str], *, timeout_s: float
     Raises ValueError (not an http(s) URL with a host), BlockedAddressError (the
     guard refused it) or OSError (no complete answer; TimeoutError once `timeout_s`
     has passed). A redirect is returned as the answer it is, never followed.
+    Name resolution is inside the deadline too, but only the system resolver's own
+    timeout can interrupt it.
     """
     target = Target.from_url(url)
     with _Deadline(timeout_s) as deadline:

@@ -112,7 +112,8 @@ class OutboxWorker:
 
         `before_pass` picks up new notifications (returns how many deliveries it
         queued) every `poll_s`; lanes are woken when it queued any. Returns once
-        every lane has finished its in-flight delivery (each bounded by its deadline).
+        every lane has finished its in-flight delivery (each bounded by its deadline);
+        `stop` is set on the way out, whatever ended the loop, so no lane outlives it.
         """
         wake = {name: threading.Event() for name in self.destinations}
         lanes = [threading.Thread(target=self._run_lane, args=(name, stop, wake[name], poll_s),
