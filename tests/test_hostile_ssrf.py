@@ -303,4 +303,5 @@ def test_public_targets_are_not_over_blocked(address):
 def test_one_internal_answer_among_public_ones_refuses_the_name():
     """All or nothing: otherwise a name could be steered to its private answer."""
     with pytest.raises(BlockedAddressError, match="2002:a9fe:a9fe::1"):
-        checked_addresses("hooks.example", 443, True, resolver=lambda host, port: ["93.184.216.34", "2002:a9fe:a9fe::1"])
+        checked_addresses("hooks.example", 443, True,
+                          resolver=lambda host, port: ["93.184.216.34", "2002:a9fe:a9fe::1"])
