@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import textwrap
 from pathlib import Path
 
@@ -218,7 +217,8 @@ def test_every_problem_in_a_file_is_reported_at_once(tmp_path, capsys):
 def test_the_default_rules_pass_check_with_the_fleet_config(fleet_config_path, capsys):
     code, out, err = check(fleet_config_path, capsys)
     assert code == 0, err
-    assert "8 alert rules" in out and "1 PromQL expressions syntax-checked by Prometheus" in out
+    assert "9 alert rules" in out and "1 rule PromQL expressions syntax-checked" in out
+    assert "14 SLO queries syntax-checked" in out  # 7 SLOs, an error and a total query each
 
 
 def test_the_rules_directory_holds_the_packaged_default_rules():
@@ -232,23 +232,25 @@ def test_the_rules_directory_holds_the_packaged_default_rules():
 BAD_PROMQL = GOOD_RULE.replace("condition: slo_page == 1", "expr: rate(x[5m]")
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is installed wherever tests run (Makefile)")
-def test_with_prometheus_down_bad_promql_is_still_caught_by_promtool(tmp_path, capsys):
+@pytest.mark.parametrize("server", ["stopped", "absent"], ids=["with Prometheus stopped", "with no Prometheus"])
+def test_bad_promql_is_caught_offline_without_the_server_or_promtool(tmp_path, capsys, monkeypatch, server):
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "r.yaml").write_text(BAD_PROMQL)
+    # Neither the server nor promtool is asked: the parser is the authority.
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    url = f"http://127.0.0.1:{free_port()}" if server == "stopped" else "http://no-such-host.invalid:9090"
+    code, _out, err = check(write_config(tmp_path, url), capsys)
+    assert code == 1
+    assert f"{rules / 'r.yaml'}:6: groups[g].rules[Fine].expr: invalid PromQL: unclosed left parenthesis" in err
+    assert os.environ["PATH"].endswith("empty-bin")
+
+
+def test_a_type_error_is_a_syntax_error_offline(tmp_path, capsys):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text(GOOD_RULE.replace("condition: slo_page == 1", "expr: rate(sum(x)) > 0"))
     code, _out, err = check(write_config(tmp_path, f"http://127.0.0.1:{free_port()}"), capsys)
     assert code == 1
-    assert f"{rules / 'r.yaml'}:6: groups[g].rules[Fine].expr: invalid PromQL:" in err
-
-
-def test_with_prometheus_down_and_no_promtool_the_syntax_check_is_skipped_not_failed(tmp_path, capsys,
-                                                                                    monkeypatch):
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "r.yaml").write_text(BAD_PROMQL)
-    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-    code, out, err = check(write_config(tmp_path, f"http://127.0.0.1:{free_port()}"), capsys)
-    assert code == 0, err
-    assert "1 PromQL expressions not syntax-checked (Prometheus unreachable and promtool not found)" in out
-    assert os.environ["PATH"].endswith("empty-bin")
+    assert (f"{rules / 'r.yaml'}:6: groups[g].rules[Fine].expr: invalid PromQL: expected type matrix in call "
+            f"to function 'rate', got vector") in err
