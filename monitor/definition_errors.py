@@ -15,6 +15,7 @@ whose query is wrong is not healthy, and must never read as resolved.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Iterable, Mapping
@@ -25,6 +26,12 @@ from monitor.sources.prometheus import QueryError
 SIGNAL = "definition_error"
 # Server messages quote the query; a bound keeps alert labels and /metrics readable.
 MAX_MESSAGE_CHARS = 500
+# Prometheus' prefix on a query it cannot parse: says nothing the error type does not.
+_PARSE_PREFIX = 'invalid parameter "query": '
+# An evaluation error (422 `execution`) quotes the series it tripped on, which can change
+# from one cycle to the next; the message is the alert's identity, so they are elided.
+_SERIES_LIST = re.compile(r"\[\{[^\]]*\}\]")
+_MATCH_GROUP = re.compile(r"match group \{[^}]*\}")
 
 
 class DefinitionKind(str, Enum):
@@ -47,8 +54,11 @@ class DefinitionError:
 
     @classmethod
     def of(cls, kind: DefinitionKind, name: str, error: QueryError) -> "DefinitionError":
+        message = error.message.removeprefix(_PARSE_PREFIX)
+        if error.error_type == "execution":
+            message = _MATCH_GROUP.sub("match group {…}", _SERIES_LIST.sub("[…]", message))
         kind_text = f"{error.error_type}: " if error.error_type else ""
-        return cls(kind, name, bound_message(f"{kind_text}{error.message}"))
+        return cls(kind, name, bound_message(f"{kind_text}{message}"))
 
     def signal(self) -> Signal:
         return Signal(SIGNAL, {"kind": self.kind.value, "name": self.name, "error": self.message}, 1.0)

@@ -89,6 +89,7 @@ BROKEN_STEPS = {2, 3, 4}
 def make_scenario(name: str, fleet_config_path: Path, tmp_path: Path, capsys, broken: bool) -> Scenario:
     # One notification group per SLO: the broken ones' alerts never share a message with the others'.
     alerting = {"group_by": ["alertname", "slo_id"]}
+    tmp_path.mkdir(parents=True, exist_ok=True)
     scenario = Scenario(name, fleet_config_path, tmp_path, capsys,
                         extra_rules=BROKEN_RULE if broken else None, alerting=alerting)
     if broken:
@@ -179,10 +180,13 @@ def test_a_broken_slo_rule_and_model_are_isolated_and_the_others_page_as_before(
     typo = self_alerts[("slo", TYPO_ID)]
     assert typo["labels"]["severity"] == "ticket"
     assert typo["annotations"]["summary"] == f"slo {TYPO_ID} is not evaluated: Prometheus rejects its query"
-    assert typo["annotations"]["description"].startswith("execution: found duplicate series for the match group")
+    # The series it tripped on are elided: they may change between cycles, the alert must not.
+    assert typo["annotations"]["description"].startswith(
+        "execution: found duplicate series for the match group {…} on the right hand-side of the operation: […]")
     rule_error = self_alerts[("rule", "extra/TopRequestSeries")]["labels"]["error"]
     assert rule_error.startswith("bad_data: ") and "limitk" in rule_error
-    assert "v.{0,1001}" in self_alerts[("model", "shadow-ranker")]["labels"]["error"]
+    assert self_alerts[("model", "shadow-ranker")]["labels"]["error"].startswith("bad_data: 1:")
+    assert "invalid repeat count" in self_alerts[("model", "shadow-ranker")]["labels"]["error"]
     told = per_alert(broken)
     [typo_told] = [t for labels, t in told.items() if dict(labels).get("name") == TYPO_ID]
     # Through the ordinary notification path, from the first cycle, and never as resolved.
