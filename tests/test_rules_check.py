@@ -254,3 +254,89 @@ def test_a_type_error_is_a_syntax_error_offline(tmp_path, capsys):
     assert code == 1
     assert (f"{rules / 'r.yaml'}:6: groups[g].rules[Fine].expr: invalid PromQL: expected type matrix in call "
             f"to function 'rate', got vector") in err
+
+
+# -- where alerts go: warnings, never failures ----------------------------------------
+
+ROLLBACK_RULE = """\
+version: monitor/v1
+groups:
+  - name: d
+    rules:
+      - alert: Drifted
+        condition: drift_detected == 1
+        labels: {severity: page, team: ml}
+        actions: [rollback]
+"""
+
+
+def write_outputs_config(tmp_path: Path, outputs: str, rules: str = GOOD_RULE) -> Path:
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    (tmp_path / "rules" / "r.yaml").write_text(rules)
+    config = tmp_path / "monitor.yaml"
+    config.write_text(f"prometheus: {{url: 'http://127.0.0.1:{free_port()}'}}\nrules: ['rules/*.yaml']\n"
+                      + textwrap.dedent(outputs))
+    return config
+
+
+SLACK = """\
+outputs:
+  slack: {channel: '#alerts', token_env: SLACK_TOKEN}
+"""
+ALERTMANAGER = """\
+outputs:
+  alertmanager: {url: 'http://alertmanager.example:9093'}
+"""
+
+
+@pytest.mark.parametrize("outputs", ["", """\
+    outputs:
+      webhooks:
+        - {name: deploys, url: 'https://deploy.example/hook', secret_env: HOOK_SECRET}
+    """], ids=["no outputs at all", "only a webhook, which receives rollback events only"])
+def test_check_warns_when_alerts_have_nowhere_to_go_and_still_exits_0(tmp_path, capsys, outputs):
+    config = write_outputs_config(tmp_path, outputs)
+    code, out, err = check(config, capsys)
+    assert code == 0 and out.startswith("ok: ")
+    [warning] = err.splitlines()
+    assert warning.startswith(f"{config}: warning: alerts have nowhere to go: no outputs.slack or "
+                              f"outputs.alertmanager is configured")
+    assert warning.endswith("so 1 alert rules only show in `monitor alerts`")
+    assert ("webhooks receive only rollback events" in warning) == bool(outputs)
+
+
+@pytest.mark.parametrize("outputs", [SLACK, ALERTMANAGER], ids=["Slack", "Alertmanager"])
+def test_check_is_quiet_when_alerts_have_somewhere_to_go(tmp_path, capsys, outputs):
+    code, out, err = check(write_outputs_config(tmp_path, outputs), capsys)
+    assert code == 0 and out.startswith("ok: ") and err == ""
+
+
+@pytest.mark.parametrize("webhooks, warned", [
+    ("[]", "no webhook subscribes to rollback.requested"),
+    ("[{name: ranker, url: 'https://d.example/h', secret_env: S, match: {team: search}}]",
+     "no webhook subscribed to rollback.requested has a `match` its labels can satisfy"),
+    ("[{name: ranker, url: 'https://d.example/h', secret_env: S, match: {cluster: eu}}]",
+     "no webhook subscribed to rollback.requested has a `match` its labels can satisfy"),
+    ("[{name: ranker, url: 'https://d.example/h', secret_env: S, events: [ping]}]",
+     "no webhook subscribes to rollback.requested"),
+    ("[{name: ranker, url: 'https://d.example/h', secret_env: S, match: {team: ml, model: ranker}}]", None),
+    ("[{name: all, url: 'https://d.example/h', secret_env: S}]", None),
+], ids=["no webhook", "a match on a rule label with another value", "a match on a label no alert carries",
+        "a webhook not subscribed to rollback requests", "a match on the rule's label and an instance label",
+        "a webhook without a match"])
+def test_check_warns_about_a_rollback_rule_no_webhook_would_receive(tmp_path, capsys, webhooks, warned):
+    config = write_outputs_config(tmp_path, SLACK + f"  webhooks: {webhooks}\n", rules=ROLLBACK_RULE)
+    code, out, err = check(config, capsys)
+    assert code == 0 and out.startswith("ok: ")
+    if warned is None:
+        assert err == ""
+    else:
+        assert err.splitlines() == [f"{tmp_path / 'rules' / 'r.yaml'}:5: warning: rule Drifted requests rollbacks "
+                                    f"but {warned}"]
+
+
+def test_check_exits_2_on_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["check", "--no-such-flag"])
+    assert exited.value.code == 2
+    assert "--no-such-flag" in capsys.readouterr().err
