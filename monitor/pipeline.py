@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Mapping, Sequence
 
-from monitor.alerting.definition_errors import DefinitionErrorRepository
+from monitor.alerting.definition_error_repository import DefinitionErrorRepository
 from monitor.alerting.evaluate import evaluate_rules, promql_queries, rule_errors, signals_read
 from monitor.alerting.lifecycle import Alert, Transition, advance, rule_key
 from monitor.alerting.policy import apply_inhibition, apply_silences, plan_group_notifications, plan_rollbacks

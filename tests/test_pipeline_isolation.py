@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from monitor.alerting.definition_errors import DefinitionErrorRepository
+from monitor.alerting.definition_error_repository import DefinitionErrorRepository
 from monitor.alerting.lifecycle import AlertState
 from monitor.alerting.rule_spec import load_rule_file
 from monitor.config import Config

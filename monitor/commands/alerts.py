@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from monitor.alerting.definition_errors import DefinitionErrorRepository
+from monitor.alerting.definition_error_repository import DefinitionErrorRepository
 from monitor.alerting.lifecycle import AlertState
 from monitor.alerting.notifications import alert_payload, iso
 from monitor.alerting.repository import AlertRepository
