@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable, Mapping, Sequence
 
 from monitor.alerting.definition_error_repository import DefinitionErrorRepository
@@ -41,6 +41,7 @@ from monitor.signals import Signal
 from monitor.slo import EvaluationMode, SloSpec, evaluate_slos, load_slo_specs, slo_signals
 from monitor.sources.prometheus import PrometheusSource, QueryError
 from monitor.store import StateStore
+from monitor.timeutil import utc, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -120,20 +121,16 @@ class CycleReport:
     definition_errors: list[DefinitionError] = field(default_factory=list)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: datetime, *,
               definitions: Definitions | None = None, rules: Sequence[Rule] | None = None,
               producers: Sequence[SignalProducer] | None = None,
-              clock: Callable[[], datetime] = _utc_now) -> CycleReport:
+              clock: Callable[[], datetime] = utc_now) -> CycleReport:
     """Run one full cycle evaluated at `at`, persisting its outcome in `store`.
 
     `definitions` are the config's loaded rules and SLO specs (loaded here when not
     given); `rules` and `producers` override them, for tests and benchmarks.
     """
-    at = at.astimezone(timezone.utc)
+    at = utc(at)
     started_at = clock()
     if definitions is None and (rules is None or producers is None):
         definitions = load_definitions(config)
