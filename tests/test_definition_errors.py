@@ -15,11 +15,8 @@ them offline, with Prometheus stopped.
 
 from __future__ import annotations
 
-import json
 import logging
-import textwrap
 from collections import defaultdict
-from datetime import timedelta
 from pathlib import Path
 
 import promql_parser
@@ -215,8 +212,8 @@ def test_a_broken_slo_rule_and_model_are_isolated_and_the_others_page_as_before(
         daemon.store.close()
         daemon.source.close()
     series = sorted(line for line in exported.splitlines() if line.startswith("monitor_definition_errors{"))
-    assert series == [f'monitor_definition_errors{{kind="model",name="shadow-ranker"}} 1.0',
-                      f'monitor_definition_errors{{kind="rule",name="extra/TopRequestSeries"}} 1.0',
+    assert series == ['monitor_definition_errors{kind="model",name="shadow-ranker"} 1.0',
+                      'monitor_definition_errors{kind="rule",name="extra/TopRequestSeries"} 1.0',
                       f'monitor_definition_errors{{kind="slo",name="{TYPO_ID}"}} 1.0']
     budgets = [line for line in exported.splitlines() if line.startswith("monitor_slo_error_budget_remaining_ratio{")]
     assert any('slo_id="recommender-requests-availability"' in line for line in budgets)

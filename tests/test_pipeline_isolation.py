@@ -8,7 +8,6 @@ server's versions of these (and SLOs and models) are in test_definition_errors.p
 from __future__ import annotations
 
 import json
-import textwrap
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs
