@@ -37,12 +37,13 @@ _MATCH_GROUP = re.compile(r"match group \{[^}]*\}")
 class DefinitionKind(str, Enum):
     SLO = "slo"      # name: the SLO's id
     RULE = "rule"    # name: "group/alert"
-    MODEL = "model"  # name: the model's name (its drift selector)
+    MODEL = "model"  # name: the model's name (its drift or cost selectors)
 
 
-# The signals a broken definition stops producing, by kind: alerts of rules reading
-# them, for that definition, are frozen (see `DefinitionError.owns`).
-_SIGNAL_PREFIX = {DefinitionKind.SLO: "slo_", DefinitionKind.MODEL: "drift_"}
+# Whose alerts a broken definition freezes (see `DefinitionError.owns`): an SLO's are
+# those on its `slo_*` signals; a model's, all of its signal alerts (drift and cost:
+# a model's selectors feed both, and keeping a state is the safe side).
+_SIGNAL_PREFIX = {DefinitionKind.SLO: "slo_", DefinitionKind.MODEL: ""}
 _IDENTITY_LABEL = {DefinitionKind.SLO: "slo_id", DefinitionKind.MODEL: "model"}
 
 
@@ -69,7 +70,7 @@ class DefinitionError:
             return rule_key == self.name
         prefix = _SIGNAL_PREFIX[self.kind]
         return (labels.get(_IDENTITY_LABEL[self.kind]) == self.name
-                and any(name.startswith(prefix) for name in signals_read))
+                and any(name.startswith(prefix) and name != SIGNAL for name in signals_read))
 
     def to_json(self) -> dict[str, str]:
         return {"kind": self.kind.value, "name": self.name, "error": self.message}

@@ -76,12 +76,17 @@ class SignalCollector(Collector):
             label_names.setdefault(SIGNAL_METRICS[signal.name][0], set()).update(
                 name for name in signal.labels if name not in hidden)
         families: dict[str, GaugeMetricFamily] = {}
+        exported: set[tuple[str, tuple[str, ...]]] = set()
         for signal in present:
             metric, help_text = SIGNAL_METRICS[signal.name]
             names = sorted(label_names[metric])
             if metric not in families:
                 families[metric] = GaugeMetricFamily(metric, help_text, labels=names)
-            families[metric].add_metric([str(signal.labels.get(n, "")) for n in names], float(signal.value))
+            values = [str(signal.labels.get(n, "")) for n in names]
+            if (metric, tuple(values)) in exported:
+                continue  # the same series twice once a hidden label is dropped: the first stands
+            exported.add((metric, tuple(values)))
+            families[metric].add_metric(values, float(signal.value))
         yield from families.values()
 
 
