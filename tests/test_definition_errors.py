@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import promql_parser
@@ -26,6 +27,8 @@ import yaml
 from prometheus_client import generate_latest
 
 from monitor.cli import main
+from monitor.config import load_config
+from monitor.cost import cost_signals
 from monitor.daemon import Daemon
 from test_pipeline_scenarios import Scenario, hours, page_condition
 
@@ -285,3 +288,36 @@ def test_the_daemons_reload_refuses_a_syntax_typo_offline_and_keeps_its_definiti
         daemon.store.close()
         daemon.source.close()
         prometheus.start()
+
+
+# -- a model's cost selector, rejected by the server -------------------------------------
+
+def signal_table(signals) -> dict[tuple, float | None]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in signals}
+
+
+@pytest.mark.parametrize("key, value, cotenants", [
+    ("inferences", 'nv_inference_count{model=~"legacy-tagger|x{1001}"}', {"fraud-detector"}),
+    ("gpus", '{namespace=~"shared-inference|x{1001}"}', "every model with GPUs"),
+], ids=["its inference counter: the model sharing its GPUs loses only its cost split",
+        "its GPU selector: which GPUs it shares is unknown, so every GPU cost split is"])
+def test_a_model_whose_cost_query_is_rejected_is_withheld_and_the_others_are_unchanged(
+        prom, fleet_config_path, fleet_end, key, value, cotenants):
+    config = load_config(fleet_config_path)
+    at = fleet_end - hours(2)
+    baseline = signal_table(cost_signals(prom, config, at))
+    models = [replace(m, **{key: value}) if m.name == "legacy-tagger" else m for m in config.models]
+    got = cost_signals(prom, replace(config, models=models), at)
+    [error] = [s for s in got if s.name == "definition_error"]
+    assert error.labels["kind"] == "model" and error.labels["name"] == "legacy-tagger"
+    assert error.labels["error"].startswith("bad_data: ") and "invalid repeat count" in error.labels["error"]
+    table = signal_table(s for s in got if s.name != "definition_error")
+    if cotenants == "every model with GPUs":
+        cotenants = {m.name for m in config.models if m.gpus} - {"legacy-tagger"}
+    split = {"cost_per_1k", "cost_per_1k_wow_change", "cost_usd", "idle_cost_usd", "gpu_hours"}
+    expected = {k: v for k, v in baseline.items() if dict(k[1])["model"] != "legacy-tagger"
+                and not (k[0] in split and dict(k[1])["model"] in cotenants)}
+    # Nothing of the broken model, no split cost for its co-tenants, every other number as before.
+    assert table == expected
+    assert any(k[0] == "cost_per_1k" for k in table) == (key == "inferences")  # ranker's, when it can be known
+    assert any(dict(k[1])["model"] == "fraud-detector" and k[0] == "model_inference_rate" for k in table)

@@ -116,15 +116,18 @@ def cost_signals(source: PrometheusSource, config: Config, now: datetime | None 
     signals = report_signals(current, cost_per_1k_change(current, previous), rates, utilization)
     if not broken:
         return signals
-    withheld = _withheld_models(current, broken, gpus_unknown)
-    return [*(s for s in signals if s.labels.get("model") not in withheld),
-            *(DefinitionError.of(DefinitionKind.MODEL, name, error).signal() for name, error in broken.items())]
+    cotenants = _gpu_cotenants(current, broken, gpus_unknown)
+    kept = [s for s in signals if s.labels.get("model") not in broken
+            and not (s.name in _SPLIT_BY_INFERENCES and s.labels.get("model") in cotenants)]
+    return [*kept, *(DefinitionError.of(DefinitionKind.MODEL, name, error).signal() for name, error in broken.items())]
 
 
 # -- a model whose own query the server rejects --------------------------------------
 # Only that model is in error (monitor.definition_errors). Its figures are unknown, and
-# so are those of models sharing a GPU with it (shared GPUs are split by inferences):
-# their signals are withheld, which reads as no data, never as a number.
+# so are the costs of models sharing a GPU with it (shared GPUs are split by
+# inferences): those signals are withheld, which reads as no data, never as a number.
+_SPLIT_BY_INFERENCES = frozenset({"cost_per_1k", "cost_per_1k_wow_change", "cost_usd", "idle_cost_usd",
+                                  "gpu_hours"})
 
 def _rejected_models(config: Config, plans: tuple[CostWindows, ...], rate_queries: Mapping[str, str],
                      answers: Answers, now: datetime) -> dict[str, QueryError]:
@@ -162,11 +165,8 @@ def _gpu_queries_rejected(broken: Mapping[str, QueryError], plans: tuple[CostWin
                for key, answer in answers.items())
 
 
-def _withheld_models(report: CostReport, broken: Mapping[str, QueryError], gpus_unknown: bool) -> set[str]:
-    """The broken models and every model whose GPU share depends on them."""
-    withheld = set(broken)
-    for cost in report.models:
-        if cost.version is None and cost.gpus and (gpus_unknown or any(
-                set(g.shared_with) & set(broken) for g in cost.gpus)):
-            withheld.add(cost.model)
-    return withheld
+def _gpu_cotenants(report: CostReport, broken: Mapping[str, QueryError], gpus_unknown: bool) -> set[str]:
+    """The models whose GPU share depends on a broken one (every model with GPUs when its GPUs are unknown)."""
+    return {cost.model for cost in report.models
+            if cost.version is None and cost.model not in broken and cost.gpus
+            and (gpus_unknown or any(set(g.shared_with) & set(broken) for g in cost.gpus))}
