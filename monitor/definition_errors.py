@@ -64,7 +64,7 @@ class DefinitionError:
     def signal(self) -> Signal:
         return Signal(SIGNAL, {"kind": self.kind.value, "name": self.name, "error": self.message}, 1.0)
 
-    def owns(self, rule_alert: str, rule_key: str, signals_read: Iterable[str], labels: Mapping[str, str]) -> bool:
+    def owns(self, rule_key: str, signals_read: Iterable[str], labels: Mapping[str, str]) -> bool:
         """Whether an alert (of the rule `rule_key`, reading `signals_read`) belongs to this definition."""
         if self.kind is DefinitionKind.RULE:
             return rule_key == self.name

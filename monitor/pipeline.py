@@ -205,7 +205,7 @@ def freeze_broken(previous: Mapping[str, Alert], alerts: Mapping[str, Alert], tr
     for fp in {*previous, *alerts}:
         alert = alerts.get(fp) or previous[fp]
         rule = by_key.get(alert.rule)
-        if rule is not None and any(error.owns(rule.alert, alert.rule, signals_read(rule), alert.labels)
+        if rule is not None and any(error.owns(alert.rule, signals_read(rule), alert.labels)
                                     for error in errors):
             frozen.add(fp)
     kept = {fp: alert for fp, alert in alerts.items() if fp not in frozen}

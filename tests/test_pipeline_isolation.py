@@ -15,11 +15,13 @@ from urllib.parse import parse_qs
 import pytest
 
 from monitor.alerting.definition_error_repository import DefinitionErrorRepository
-from monitor.alerting.lifecycle import AlertState
+from monitor.alerting.evaluate import evaluate_rules
+from monitor.alerting.lifecycle import AlertState, advance
 from monitor.alerting.rule_spec import load_rule_file
 from monitor.config import Config
 from monitor.definition_errors import DefinitionError, DefinitionKind
-from monitor.pipeline import run_cycle
+from monitor.pipeline import freeze_broken, run_cycle
+from monitor.signals import Signal
 from monitor.sources.prometheus import PrometheusSource, QueryError
 from monitor.store import StateStore
 from standins.http_base import LoopbackServer, QuietHandler
@@ -161,3 +163,50 @@ def test_a_rejected_query_that_no_definition_owns_fails_the_cycle(scripted, rule
         report = cycle(scripted, store, rules, T0, producers=[careless_producer])
     assert not report.ok
     assert report.error == "query failed (1 queries were rejected and no SLO, rule or model owns them): (producers)"
+
+
+SIGNAL_RULES = """\
+version: monitor/v1
+groups:
+  - name: s
+    rules:
+      - alert: Idle
+        condition: gpu_utilization < 0.1
+        labels: {severity: ticket}
+      - alert: Burn
+        condition: slo_page == 1
+        labels: {severity: page}
+"""
+
+
+@pytest.mark.parametrize("error, frozen", [
+    (DefinitionError(DefinitionKind.MODEL, "ranker", "bad_data: x"), {("Idle", "ranker")}),
+    (DefinitionError(DefinitionKind.SLO, "recommender-availability", "bad_data: x"),
+     {("Burn", "recommender-availability")}),
+    (DefinitionError(DefinitionKind.MODEL, "tagger", "bad_data: x"), set()),
+], ids=["a broken model keeps its signal alerts", "a broken SLO keeps its alerts",
+        "a broken model keeps no other model's alerts"])
+def test_a_broken_definitions_alerts_keep_their_state_when_its_signals_are_missing(tmp_path, error, frozen):
+    (tmp_path / "rules.yaml").write_text(SIGNAL_RULES)
+    rules = load_rule_file(tmp_path / "rules.yaml")
+    firing = [Signal("gpu_utilization", {"model": "ranker"}, 0.01),
+              Signal("slo_page", {"slo_id": "recommender-availability", "service": "r", "slo": "a"}, 1.0)]
+    outcomes = evaluate_rules(rules, firing, {})
+    previous, _ = advance({}, rules, outcomes.instances, T0, outcomes.absent_means)
+    assert {a.state for a in previous.values()} == {AlertState.FIRING}
+    # Next cycle: the broken definition produced nothing (and the other's condition no longer holds).
+    healthy = [Signal("gpu_utilization", {"model": "ranker"}, 0.5),
+               Signal("slo_page", {"slo_id": "recommender-availability", "service": "r", "slo": "a"}, 0.0)]
+    healthy = [s for s in healthy if not (s.labels.get("model") == error.name or
+                                          s.labels.get("slo_id") == error.name)]
+    outcomes = evaluate_rules(rules, healthy, {})
+    stepped, transitions = advance(previous, rules, outcomes.instances, T0 + timedelta(minutes=1),
+                                   outcomes.absent_means)
+    alerts, kept_transitions = freeze_broken(previous, stepped, transitions, rules, [error])
+    for fp, alert in alerts.items():
+        key = (alert.alertname, alert.labels.get("model") or alert.labels.get("slo_id"))
+        if key in frozen:
+            assert alert == previous[fp]  # as it was: still firing, last evaluated before
+        else:
+            assert alert.state is AlertState.RESOLVED
+    assert {t.alertname for t in kept_transitions} == {"Idle", "Burn"} - {name for name, _ in frozen}
