@@ -31,7 +31,10 @@ _PROMETHEUS_2_FUNCTIONS = [
     promql_parser.Function("holt_winters", [promql_parser.ValueType.Matrix, promql_parser.ValueType.Scalar,
                                             promql_parser.ValueType.Scalar], promql_parser.ValueType.Vector),
 ]
-promql_parser.register_extra_functions(_PROMETHEUS_2_FUNCTIONS)
+try:
+    promql_parser.register_extra_functions(_PROMETHEUS_2_FUNCTIONS)
+except ValueError:
+    pass  # a parser version that knows them already
 
 # Any valid duration does: the check is of syntax, not of the window.
 _CHECK_WINDOW = "5m"
