@@ -340,3 +340,50 @@ def test_check_exits_2_on_a_usage_error(capsys):
         main(["check", "--no-such-flag"])
     assert exited.value.code == 2
     assert "--no-such-flag" in capsys.readouterr().err
+
+
+# -- model selectors and SLO queries: parsed offline as well ---------------------------
+
+@pytest.mark.parametrize("model, line, message", [
+    ("{name: m, inferences: 'x_total', predictions: 'rate(score_bucket[5m])'}", 3,
+     "models[m].predictions: 'rate(score_bucket[5m])' does not make valid PromQL (ranges only allowed for vector "
+     "selectors): sum by (version, le) (increase(rate(score_bucket[5m])[5m]))"),
+    ("{name: m, inferences: 'x_total', cpu: 'sum(rate(cpu_seconds[5m])'}", 3,
+     "models[m].cpu: 'sum(rate(cpu_seconds[5m])' does not make valid PromQL (unclosed left parenthesis)"),
+    ("{name: m, inferences: 'x_total', memory: 'rate(sum(bytes))'}", 3,
+     "models[m].memory: 'rate(sum(bytes))' does not make valid PromQL (expected type matrix in call to "
+     "function 'rate', got vector)"),
+    ("{name: m, inferences: 'x_total', version_label: 'version) or vector(1'}", 3,
+     "models[m].version_label: 'version) or vector(1' is not a PromQL label name"),
+], ids=["a prediction histogram that is not a selector", "an unclosed cpu expression",
+        "a memory expression with a type error", "a version label that would inject PromQL"])
+def test_model_selectors_are_parsed_offline_as_they_will_be_queried(tmp_path, capsys, model, line, message):
+    config = tmp_path / "monitor.yaml"
+    config.write_text(f"prometheus: {{url: 'http://127.0.0.1:{free_port()}'}}\nmodels:\n  - {model}\n")
+    code, _out, err = check(config, capsys)
+    assert code == 1
+    assert any(p.startswith(f"{config}:{line}: {message}") for p in err.splitlines()), err
+
+
+def test_an_slo_query_with_a_type_error_is_refused_offline_at_its_spec(tmp_path, capsys):
+    (tmp_path / "slo.yaml").write_text(textwrap.dedent("""\
+        version: prometheus/v1
+        service: s
+        slos:
+          - name: ok
+            objective: 99
+            sli: {raw: {error_ratio_query: 'rate(errors[{{.window}}])'}}
+          - name: typo
+            objective: 99
+            sli:
+              events:
+                error_query: rate(sum(errors)[{{.window}}])
+                total_query: sum(rate(requests[{{.window}}]))
+        """))
+    config = tmp_path / "monitor.yaml"
+    config.write_text(f"prometheus: {{url: 'http://127.0.0.1:{free_port()}'}}\nslos: [slo.yaml]\n")
+    code, _out, err = check(config, capsys)
+    assert code == 1
+    assert err.splitlines() == [
+        f"{tmp_path / 'slo.yaml'}:7: SLO 's-typo': error query: invalid PromQL: ranges only allowed for vector "
+        f"selectors: rate(sum(errors)[{{{{.window}}}}])", "1 problem(s) found"]
