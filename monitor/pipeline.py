@@ -4,9 +4,14 @@ The producers (SLOs, drift, cost) read Prometheus and compute signals; the rules
 turn signals (and their own PromQL) into alert states; the policy decides which
 notifications to queue. Delivery is the outbox's job, from the notifications table.
 
-A cycle in which any query fails (Prometheus down, a timeout, a server error)
-changes no alert state: it is recorded as a failed cycle and nothing else. A
-half-answered cycle would otherwise read as "no data" or "resolved" everywhere.
+A cycle in which any query fails for the server's reason (Prometheus down, a
+timeout, a 5xx: `QueryError.server_fault`) changes no alert state: it is recorded
+as a failed cycle and nothing else. A half-answered cycle would otherwise read as
+"no data" or "resolved" everywhere. A query the server rejects as wrong (a 4xx)
+is one SLO's, rule's or model's fault: that definition is in error (a
+`definition_error` signal, see monitor.definition_errors), its alerts keep their
+state, and every other definition is evaluated as usual. A rejected query that no
+definition owns fails the cycle, as a server fault does.
 
 One writer at a time: a cycle reads the alert state, then writes its outcome in
 one transaction. The daemon runs cycles one after another; two `run --once`
@@ -17,23 +22,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Sequence
+from datetime import datetime
+from typing import Callable, Mapping, Sequence
 
-from monitor.alerting.evaluate import evaluate_rules, promql_queries
-from monitor.alerting.lifecycle import Alert, Transition, advance
+from monitor.alerting.definition_error_repository import DefinitionErrorRepository
+from monitor.alerting.evaluate import evaluate_rules, promql_queries, rule_errors, signals_read
+from monitor.alerting.lifecycle import Alert, Transition, advance, rule_key
 from monitor.alerting.policy import apply_inhibition, apply_silences, plan_group_notifications, plan_rollbacks
 from monitor.alerting.repository import AlertRepository, QueuedNotification
 from monitor.alerting.rule_spec import Rule, load_rules
 from monitor.alerting.versions import observe_serving
 from monitor.config import Config
 from monitor.cost import cost_signals
+from monitor.definition_errors import DefinitionError, definition_errors_in
 from monitor.drift.prediction_drift import compute_config_drift
 from monitor.drift.signals import drift_signals
 from monitor.signals import Signal
 from monitor.slo import EvaluationMode, SloSpec, evaluate_slos, load_slo_specs, slo_signals
 from monitor.sources.prometheus import PrometheusSource, QueryError
 from monitor.store import StateStore
+from monitor.timeutil import utc, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -109,29 +117,28 @@ class CycleReport:
     notifications: list[QueuedNotification] = field(default_factory=list)
     alerts: dict[str, Alert] = field(default_factory=dict)
     queries: int = 0
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    # SLOs, rules and models whose own query the server rejected this cycle.
+    definition_errors: list[DefinitionError] = field(default_factory=list)
 
 
 def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: datetime, *,
               definitions: Definitions | None = None, rules: Sequence[Rule] | None = None,
               producers: Sequence[SignalProducer] | None = None,
-              clock: Callable[[], datetime] = _utc_now) -> CycleReport:
+              clock: Callable[[], datetime] = utc_now) -> CycleReport:
     """Run one full cycle evaluated at `at`, persisting its outcome in `store`.
 
     `definitions` are the config's loaded rules and SLO specs (loaded here when not
     given); `rules` and `producers` override them, for tests and benchmarks.
     """
-    at = at.astimezone(timezone.utc)
+    at = utc(at)
     started_at = clock()
     if definitions is None and (rules is None or producers is None):
         definitions = load_definitions(config)
     rules = list(definitions.rules if rules is None else rules)
     producers = default_producers(definitions) if producers is None else producers
     repository = AlertRepository(store)
-    queries_before, errors_before = source.stats.queries, source.stats.errors
+    stats = source.stats
+    queries_before, errors_before, faults_before = stats.queries, stats.errors, stats.query_faults
 
     try:
         # Once Prometheus is found down or too slow, the cycle's remaining queries
@@ -140,11 +147,17 @@ def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
             signals = [signal for produce in producers for signal in produce(source, config, at, store)]
             answers = source.instant_many(promql_queries(rules), at)
         for answer in answers.values():
-            if isinstance(answer, QueryError):
+            if isinstance(answer, QueryError) and answer.server_fault:
                 raise answer
-        if source.stats.errors > errors_before:
-            raise CycleQueriesFailed("(producers)", f"{source.stats.errors - errors_before} queries failed "
-                                                    f"during the cycle")
+        query_faults = stats.query_faults - faults_before
+        server_errors = stats.errors - errors_before - query_faults
+        if server_errors > 0:
+            raise CycleQueriesFailed("(producers)", f"{server_errors} queries failed during the cycle")
+        signals += [error.signal() for error in rule_errors(rules, answers)]
+        definition_errors = definition_errors_in(signals)
+        if query_faults and not definition_errors:
+            raise CycleQueriesFailed("(producers)", f"{query_faults} queries were rejected and no SLO, rule "
+                                                    f"or model owns them")
     except QueryError as exc:
         # DEBUG: the caller reports the failed cycle once (the daemon with its duration,
         # `run --once` in its output); one event, one line.
@@ -157,6 +170,7 @@ def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
     versions = observe_serving(repository.versions(), signals, at)
     outcomes = evaluate_rules(rules, signals, answers)
     alerts, transitions = advance(previous, rules, outcomes.instances, at, outcomes.absent_means)
+    alerts, transitions = freeze_broken(previous, alerts, transitions, rules, definition_errors)
     alerts = apply_silences(alerts, repository.silences(), at)
     alerts = apply_inhibition(alerts, config.alerting.inhibit)
     rollbacks = plan_rollbacks(alerts, {r.alert: r for r in rules}, versions, config.alerting, at)
@@ -166,5 +180,34 @@ def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
         evaluated_at=at, started_at=started_at, finished_at=clock(), signal_count=len(signals),
         previous=previous, alerts=rollbacks.alerts, transitions=transitions, groups=groups,
         versions=rollbacks.versions, notifications=[*group_notifications, *rollbacks.notifications])
+    DefinitionErrorRepository(store).save(cycle_id, at, definition_errors)
+    if definition_errors:
+        log.warning("cycle at %s: %d definitions in error (their alerts keep their state): %s", at.isoformat(),
+                    len(definition_errors), "; ".join(f"{e.kind.value} {e.name}: {e.message}"
+                                                      for e in definition_errors))
     return CycleReport(cycle_id, at, ok=True, signals=signals, transitions=transitions, notifications=queued,
-                       alerts=rollbacks.alerts, queries=source.stats.queries - queries_before)
+                       alerts=rollbacks.alerts, queries=source.stats.queries - queries_before,
+                       definition_errors=definition_errors)
+
+
+def freeze_broken(previous: Mapping[str, Alert], alerts: Mapping[str, Alert], transitions: Sequence[Transition],
+                  rules: Sequence[Rule], errors: Sequence[DefinitionError]
+                  ) -> tuple[dict[str, Alert], list[Transition]]:
+    """Undo this cycle's step for the alerts a broken definition owns: they keep their state.
+
+    A broken SLO gives no numbers; stepping its alerts would read that as no data at
+    best, and an `and` with a healthy signal could even resolve them.
+    """
+    if not errors:
+        return dict(alerts), list(transitions)
+    by_key = {rule_key(rule): rule for rule in rules}
+    frozen = set()
+    for fp in {*previous, *alerts}:
+        alert = alerts.get(fp) or previous[fp]
+        rule = by_key.get(alert.rule)
+        if rule is not None and any(error.owns(alert.rule, signals_read(rule), alert.labels)
+                                    for error in errors):
+            frozen.add(fp)
+    kept = {fp: alert for fp, alert in alerts.items() if fp not in frozen}
+    kept.update({fp: previous[fp] for fp in frozen if fp in previous})
+    return kept, [t for t in transitions if t.fingerprint not in frozen]

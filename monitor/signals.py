@@ -48,7 +48,14 @@ CATALOGUE: dict[str, tuple[tuple[str, ...], str]] = {
     "idle_cost_usd": (("model", "version"), "GPU cost x (1 - utilisation) over the trailing 7 days"),
     "gpu_hours": (("model", "version"), "GPU-hours over the trailing 7 days"),
     "gpu_utilization": (("model",), "mean GPU utilisation (0..1) over the last 15 minutes"),
+    # The cycle itself (monitor.definition_errors): 1 per SLO, rule or model whose own
+    # query the server rejects; absent once it works again (absence means fixed).
+    "definition_error": (("kind", "name", "error"), "1 while the definition's query is rejected as wrong"),
 }
+
+# Signals whose absence means false, as a PromQL series that stops matching: they are
+# produced only while the thing they report is true, by a cycle that succeeded.
+ABSENCE_MEANS_FALSE = frozenset({"definition_error"})
 
 
 def signal_labels(name: str) -> tuple[str, ...]:

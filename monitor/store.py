@@ -151,6 +151,19 @@ MIGRATIONS: list[tuple[int, str]] = [
             updated_at REAL NOT NULL
         );
     """),
+    # Broken definitions (monitor.definition_errors): each cycle's count, and the SLOs,
+    # rules and models in error as of the last successful cycle, since when.
+    (6, """
+        ALTER TABLE cycles ADD COLUMN definition_errors INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE definition_errors (
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            error TEXT NOT NULL,
+            since REAL NOT NULL,
+            cycle_id INTEGER NOT NULL REFERENCES cycles (id),
+            PRIMARY KEY (kind, name)
+        );
+    """),
 ]
 
 

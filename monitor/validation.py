@@ -60,3 +60,7 @@ FILE_CHECKS.append(rule_check)
 from monitor.drift.log_check import prediction_log_check  # noqa: E402  (drift imports config, not us)
 
 FILE_CHECKS.append(prediction_log_check)
+
+from monitor.promql_syntax import model_promql_check, slo_promql_check  # noqa: E402  (offline PromQL parser)
+
+FILE_CHECKS += [slo_promql_check, model_promql_check]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import textwrap
 from pathlib import Path
 
@@ -218,7 +217,8 @@ def test_every_problem_in_a_file_is_reported_at_once(tmp_path, capsys):
 def test_the_default_rules_pass_check_with_the_fleet_config(fleet_config_path, capsys):
     code, out, err = check(fleet_config_path, capsys)
     assert code == 0, err
-    assert "8 alert rules" in out and "1 PromQL expressions syntax-checked by Prometheus" in out
+    assert "9 alert rules" in out and "1 rule PromQL expressions syntax-checked" in out
+    assert "14 SLO queries syntax-checked" in out  # 7 SLOs, an error and a total query each
 
 
 def test_the_rules_directory_holds_the_packaged_default_rules():
@@ -232,23 +232,158 @@ def test_the_rules_directory_holds_the_packaged_default_rules():
 BAD_PROMQL = GOOD_RULE.replace("condition: slo_page == 1", "expr: rate(x[5m]")
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is installed wherever tests run (Makefile)")
-def test_with_prometheus_down_bad_promql_is_still_caught_by_promtool(tmp_path, capsys):
+@pytest.mark.parametrize("server", ["stopped", "absent"], ids=["with Prometheus stopped", "with no Prometheus"])
+def test_bad_promql_is_caught_offline_without_the_server_or_promtool(tmp_path, capsys, monkeypatch, server):
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "r.yaml").write_text(BAD_PROMQL)
+    # Neither the server nor promtool is asked: the parser is the authority.
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    url = f"http://127.0.0.1:{free_port()}" if server == "stopped" else "http://no-such-host.invalid:9090"
+    code, _out, err = check(write_config(tmp_path, url), capsys)
+    assert code == 1
+    assert f"{rules / 'r.yaml'}:6: groups[g].rules[Fine].expr: invalid PromQL: unclosed left parenthesis" in err
+    assert os.environ["PATH"].endswith("empty-bin")
+
+
+def test_a_type_error_is_a_syntax_error_offline(tmp_path, capsys):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text(GOOD_RULE.replace("condition: slo_page == 1", "expr: rate(sum(x)) > 0"))
     code, _out, err = check(write_config(tmp_path, f"http://127.0.0.1:{free_port()}"), capsys)
     assert code == 1
-    assert f"{rules / 'r.yaml'}:6: groups[g].rules[Fine].expr: invalid PromQL:" in err
+    assert (f"{rules / 'r.yaml'}:6: groups[g].rules[Fine].expr: invalid PromQL: expected type matrix in call "
+            f"to function 'rate', got vector") in err
 
 
-def test_with_prometheus_down_and_no_promtool_the_syntax_check_is_skipped_not_failed(tmp_path, capsys,
-                                                                                    monkeypatch):
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "r.yaml").write_text(BAD_PROMQL)
-    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-    code, out, err = check(write_config(tmp_path, f"http://127.0.0.1:{free_port()}"), capsys)
-    assert code == 0, err
-    assert "1 PromQL expressions not syntax-checked (Prometheus unreachable and promtool not found)" in out
-    assert os.environ["PATH"].endswith("empty-bin")
+# -- where alerts go: warnings, never failures ----------------------------------------
+
+ROLLBACK_RULE = """\
+version: monitor/v1
+groups:
+  - name: d
+    rules:
+      - alert: Drifted
+        condition: drift_detected == 1
+        labels: {severity: page, team: ml}
+        actions: [rollback]
+"""
+
+
+def write_outputs_config(tmp_path: Path, outputs: str, rules: str = GOOD_RULE) -> Path:
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    (tmp_path / "rules" / "r.yaml").write_text(rules)
+    config = tmp_path / "monitor.yaml"
+    config.write_text(f"prometheus: {{url: 'http://127.0.0.1:{free_port()}'}}\nrules: ['rules/*.yaml']\n"
+                      + textwrap.dedent(outputs))
+    return config
+
+
+SLACK = """\
+outputs:
+  slack: {channel: '#alerts', token_env: SLACK_TOKEN}
+"""
+ALERTMANAGER = """\
+outputs:
+  alertmanager: {url: 'http://alertmanager.example:9093'}
+"""
+
+
+@pytest.mark.parametrize("outputs", ["", """\
+    outputs:
+      webhooks:
+        - {name: deploys, url: 'https://deploy.example/hook', secret_env: HOOK_SECRET}
+    """], ids=["no outputs at all", "only a webhook, which receives rollback events only"])
+def test_check_warns_when_alerts_have_nowhere_to_go_and_still_exits_0(tmp_path, capsys, outputs):
+    config = write_outputs_config(tmp_path, outputs)
+    code, out, err = check(config, capsys)
+    assert code == 0 and out.startswith("ok: ")
+    [warning] = err.splitlines()
+    assert warning.startswith(f"{config}: warning: alerts have nowhere to go: no outputs.slack or "
+                              f"outputs.alertmanager is configured")
+    assert warning.endswith("so 1 alert rules only show in `monitor alerts`")
+    assert ("webhooks receive only rollback events" in warning) == bool(outputs)
+
+
+@pytest.mark.parametrize("outputs", [SLACK, ALERTMANAGER], ids=["Slack", "Alertmanager"])
+def test_check_is_quiet_when_alerts_have_somewhere_to_go(tmp_path, capsys, outputs):
+    code, out, err = check(write_outputs_config(tmp_path, outputs), capsys)
+    assert code == 0 and out.startswith("ok: ") and err == ""
+
+
+@pytest.mark.parametrize("webhooks, warned", [
+    ("[]", "no webhook subscribes to rollback.requested"),
+    ("[{name: ranker, url: 'https://d.example/h', secret_env: S, match: {team: search}}]",
+     "no webhook subscribed to rollback.requested has a `match` its labels can satisfy"),
+    ("[{name: ranker, url: 'https://d.example/h', secret_env: S, match: {cluster: eu}}]",
+     "no webhook subscribed to rollback.requested has a `match` its labels can satisfy"),
+    ("[{name: ranker, url: 'https://d.example/h', secret_env: S, events: [ping]}]",
+     "no webhook subscribes to rollback.requested"),
+    ("[{name: ranker, url: 'https://d.example/h', secret_env: S, match: {team: ml, model: ranker}}]", None),
+    ("[{name: all, url: 'https://d.example/h', secret_env: S}]", None),
+], ids=["no webhook", "a match on a rule label with another value", "a match on a label no alert carries",
+        "a webhook not subscribed to rollback requests", "a match on the rule's label and an instance label",
+        "a webhook without a match"])
+def test_check_warns_about_a_rollback_rule_no_webhook_would_receive(tmp_path, capsys, webhooks, warned):
+    config = write_outputs_config(tmp_path, SLACK + f"  webhooks: {webhooks}\n", rules=ROLLBACK_RULE)
+    code, out, err = check(config, capsys)
+    assert code == 0 and out.startswith("ok: ")
+    if warned is None:
+        assert err == ""
+    else:
+        assert err.splitlines() == [f"{tmp_path / 'rules' / 'r.yaml'}:5: warning: rule Drifted requests rollbacks "
+                                    f"but {warned}"]
+
+
+def test_check_exits_2_on_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["check", "--no-such-flag"])
+    assert exited.value.code == 2
+    assert "--no-such-flag" in capsys.readouterr().err
+
+
+# -- model selectors and SLO queries: parsed offline as well ---------------------------
+
+@pytest.mark.parametrize("model, line, message", [
+    ("{name: m, inferences: 'x_total', predictions: 'rate(score_bucket[5m])'}", 3,
+     "models[m].predictions: 'rate(score_bucket[5m])' does not make valid PromQL (ranges only allowed for vector "
+     "selectors): sum by (version, le) (increase(rate(score_bucket[5m])[5m]))"),
+    ("{name: m, inferences: 'x_total', cpu: 'sum(rate(cpu_seconds[5m])'}", 3,
+     "models[m].cpu: 'sum(rate(cpu_seconds[5m])' does not make valid PromQL (unclosed left parenthesis)"),
+    ("{name: m, inferences: 'x_total', memory: 'rate(sum(bytes))'}", 3,
+     "models[m].memory: 'rate(sum(bytes))' does not make valid PromQL (expected type matrix in call to "
+     "function 'rate', got vector)"),
+    ("{name: m, inferences: 'x_total', version_label: 'version) or vector(1'}", 3,
+     "models[m].version_label: 'version) or vector(1' is not a PromQL label name"),
+], ids=["a prediction histogram that is not a selector", "an unclosed cpu expression",
+        "a memory expression with a type error", "a version label that would inject PromQL"])
+def test_model_selectors_are_parsed_offline_as_they_will_be_queried(tmp_path, capsys, model, line, message):
+    config = tmp_path / "monitor.yaml"
+    config.write_text(f"prometheus: {{url: 'http://127.0.0.1:{free_port()}'}}\nmodels:\n  - {model}\n")
+    code, _out, err = check(config, capsys)
+    assert code == 1
+    assert any(p.startswith(f"{config}:{line}: {message}") for p in err.splitlines()), err
+
+
+def test_an_slo_query_with_a_type_error_is_refused_offline_at_its_spec(tmp_path, capsys):
+    (tmp_path / "slo.yaml").write_text(textwrap.dedent("""\
+        version: prometheus/v1
+        service: s
+        slos:
+          - name: ok
+            objective: 99
+            sli: {raw: {error_ratio_query: 'rate(errors[{{.window}}])'}}
+          - name: typo
+            objective: 99
+            sli:
+              events:
+                error_query: rate(sum(errors)[{{.window}}])
+                total_query: sum(rate(requests[{{.window}}]))
+        """))
+    config = tmp_path / "monitor.yaml"
+    config.write_text(f"prometheus: {{url: 'http://127.0.0.1:{free_port()}'}}\nslos: [slo.yaml]\n")
+    code, _out, err = check(config, capsys)
+    assert code == 1
+    assert err.splitlines() == [
+        f"{tmp_path / 'slo.yaml'}:7: SLO 's-typo': error query: invalid PromQL: ranges only allowed for vector "
+        f"selectors: rate(sum(errors)[{{{{.window}}}}])", "1 problem(s) found"]

@@ -1,77 +1,32 @@
 """`monitor check` for rule files: structure, signals and PromQL syntax, as FILE:LINE problems.
 
-PromQL syntax is checked by the configured server's parser when it answers (it
-is the dialect that will run the query: Prometheus, Thanos or VictoriaMetrics),
-else by `promtool check rules` offline, else not at all. An unreachable server
-never fails `monitor check`: the summary says the syntax check was skipped.
+PromQL syntax is checked offline by the PromQL parser (monitor.promql_syntax), never
+by asking the server: a server that is down, slow or behind a proxy must not let a
+typo through to the daemon. What only the server knows (a function it does not
+enable) puts just that rule in error at run time (monitor.definition_errors).
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-import tempfile
-from datetime import timedelta
-from pathlib import Path
-from typing import Sequence
-
-import yaml
-
+from monitor.alerting.condition import result_labels
 from monitor.alerting.rule_spec import Rule, load_rules
 from monitor.config import Config
-from monitor.errors import ConfigError, MonitorError, Problem
-from monitor.sources.prometheus import PrometheusSource, PrometheusUnavailable, QueryError, QueryTimeout
-
-# Bound on how long `monitor check` waits for the server before falling back.
-CHECK_TIMEOUT = timedelta(seconds=5)
-_PROMTOOL_PROBLEM = re.compile(r'group "r(\d+)", rule \d+, "[^"]*": (?:could not parse expression: )?(.*)$')
+from monitor.errors import ConfigError, Problem
+from monitor.promql_syntax import promql_problem
 
 
 def rule_check(config: Config) -> dict[str, int]:
     """Validate the config's rule files; raise ConfigError listing every problem."""
     rules = load_rules(config)
-    problems: list[Problem] = []
     exprs = [r for r in rules if r.expr is not None]
-    counts = {"alert rules": len(rules)}
-    if exprs:
-        checked_by, found = check_promql(config, exprs)
-        problems += found
-        if checked_by is None:
-            counts["PromQL expressions not syntax-checked (Prometheus unreachable and promtool not found)"] = \
-                len(exprs)
-        else:
-            counts[f"PromQL expressions syntax-checked by {checked_by}"] = len(exprs)
+    problems = [_problem(rule, message) for rule in exprs for message in [promql_problem(rule.expr or "")]
+                if message]
     if problems:
         raise ConfigError(problems)
+    counts = {"alert rules": len(rules)}
+    if exprs:
+        counts["rule PromQL expressions syntax-checked"] = len(exprs)
     return counts
-
-
-def check_promql(config: Config, rules: Sequence[Rule]) -> tuple[str | None, list[Problem]]:
-    """Syntax problems in the rules' PromQL, and what checked them (None: nothing could)."""
-    try:
-        timeout = min(config.prometheus.timeout, CHECK_TIMEOUT).total_seconds()
-        source = PrometheusSource.from_config(config.prometheus)
-        source.timeout = timeout
-    except MonitorError:
-        source = None  # e.g. a bearer token that is not set here: fall back to promtool
-    if source is not None:
-        try:
-            with source:
-                problems = []
-                for rule in rules:
-                    message = source.check_syntax(rule.expr or "")
-                    if message:
-                        problems.append(_problem(rule, message))
-                return "Prometheus", problems
-        except (PrometheusUnavailable, QueryTimeout):
-            pass
-        except QueryError:
-            pass  # an answer that is not a parse verdict (e.g. a proxy error): try promtool
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        return None, []
-    return "promtool", _promtool_problems(promtool, rules)
 
 
 def _problem(rule: Rule, message: str) -> Problem:
@@ -79,23 +34,39 @@ def _problem(rule: Rule, message: str) -> Problem:
                    f"groups[{rule.group}].rules[{rule.alert}].expr: invalid PromQL: {message}")
 
 
-def _promtool_problems(promtool: str, rules: Sequence[Rule]) -> list[Problem]:
-    # One group per rule, named by its index, so promtool's messages map back.
-    document = {"groups": [{"name": f"r{i}", "rules": [{"record": "monitor_rule_check", "expr": rule.expr}]}
-                           for i, rule in enumerate(rules)]}
-    with tempfile.TemporaryDirectory(prefix="monitor-rule-check-") as tmp:
-        path = Path(tmp) / "rules.yml"
-        path.write_text(yaml.safe_dump(document), encoding="utf-8")
-        result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True,
-                                timeout=60)
-    if result.returncode == 0:
-        return []
-    problems = []
-    for line in (result.stdout + result.stderr).splitlines():
-        match = _PROMTOOL_PROBLEM.search(line)
-        if match:
-            problems.append(_problem(rules[int(match.group(1))], match.group(2)))
-    if not problems:
-        raise ConfigError([Problem(rules[0].file, None, f"promtool check rules failed: "
-                                                        f"{(result.stderr or result.stdout).strip()[-500:]}")])
-    return problems
+def delivery_warnings(config: Config) -> list[str]:
+    """Why some alerts would reach no one, as `monitor check` warnings (the config is valid either way).
+
+    Alert notifications (firing, repeat, resolved) go to Slack and Alertmanager;
+    webhooks receive only rollback events, for alerts their `match` labels accept.
+    """
+    rules = load_rules(config)
+    outputs = config.outputs
+    warnings = []
+    if rules and outputs.slack is None and outputs.alertmanager is None:
+        webhooks = " (webhooks receive only rollback events)" if outputs.webhooks else ""
+        warnings.append(f"{config.source_path}: warning: alerts have nowhere to go: no outputs.slack or "
+                        f"outputs.alertmanager is configured{webhooks}, so {len(rules)} alert rules only show "
+                        f"in `monitor alerts`")
+    subscribers = [w for w in outputs.webhooks if "rollback.requested" in w.events]
+    for rule in rules:
+        if rule.requests_rollback and not any(_may_match(rule, w.match) for w in subscribers):
+            reason = ("no webhook subscribes to rollback.requested" if not subscribers else
+                      "no webhook subscribed to rollback.requested has a `match` its labels can satisfy")
+            warnings.append(f"{rule.where}: warning: rule {rule.alert} requests rollbacks but {reason}")
+    return warnings
+
+
+def _may_match(rule: Rule, match: dict[str, str]) -> bool:
+    """Whether some alert of `rule` can carry every label of `match` (instance labels are unknown here)."""
+    instance_labels = set(result_labels(rule.condition)) if rule.condition is not None else None
+    for key, value in match.items():
+        if key == "alertname":
+            if value != rule.alert:
+                return False
+        elif key in rule.labels:  # a rule's labels win over its instances'
+            if rule.labels[key] != value:
+                return False
+        elif instance_labels is not None and key not in instance_labels:
+            return False
+    return True

@@ -104,7 +104,8 @@ def notification_json(queued: QueuedNotification) -> dict[str, Any]:
 def report_json(report: CycleReport) -> dict[str, Any]:
     return {
         "cycle": {"id": report.cycle_id, "evaluated_at": iso(report.evaluated_at),
-                  "status": "ok" if report.ok else "failed", "error": report.error, "queries": report.queries},
+                  "status": "ok" if report.ok else "failed", "error": report.error, "queries": report.queries,
+                  "definition_errors": [e.to_json() for e in report.definition_errors]},
         "signals": [signal_json(s) for s in report.signals],
         "transitions": [{"alertname": t.alertname, "labels": dict(t.labels), "fingerprint": t.fingerprint,
                          "from": t.from_state.value, "to": t.to_state.value, "at": iso(t.at),
@@ -120,6 +121,8 @@ def print_report(report: CycleReport) -> None:
         return
     print(f"cycle {report.cycle_id} at {iso(report.evaluated_at)}: {len(report.signals)} signals, "
           f"{len(report.transitions)} transitions, {len(report.notifications)} notifications queued")
+    for error in report.definition_errors:
+        print(f"  {error.kind.value} {error.name}: query rejected, not evaluated: {error.message}")
     for t in report.transitions:
         labels = ",".join(f"{k}={v}" for k, v in sorted(t.labels.items()) if k != "alertname")
         print(f"  {t.alertname}{{{labels}}}: {t.from_state.value} -> {t.to_state.value}")

@@ -14,8 +14,9 @@ from monitor.cost import queries
 from monitor.cost.allocation import CostReport, ModelCost, cost_per_1k_change
 from monitor.cost.collect import WEEK, Answers, CostWindows, compute_cost_windows, run_queries
 from monitor.cost.presets import resolve_model_metrics
+from monitor.definition_errors import DefinitionError, DefinitionKind
 from monitor.signals import Signal
-from monitor.sources.prometheus import InstantResult, PrometheusSource
+from monitor.sources.prometheus import InstantResult, PrometheusSource, QueryError, RangeResult
 
 RATE_WINDOW = timedelta(minutes=5)
 UTILIZATION_WINDOW = timedelta(minutes=15)
@@ -105,7 +106,67 @@ def cost_signals(source: PrometheusSource, config: Config, now: datetime | None 
     rate_queries = _inference_rate_queries(config)
     answers = run_queries(source, [*weeks.range_queries(), *recent.range_queries()],
                           [(query, now) for query in rate_queries.values()])
+    broken = _rejected_models(config, (weeks, recent), rate_queries, answers, now)
+    if broken:
+        gpus_unknown = _gpu_queries_rejected(broken, (weeks, recent), answers)
+        answers = _as_no_data(answers)
     previous, current = weeks.reports(answers)
     rates = _inference_rates_from(config, rate_queries, answers, now)
     utilization = _utilization_of(recent.reports(answers)[0])
-    return report_signals(current, cost_per_1k_change(current, previous), rates, utilization)
+    signals = report_signals(current, cost_per_1k_change(current, previous), rates, utilization)
+    if not broken:
+        return signals
+    cotenants = _gpu_cotenants(current, broken, gpus_unknown)
+    kept = [s for s in signals if s.labels.get("model") not in broken
+            and not (s.name in _SPLIT_BY_INFERENCES and s.labels.get("model") in cotenants)]
+    return [*kept, *(DefinitionError.of(DefinitionKind.MODEL, name, error).signal() for name, error in broken.items())]
+
+
+# -- a model whose own query the server rejects --------------------------------------
+# Only that model is in error (monitor.definition_errors). Its figures are unknown, and
+# so are the costs of models sharing a GPU with it (shared GPUs are split by
+# inferences): those signals are withheld, which reads as no data, never as a number.
+_SPLIT_BY_INFERENCES = frozenset({"cost_per_1k", "cost_per_1k_wow_change", "cost_usd", "idle_cost_usd",
+                                  "gpu_hours"})
+
+def _rejected_models(config: Config, plans: tuple[CostWindows, ...], rate_queries: Mapping[str, str],
+                     answers: Answers, now: datetime) -> dict[str, QueryError]:
+    """Model name -> its first query the server rejected as wrong; raises a rejection no model owns."""
+    owned: dict[object, str] = {(query, now): name for name, query in rate_queries.items()}
+    for windows in plans:
+        for plan in windows.plans:
+            owned.update({key: plan.model for key in windows.range_queries() if key.query in plan.all_queries()})
+    broken: dict[str, QueryError] = {}
+    for key, answer in answers.items():
+        if isinstance(answer, QueryError) and not answer.server_fault:
+            if key not in owned:
+                raise answer  # a shared query (the GPU price): not one model's fault
+            broken.setdefault(owned[key], answer)
+    return broken
+
+
+def _as_no_data(answers: Answers) -> dict:
+    """Rejected queries as empty answers (no series: no data), so the rest can be computed."""
+    out: dict = {}
+    for key, answer in answers.items():
+        if isinstance(answer, QueryError) and not answer.server_fault:
+            answer = (InstantResult(key[0], key[1], []) if isinstance(key, tuple)
+                      else RangeResult(key.query, key.start, key.end, key.step, []))
+        out[key] = answer
+    return out
+
+
+def _gpu_queries_rejected(broken: Mapping[str, QueryError], plans: tuple[CostWindows, ...],
+                          answers: Answers) -> bool:
+    """Whether a broken model's own GPU queries were rejected: then nobody knows which GPUs it shares."""
+    gpu_queries = {q for windows in plans for plan in windows.plans if plan.model in broken
+                   for q in (plan.gpu_minutes, plan.gpu_util_sum) if q}
+    return any(isinstance(answer, QueryError) and not isinstance(key, tuple) and key.query in gpu_queries
+               for key, answer in answers.items())
+
+
+def _gpu_cotenants(report: CostReport, broken: Mapping[str, QueryError], gpus_unknown: bool) -> set[str]:
+    """The models whose GPU share depends on a broken one (every model with GPUs when its GPUs are unknown)."""
+    return {cost.model for cost in report.models
+            if cost.version is None and cost.model not in broken and cost.gpus
+            and (gpus_unknown or any(set(g.shared_with) & set(broken) for g in cost.gpus))}

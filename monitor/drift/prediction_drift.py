@@ -68,6 +68,9 @@ class DriftResult:
     reference_version: str | None
     windows: DriftWindows
     report: DriftReport
+    # Set (with no columns, version "") when the model's own query is wrong (a 4xx:
+    # `server_fault` False): only this model is in error, see compute_config_drift.
+    query_error: QueryError | None = None
 
     @property
     def columns(self) -> tuple[ColumnDrift, ...]:
@@ -125,7 +128,13 @@ def compute_config_drift(source: PrometheusSource, config: Config, at: datetime,
     answers = _run_histogram_queries(source, plans)
     results: list[DriftResult] = []
     for plan in plans:
-        results += _model_drift(plan, answers, at, store, log_base_dir=config.base_dir)
+        try:
+            results += _model_drift(plan, answers, at, store, log_base_dir=config.base_dir)
+        except QueryError as exc:
+            if exc.server_fault:
+                raise
+            # This model's selector is wrong: it alone is in error, the others carry on.
+            results.append(DriftResult(plan.model.name, "", None, plan.windows, decide([]), query_error=exc))
     return results
 
 

@@ -9,6 +9,7 @@ None, so a rule sees "no data" rather than silence or 0.
 
 from __future__ import annotations
 
+from monitor.definition_errors import DefinitionError, DefinitionKind
 from monitor.drift.prediction_drift import DriftResult
 from monitor.drift.profile import ColumnKind
 from monitor.drift.statistics import ColumnDrift
@@ -52,6 +53,10 @@ def drift_signals(results: list[DriftResult]) -> list[Signal]:
     """Signals for every model version's columns and its drift share."""
     signals: list[Signal] = []
     for result in results:
+        if result.query_error is not None:
+            # The model's own query was rejected: no numbers, one `definition_error` instead.
+            signals.append(DefinitionError.of(DefinitionKind.MODEL, result.model, result.query_error).signal())
+            continue
         version_labels = {"model": result.model, "version": result.version}
         for column in result.columns:
             if column.kind is ColumnKind.UNSUPPORTED:

@@ -42,7 +42,13 @@ SIGNAL_METRICS: dict[str, tuple[str, str]] = {
     "idle_cost_usd": ("monitor_cost_idle_usd", "Idle GPU cost in USD over the trailing 7 days"),
     "gpu_hours": ("monitor_gpu_hours", "GPU-hours over the trailing 7 days"),
     "gpu_utilization": ("monitor_gpu_utilization_ratio", "Mean GPU utilisation (0..1) over 15 minutes"),
+    "definition_error": ("monitor_definition_errors",
+                         "1 for an SLO, rule or model whose query the server rejects (see `monitor alerts`)"),
 }
+
+# Labels a signal carries for alerts but not into /metrics: the error text would make
+# a new series each time the message changes.
+SIGNAL_LABELS_NOT_EXPORTED: dict[str, frozenset[str]] = {"definition_error": frozenset({"error"})}
 
 assert set(SIGNAL_METRICS) == set(CATALOGUE), "every catalogued signal needs a metric name"
 
@@ -66,14 +72,21 @@ class SignalCollector(Collector):
         # signal has no version label; it exports version="").
         label_names: dict[str, set[str]] = {}
         for signal in present:
-            label_names.setdefault(SIGNAL_METRICS[signal.name][0], set()).update(signal.labels)
+            hidden = SIGNAL_LABELS_NOT_EXPORTED.get(signal.name, frozenset())
+            label_names.setdefault(SIGNAL_METRICS[signal.name][0], set()).update(
+                name for name in signal.labels if name not in hidden)
         families: dict[str, GaugeMetricFamily] = {}
+        exported: set[tuple[str, tuple[str, ...]]] = set()
         for signal in present:
             metric, help_text = SIGNAL_METRICS[signal.name]
             names = sorted(label_names[metric])
             if metric not in families:
                 families[metric] = GaugeMetricFamily(metric, help_text, labels=names)
-            families[metric].add_metric([str(signal.labels.get(n, "")) for n in names], float(signal.value))
+            values = [str(signal.labels.get(n, "")) for n in names]
+            if (metric, tuple(values)) in exported:
+                continue  # the same series twice once a hidden label is dropped: the first stands
+            exported.add((metric, tuple(values)))
+            families[metric].add_metric(values, float(signal.value))
         yield from families.values()
 
 

@@ -70,6 +70,9 @@ class SloResult:
     page: bool | None
     ticket: bool | None
     problems: tuple[str, ...] = ()
+    # The first query of this SLO that failed, if any: with `server_fault` False the
+    # SLO's own PromQL is wrong (only this SLO is in error), else the server failed.
+    query_error: QueryError | None = None
 
     @property
     def period_key(self) -> str:
@@ -97,6 +100,7 @@ class SloResult:
 class _Answer:
     value: float | None = None
     problem: str | None = None
+    error: QueryError | None = None
 
 
 @dataclass
@@ -139,8 +143,8 @@ def evaluate_slos(source: InstantQuerySource, specs: list[SloSpec], at: datetime
     return [_result(spec, at, measured[index], min_events) for index, spec in enumerate(specs)]
 
 
-# Per SLO: window key -> (bad events, total events, raw ratio), and problems.
-_Measurement = tuple[dict[str, tuple[float | None, float | None, float | None]], list[str]]
+# Per SLO: window key -> (bad events, total events, raw ratio), problems, and the first failed query.
+_Measurement = tuple[dict[str, tuple[float | None, float | None, float | None]], list[str], QueryError | None]
 
 
 def _measure_direct(source: InstantQuerySource, specs: list[SloSpec], at: datetime,
@@ -164,9 +168,11 @@ def _from_answers(per_window: dict[str, tuple[str, timedelta, dict[str, str]]],
                   answers: dict[str, _Answer]) -> _Measurement:
     values: dict[str, tuple[float | None, float | None, float | None]] = {}
     problems: list[str] = []
+    error: QueryError | None = None
     for key, (_duration, window, exprs) in per_window.items():
         got = {role: answers[expr] for role, expr in exprs.items()}
         problems += [f"{key}: {a.problem}" for a in got.values() if a.problem]
+        error = error or next((a.error for a in got.values() if a.error is not None), None)
         seconds = window.total_seconds()
         if "ratio" in got:
             values[key] = (None, None, got["ratio"].value)
@@ -174,7 +180,7 @@ def _from_answers(per_window: dict[str, tuple[str, timedelta, dict[str, str]]],
             bad, total = got["bad"].value, got["total"].value
             values[key] = (bad * seconds if bad is not None else None,
                            total * seconds if total is not None else None, None)
-    return values, list(dict.fromkeys(problems))
+    return values, list(dict.fromkeys(problems)), error
 
 
 def _run_plan(source: InstantQuerySource, plan: _Plan, at: datetime, subqueries_per_query: int
@@ -185,7 +191,7 @@ def _run_plan(source: InstantQuerySource, plan: _Plan, at: datetime, subqueries_
     for combined, result in source.instant_many(list(chunks), at).items():
         chunk = chunks[combined]
         if isinstance(result, PrometheusUnavailable):
-            answers.update({expr: _Answer(problem=str(result.message)) for expr in chunk})
+            answers.update({expr: _Answer(problem=str(result.message), error=result) for expr in chunk})
         elif isinstance(result, QueryError):
             retry += chunk  # one bad sub-query fails the fold: find it
         else:
@@ -233,7 +239,8 @@ def _split(result: InstantResult, chunk: list[str]) -> dict[str, _Answer]:
 
 def _single(result: InstantResult | QueryError) -> _Answer:
     if isinstance(result, QueryError):
-        return _Answer(problem=result.message if isinstance(result, PrometheusUnavailable) else str(result))
+        return _Answer(problem=result.message if isinstance(result, PrometheusUnavailable) else str(result),
+                       error=result)
     return _one_value([s.value for s in result.samples], "; ".join(result.warnings) or None)
 
 
@@ -293,6 +300,7 @@ def _measure_recorded(source: InstantQuerySource, specs: list[SloSpec], at: date
     for i, spec in enumerate(specs):
         values: dict[str, tuple[float | None, float | None, float | None]] = {}
         problems: list[str] = []
+        error: QueryError | None = None
         for key, window in slo_windows(spec, at).items():
             if i in calendar_planned and key == spec.period_key:
                 continue
@@ -307,18 +315,18 @@ def _measure_recorded(source: InstantQuerySource, specs: list[SloSpec], at: date
             # 0/0 records NaN: no events, which the total (0) already says.
             values[key] = (bad, total, None)
         if i in calendar_planned:
-            calendar_values, calendar_problems = _from_answers(calendar_planned[i], answers)
+            calendar_values, calendar_problems, error = _from_answers(calendar_planned[i], answers)
             values.update(calendar_values)
             problems += calendar_problems
         if not any(spec.id in table for table in recorded.values()) and not window_problems:
             problems.append("no recorded series for this SLO: is the `monitor slo rules` file loaded?")
         ordered = {key: values[key] for key in slo_windows(spec, at)}
-        out.append((ordered, problems))
+        out.append((ordered, problems, error))
     return out
 
 
 def _result(spec: SloSpec, at: datetime, measured: _Measurement, min_events: float) -> SloResult:
-    values, problems = measured
+    values, problems, query_error = measured
     ratios: dict[str, float | None] = {}
     for key, (bad, total, raw_ratio) in values.items():
         if isinstance(spec.sli, RawSli):
@@ -341,4 +349,4 @@ def _result(spec: SloSpec, at: datetime, measured: _Measurement, min_events: flo
         error_budget_remaining=budget,
         page=alert_decision(PAGE_CONDITIONS, burns, period_length),
         ticket=alert_decision(TICKET_CONDITIONS, burns, period_length),
-        problems=tuple(problems))
+        problems=tuple(problems), query_error=query_error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monitor.definition_errors import DefinitionError, DefinitionKind
 from monitor.signals import Signal
 from monitor.slo.evaluate import SloResult
 
@@ -11,10 +12,17 @@ def _flag(value: bool | None) -> float | None:
 
 
 def slo_signals(results: list[SloResult]) -> list[Signal]:
-    """Per SLO: error ratio and burn rate per window, budget remaining, page and ticket (1/0, None = no data)."""
+    """Per SLO: error ratio and burn rate per window, budget remaining, page and ticket (1/0, None = no data).
+
+    An SLO whose own query the server rejected (`query_error`, not a server fault)
+    has no numbers: it gives one `definition_error` signal instead.
+    """
     signals: list[Signal] = []
     for result in results:
         spec = result.spec
+        if result.query_error is not None and not result.query_error.server_fault:
+            signals.append(DefinitionError.of(DefinitionKind.SLO, spec.id, result.query_error).signal())
+            continue
         labels = {"slo_id": spec.id, "service": spec.service, "slo": spec.name}
         burn_evidence = {f"burn_rate_{key}": value for key, value in result.burn_rate.items()}
         for key, value in result.error_ratio.items():

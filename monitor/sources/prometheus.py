@@ -163,12 +163,19 @@ class QueryStats:
     # Queries not sent because an earlier one of the same cycle found the server
     # down or too slow (counted in `errors` too: they went unanswered).
     skipped: int = 0
+    # Errors that were the query's fault (4xx: `QueryError.server_fault` False), also
+    # counted in `errors`: a cycle fails on the others, and isolates these.
+    query_faults: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, error: bool = False) -> None:
         with self._lock:
             self.queries += 1
             self.errors += int(error)
+
+    def count_query_fault(self) -> None:
+        with self._lock:
+            self.query_faults += 1
 
     def count_skipped(self) -> None:
         with self._lock:
@@ -319,6 +326,10 @@ class PrometheusSource:
         except (PrometheusUnavailable, QueryTimeout) as exc:
             if self._fail_fast:
                 self._tripped = exc
+            raise
+        except QueryError as exc:
+            if not exc.server_fault:
+                self.stats.count_query_fault()
             raise
 
     def _send(self, endpoint: str, query: str, params: dict[str, str]) -> tuple[dict, tuple[str, ...]]:

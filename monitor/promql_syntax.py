@@ -1,0 +1,141 @@
+"""PromQL syntax, checked offline: the queries of SLO specs, rules and model selectors.
+
+The parser is `promql-parser` (Python bindings of the Rust promql-parser, which
+follows Prometheus' own grammar and type checks: `rate(sum(x))` is an error there
+as in Prometheus). It is the authority for `monitor check`, the daemon's start and
+its SIGHUP reload (all three go through `monitor.validation`): a server that is
+down or slow never lets a syntax error through, and a typo is found before it ever
+reaches a cycle. What only the server can know (a function it does not enable, a
+many-to-many match at run time) is caught per definition by the cycle instead
+(monitor.definition_errors).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import promql_parser
+
+from monitor.config import Config
+from monitor.cost import queries as cost_queries
+from monitor.cost.presets import ModelMetricsError, resolve_model_metrics
+from monitor.errors import ConfigError, Problem
+from monitor.slo.loading import load_slo_specs
+from monitor.slo.spec import EventsSli, render_window, summed
+from monitor.typed_yaml import YamlFile, mapping_get, node_line
+
+# Functions Prometheus 2.x has that the parser (Prometheus 3's grammar) does not:
+# accepted so that a rule written for a 2.x server is not refused here.
+_PROMETHEUS_2_FUNCTIONS = [
+    promql_parser.Function("holt_winters", [promql_parser.ValueType.Matrix, promql_parser.ValueType.Scalar,
+                                            promql_parser.ValueType.Scalar], promql_parser.ValueType.Vector),
+]
+try:
+    promql_parser.register_extra_functions(_PROMETHEUS_2_FUNCTIONS)
+except ValueError:
+    pass  # a parser version that knows them already
+
+# Any valid duration does: the check is of syntax, not of the window.
+_CHECK_WINDOW = "5m"
+_CHECK_WINDOW_TD = timedelta(minutes=5)
+# Prometheus' label name syntax (before UTF-8 names, which a `by (...)` clause would need quoted).
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def promql_problem(expr: str) -> str | None:
+    """Why `expr` is not valid PromQL, or None when it parses (and type-checks)."""
+    if not expr.strip():
+        return "empty query"
+    try:
+        promql_parser.parse(expr)
+    except ValueError as exc:
+        return str(exc) or "invalid PromQL"
+    except Exception as exc:  # noqa: BLE001 - a parser panic must read as a problem, not a traceback
+        return f"invalid PromQL ({type(exc).__name__}: {exc})"
+    return None
+
+
+def slo_promql_check(config: Config) -> dict[str, int]:
+    """`monitor check` hook: every SLO's SLI queries parse, as they will run (window filled in, summed)."""
+    try:
+        specs = load_slo_specs(config)
+    except ConfigError:
+        return {}  # the spec check reports those problems
+    problems: list[Problem] = []
+    checked = 0
+    for spec in specs:
+        if isinstance(spec.sli, EventsSli):
+            wanted = {"error query": spec.sli.error_query, "total query": spec.sli.total_query}
+        else:
+            wanted = {"error ratio query": spec.sli.error_ratio_query}
+        for role, query in wanted.items():
+            rendered = render_window(query, _CHECK_WINDOW)
+            checked += 1
+            problem = promql_problem(summed(rendered) if isinstance(spec.sli, EventsSli) else rendered)
+            if problem:
+                file, _, line = spec.source.rpartition(":")
+                problems.append(Problem(file or spec.source, int(line) if line.isdigit() else None,
+                                        f"SLO {spec.id!r}: {role}: invalid PromQL: {problem}: {query}"))
+    if problems:
+        raise ConfigError(problems)
+    return {"SLO queries syntax-checked": checked} if checked else {}
+
+
+def model_promql_queries(config: Config) -> list[tuple[int, str, str]]:
+    """(model index, config key, PromQL) for each query a model's selectors are built into."""
+    out: list[tuple[int, str, str]] = []
+    for index, model in enumerate(config.models):
+        try:
+            metrics = resolve_model_metrics(model)
+        except ModelMetricsError:
+            metrics = None  # reported by the model metrics check
+        if metrics is not None:
+            out.append((index, "inferences", cost_queries.inference_rate(metrics, _CHECK_WINDOW_TD)))
+        if model.predictions and _LABEL_NAME.fullmatch(model.version_label or "_"):
+            # As the drift stage builds it: the version label and `le` kept, per window.
+            out.append((index, "predictions", f"sum by ({model.version_label}, le) "
+                                              f"(increase({model.predictions}[{_CHECK_WINDOW}]))"))
+        if model.cpu:
+            out.append((index, "cpu", cost_queries.cpu_cores_expression(model.cpu)))
+        if model.memory:
+            out.append((index, "memory", cost_queries.memory_bytes_expression(model.memory)))
+    return out
+
+
+def model_promql_check(config: Config) -> dict[str, int]:
+    """`monitor check` hook: each model's selectors (and version label) make valid PromQL."""
+    lines = _model_key_lines(config)
+    problems = []
+    for index, model in enumerate(config.models):
+        if model.version_label and not _LABEL_NAME.fullmatch(model.version_label):
+            problems.append(Problem(config.source_path, lines.get((index, "version_label")),
+                                    f"models[{model.name}].version_label: {model.version_label!r} is not a "
+                                    f"PromQL label name ([a-zA-Z_][a-zA-Z0-9_]*)"))
+    built = model_promql_queries(config)
+    for index, key, query in built:
+        problem = promql_problem(query)
+        if problem:
+            model = config.models[index]
+            value = getattr(model, key, None)
+            problems.append(Problem(config.source_path, lines.get((index, key)),
+                                    f"models[{model.name}].{key}: {value!r} does not make valid PromQL "
+                                    f"({problem}): {query}"))
+    if problems:
+        raise ConfigError(problems)
+    return {}
+
+
+def _model_key_lines(config: Config) -> dict[tuple[int, str], int | None]:
+    """The config file's line of each `models[i].<key>` (the model's own line when the key is absent)."""
+    lines: dict[tuple[int, str], int | None] = {}
+    try:
+        doc = YamlFile(config.source_path)
+    except (ConfigError, OSError):
+        return lines
+    models = mapping_get(doc.documents[0], "models") if doc.documents else None
+    for index, item in enumerate(getattr(models, "value", None) or []):
+        for key in ("inferences", "predictions", "cpu", "memory", "version_label"):
+            node = mapping_get(item, key)
+            lines[(index, key)] = node_line(node if node is not None else item)
+    return lines
