@@ -30,6 +30,7 @@ from monitor.config import Config
 from monitor.cost import cost_signals
 from monitor.drift.prediction_drift import compute_config_drift
 from monitor.drift.signals import drift_signals
+from monitor.retention import prune_history
 from monitor.signals import Signal
 from monitor.slo import EvaluationMode, SloSpec, evaluate_slos, load_slo_specs, slo_signals
 from monitor.sources.prometheus import PrometheusSource, QueryError
@@ -150,6 +151,7 @@ def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
         # `run --once` in its output); one event, one line.
         log.debug("cycle at %s failed, alert states unchanged: %s", at.isoformat(), exc)
         cycle_id = repository.record_failed_cycle(at, started_at, clock(), str(exc))
+        prune_history(store, evaluated_at=at, wall_now=clock(), retention=config.state.retention)
         return CycleReport(cycle_id, at, ok=False, error=str(exc), alerts=repository.alerts(),
                            queries=source.stats.queries - queries_before)
 
@@ -166,5 +168,6 @@ def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
         evaluated_at=at, started_at=started_at, finished_at=clock(), signal_count=len(signals),
         previous=previous, alerts=rollbacks.alerts, transitions=transitions, groups=groups,
         versions=rollbacks.versions, notifications=[*group_notifications, *rollbacks.notifications])
+    prune_history(store, evaluated_at=at, wall_now=clock(), retention=config.state.retention)
     return CycleReport(cycle_id, at, ok=True, signals=signals, transitions=transitions, notifications=queued,
                        alerts=rollbacks.alerts, queries=source.stats.queries - queries_before)

@@ -293,13 +293,18 @@ class StateStore:
         with self._lock, self._translated():
             return self._conn.execute(sql, params).fetchall()
 
-    def release_free_pages(self, max_pages: int) -> int:
-        """Hand up to `max_pages` free pages back to the file system (files made with
-        auto_vacuum=INCREMENTAL; a no-op on older files, which reuse free pages instead).
-        Returns the free pages left."""
+    def release_free_pages(self, max_pages: int, keep_share: float = 0.25) -> int:
+        """Hand up to `max_pages` free pages back to the file system, keeping `keep_share` of the file
+        free for reuse (files made with auto_vacuum=INCREMENTAL; older files reuse their free pages
+        instead). Returns the free pages left."""
         with self._lock, self._translated():
-            self._conn.execute(f"PRAGMA incremental_vacuum({int(max_pages)})").fetchall()
-            return int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
+            pages, free = (int(self._conn.execute(f"PRAGMA {name}").fetchone()[0])
+                           for name in ("page_count", "freelist_count"))
+            surplus = free - int(pages * keep_share)
+            if surplus > 0 and self._conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+                self._conn.execute(f"PRAGMA incremental_vacuum({min(int(max_pages), surplus)})").fetchall()
+                free = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
+            return free
 
     # -- blobs: opaque cached values such as fitted drift profiles ---------------
 

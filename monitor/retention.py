@@ -1,0 +1,65 @@
+"""Bounded state: history older than `state.retention` leaves the state file a batch at a time.
+
+Each cycle deletes at most `PRUNE_BATCH_ROWS` rows per table (finished deliveries,
+then notifications, alert transitions and cycles, children before the parents they
+reference), by indexed time, in short transactions: a backlog (an upgrade from a
+version without retention) drains at a few hundred rows a minute without ever
+holding the write lock for long, and at steady state each cycle deletes about what
+it added. What the weekly report, an open alert or a queued delivery still needs is
+never deleted (`AlertRepository.prune`, `Outbox.prune` say exactly what).
+
+The pages freed are reused by new rows, so the file stops growing at about one
+retention window of history. Files created by this version use
+`auto_vacuum=INCREMENTAL`, and when more than a quarter of such a file is free
+(after a large backlog was pruned) a bounded number of pages is handed back to the
+file system per cycle. Files created before keep their size (SQLite can only
+switch them with a full VACUUM, which we never run behind the user's back) and
+reuse their free pages instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from monitor.alerting.repository import AlertRepository, PrunedHistory
+from monitor.outputs.outbox import Outbox
+from monitor.store import StateError, StateStore
+
+log = logging.getLogger(__name__)
+
+PRUNE_BATCH_ROWS = 500
+# Pages handed back per cycle once over a quarter of the file is free (4 MiB of 4 KiB pages).
+RELEASE_PAGES_PER_CYCLE = 1024
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    deliveries: int
+    history: PrunedHistory
+    free_pages: int
+
+    @property
+    def rows(self) -> int:
+        h = self.history
+        return self.deliveries + h.transitions + h.notifications + h.cycles
+
+
+def prune_history(store: StateStore, *, evaluated_at: datetime, wall_now: datetime, retention: timedelta,
+                  batch: int = PRUNE_BATCH_ROWS) -> PruneReport | None:
+    """One bounded pruning pass; alert history is aged on the evaluation clock, deliveries on the wall
+    clock (the outbox's). A fault of the file is logged and retried next cycle: pruning must never fail
+    a cycle whose outcome is already saved. Returns None then."""
+    try:
+        deliveries = Outbox(store).prune((wall_now - retention).timestamp(), batch)
+        history = AlertRepository(store).prune(evaluated_at - retention, batch)
+        free_pages = store.release_free_pages(RELEASE_PAGES_PER_CYCLE, keep_share=0.25)
+    except StateError as exc:
+        log.warning("pruning state older than %s failed, retried next cycle: %s", retention, exc)
+        return None
+    report = PruneReport(deliveries, history, free_pages)
+    if report.rows:
+        log.debug("pruned %d deliveries, %d transitions, %d notifications, %d cycles older than %s",
+                  deliveries, history.transitions, history.notifications, history.cycles, retention)
+    return report
