@@ -10,7 +10,9 @@ cycle. One run prunes after every cycle (`monitor.retention.prune_history`, as
 `run_cycle` does), the other never prunes: the baseline.
 
 Retention is shortened to 2 days, so 10,000 cycles (~6.9 days) cross it about 3.5
-times; with the default 35d the same shape appears after 35 days.
+times; with the default 35d the same shape appears after 35 days. The horizon is
+rounded down to a UTC midnight (whole days are kept), so the pruned file swings
+by up to a day's worth of rows once pruning has started.
 
 Sizes are the main file after a WAL checkpoint (what stays on disk) plus the WAL.
 
@@ -43,9 +45,9 @@ from monitor.store import StateStore
 
 T0 = datetime(2026, 11, 2, tzinfo=timezone.utc)
 RETENTION = timedelta(days=2)
-SERVICES = 40
-EPISODE_EVERY_CYCLES = 150    # each service's condition holds for a while every 2.5 hours
-EPISODE_CYCLES = 25
+SERVICES = 12
+EPISODE_EVERY_CYCLES = 60     # each service's condition holds for 12 minutes every hour
+EPISODE_CYCLES = 12
 FAILED_CYCLE_EVERY = 97       # Prometheus unreachable now and then: a failed cycle row
 
 RULES = """version: monitor/v1
@@ -112,7 +114,7 @@ class SimulatedDaemon:
             self.repository.record_failed_cycle(at, at, at, "query failed: prometheus: connection refused")
         else:
             signals = [Signal("slo_burn_rate", {"service": f"svc-{i}"},
-                              3.0 if (n + 7 * i) % EPISODE_EVERY_CYCLES < EPISODE_CYCLES else 0.2)
+                              3.0 if (n + 5 * i) % EPISODE_EVERY_CYCLES < EPISODE_CYCLES else 0.2)
                        for i in range(SERVICES)]
             previous = self.repository.alerts()
             outcomes = evaluate_rules(self.rules, signals, {})
@@ -154,7 +156,7 @@ def main() -> None:
         pruned = SimulatedDaemon(Path(tmp) / "pruned.db", rules_path, prune=True)
         unpruned = SimulatedDaemon(Path(tmp) / "unpruned.db", rules_path, prune=False)
         print(f"{args.cycles} cycles, 1 min apart ({args.cycles / 1440:.1f} days), {SERVICES} alert instances, "
-              f"retention {RETENTION} (the default is 35d)")
+              f"retention {RETENTION.days}d (the default is 35d)")
         print("rows c/t/n/d: cycles / alert transitions / notifications / deliveries; "
               "ratio: pruned (file + WAL) / unpruned (file + WAL)")
         print(f"{'cycle':>6} {'days':>5} | {'pruned: file':>13} {'wal':>11} {'rows c/t/n/d':>22} | "

@@ -8,6 +8,10 @@ holding the write lock for long, and at steady state each cycle deletes about wh
 it added. What the weekly report, an open alert or a queued delivery still needs is
 never deleted (`AlertRepository.prune`, `Outbox.prune` say exactly what).
 
+The horizon is rounded down to a UTC midnight, so whole days are kept: with the
+default 35d, a weekly report written on a Monday still finds every cycle of the
+week that began five Mondays ago (its week plus four weeks of trend).
+
 The pages freed are reused by new rows, so the file stops growing at about one
 retention window of history. Files created by this version use
 `auto_vacuum=INCREMENTAL`, and when more than a quarter of such a file is free
@@ -21,11 +25,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta, timezone
 
 from monitor.alerting.repository import AlertRepository, PrunedHistory
 from monitor.outputs.outbox import Outbox
 from monitor.store import StateError, StateStore
+from monitor.timeutil import utc
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +51,19 @@ class PruneReport:
         return self.deliveries + h.transitions + h.notifications + h.cycles
 
 
+def horizon(now: datetime, retention: timedelta) -> datetime:
+    """What is older than this may go: `now - retention`, rounded down to its UTC midnight."""
+    return datetime.combine(utc(now - retention).date(), time(0), tzinfo=timezone.utc)
+
+
 def prune_history(store: StateStore, *, evaluated_at: datetime, wall_now: datetime, retention: timedelta,
                   batch: int = PRUNE_BATCH_ROWS) -> PruneReport | None:
     """One bounded pruning pass; alert history is aged on the evaluation clock, deliveries on the wall
     clock (the outbox's). A fault of the file is logged and retried next cycle: pruning must never fail
     a cycle whose outcome is already saved. Returns None then."""
     try:
-        deliveries = Outbox(store).prune((wall_now - retention).timestamp(), batch)
-        history = AlertRepository(store).prune(evaluated_at - retention, batch)
+        deliveries = Outbox(store).prune(horizon(wall_now, retention).timestamp(), batch)
+        history = AlertRepository(store).prune(horizon(evaluated_at, retention), batch)
         free_pages = store.release_free_pages(RELEASE_PAGES_PER_CYCLE, keep_share=0.25)
     except StateError as exc:
         log.warning("pruning state older than %s failed, retried next cycle: %s", retention, exc)

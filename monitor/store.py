@@ -180,7 +180,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (5, """
         CREATE INDEX cycles_by_time ON cycles (evaluated_at);
         CREATE INDEX alert_transitions_by_time ON alert_transitions (at);
-        CREATE INDEX alert_transitions_by_fingerprint ON alert_transitions (fingerprint, to_state, at);
+        CREATE INDEX alert_transitions_by_fingerprint ON alert_transitions (fingerprint, at);
         CREATE INDEX alert_transitions_by_cycle ON alert_transitions (cycle_id);
         CREATE INDEX notifications_by_time ON notifications (created_at);
         CREATE INDEX notifications_by_cycle ON notifications (cycle_id);
@@ -302,7 +302,8 @@ class StateStore:
                            for name in ("page_count", "freelist_count"))
             surplus = free - int(pages * keep_share)
             if surplus > 0 and self._conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
-                self._conn.execute(f"PRAGMA incremental_vacuum({min(int(max_pages), surplus)})").fetchall()
+                # executescript steps the pragma to completion (execute() would free a single page)
+                self._conn.executescript(f"PRAGMA incremental_vacuum({min(int(max_pages), surplus)});")
                 free = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
             return free
 

@@ -59,8 +59,10 @@ def without_secrets(text: str) -> str:
 #   gone from the alerts table and has no transition after the horizon (its rule was
 #   removed); so an episode that started long ago but ended or is still open inside
 #   the retention window keeps its start, which the report's incident needs;
-# - a notification goes once it is routed and no delivery references it any more,
-#   unless it shows an alert that is pending, firing or without data now;
+# - a notification goes once it is routed, no delivery references it any more, and
+#   none of the alerts it shows has a transition left at or before it: it then
+#   belongs to episodes already pruned (so a still-open episode keeps its first page,
+#   which the report's time to detect needs);
 # - a cycle goes once no transition or notification references it.
 _PRUNE_TRANSITIONS = """
     DELETE FROM alert_transitions WHERE rowid IN (
@@ -76,10 +78,11 @@ _PRUNE_NOTIFICATIONS = """
     DELETE FROM notifications WHERE id IN (
         SELECT n.id FROM notifications n WHERE n.created_at < :horizon AND n.status != 'pending'
             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)
-            AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.state IN ('pending', 'firing', 'no_data') AND (
-                a.fingerprint IN (SELECT json_extract(j.value, '$.fingerprint')
-                                  FROM json_each(n.payload, '$.alerts') j)
-                OR a.fingerprint = json_extract(n.payload, '$.alert.fingerprint')))
+            AND NOT EXISTS (
+                SELECT 1 FROM (SELECT json_extract(j.value, '$.fingerprint') AS fingerprint
+                               FROM json_each(n.payload, '$.alerts') j
+                               UNION ALL SELECT json_extract(n.payload, '$.alert.fingerprint')) shown
+                JOIN alert_transitions e ON e.fingerprint = shown.fingerprint AND e.at <= n.created_at)
         ORDER BY n.created_at LIMIT :batch)
 """
 _PRUNE_CYCLES = """
@@ -210,7 +213,7 @@ class AlertRepository:
         params = {"horizon": _ts(horizon), "batch": int(batch)}
         with self.store.transaction() as conn:
             transitions = conn.execute(_PRUNE_TRANSITIONS, params).rowcount
-            notifications = conn.execute(_PRUNE_NOTIFICATIONS, params).rowcount
+            notifications = conn.execute(_PRUNE_NOTIFICATIONS, params).rowcount  # after: see above
             cycles = conn.execute(_PRUNE_CYCLES, params).rowcount
         return PrunedHistory(transitions, notifications, cycles)
 
