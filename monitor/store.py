@@ -18,6 +18,7 @@ are handed back to the file system a few at a time, never by a stop-the-world VA
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
@@ -348,6 +349,16 @@ def _declared_tables() -> set[str]:
                                     for name in re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", sql)}
 
 
+def _file_system_full(path: str) -> bool:
+    """Whether the file system holding `path` has (almost) no space left: SQLite reports a full disk
+    as an I/O error when it happens while creating the WAL index."""
+    try:
+        stats = os.statvfs(Path(path).parent)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 64 * 1024
+
+
 def state_error(path: str, exc: sqlite3.DatabaseError, busy_timeout_s: float = BUSY_TIMEOUT_S) -> StateError | None:
     """The StateError for an sqlite3 error that is the file's fault, or None for a bug in our SQL."""
     if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
@@ -361,7 +372,8 @@ def state_error(path: str, exc: sqlite3.DatabaseError, busy_timeout_s: float = B
     if code.startswith("SQLITE_READONLY") or "readonly" in message:
         return StateError(f"{where} is read-only ({message}); make the file and its directory writable by the "
                           f"user running monitor")
-    if code == "SQLITE_FULL" or "disk is full" in message:
+    if code == "SQLITE_FULL" or "disk is full" in message or (code.startswith("SQLITE_IOERR")
+                                                               and _file_system_full(path)):
         return StateError(f"{where}: the disk is full ({message}); free space on its file system and retry "
                           f"(the change in progress was not written)")
     if code == "SQLITE_NOTADB" or "not a database" in message:
