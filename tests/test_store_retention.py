@@ -11,6 +11,7 @@ import pytest
 
 from monitor.alerting.evaluate import evaluate_rules
 from monitor.alerting.lifecycle import AlertState, advance
+from monitor.alerting.notifications import Notification, NotificationKind
 from monitor.alerting.policy import plan_group_notifications
 from monitor.alerting.repository import AlertRepository
 from monitor.alerting.rule_spec import load_rule_file
@@ -171,7 +172,6 @@ def test_each_pass_deletes_at_most_the_batch_size(tmp_path):
 def test_a_queued_delivery_and_its_notification_outlive_the_retention(tmp_path):
     with StateStore(tmp_path / "state.db") as store:
         repository = AlertRepository(store)
-        from monitor.alerting.notifications import Notification, NotificationKind
         _, queued = repository.save_cycle(
             evaluated_at=T0, started_at=T0, finished_at=T0, signal_count=0, previous={}, alerts={},
             transitions=[], groups={}, versions={},

@@ -11,6 +11,11 @@ with the same `message_id`, so receivers dedup on it. At least once, never lost.
 Per destination, deliveries go out strictly in the order they were queued: while
 the oldest is waiting for a retry, the ones behind it wait too, so a resolve never
 overtakes its firing message.
+
+A failed delivery can be queued again by hand (`retry`, `monitor deliveries retry`);
+finished ones are pruned after `state.retention` (`prune`, run by monitor.retention).
+A destination disabled by a 410 is sent to again after a config reload, or at a
+start whose configured target for it changed (`target_digests`).
 """
 
 from __future__ import annotations
