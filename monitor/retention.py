@@ -59,14 +59,17 @@ def horizon(now: datetime, retention: timedelta) -> datetime:
 def prune_history(store: StateStore, *, evaluated_at: datetime, wall_now: datetime, retention: timedelta,
                   batch: int = PRUNE_BATCH_ROWS) -> PruneReport | None:
     """One bounded pruning pass; alert history is aged on the evaluation clock, deliveries on the wall
-    clock (the outbox's). A fault of the file is logged and retried next cycle: pruning must never fail
-    a cycle whose outcome is already saved. Returns None then."""
+    clock (the outbox's). A failure is logged and retried next cycle: pruning must never fail a cycle
+    whose outcome is already saved. Returns None then."""
     try:
         deliveries = Outbox(store).prune(horizon(wall_now, retention).timestamp(), batch)
         history = AlertRepository(store).prune(horizon(evaluated_at, retention), batch)
         free_pages = store.release_free_pages(RELEASE_PAGES_PER_CYCLE, keep_share=0.25)
     except StateError as exc:
         log.warning("pruning state older than %s failed, retried next cycle: %s", retention, exc)
+        return None
+    except Exception:  # noqa: BLE001 - a bug here must not fail a cycle that is already saved
+        log.exception("pruning state older than %s failed, retried next cycle", retention)
         return None
     report = PruneReport(deliveries, history, free_pages)
     if report.rows:

@@ -80,8 +80,9 @@ _PRUNE_NOTIFICATIONS = """
             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)
             AND NOT EXISTS (
                 SELECT 1 FROM (SELECT json_extract(j.value, '$.fingerprint') AS fingerprint
-                               FROM json_each(n.payload, '$.alerts') j
-                               UNION ALL SELECT json_extract(n.payload, '$.alert.fingerprint')) shown
+                               FROM json_each(IIF(json_valid(n.payload), n.payload, '{}'), '$.alerts') j
+                               UNION ALL SELECT json_extract(IIF(json_valid(n.payload), n.payload, '{}'),
+                                                             '$.alert.fingerprint')) shown
                 JOIN alert_transitions e ON e.fingerprint = shown.fingerprint AND e.at <= n.created_at)
         ORDER BY n.created_at LIMIT :batch)
 """
