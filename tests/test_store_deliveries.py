@@ -147,6 +147,20 @@ def test_retry_refuses_a_delivered_delivery_in_one_line(tmp_path, receiver, caps
     assert len(receiver.attempts) == 1
 
 
+def test_retry_refuses_a_delivery_whose_destination_left_the_config(tmp_path, receiver, capsys):
+    config = configure(tmp_path, receiver.url)
+    store = StateStore(tmp_path / "state.db")
+    clock, service = start(config, store)
+    receiver.answer_with(500)
+    queue(service, clock, "doomed")
+    service.worker.run_until_idle()
+    expired = service.outbox.deliveries()[0]
+    write_config(tmp_path, "retry_schedule: [0s]")
+    outcome = run_in_process(["deliveries", "retry", str(expired.id), "--config", config.source_path], capsys)
+    assert_handled(outcome, "webhook:deployer is not in the config's outputs any more")
+    assert service.outbox.get(expired.id).status is DeliveryStatus.EXPIRED
+
+
 def test_retry_refuses_while_the_destination_is_disabled(tmp_path, receiver, capsys):
     config, store = disabled_by_410(tmp_path, receiver)
     delivery = Outbox(store).deliveries()[0]

@@ -11,6 +11,7 @@ from monitor.commands.arguments import add_config_argument
 from monitor.config import config_path_from, load_config
 from monitor.outputs.backoff import RetrySchedule
 from monitor.outputs.outbox import Outbox
+from monitor.outputs.routing import Router
 from monitor.store import StateStore
 from monitor.timeutil import from_unix, iso_z
 
@@ -64,7 +65,8 @@ def run_retry(args: argparse.Namespace) -> int:
     schedule = RetrySchedule(tuple(outputs.retry_schedule)) if outputs.retry_schedule else RetrySchedule()
     expire_after_s = outputs.expire_after.total_seconds() if outputs.expire_after else None
     with StateStore(config.resolve_path(config.state.path)) as store:
-        delivery = Outbox(store, schedule, expire_after_s).retry(args.id, time.time())
+        delivery = Outbox(store, schedule, expire_after_s).retry(args.id, time.time(),
+                                                                  configured=Router(outputs).destinations())
     print(f"delivery {delivery.id} ({delivery.event_type}) to {delivery.destination} queued again, due now; "
           f"the daemon's outbox worker (or `monitor deliver`) sends it")
     return 0

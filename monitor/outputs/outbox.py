@@ -264,10 +264,10 @@ class Outbox:
             conn.executemany("DELETE FROM disabled_destinations WHERE destination = ?", [(n,) for n in changed])
         return changed
 
-    def retry(self, delivery_id: int, now: float) -> Delivery:
+    def retry(self, delivery_id: int, now: float, configured: Iterable[str] | None = None) -> Delivery:
         """Queue a failed (expired or disabled) delivery again with a fresh retry schedule, due now;
-        a pending one is made due now. Raises RetryRefused (delivered, unknown, would overtake a newer
-        message of its group, or its destination is still disabled)."""
+        a pending one is made due now. Raises RetryRefused (delivered, unknown, its destination not in
+        `configured` or still disabled, or it would overtake a newer message of its group)."""
         with self.store.transaction() as conn:
             rows = conn.execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)).fetchall()
             if not rows:
@@ -276,6 +276,9 @@ class Outbox:
             if delivery.status is DeliveryStatus.DELIVERED:
                 raise RetryRefused(f"delivery {delivery_id} to {delivery.destination} was already delivered; "
                                    f"nothing to retry")
+            if configured is not None and delivery.destination not in set(configured):
+                raise RetryRefused(f"delivery {delivery_id}: {delivery.destination} is not in the config's "
+                                   f"outputs any more, so nothing would send it")
             disabled = conn.execute("SELECT reason FROM disabled_destinations WHERE destination = ?",
                                     (delivery.destination,)).fetchall()
             if disabled:
