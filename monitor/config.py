@@ -53,9 +53,22 @@ class PrometheusConfig:
         return problems
 
 
+# The weekly report reads its week and four weeks of trend before it from the state
+# file's history, so the default keeps five weeks.
+DEFAULT_STATE_RETENTION = timedelta(days=35)
+
+
 @dataclass(frozen=True)
 class StateConfig:
     path: str = "monitor-state.db"
+    # How long finished history (cycles, alert transitions, notifications, deliveries)
+    # is kept; a firing or pending alert's history and undelivered work are always kept.
+    retention: timedelta = DEFAULT_STATE_RETENTION
+
+    def yaml_check(self) -> list[tuple[str | None, str]]:
+        if self.retention < timedelta(days=1):
+            return [("retention", "must be at least 1d (the weekly report needs 35d)")]
+        return []
 
 
 @dataclass(frozen=True)

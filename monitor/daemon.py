@@ -236,6 +236,8 @@ class Daemon:
         with self._swap_lock:
             old_source, self.config, self.source, self.definitions = self.source, new, source, definitions
             self.delivery = build_delivery(new, self.store)
+        for name in self.delivery.outbox.enable_all_destinations():
+            log.info("destination %s re-enabled by the config reload (it had answered 410 Gone)", name)
         old_source.close()
         self._start_outbox()
         if self.scheduler.running:

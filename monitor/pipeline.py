@@ -37,6 +37,7 @@ from monitor.cost import cost_signals
 from monitor.definition_errors import DefinitionError, definition_errors_in
 from monitor.drift.prediction_drift import compute_config_drift
 from monitor.drift.signals import drift_signals
+from monitor.retention import prune_history
 from monitor.signals import Signal
 from monitor.slo import EvaluationMode, SloSpec, evaluate_slos, load_slo_specs, slo_signals
 from monitor.sources.prometheus import PrometheusSource, QueryError
@@ -163,6 +164,7 @@ def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
         # `run --once` in its output); one event, one line.
         log.debug("cycle at %s failed, alert states unchanged: %s", at.isoformat(), exc)
         cycle_id = repository.record_failed_cycle(at, started_at, clock(), str(exc))
+        prune_history(store, evaluated_at=at, wall_now=clock(), retention=config.state.retention)
         return CycleReport(cycle_id, at, ok=False, error=str(exc), alerts=repository.alerts(),
                            queries=source.stats.queries - queries_before)
 
@@ -185,6 +187,7 @@ def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
         log.warning("cycle at %s: %d definitions in error (their alerts keep their state): %s", at.isoformat(),
                     len(definition_errors), "; ".join(f"{e.kind.value} {e.name}: {e.message}"
                                                       for e in definition_errors))
+    prune_history(store, evaluated_at=at, wall_now=clock(), retention=config.state.retention)
     return CycleReport(cycle_id, at, ok=True, signals=signals, transitions=transitions, notifications=queued,
                        alerts=rollbacks.alerts, queries=source.stats.queries - queries_before,
                        definition_errors=definition_errors)

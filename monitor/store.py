@@ -6,15 +6,39 @@ drift profiles) owns its tables and declares them as a migration here, so the fi
 can be upgraded in place. The store is a small interface on purpose: a PostgreSQL
 backend for two replicas behind a leader lease is the planned next step, and only
 this module should need to know which database is underneath.
+
+Every fault of the file itself (not a database, damaged, locked, read-only, disk
+full, written by a newer monitor) is a `StateError`: one line naming the file and
+what to do, never an sqlite3 traceback.
+
+History is pruned by its owners in small batches each cycle (see
+`monitor.retention`); new files use `auto_vacuum=INCREMENTAL` so the pages freed
+are handed back to the file system a few at a time, never by a stop-the-world VACUUM.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from monitor.errors import MonitorError
+
+# A writer waits this long for another process's write transaction before giving up.
+# Our own transactions last milliseconds; a longer wait means something is stuck.
+BUSY_TIMEOUT_S = 5.0
+# After a checkpoint the WAL file is truncated back to this size (it is otherwise
+# left at its largest size ever).
+WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
+
+
+class StateError(MonitorError):
+    """The state file cannot be used; the message names the file and what to do."""
+
 
 # (version, SQL). Append only: never edit a migration that has shipped.
 MIGRATIONS: list[tuple[int, str]] = [
@@ -151,6 +175,19 @@ MIGRATIONS: list[tuple[int, str]] = [
             updated_at REAL NOT NULL
         );
     """),
+    # Retention (monitor.retention): history is pruned oldest first in small batches,
+    # and a parent row (cycle, notification) only once no child references it; these
+    # indexes keep each batch and each foreign-key check an index lookup.
+    (5, """
+        CREATE INDEX cycles_by_time ON cycles (evaluated_at);
+        CREATE INDEX alert_transitions_by_time ON alert_transitions (at);
+        CREATE INDEX alert_transitions_by_fingerprint ON alert_transitions (fingerprint, at);
+        CREATE INDEX alert_transitions_by_cycle ON alert_transitions (cycle_id);
+        CREATE INDEX notifications_by_time ON notifications (created_at);
+        CREATE INDEX notifications_by_cycle ON notifications (cycle_id);
+        CREATE INDEX deliveries_by_notification ON deliveries (notification_id);
+        CREATE INDEX deliveries_by_finish ON deliveries (finished_at);
+    """),
     # Broken definitions (monitor.definition_errors): each cycle's count, and the SLOs,
     # rules and models in error as of the last successful cycle, since when.
     (6, """
@@ -170,44 +207,119 @@ MIGRATIONS: list[tuple[int, str]] = [
 class StateStore:
     """A SQLite state file; safe to share between the scheduler's threads."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, busy_timeout_s: float = BUSY_TIMEOUT_S):
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.row_factory = sqlite3.Row
+        self.busy_timeout_s = busy_timeout_s
         self._lock = threading.RLock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        if self.path != ":memory:":
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StateError(f"state file {self.path}: cannot create its directory ({exc.strerror or exc}); "
+                                 f"create it, or point state.path elsewhere") from None
+        with self._translated():
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                         timeout=busy_timeout_s)
+        try:
+            with self._translated():
+                self._conn.row_factory = sqlite3.Row
+                if self._conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+                    # Only a new file can choose: on an existing one the setting needs a full VACUUM.
+                    self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=FULL")
+                self._conn.execute("PRAGMA foreign_keys=ON")
+                self._conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
+                self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
 
     def _migrate(self) -> None:
-        with self.transaction() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
-            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for version, sql in sorted(MIGRATIONS):
-                if version not in applied:
-                    for statement in _statements(sql):
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
+        present = self._tables()
+        known = {version for version, _ in MIGRATIONS}
+        if "schema_migrations" not in present:
+            if present:
+                raise StateError(f"state file {self.path} is an SQLite database of another program (it has "
+                                 f"tables but no monitor schema); point state.path at a monitor state file or a "
+                                 f"new path")
+            applied: set[int] = set()
+        else:
+            applied = {row[0] for row in self._conn.execute("SELECT version FROM schema_migrations")}
+        if applied - known:
+            raise StateError(f"state file {self.path} was written by a newer monitor (schema {max(applied)} > "
+                             f"{max(known)}); upgrade monitor or point state.path elsewhere")
+        if known - applied:
+            # Only a file that needs upgrading takes the write lock here, so read-only
+            # commands work beside a running daemon (and on a read-only file).
+            with self.transaction() as conn:
+                conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+                applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+                for version, sql in sorted(MIGRATIONS):
+                    if version not in applied:
+                        for statement in _statements(sql):
+                            conn.execute(statement)
+                        conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
+        missing = sorted(_declared_tables() - self._tables())
+        if missing:
+            raise StateError(f"state file {self.path} is damaged: table(s) {', '.join(missing)} missing; restore it "
+                             f"from a backup, or move it aside to start afresh (alert state and queued "
+                             f"notifications in it are then lost)")
+
+    def _tables(self) -> set[str]:
+        return {row[0] for row in self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Turn a fault of the file (not a bug in our SQL) into one StateError line."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            error = state_error(self.path, exc, self.busy_timeout_s)
+            if error is None:
+                raise
+            raise error from None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic transaction (BEGIN IMMEDIATE: writers never interleave)."""
-        with self._lock:
+        """One atomic transaction (BEGIN IMMEDIATE: writers never interleave).
+
+        Raises StateError for a fault of the file (locked, read-only, full, damaged);
+        the transaction is then rolled back."""
+        with self._lock, self._translated():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
+                    self._conn.execute("ROLLBACK")
                 raise
             else:
-                self._conn.execute("COMMIT")
+                try:
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, self._translated():
             return self._conn.execute(sql, params).fetchall()
+
+    def release_free_pages(self, max_pages: int, keep_share: float = 0.25) -> int:
+        """Hand up to `max_pages` free pages back to the file system, keeping `keep_share` of the file
+        free for reuse (files made with auto_vacuum=INCREMENTAL; older files reuse their free pages
+        instead). Returns the free pages left."""
+        with self._lock, self._translated():
+            pages, free = (int(self._conn.execute(f"PRAGMA {name}").fetchone()[0])
+                           for name in ("page_count", "freelist_count"))
+            surplus = free - int(pages * keep_share)
+            if surplus > 0 and self._conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+                # executescript steps the pragma to completion (execute() would free a single page)
+                self._conn.executescript(f"PRAGMA incremental_vacuum({min(int(max_pages), surplus)});")
+                free = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
+            return free
 
     # -- blobs: opaque cached values such as fitted drift profiles ---------------
 
@@ -242,3 +354,55 @@ class StateStore:
 
 def _statements(sql: str) -> list[str]:
     return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def _declared_tables() -> set[str]:
+    """Every table the migrations create: a file missing one is damaged."""
+    return {"schema_migrations"} | {name for _, sql in MIGRATIONS
+                                    for name in re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", sql)}
+
+
+def _file_system_full(path: str) -> bool:
+    """Whether the file system holding `path` has (almost) no space left: SQLite reports a full disk
+    as an I/O error when it happens while creating the WAL index."""
+    try:
+        stats = os.statvfs(Path(path).parent)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 64 * 1024
+
+
+def state_error(path: str, exc: sqlite3.DatabaseError, busy_timeout_s: float = BUSY_TIMEOUT_S) -> StateError | None:
+    """The StateError for an sqlite3 error that is the file's fault, or None for a bug in our SQL."""
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+        return None
+    code = getattr(exc, "sqlite_errorname", "") or ""
+    message = str(exc)
+    where = f"state file {path}"
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in message:
+        return StateError(f"{where} is locked by another process (still busy after {busy_timeout_s:g}s); "
+                          f"stop the other monitor using it, or give this one its own state.path")
+    if code.startswith("SQLITE_READONLY") or "readonly" in message:
+        return StateError(f"{where} is read-only ({message}); make the file and its directory writable by the "
+                          f"user running monitor")
+    if code == "SQLITE_FULL" or "disk is full" in message or (code.startswith("SQLITE_IOERR")
+                                                               and _file_system_full(path)):
+        return StateError(f"{where}: the disk is full ({message}); free space on its file system and retry "
+                          f"(the change in progress was not written)")
+    if code == "SQLITE_NOTADB" or "not a database" in message:
+        return StateError(f"{where} is not a monitor state file (not an SQLite database); point state.path at "
+                          f"the right file, or move this one aside to start afresh")
+    if code.startswith("SQLITE_CORRUPT") or "malformed" in message:
+        return StateError(f"{where} is damaged ({message}); restore it from a backup, or move it aside to start "
+                          f"afresh (alert state and queued notifications in it are then lost)")
+    if code.startswith("SQLITE_CANTOPEN") or "unable to open" in message:
+        return StateError(f"{where} cannot be opened ({message}); check that its directory exists and is "
+                          f"writable by the user running monitor")
+    if code.startswith("SQLITE_IOERR") or "I/O error" in message:
+        return StateError(f"{where}: I/O error ({message}); check the disk holding it")
+    if "no such table" in message or "no such column" in message:
+        return StateError(f"{where} is damaged ({message}); restore it from a backup, or move it aside to start "
+                          f"afresh (alert state and queued notifications in it are then lost)")
+    if code and code != "SQLITE_ERROR":  # SQLITE_ERROR alone is a mistake in our SQL: a bug, kept as is
+        return StateError(f"{where}: {message}")
+    return None

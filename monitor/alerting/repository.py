@@ -8,10 +8,12 @@ a notification is queued if and only if the state change that caused it is.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Mapping, Sequence
+from urllib.parse import quote
 
 from monitor.alerting.condition import Matcher
 from monitor.alerting.lifecycle import Alert, AlertState, Transition
@@ -19,7 +21,9 @@ from monitor.alerting.notifications import PENDING, Notification, NotificationKi
 from monitor.alerting.policy import GroupState
 from monitor.alerting.silences import Silence, SilenceError
 from monitor.alerting.versions import ModelVersion, VersionKey
+from monitor.secrets import known_secret_values
 from monitor.store import StateStore
+from monitor.timeutil import from_unix
 
 # Resolved alerts are kept a day for `monitor alerts --all` and late resolved notifications.
 RESOLVED_RETENTION_S = 86400.0
@@ -30,7 +34,65 @@ def _ts(at: datetime | None) -> float | None:
 
 
 def _dt(value: float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, timezone.utc) if value is not None else None
+    return from_unix(value) if value is not None else None
+
+
+# scheme://user:password@host -> scheme://***@host
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@?#]*@")
+
+
+def without_secrets(text: str) -> str:
+    """`text` with URL credentials and every secret this process read (raw, escaped or URL-quoted)
+    replaced by `***`: error text is stored in the state file, which is no place for a secret."""
+    text = _URL_USERINFO.sub(r"\g<scheme>***@", text)
+    for secret in sorted(known_secret_values(), key=len, reverse=True):
+        for form in {secret, repr(secret)[1:-1], quote(secret, safe="")}:
+            if form:
+                text = text.replace(form, "***")
+    return text
+
+
+# Pruning (monitor.retention), a batch at a time, oldest first. What a report or an
+# open alert still needs is never deleted:
+# - a transition goes once the episode it belongs to ended (a later resolved or
+#   inactive transition of the same alert) before the horizon, or once its alert is
+#   gone from the alerts table and has no transition after the horizon (its rule was
+#   removed); so an episode that started long ago but ended or is still open inside
+#   the retention window keeps its start, which the report's incident needs;
+# - a notification goes once it is routed, no delivery references it any more, and
+#   none of the alerts it shows has a transition left at or before it: it then
+#   belongs to episodes already pruned (so a still-open episode keeps its first page,
+#   which the report's time to detect needs);
+# - a cycle goes once no transition or notification references it.
+_PRUNE_TRANSITIONS = """
+    DELETE FROM alert_transitions WHERE rowid IN (
+        SELECT t.rowid FROM alert_transitions t WHERE t.at < :horizon AND (
+            EXISTS (SELECT 1 FROM alert_transitions e WHERE e.fingerprint = t.fingerprint
+                    AND e.to_state IN ('resolved', 'inactive') AND e.at < :horizon AND e.rowid >= t.rowid)
+            OR (NOT EXISTS (SELECT 1 FROM alerts a WHERE a.fingerprint = t.fingerprint)
+                AND NOT EXISTS (SELECT 1 FROM alert_transitions e WHERE e.fingerprint = t.fingerprint
+                                AND e.at >= :horizon)))
+        ORDER BY t.at LIMIT :batch)
+"""
+_PRUNE_NOTIFICATIONS = """
+    DELETE FROM notifications WHERE id IN (
+        SELECT n.id FROM notifications n WHERE n.created_at < :horizon AND n.status != 'pending'
+            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)
+            AND NOT EXISTS (
+                SELECT 1 FROM (SELECT json_extract(j.value, '$.fingerprint') AS fingerprint
+                               FROM json_each(IIF(json_valid(n.payload), n.payload, '{}'), '$.alerts') j
+                               UNION ALL SELECT json_extract(IIF(json_valid(n.payload), n.payload, '{}'),
+                                                             '$.alert.fingerprint')) shown
+                JOIN alert_transitions e ON e.fingerprint = shown.fingerprint AND e.at <= n.created_at)
+        ORDER BY n.created_at LIMIT :batch)
+"""
+_PRUNE_CYCLES = """
+    DELETE FROM cycles WHERE id IN (
+        SELECT c.id FROM cycles c WHERE c.evaluated_at < :horizon
+            AND NOT EXISTS (SELECT 1 FROM alert_transitions t WHERE t.cycle_id = c.id)
+            AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.cycle_id = c.id)
+        ORDER BY c.evaluated_at LIMIT :batch)
+"""
 
 
 def _json(value: Any) -> str:
@@ -56,6 +118,15 @@ class CycleRecord:
     signals: int
     transitions: int
     notifications: int
+
+
+@dataclass(frozen=True)
+class PrunedHistory:
+    """Rows one pruning pass deleted, per table."""
+
+    transitions: int = 0
+    notifications: int = 0
+    cycles: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,8 +205,18 @@ class AlertRepository:
         with self.store.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO cycles (evaluated_at, started_at, finished_at, status, error) VALUES (?, ?, ?, ?, ?)",
-                (_ts(evaluated_at), _ts(started_at), _ts(finished_at), "failed", error))
+                (_ts(evaluated_at), _ts(started_at), _ts(finished_at), "failed", without_secrets(error)))
             return int(cursor.lastrowid)
+
+    def prune(self, horizon: datetime, batch: int) -> PrunedHistory:
+        """Delete up to `batch` rows per table of finished history older than `horizon`, oldest first
+        (what an open alert or a queued delivery needs is kept: see _PRUNE_TRANSITIONS and below)."""
+        params = {"horizon": _ts(horizon), "batch": int(batch)}
+        with self.store.transaction() as conn:
+            transitions = conn.execute(_PRUNE_TRANSITIONS, params).rowcount
+            notifications = conn.execute(_PRUNE_NOTIFICATIONS, params).rowcount  # after: see above
+            cycles = conn.execute(_PRUNE_CYCLES, params).rowcount
+        return PrunedHistory(transitions, notifications, cycles)
 
     def save_cycle(self, *, evaluated_at: datetime, started_at: datetime, finished_at: datetime,
                    signal_count: int, previous: Mapping[str, Alert], alerts: Mapping[str, Alert],

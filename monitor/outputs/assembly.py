@@ -59,7 +59,11 @@ def build_delivery(config: Config, store: StateStore, clock: Clock | None = None
         destinations["alertmanager"] = AlertmanagerDestination(outputs.alertmanager, resolver)
     links = LinkBuilder(outputs.report_url, outputs.prometheus_url or config.prometheus.url,
                         _rule_exprs(config))
-    return DeliveryService(outbox, Router(outputs, links), OutboxWorker(outbox, destinations, clock), clock)
+    router = Router(outputs, links)
+    outbox.target_digests = router.target_digests()
+    for name in outbox.enable_changed_destinations():
+        log.info("destination %s re-enabled: its configured target changed since it answered 410 Gone", name)
+    return DeliveryService(outbox, router, OutboxWorker(outbox, destinations, clock), clock)
 
 
 def _rule_exprs(config: Config) -> dict[str, str]:

@@ -11,6 +11,11 @@ with the same `message_id`, so receivers dedup on it. At least once, never lost.
 Per destination, deliveries go out strictly in the order they were queued: while
 the oldest is waiting for a retry, the ones behind it wait too, so a resolve never
 overtakes its firing message.
+
+A failed delivery can be queued again by hand (`retry`, `monitor deliveries retry`);
+finished ones are pruned after `state.retention` (`prune`, run by monitor.retention).
+A destination disabled by a 410 is sent to again after a config reload, or at a
+start whose configured target for it changed (`target_digests`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterable, Iterator
 
+from monitor.errors import MonitorError
 from monitor.outputs.backoff import RetrySchedule
 from monitor.outputs.results import SendOutcome, SendResult
 from monitor.store import StateStore
@@ -36,6 +42,10 @@ class DeliveryStatus(Enum):
 
 
 FINISHED_FAILED = (DeliveryStatus.EXPIRED, DeliveryStatus.DISABLED)
+
+
+class RetryRefused(MonitorError):
+    """`monitor deliveries retry` cannot re-send this delivery; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,9 @@ class Outbox:
         default_s = self.schedule.total.total_seconds() * (1 + self.schedule.jitter_share) + 3600
         self.expire_after_s = expire_after_s if expire_after_s is not None else default_s
         self.rng = rng or random.Random()
+        # destination -> digest of its configured target, stored when a 410 disables it,
+        # so a restart with a changed target sends to it again (build_delivery fills it).
+        self.target_digests: dict[str, str] = {}
 
     # -- writing ----------------------------------------------------------------------
 
@@ -205,7 +218,8 @@ class Outbox:
         """410 Gone: stop sending to this destination; what was queued for it stays visible."""
         reason = f"destination disabled: it answered {result.status_code or 410} Gone"
         conn.execute("INSERT OR REPLACE INTO disabled_destinations (destination, target_digest, disabled_at, "
-                     "reason) VALUES (?, '', ?, ?)", (destination, now, reason))
+                     "reason) VALUES (?, ?, ?, ?)", (destination, self.target_digests.get(destination, ""), now,
+                                                     reason))
         rows = conn.execute("SELECT notification_id FROM deliveries WHERE destination = ? AND status = ?",
                             (destination, DeliveryStatus.PENDING.value)).fetchall()
         conn.execute("UPDATE deliveries SET status = ?, finished_at = ?, last_status_code = ?, last_error = ? "
@@ -232,6 +246,69 @@ class Outbox:
         with self.store.transaction() as conn:
             return conn.execute("DELETE FROM disabled_destinations WHERE destination = ?",
                                 (destination,)).rowcount > 0
+
+    def enable_all_destinations(self) -> list[str]:
+        """A config reload: every destination disabled by a 410 is sent to again (if it still answers
+        410 it is disabled again after one request). Returns the names re-enabled."""
+        with self.store.transaction() as conn:
+            names = [r[0] for r in conn.execute("SELECT destination FROM disabled_destinations ORDER BY 1")]
+            conn.execute("DELETE FROM disabled_destinations")
+        return names
+
+    def enable_changed_destinations(self) -> list[str]:
+        """At start: re-enable each disabled destination whose configured target is no longer the one
+        that answered 410 (per `target_digests`; one no longer configured is forgotten too)."""
+        with self.store.transaction() as conn:
+            rows = conn.execute("SELECT destination, target_digest FROM disabled_destinations ORDER BY 1").fetchall()
+            changed = [name for name, digest in rows if self.target_digests.get(name) != digest]
+            conn.executemany("DELETE FROM disabled_destinations WHERE destination = ?", [(n,) for n in changed])
+        return changed
+
+    def retry(self, delivery_id: int, now: float, configured: Iterable[str] | None = None) -> Delivery:
+        """Queue a failed (expired or disabled) delivery again with a fresh retry schedule, due now;
+        a pending one is made due now. Raises RetryRefused (delivered, unknown, its destination not in
+        `configured` or still disabled, or it would overtake a newer message of its group)."""
+        with self.store.transaction() as conn:
+            rows = conn.execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)).fetchall()
+            if not rows:
+                raise RetryRefused(f"no delivery with id {delivery_id} (see `monitor deliveries`)")
+            delivery = _delivery_from_row(rows[0])
+            if delivery.status is DeliveryStatus.DELIVERED:
+                raise RetryRefused(f"delivery {delivery_id} to {delivery.destination} was already delivered; "
+                                   f"nothing to retry")
+            if configured is not None and delivery.destination not in set(configured):
+                raise RetryRefused(f"delivery {delivery_id}: {delivery.destination} is not in the config's "
+                                   f"outputs any more, so nothing would send it")
+            disabled = conn.execute("SELECT reason FROM disabled_destinations WHERE destination = ?",
+                                    (delivery.destination,)).fetchall()
+            if disabled:
+                raise RetryRefused(f"delivery {delivery_id}: {delivery.destination} is disabled ({disabled[0][0]}); "
+                                   f"fix its target and reload the config (SIGHUP), then retry")
+            if delivery.group_key is not None:
+                newer = conn.execute(
+                    "SELECT id FROM deliveries WHERE destination = ? AND group_key = ? AND id > ? AND status = ? "
+                    "ORDER BY id DESC LIMIT 1",
+                    (delivery.destination, delivery.group_key, delivery.id, DeliveryStatus.DELIVERED.value)
+                ).fetchall()
+                if newer:
+                    raise RetryRefused(f"delivery {delivery_id}: a newer message of its alert group was already "
+                                       f"delivered to {delivery.destination} (delivery {newer[0][0]}); re-sending "
+                                       f"this older one would overtake it")
+            conn.execute("UPDATE deliveries SET status = ?, failures = 0, next_attempt_at = ?, expires_at = ?, "
+                         "finished_at = NULL, last_status_code = NULL, last_error = NULL WHERE id = ?",
+                         (DeliveryStatus.PENDING.value, now, now + self.expire_after_s, delivery_id))
+            if delivery.notification_id is not None:
+                conn.execute("UPDATE notifications SET status = 'routed' WHERE id = ?", (delivery.notification_id,))
+        return self.get(delivery_id)
+
+    def prune(self, finished_before: float, batch: int) -> int:
+        """Delete up to `batch` deliveries finished (delivered, expired, disabled) before `finished_before`,
+        oldest first; pending ones are never deleted. Returns how many were deleted."""
+        with self.store.transaction() as conn:
+            return conn.execute(
+                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE finished_at < ? "
+                "AND status != ? ORDER BY finished_at LIMIT ?)",
+                (finished_before, DeliveryStatus.PENDING.value, batch)).rowcount
 
     # -- reading ----------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ and the deliveries' unique key keeps that from queuing anything twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
@@ -71,6 +72,18 @@ class Router:
         if self.outputs.alertmanager:
             names.append(alertmanager.DESTINATION)
         return names
+
+    def target_digests(self) -> dict[str, str]:
+        """Per destination, a digest of its configured target (URL, channel, secret names; never a
+        secret's value): a destination disabled by a 410 is re-enabled when this changes."""
+        configs: dict[str, object] = {}
+        if self.outputs.slack:
+            configs[slack.DESTINATION] = self.outputs.slack
+        for subscription in self.outputs.webhooks:
+            configs[destination_name(subscription)] = subscription
+        if self.outputs.alertmanager:
+            configs[alertmanager.DESTINATION] = self.outputs.alertmanager
+        return {name: hashlib.sha256(repr(config).encode()).hexdigest()[:32] for name, config in configs.items()}
 
     def route(self, notification_key: str, kind: str, created_at: str, payload: Mapping[str, Any],
               notification_id: int | None = None) -> list[OutboxItem]:
