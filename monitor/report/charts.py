@@ -28,7 +28,9 @@ _RC = {
     # Fixed hash salt: the same data draws the same bytes (reproducible reports).
     "svg.hashsalt": "monitor-report",
     "font.family": "sans-serif",
-    "font.size": 9,
+    # Sized for the rendered page: a 7in chart shown ~700px wide on a laptop and scaled
+    # down on a phone; below ~9pt here tick labels become unreadable there.
+    "font.size": 10,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
@@ -45,6 +47,17 @@ _STYLE_DEFS = re.compile(r"\s*<defs>\s*<style[^>]*>[^<]*</style>\s*</defs>", re.
 _WHITESPACE = re.compile(r"\s*\n\s*")
 # The style matplotlib puts in every SVG; render.py's page CSS includes it once.
 SVG_BASE_CSS = "svg.chart *{stroke-linejoin:round;stroke-linecap:butt}"
+
+
+# Sizes for secondary text (legends, threshold labels, bucket ticks) and titles.
+_SMALL = 9
+_TITLE = 11
+
+
+def _plain(text: str) -> str:
+    """Text drawn as written: matplotlib reads `$...$` as maths (and fails on `v$1$`-like
+    labels), so every dollar is escaped; backslashes and underscores are literal outside maths."""
+    return str(text).replace("$", r"\$")
 
 
 def _figure(width_in: float = 7.0, height_in: float = 2.4, right: float = 0.97) -> Figure:
@@ -107,20 +120,21 @@ def burn_rate_chart(series: TimeSeries, title: str, window: str, page_threshold:
     thresholds = [(1.0, "budget pace")]
     if page_threshold is not None:
         thresholds.append((page_threshold, f"page ({page_threshold:g}×)"))
+    series_label = _plain(f"burn rate ({window})")
     figure = _figure()
     axes = figure.add_subplot()
     values = [float("nan") if v is None else v for v in series.values]
     axes.plot(_times(series.timestamps_s), values, color=_COLORS[0], linewidth=1.2,
-              label=f"burn rate ({window})")
+              label=series_label)
     top = max([v for v in values if v == v] + [1.0])
     for level, label in thresholds:
         if level <= top * 1.2:
             axes.axhline(level, linestyle="--", linewidth=0.8, color="#d62728" if level > 1 else "#7f7f7f")
-            axes.annotate(label, (1.0, level), xycoords=("axes fraction", "data"), fontsize=7,
+            axes.annotate(label, (1.0, level), xycoords=("axes fraction", "data"), fontsize=_SMALL,
                           ha="right", va="bottom", color="#555555")
     axes.set_ylim(bottom=0)
     axes.set_ylabel("× budget")
-    axes.set_title(title, loc="left", fontsize=9)
+    axes.set_title(_plain(title), loc="left", fontsize=_TITLE)
     _date_axis(axes)
     return _to_svg(figure, title)
 
@@ -137,10 +151,10 @@ def distribution_chart(distribution: PredictionDistribution, title: str) -> str:
              label="reference", color=_COLORS[0])
     axes.bar([p + width / 2 for p in positions], distribution.current_share, width,
              label="current", color=_COLORS[1])
-    axes.set_xticks(list(positions), labels, fontsize=7)
+    axes.set_xticks(list(positions), labels, fontsize=_SMALL)
     axes.set_ylabel("share")
-    axes.legend(fontsize=7, frameon=False)
-    axes.set_title(title, loc="left", fontsize=9)
+    axes.legend(fontsize=_SMALL, frameon=False)
+    axes.set_title(_plain(title), loc="left", fontsize=_TITLE)
     return _to_svg(figure, title)
 
 
@@ -154,10 +168,10 @@ def daily_cost_chart(daily: Sequence[DailyCost], title: str = "Daily serving cos
     bottoms = [0.0] * len(daily)
     for index, model in enumerate(models):
         heights = [d.cost_usd_by_model.get(model) or 0.0 for d in daily]
-        axes.bar(days, heights, bottom=bottoms, label=model, color=_COLORS[index % len(_COLORS)])
+        axes.bar(days, heights, bottom=bottoms, label=_plain(model), color=_COLORS[index % len(_COLORS)])
         bottoms = [b + h for b, h in zip(bottoms, heights)]
     axes.set_ylabel("USD")
     if models:
-        axes.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    axes.set_title(title, loc="left", fontsize=9)
+        axes.legend(fontsize=_SMALL, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axes.set_title(_plain(title), loc="left", fontsize=_TITLE)
     return _to_svg(figure, title)
