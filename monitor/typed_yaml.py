@@ -150,9 +150,10 @@ def _read_text(path: str) -> str:
 
 
 def _compose(path: str, text: str, multi_document: bool) -> list[yaml.Node]:
-    loader = _BoundedLoader(text)
+    loader = None
     documents: list[yaml.Node] = []
     try:
+        loader = _BoundedLoader(text)  # the reader refuses control characters here
         while loader.check_node():
             node = loader.get_node()
             if node is None:
@@ -173,12 +174,14 @@ def _compose(path: str, text: str, multi_document: bool) -> list[yaml.Node]:
     except yaml.reader.ReaderError as exc:
         # A control character: the reader knows its position, not its line.
         line = text.count("\n", 0, exc.position) + 1
-        raise ConfigError([Problem(path, line, f"invalid YAML: character {exc.character!r} is not allowed "
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ConfigError([Problem(path, line, f"invalid YAML: control character U+{code:04X} is not allowed "
                                                f"(position {exc.position})")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(path, None, f"invalid YAML: {exc}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return documents
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from monitor.timeutil import utc
+from monitor.timeutil import iso_z, utc
 
 # Instants a command may be asked about. Outside these, a time is a typo (a year
 # 20266, a Unix time in ms read as seconds) and would overflow the arithmetic
@@ -17,7 +17,7 @@ LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 def instant_range_problem(at: datetime) -> str | None:
     """Why `at` is outside the instants we accept (1970-2200), or None."""
     if not EARLIEST <= utc(at) < LATEST:
-        return f"{utc(at):%Y-%m-%dT%H:%M:%SZ} is outside the years 1970 to 2199"
+        return f"{iso_z(at)} is outside the years 1970 to 2199"
     return None
 
 

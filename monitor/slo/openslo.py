@@ -79,11 +79,15 @@ def _period(doc: YamlFile, node: yaml.Node, count: int, unit: str, rolling: bool
     try:
         tz = zone(calendar.timeZone)
         start = datetime.fromisoformat(calendar.startTime.strip())
-        start = start.replace(tzinfo=tz) if start.tzinfo is None else start.astimezone(tz)
-    except (ValueError, OverflowError) as exc:
+    except ValueError as exc:
         doc.error(node, f"time window: calendar: {exc}")
         return None
-    if not 1970 <= start.year < 2200:
+    try:
+        start = start.replace(tzinfo=tz) if start.tzinfo is None else start.astimezone(tz)
+        in_range = 1970 <= start.year < 2200
+    except OverflowError:
+        in_range = False
+    if not in_range:
         doc.error(node, f"time window: calendar.startTime {calendar.startTime!r} is outside the years 1970 to 2199")
         return None
     return CalendarPeriod(count=count, unit=unit, anchor=start)

@@ -104,7 +104,7 @@ class SlothSlo:
         # the OpenSLO way (0.999 would allow 99.001% errors), so we refuse it loudly.
         if not 1 <= self.objective < 100:
             return [("objective", f"must be a percentage below 100 (e.g. 99.9), got {self.objective:g}"
-                                  + (" (a ratio? Sloth objectives are percentages)" if self.objective < 1 else ""))]
+                                  + (" (a ratio? Sloth objectives are percentages)" if 0 < self.objective < 1 else ""))]
         return []
 
 
