@@ -55,8 +55,7 @@ def parse_series_selector(text: str) -> SeriesSelector:
     matchers, end = _parse_matchers(rest, 1)
     if rest[end:].strip():
         raise SelectorSyntaxError(f"unexpected {rest[end:].strip()[:20]!r} after the closing brace")
-    if metric is None and not matchers:
-        raise SelectorSyntaxError("names no metric and no label matcher")
+    # `{}` parses; whether selecting everything is acceptable is the caller's to say.
     return SeriesSelector(metric, tuple(matchers))
 
 

@@ -389,3 +389,31 @@ def test_chart_text_is_drawn_as_written_not_as_maths(label):
     unescaped = [t.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">") for t in texts]
     assert label in unescaped
     assert f"cost of {label}" in unescaped and f"ranker {label} predictions" in unescaped
+
+
+def test_a_slack_webhook_url_without_a_scheme_fails_the_delivery_without_printing_it(tmp_path, monkeypatch, caplog):
+    import random
+
+    from monitor.outputs.assembly import build_delivery
+    from monitor.store import StateStore
+    from standins.clock import ManualClock
+    from standins.configs import write_config
+
+    secret_path = "s3cr3t-webhook-path"
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", f"hooks.slack.com/services/T0/B0/{secret_path}")
+    config = write_config(tmp_path, """
+        retry_schedule: [0s]
+        expire_after: 10m
+        slack:
+          webhook_url_env: SLACK_WEBHOOK_URL""")
+    clock = ManualClock()
+    service = build_delivery(config, StateStore(tmp_path / "state.db"), clock, rng=random.Random(1))
+    payload = {"kind": "firing", "status": "firing", "groupKey": "g", "groupLabels": {"alertname": "A"},
+               "alerts": [{"status": "firing", "labels": {"alertname": "A", "severity": "page"}, "annotations": {},
+                           "startsAt": "2026-11-22T21:00:00Z", "value": 1.0, "endsAt": None, "evidence": {}}],
+               "firing": 1, "resolved": 0}
+    service.outbox.enqueue(service.router.route("f", "firing", "2026-11-22T21:05:00Z", payload), clock.now())
+    service.worker.run_until_idle()
+    (delivery,) = service.outbox.deliveries()
+    assert delivery.attempts == 1 and "SLACK_WEBHOOK_URL" in delivery.last_error
+    assert secret_path not in delivery.last_error and secret_path not in caplog.text
