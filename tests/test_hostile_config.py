@@ -289,6 +289,17 @@ TIME_ROWS = [
                  id="listing silences at 1900 names --at"),
 ]
 
+LISTEN_ROWS = [
+    pytest.param(Row({"monitor.yaml": ""}, "--listen", ["run", "--config", "{dir}/monitor.yaml", "--listen", "nonsense"]),
+                 id="a daemon listen flag without a port names --listen"),
+    pytest.param(Row({"monitor.yaml": ""}, "--listen",
+                     ["run", "--config", "{dir}/monitor.yaml", "--listen", "127.0.0.1:99999"]),
+                 id="a daemon listen port out of range names --listen"),
+    pytest.param(Row({"monitor.yaml": ""}, "--listen", ["run", "--config", "{dir}/monitor.yaml", "--listen", "[::zz]:9464"]),
+                 id="a daemon listen address with a malformed IPv6 host names --listen"),
+    pytest.param(Row({}, "--port", ["gpu-exporter", "--port", "70000"]), id="a GPU exporter port out of range names --port"),
+]
+
 
 def _materialise(row: Row, directory: Path) -> list[str]:
     for name, content in row.files.items():
@@ -328,6 +339,12 @@ def test_a_time_far_from_now_is_one_line_naming_its_flag(tmp_path, capsys, row):
     outcome = run_in_process(_materialise(row, tmp_path), capsys)
     assert_handled(_without_usage(outcome), row.where)
     assert re.search(r"1970|2199|an hour", outcome.stderr), outcome.stderr
+
+
+@pytest.mark.parametrize("row", LISTEN_ROWS)
+def test_a_bad_listen_address_flag_is_one_line_naming_the_flag(tmp_path, capsys, row):
+    outcome = run_in_process(_materialise(row, tmp_path), capsys)
+    assert_handled(_without_usage(outcome), row.where, codes=(2,))
 
 
 def test_the_alias_bomb_is_refused_well_within_two_seconds(tmp_path, capsys):
