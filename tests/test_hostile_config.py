@@ -108,6 +108,8 @@ CONFIG_ROWS = [
                  id="five thousand nested lists are refused, not a recursion error"),
     pytest.param(config("x: " + "{a: " * 100 + "1" + "}" * 100 + "\n", "monitor.yaml:1"),
                  id="a hundred nested mappings are refused"),
+    pytest.param(config("a0: &a0 1\n" + "".join(f"a{i}: &a{i} {'[' * 10}*a{i - 1}{']' * 10}\n" for i in range(1, 8)),
+                        "monitor.yaml:8"), id="aliases stacking shallow lists into a deep one are refused"),
     pytest.param(config('prometheus: !!python/object/apply:os.system ["touch /tmp/pwned"]\n', "monitor.yaml:1"),
                  id="a python object tag is refused"),
     pytest.param(config("slo_period: !env SLO_PERIOD\n", "monitor.yaml:1"), id="a custom tag is refused"),
