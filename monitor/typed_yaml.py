@@ -21,6 +21,8 @@ format has several (Sloth and OpenSLO files).
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 import types
 import typing
 from datetime import timedelta
@@ -105,7 +107,7 @@ class _BoundedLoader(yaml.SafeLoader):
             if not isinstance(node, ScalarNode) and node.end_mark is None:
                 # An alias to a collection still being composed: it would contain itself.
                 raise _Refused(line, "an alias refers to a collection that contains it (recursive alias)")
-            measured = self._measure(node, line)
+            measured = self._measure(node)
             self._measured[id(node)] = measured
         size, height = measured
         if height > MAX_DEPTH:
@@ -115,7 +117,8 @@ class _BoundedLoader(yaml.SafeLoader):
                                  f"(an alias bomb?)")
         return node
 
-    def _measure(self, node: yaml.Node, line: int) -> tuple[int, int]:
+    def _measure(self, node: yaml.Node) -> tuple[int, int]:
+        """(expanded size, height) of a just-composed node, from its children's."""
         if isinstance(node, ScalarNode):
             return 1, 1
         if isinstance(node, MappingNode):
@@ -136,6 +139,9 @@ class _BoundedLoader(yaml.SafeLoader):
 def _read_text(path: str) -> str:
     """The file as text, bounded in size; one clear problem when it is too big or not UTF-8."""
     try:
+        # A FIFO or a device matched by a glob would block the read or never end.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ConfigError([Problem(path, None, "not a regular file")])
         with open(path, "rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:

@@ -380,6 +380,16 @@ def test_ordinary_templates_still_render():
     assert template_problem("{{ $labels.service }} {{ $evidence.burn_rate_1h | humanize }}") is None
 
 
+def test_a_named_pipe_matched_by_a_glob_is_refused_without_blocking(tmp_path, capsys):
+    import os
+
+    (tmp_path / "slos").mkdir()
+    os.mkfifo(tmp_path / "slos" / "slo.yaml")
+    (tmp_path / "monitor.yaml").write_text("slos: ['slos/*.yaml']\n")
+    outcome = run_in_process(["check", "--config", tmp_path / "monitor.yaml"], capsys)
+    assert_handled(_without_check_summary(outcome), f"{tmp_path}/slos/slo.yaml: not a regular file")
+
+
 def test_a_multi_document_openslo_file_still_loads(tmp_path, capsys):
     (tmp_path / "monitor.yaml").write_text("slos: [slo.yaml]\n")
     (tmp_path / "slo.yaml").write_text(OPENSLO + "---\n" + SLOTH.replace("checkout", "search"))
