@@ -28,8 +28,8 @@ _RC = {
     # Fixed hash salt: the same data draws the same bytes (reproducible reports).
     "svg.hashsalt": "monitor-report",
     "font.family": "sans-serif",
-    # Sized for the rendered page: a 7in chart shown ~700px wide on a laptop and scaled
-    # down on a phone; below ~9pt here tick labels become unreadable there.
+    # Sized for the rendered page: the 5in charts are drawn two to a row, ~410px wide
+    # (a scale of ~1.1), so 9-10pt here reads as 10-11px there.
     "font.size": 10,
     "axes.spines.top": False,
     "axes.spines.right": False,
@@ -60,11 +60,12 @@ def _plain(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _figure(width_in: float = 7.0, height_in: float = 2.4, right: float = 0.97) -> Figure:
+def _figure(width_in: float = 5.0, height_in: float = 2.4, right: float = 0.97) -> Figure:
     # Fixed margins rather than constrained layout: half the drawing time, and the
-    # text is drawn by the browser's font anyway (svg.fonttype none).
+    # text is drawn by the browser's font anyway (svg.fonttype none). Margins are in
+    # inches so tick labels and the axis label fit whatever the figure's width.
     figure = Figure(figsize=(width_in, height_in), dpi=72)
-    figure.subplots_adjust(left=0.09, right=right, top=0.87, bottom=0.14)
+    figure.subplots_adjust(left=0.62 / width_in, right=right, top=1 - 0.36 / height_in, bottom=0.36 / height_in)
     return figure
 
 
@@ -121,7 +122,8 @@ def burn_rate_chart(series: TimeSeries, title: str, window: str, page_threshold:
     if page_threshold is not None:
         thresholds.append((page_threshold, f"page ({page_threshold:g}×)"))
     series_label = _plain(f"burn rate ({window})")
-    figure = _figure()
+    # Two charts share a row of the page: 5in keeps their text near the page's size.
+    figure = _figure(5.0, 2.4)
     axes = figure.add_subplot()
     values = [float("nan") if v is None else v for v in series.values]
     axes.plot(_times(series.timestamps_s), values, color=_COLORS[0], linewidth=1.2,
