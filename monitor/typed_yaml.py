@@ -31,7 +31,7 @@ from typing import Any, Literal, Union
 
 import yaml
 from yaml.events import MappingStartEvent, ScalarEvent, SequenceStartEvent
-from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, ScalarNode
 
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, Problem

@@ -214,7 +214,7 @@ def _render_bounded(compiled: Template, labels: Mapping[str, str], value: float 
 def template_problem(template: str, labels: Mapping[str, str] | None = None) -> str | None:
     """Why a template does not compile, or fails when rendered once against sample labels; else None."""
     try:
-        compiled = _compile(template)
+        compiled = _compiled(template)  # cached: rule files are re-read every cycle
     except TemplateSyntaxError as exc:
         return f"invalid template: {exc.message} (template line {exc.lineno})"
     except SecurityError as exc:
