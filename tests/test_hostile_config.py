@@ -101,7 +101,8 @@ def config(text: str | bytes, where: str) -> Row:
 
 CONFIG_ROWS = [
     # -- untrusted text is bounded -------------------------------------------------
-    pytest.param(config(BOMB, "monitor.yaml:6"), id="a billion-laughs alias bomb is refused at the alias that crosses the bound"),
+    pytest.param(config(BOMB, "monitor.yaml:6"),
+                 id="a billion-laughs alias bomb is refused at the alias that crosses the bound"),
     pytest.param(config("a: &a [*a]\n", "monitor.yaml:1"), id="an alias that contains itself is refused"),
     pytest.param(config("slos: " + "[" * 5000 + "]" * 5000 + "\n", "monitor.yaml:1"),
                  id="five thousand nested lists are refused, not a recursion error"),
@@ -129,7 +130,8 @@ CONFIG_ROWS = [
     # -- durations -------------------------------------------------------------------
     pytest.param(config("slo_period: 99999999999999999999d\n", "monitor.yaml:1"),
                  id="an overflowing duration is refused, not an OverflowError"),
-    pytest.param(config("slo_period: 1h1h\n", "monitor.yaml:1"), id="a duration repeating a unit is refused as promtool does"),
+    pytest.param(config("slo_period: 1h1h\n", "monitor.yaml:1"),
+                 id="a duration repeating a unit is refused as promtool does"),
     pytest.param(config("slo_period: 5m1h\n", "monitor.yaml:1"), id="a duration with units out of order is refused"),
     pytest.param(config("slo_period: 11y\n", "monitor.yaml:1"), id="a duration over ten years is refused"),
     pytest.param(config("slo_period: 0s\n", "monitor.yaml:1"), id="a zero SLO period is refused"),
@@ -166,8 +168,10 @@ CONFIG_ROWS = [
                  id="a gpus selector without its closing brace is refused"),
     pytest.param(config(model(gpus="'{namespace==\"ranker\"}'"), "monitor.yaml:4"),
                  id="a gpus matcher with a doubled operator is refused"),
-    pytest.param(config(model(gpus="'{namespace=ranker}'"), "monitor.yaml:4"), id="an unquoted matcher value is refused"),
-    pytest.param(config(model(cpu="'{1pod=\"x\"}'"), "monitor.yaml:4"), id="a cpu matcher with an invalid label name is refused"),
+    pytest.param(config(model(gpus="'{namespace=ranker}'"), "monitor.yaml:4"),
+                 id="an unquoted matcher value is refused"),
+    pytest.param(config(model(cpu="'{1pod=\"x\"}'"), "monitor.yaml:4"),
+                 id="a cpu matcher with an invalid label name is refused"),
     pytest.param(config(model(memory="'{pod=\"x\"} or vector(1)'"), "monitor.yaml:4"),
                  id="a memory selector with an injected expression is refused"),
     pytest.param(config(model(inferences="'sum(rate(x[5m]))'"), "monitor.yaml:3"),
@@ -202,9 +206,12 @@ CONFIG_ROWS = [
     pytest.param(config("prometheus:\n  headers: {X-Scope-OrgID: \"a\\r\\nInjected: 1\"}\n", "monitor.yaml:2"),
                  id="a header value with a line break is refused"),
     pytest.param(config("http:\n  listen: nonsense\n", "monitor.yaml:2"), id="an unparsable listen address is refused"),
-    pytest.param(config("http:\n  listen: '127.0.0.1:70000'\n", "monitor.yaml:2"), id="a listen port out of range is refused"),
-    pytest.param(config("http:\n  listen: '::1:9464'\n", "monitor.yaml:2"), id="an IPv6 listen host without brackets is refused"),
-    pytest.param(config("http:\n  listen: 'exa mple:9464'\n", "monitor.yaml:2"), id="a listen host with a space is refused"),
+    pytest.param(config("http:\n  listen: '127.0.0.1:70000'\n", "monitor.yaml:2"),
+                 id="a listen port out of range is refused"),
+    pytest.param(config("http:\n  listen: '::1:9464'\n", "monitor.yaml:2"),
+                 id="an IPv6 listen host without brackets is refused"),
+    pytest.param(config("http:\n  listen: 'exa mple:9464'\n", "monitor.yaml:2"),
+                 id="a listen host with a space is refused"),
 ]
 
 SPEC_ROWS = [
@@ -242,7 +249,8 @@ SPEC_ROWS = [
 RULE_ROWS = [
     pytest.param(Row(template("{{ 9**9**9 }}"), "rules.yaml:8"),
                  id="a template whose constant power Jinja would fold at compile time is refused quickly"),
-    pytest.param(Row(template("{{ 'a' * 10**9 }}"), "rules.yaml:8"), id="a template building a gigabyte string is refused"),
+    pytest.param(Row(template("{{ 'a' * 10**9 }}"), "rules.yaml:8"),
+                 id="a template building a gigabyte string is refused"),
     pytest.param(Row(template("{{ 'a'.center(1000000000) }}"), "rules.yaml:8"),
                  id="a template calling a padding method is refused"),
     pytest.param(Row(template("{% set x = 'ab' %}{{ x ~ x }}"), "rules.yaml:8"),
@@ -252,7 +260,8 @@ RULE_ROWS = [
     pytest.param(Row(template("{{ range(100000) | join(',') }}"), "rules.yaml:8"),
                  id="a template calling range is refused"),
     pytest.param(Row(template("{{ $labels.model "), "rules.yaml:8"), id="an unclosed template is refused"),
-    pytest.param(Row(template("{{ 1 / 0 }}"), "rules.yaml:8"), id="a template that fails when rendered is refused at check"),
+    pytest.param(Row(template("{{ 1 / 0 }}"), "rules.yaml:8"),
+                 id="a template that fails when rendered is refused at check"),
     pytest.param(Row(with_rules(RULES + "---\nversion: monitor/v1\ngroups: []\n"), "rules.yaml:10"),
                  id="a second document in a rule file is refused"),
     pytest.param(Row(with_rules(RULES.replace("alert: BurnPage", "alert: !!python/object:x BurnPage")), "rules.yaml:5"),
@@ -274,9 +283,11 @@ TIME_ROWS = [
     pytest.param(Row({"monitor.yaml": "prometheus: {url: 'http://127.0.0.1:1'}\n"}, "--at",
                      ["slo", "--config", "{dir}/monitor.yaml", "--at", "2500-01-01T00:00:00Z"]),
                  id="an SLO evaluation in the year 2500 names --at"),
-    pytest.param(Row({"monitor.yaml": ""}, "--week", ["report", "--config", "{dir}/monitor.yaml", "--week", "9999-W52"]),
+    pytest.param(Row({"monitor.yaml": ""}, "--week",
+                     ["report", "--config", "{dir}/monitor.yaml", "--week", "9999-W52"]),
                  id="a report for the year 9999 names --week"),
-    pytest.param(Row({"monitor.yaml": ""}, "--week", ["report", "--config", "{dir}/monitor.yaml", "--week", "1900-W01"]),
+    pytest.param(Row({"monitor.yaml": ""}, "--week",
+                     ["report", "--config", "{dir}/monitor.yaml", "--week", "1900-W01"]),
                  id="a report for the year 1900 names --week"),
     pytest.param(Row({"monitor.yaml": ""}, "--from/--to",
                      ["report", "--config", "{dir}/monitor.yaml", "--from", "2026-11-16T00:00:00Z",
@@ -284,21 +295,25 @@ TIME_ROWS = [
     pytest.param(Row({"monitor.yaml": ""}, "--from/--to",
                      ["report", "--config", "{dir}/monitor.yaml", "--from", "0001-01-01T00:00:00Z",
                       "--to", "2026-11-16T00:00:00Z"]), id="a report starting in the year 1 names --from/--to"),
-    pytest.param(Row({"monitor.yaml": ""}, "--to", ["cost", "--config", "{dir}/monitor.yaml", "--to", "3000-01-01T00:00:00Z"]),
+    pytest.param(Row({"monitor.yaml": ""}, "--to",
+                     ["cost", "--config", "{dir}/monitor.yaml", "--to", "3000-01-01T00:00:00Z"]),
                  id="a cost window ending in the year 3000 names --to"),
     pytest.param(Row({"monitor.yaml": ""}, "--at", ["silence", "list", "--at", "1900-01-01T00:00:00Z"]),
                  id="listing silences at 1900 names --at"),
 ]
 
 LISTEN_ROWS = [
-    pytest.param(Row({"monitor.yaml": ""}, "--listen", ["run", "--config", "{dir}/monitor.yaml", "--listen", "nonsense"]),
+    pytest.param(Row({"monitor.yaml": ""}, "--listen",
+                     ["run", "--config", "{dir}/monitor.yaml", "--listen", "nonsense"]),
                  id="a daemon listen flag without a port names --listen"),
     pytest.param(Row({"monitor.yaml": ""}, "--listen",
                      ["run", "--config", "{dir}/monitor.yaml", "--listen", "127.0.0.1:99999"]),
                  id="a daemon listen port out of range names --listen"),
-    pytest.param(Row({"monitor.yaml": ""}, "--listen", ["run", "--config", "{dir}/monitor.yaml", "--listen", "[::zz]:9464"]),
+    pytest.param(Row({"monitor.yaml": ""}, "--listen",
+                     ["run", "--config", "{dir}/monitor.yaml", "--listen", "[::zz]:9464"]),
                  id="a daemon listen address with a malformed IPv6 host names --listen"),
-    pytest.param(Row({}, "--port", ["gpu-exporter", "--port", "70000"]), id="a GPU exporter port out of range names --port"),
+    pytest.param(Row({}, "--port", ["gpu-exporter", "--port", "70000"]),
+                 id="a GPU exporter port out of range names --port"),
 ]
 
 

@@ -155,10 +155,10 @@ class SlackDestination:
 
     def _send_incoming_webhook(self, message: SlackMessage) -> SendResult:
         url = read_secret(self.config.webhook_url_env, self.config.webhook_url_file, "slack webhook_url")
-        if http_url_problem(url):  # the message names where the URL came from, never the URL: it is the secret
-            return SendResult(SendOutcome.FAILED, error=f"slack webhook: the URL in "
-                                                        f"{self.config.webhook_url_env or self.config.webhook_url_file} "
-                                                        f"is not an http(s) URL with a host")
+        if http_url_problem(url):  # name where the URL came from, never the URL: it is the secret
+            source = self.config.webhook_url_env or self.config.webhook_url_file
+            return SendResult(SendOutcome.FAILED,
+                              error=f"slack webhook: the URL in {source} is not an http(s) URL with a host")
         client = WebhookClient(url, timeout=int(max(1, self.timeout_s)), retry_handlers=[], logger=_QUIET_LOGGER)
         try:
             response = client.send(text=message.text, blocks=message.blocks)
