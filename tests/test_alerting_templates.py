@@ -42,7 +42,9 @@ def test_label_values_render_as_text_not_markup():
 # -- the sandbox's bounds: rule files are untrusted text rendered inside the cycle --------
 
 @pytest.mark.parametrize("text", ["{{ 9**9**9 }}", "{{ 'a' * 10**9 }}", "{{ 'ab' * 99999999 }}", "{{ -(10**100) }}",
-                                  "{% for x in [1, 2] %}{% for y in [3] %}{{ x }}{% endfor %}{% endfor %}"])
+                                  "{% for x in [1, 2] %}{% for y in [3] %}{{ x }}{% endfor %}{% endfor %}",
+                                  "{% for x in 'a' * 16000 %}{% endfor %}" * 100,
+                                  "{% for k in $labels recursive %}{{ loop($labels) }}{% endfor %}"])
 def test_template_bombs_end_within_two_seconds_at_load_and_at_render(text):
     started = time.monotonic()
     assert template_problem(text) is not None

@@ -13,6 +13,7 @@ include, nested for) are refused when the rule file is loaded.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -76,6 +77,9 @@ def humanize_duration(value: float | None) -> str:
 MAX_TEMPLATE_CHARS = 8192
 MAX_OUTPUT_CHARS = 16384
 MAX_INT_BITS = 256
+# Items one for loop may walk: a loop over a 16k-character string, repeated down an
+# 8k template, would otherwise cost seconds per alert without printing a thing.
+MAX_LOOP_ITEMS = 1000
 # Statements an annotation has no use for, and that would let it build values that
 # grow without bound (`set x = x ~ x` doubling) or recurse (macros, includes).
 _FORBIDDEN_STATEMENTS = (nodes.Macro, nodes.CallBlock, nodes.FilterBlock, nodes.With, nodes.Block, nodes.Extends,
@@ -106,6 +110,14 @@ def _bounded(value: object) -> object:
     if isinstance(value, (str, list, tuple, dict)) and len(value) > MAX_OUTPUT_CHARS:
         raise TemplateBoundError(f"a value longer than {MAX_OUTPUT_CHARS} characters or items")
     return value
+
+
+def _loop_items(iterable: object) -> list:
+    """The items a for loop walks, refused past MAX_LOOP_ITEMS (every loop's iterable goes through this)."""
+    items = list(itertools.islice(iterable, MAX_LOOP_ITEMS + 1))  # type: ignore[call-overload]
+    if len(items) > MAX_LOOP_ITEMS:
+        raise TemplateBoundError(f"a for loop over more than {MAX_LOOP_ITEMS} items")
+    return items
 
 
 def _bounded_filter(function):
@@ -163,7 +175,7 @@ _ENV = _BoundedSandbox(autoescape=False, keep_trailing_newline=False)
 _ENV.globals.clear()  # no range(), lipsum(), dict(), cycler(): nothing an annotation needs
 _ENV.filters = {name: _bounded_filter(_ENV.filters[name]) for name in _SAFE_FILTERS}
 _ENV.filters.update(humanize=humanize, humanizePercentage=humanize_percentage,
-                    humanizeDuration=humanize_duration)
+                    humanizeDuration=humanize_duration, _loop_items=_loop_items)
 _ENV.tests = {name: _ENV.tests[name] for name in ("defined", "undefined", "none", "number", "string", "eq",
                                                   "ne", "lt", "le", "gt", "ge", "in", "divisibleby")}
 
@@ -190,6 +202,11 @@ def _compile(template: str) -> Template:
         for inner in loop.find_all(nodes.For):
             raise TemplateBoundError(f"nested for loops are not available in annotations "
                                      f"(template line {inner.lineno})")
+        if loop.recursive:
+            raise TemplateBoundError(f"recursive for loops are not available in annotations "
+                                     f"(template line {loop.lineno})")
+        bounded = nodes.Filter(loop.iter, "_loop_items", [], [], None, None, lineno=loop.lineno)
+        loop.iter = bounded.set_environment(_ENV)
     return _ENV.from_string(tree)
 
 
