@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from yaml.events import MappingStartEvent, ScalarEvent, SequenceStartEvent
+from yaml.events import AliasEvent, ScalarEvent
 from yaml.nodes import MappingNode, ScalarNode
 
 from monitor.durations import parse_duration
@@ -38,7 +38,9 @@ from monitor.errors import ConfigError, Problem
 
 # Bounds on one file. Our largest real files (a fleet's SLO specs) are tens of kB,
 # nest under 15 levels and use aliases, if at all, for a few shared label sets.
-MAX_FILE_BYTES = 4 * 1024 * 1024
+# A file of short entries composes at about 0.6 MB per CPU second (LibYAML's parser,
+# our composer in Python), so 2 MiB keeps a file at the bound to a few seconds.
+MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_EXPANDED_NODES = 200_000
 
@@ -70,31 +72,46 @@ class _Refused(Exception):
         self.message = message
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe composer, refusing deep nesting, alias bombs, unknown tags and merge keys.
+class _BoundedComposer(yaml.composer.Composer):
+    """PyYAML's composer, refusing deep nesting, alias bombs, unknown tags and merge keys.
 
     Each node's expanded size (what walking it, aliases followed, visits) and height
     are known the moment it is composed, so a bomb is refused at the alias that
-    crosses the bound, long before anything expands it.
+    crosses the bound, long before anything expands it. Only what aliases add is
+    bounded: a long file of plain values is bounded by its size.
     """
 
-    def __init__(self, text: str):
-        super().__init__(text)
+    def __init__(self) -> None:
+        super().__init__()
         self._depth = 0
+        self._written = 0  # distinct nodes composed in this document
         self._measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
 
     def compose_document(self):
         node = super().compose_document()
         self._measured.clear()
+        self._written = 0
         return node
 
     def compose_node(self, parent, index):
         event = self.peek_event()
         line = event.start_mark.line + 1
-        if isinstance(event, (ScalarEvent, SequenceStartEvent, MappingStartEvent)):
-            if event.tag is not None and event.tag not in _ALLOWED_TAGS:
-                tag = event.tag.replace(_CORE, "!!", 1)
-                raise _Refused(line, f"YAML tag {tag!r} is not allowed (only plain YAML values are)")
+        if type(event) is AliasEvent:
+            node = super().compose_node(parent, index)
+            if type(node) is ScalarNode:
+                return node  # each alias of a scalar is written out in the file: bounded by its size
+            measured = self._measured.get(id(node))
+            if measured is None:
+                # An alias to a collection still being composed: it would contain itself.
+                raise _Refused(line, "an alias refers to a collection that contains it (recursive alias)")
+            self._check(measured, line)
+            return node
+        if event.tag is not None and event.tag not in _ALLOWED_TAGS:
+            tag = event.tag.replace(_CORE, "!!", 1)
+            raise _Refused(line, f"YAML tag {tag!r} is not allowed (only plain YAML values are)")
+        self._written += 1
+        if type(event) is ScalarEvent:
+            return super().compose_node(parent, index)
         self._depth += 1
         if self._depth > MAX_DEPTH:
             raise _Refused(line, f"nested deeper than {MAX_DEPTH} levels")
@@ -102,25 +119,19 @@ class _BoundedLoader(yaml.SafeLoader):
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
-        measured = self._measured.get(id(node))
-        if measured is None:
-            if not isinstance(node, ScalarNode) and node.end_mark is None:
-                # An alias to a collection still being composed: it would contain itself.
-                raise _Refused(line, "an alias refers to a collection that contains it (recursive alias)")
-            measured = self._measure(node)
-            self._measured[id(node)] = measured
+        measured = self._measured[id(node)] = self._measure(node)
+        self._check(measured, line)
+        return node
+
+    def _check(self, measured: tuple[int, int], line: int) -> None:
         size, height = measured
         if height > MAX_DEPTH:
             raise _Refused(line, f"aliases nest deeper than {MAX_DEPTH} levels")
-        if size > MAX_EXPANDED_NODES:
-            raise _Refused(line, f"aliases expand to more than {MAX_EXPANDED_NODES:,} values "
-                                 f"(an alias bomb?)")
-        return node
+        if size - self._written > MAX_EXPANDED_NODES:
+            raise _Refused(line, f"aliases expand to more than {MAX_EXPANDED_NODES:,} values (an alias bomb?)")
 
     def _measure(self, node: yaml.Node) -> tuple[int, int]:
-        """(expanded size, height) of a just-composed node, from its children's."""
-        if isinstance(node, ScalarNode):
-            return 1, 1
+        """(expanded size, height) of a just-composed collection, from its children's (a scalar's is 1, 1)."""
         if isinstance(node, MappingNode):
             for key, _ in node.value:
                 if key.tag == _MERGE_TAG:
@@ -130,10 +141,33 @@ class _BoundedLoader(yaml.SafeLoader):
             children = node.value
         size, height = 1, 1
         for child in children:
-            child_size, child_height = self._measured[id(child)]
+            child_size, child_height = self._measured.get(id(child), (1, 1))
             size += child_size
             height = max(height, child_height + 1)
         return size, height
+
+
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _BoundedLoader(_BoundedComposer, CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+        """LibYAML's parser under our composer (the composer's methods come first in the MRO)."""
+
+        def __init__(self, text: str):
+            CParser.__init__(self, text)
+            _BoundedComposer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+else:  # pragma: no cover - PyYAML without LibYAML: the pure-Python parser, slower on big files
+    class _BoundedLoader(_BoundedComposer, yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,  # type: ignore[no-redef]
+                         yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+        def __init__(self, text: str):
+            yaml.reader.Reader.__init__(self, text)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+            _BoundedComposer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
 
 
 def _read_text(path: str) -> str:
