@@ -212,11 +212,11 @@ def _compose(path: str, text: str, multi_document: bool) -> list[yaml.Node]:
         detail = f"{exc.context}: {exc.problem}" if exc.context else str(exc.problem or exc)
         raise ConfigError([Problem(path, line, f"invalid YAML: {detail}")]) from None
     except yaml.reader.ReaderError as exc:
-        # A control character: the reader knows its position, not its line.
-        line = text.count("\n", 0, exc.position) + 1
+        # A control character: LibYAML knows its byte offset in the UTF-8 text, not its line.
+        line = text.encode("utf-8")[:exc.position].count(b"\n") + 1
         code = exc.character if isinstance(exc.character, int) else ord(exc.character)
         raise ConfigError([Problem(path, line, f"invalid YAML: control character U+{code:04X} is not allowed "
-                                               f"(position {exc.position})")]) from None
+                                               f"(byte {exc.position})")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(path, None, f"invalid YAML: {exc}")]) from None
     finally:

@@ -124,6 +124,8 @@ CONFIG_ROWS = [
                  id="a file over the size bound is refused before it is parsed"),
     pytest.param(config("slo_period: 30d\nreports: {dir: \"a\x00b\"}\n", "monitor.yaml:2"),
                  id="a NUL character names its line"),
+    pytest.param(config("# ééééé\nslo_period: 30d\nreports: {dir: \"a\x07b\"}\n", "monitor.yaml:3"),
+                 id="a control character after multi-byte text names its line"),
     pytest.param(config("slos: 'slos/*.yaml'\n", "monitor.yaml:1"), id="slos given a string instead of a list"),
     pytest.param(config("slos:\n  - {path: slo.yaml}\n", "monitor.yaml:2"), id="slos given a list of mappings"),
     pytest.param(config("rules: ['']\n", "monitor.yaml:1"), id="an empty rule file pattern"),
