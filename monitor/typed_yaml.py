@@ -11,11 +11,12 @@ semantic problems; they are reported at that key's line.
 
 These files are untrusted text (a config reloaded on SIGHUP, specs from another
 team), so reading one is bounded before anything walks it: its size
-(`MAX_FILE_BYTES`), its nesting (`MAX_DEPTH`) and what its aliases expand to
+(`MAX_FILE_BYTES`), its nesting (`MAX_DEPTH`) and the values its aliases add
 (`MAX_EXPANDED_NODES`: a "billion laughs" file is a few lines that expand to 10^9
-nodes). Only the YAML core schema's tags are accepted, merge keys (`<<`) are
+values). Only the YAML core schema's tags are accepted, merge keys (`<<`) are
 refused rather than half-supported, and a second document is refused unless the
-format has several (Sloth and OpenSLO files).
+format has several (Sloth and OpenSLO files). Values are ints, floats, booleans,
+null or text: a date-like scalar stays the text written.
 """
 
 from __future__ import annotations
