@@ -10,20 +10,78 @@ Secrets are never inline: each is named by `*_env` (an environment variable) or
 from __future__ import annotations
 
 import glob as globlib
+import math
 import os
+import re
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
+import yaml
+
+from monitor.addresses import http_url_problem, parse_listen
 from monitor.errors import ConfigError, Problem
+from monitor.promql_selectors import SelectorSyntaxError, is_label_name, parse_series_selector
 from monitor.typed_yaml import YamlFile, mapping_get, node_line
 
 DEFAULT_CONFIG_PATH = "monitor.yaml"
 CONFIG_ENV_VAR = "MONITOR_CONFIG"
 
 
-def _secret_pair_check(prefix: str, env: str | None, file: str | None, required: bool) -> list[tuple[str | None, str]]:
+Problems = list[tuple[str | None, str]]
+
+
+def _non_negative(obj, *keys: str) -> Problems:
+    """Each numeric field must be a finite number >= 0 (NaN and infinity are never a price or threshold)."""
+    return [(key, f"must be a finite number >= 0, got {getattr(obj, key)!r}") for key in keys
+            if not (math.isfinite(getattr(obj, key)) and getattr(obj, key) >= 0)]
+
+
+def _positive_durations(obj, *keys: str) -> Problems:
+    """Each duration field must be longer than zero (a zero timeout or period means nothing)."""
+    return [(key, "must be longer than 0s") for key in keys
+            if getattr(obj, key) is not None and getattr(obj, key) <= timedelta(0)]
+
+
+def _url_problems(obj, *keys: str) -> Problems:
+    problems: Problems = []
+    for key in keys:
+        url = getattr(obj, key)
+        problem = http_url_problem(url) if url is not None else None
+        if problem:
+            problems.append((key, problem))
+    return problems
+
+
+def _name_problem(key: str, value: str) -> Problems:
+    """A name people read and we key on: not empty, no control characters."""
+    if not value.strip():
+        return [(key, "must not be empty")]
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return [(key, f"must not contain control characters, got {value!r}")]
+    return []
+
+
+def _label_name_problems(key: str, names) -> Problems:
+    return [(key, f"{name!r} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+            for name in names if not is_label_name(name)]
+
+
+def _selector_problem(key: str, selector: str | None, *, metric_required: bool) -> Problems:
+    """A PromQL series selector we paste into queries: `metric{label="value"}` or `{label="value"}`."""
+    if selector is None:
+        return []
+    try:
+        parsed = parse_series_selector(selector)
+    except SelectorSyntaxError as exc:
+        return [(key, f"{selector!r} is not a PromQL series selector: {exc}")]
+    if metric_required and parsed.metric is None and not any(m.name == "__name__" for m in parsed.matchers):
+        return [(key, f"{selector!r} names no metric (expected metric{{label=\"value\"}})")]
+    return []
+
+
+def _secret_pair_check(prefix: str, env: str | None, file: str | None, required: bool) -> Problems:
     if env and file:
         return [(f"{prefix}_file", f"give either {prefix}_env or {prefix}_file, not both")]
     if required and not (env or file):
@@ -42,14 +100,17 @@ class PrometheusConfig:
     bearer_token_env: str | None = None
     bearer_token_file: str | None = None
 
-    def yaml_check(self) -> list[tuple[str | None, str]]:
+    def yaml_check(self) -> Problems:
         problems = _secret_pair_check("bearer_token", self.bearer_token_env, self.bearer_token_file, required=False)
-        if not self.url.startswith(("http://", "https://")):
-            problems.append(("url", f"must be an http:// or https:// URL, got {self.url!r}"))
+        problems += _url_problems(self, "url")
         if self.max_concurrency < 1:
             problems.append(("max_concurrency", "must be at least 1"))
-        if self.timeout <= timedelta(0):
-            problems.append(("timeout", "must be positive"))
+        problems += _positive_durations(self, "timeout")
+        for name, value in self.headers.items():
+            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+                problems.append(("headers", f"{name!r} is not a valid HTTP header name"))
+            if any(ord(ch) < 32 and ch != "\t" or ord(ch) == 127 for ch in value):
+                problems.append(("headers", f"the value of {name!r} must not contain control characters"))
         return problems
 
 
@@ -70,6 +131,9 @@ class StateConfig:
             return [("retention", "must be at least 1d (the weekly report needs 35d)")]
         return []
 
+    def yaml_check(self) -> Problems:
+        return [("path", "must not be empty")] if not self.path.strip() else []
+
 
 @dataclass(frozen=True)
 class DriftThresholds:
@@ -79,6 +143,9 @@ class DriftThresholds:
     wasserstein_norm: float = 0.1
     js: float = 0.1
 
+    def yaml_check(self) -> Problems:
+        return _non_negative(self, "psi", "wasserstein_norm", "js")
+
 
 @dataclass(frozen=True)
 class PredictionLogConfig:
@@ -87,6 +154,9 @@ class PredictionLogConfig:
     path: str
     timestamp_column: str = "timestamp"
     columns: list[str] | None = None
+
+    def yaml_check(self) -> Problems:
+        return _name_problem("path", self.path) + _name_problem("timestamp_column", self.timestamp_column)
 
 
 @dataclass(frozen=True)
@@ -101,10 +171,12 @@ class DriftConfig:
     dataset_drift_share: float = 0.5
     log: PredictionLogConfig | None = None
 
-    def yaml_check(self) -> list[tuple[str | None, str]]:
-        problems: list[tuple[str | None, str]] = []
-        if self.current >= self.reference:
+    def yaml_check(self) -> Problems:
+        problems = _positive_durations(self, "reference", "current")
+        if not problems and self.current >= self.reference:
             problems.append(("current", "the current window must be shorter than the reference window"))
+        if self.min_samples < 1:
+            problems.append(("min_samples", f"must be at least 1, got {self.min_samples}"))
         if not 0 < self.dataset_drift_share <= 1:
             problems.append(("dataset_drift_share", "must be in (0, 1]"))
         return problems
@@ -123,10 +195,25 @@ class ModelConfig:
     predictions: str | None = None
     drift: DriftConfig | None = None
 
-    def yaml_check(self) -> list[tuple[str | None, str]]:
+    def yaml_check(self) -> Problems:
+        problems = _name_problem("name", self.name)
         if self.preset is None and self.inferences is None:
-            return [(None, "needs 'inferences' (a counter of inferences served) or a 'preset'")]
-        return []
+            problems.append((None, "needs 'inferences' (a counter of inferences served) or a 'preset'"))
+        # Built into `sum by (<version_label>)`: anything but a label name would rewrite the query.
+        if self.version_label and not is_label_name(self.version_label):
+            problems.append(("version_label", f"{self.version_label!r} is not a valid label name "
+                                              f"([a-zA-Z_][a-zA-Z0-9_]*)"))
+        problems += _selector_problem("inferences", self.inferences, metric_required=True)
+        problems += _selector_problem("predictions", self.predictions, metric_required=True)
+        problems += _selector_problem("gpus", self.gpus, metric_required=False)
+        # cpu and memory are either `{matchers}` (cAdvisor's series) or a PromQL expression of their own.
+        for key in ("cpu", "memory"):
+            value = getattr(self, key)
+            if value is not None and value.strip().startswith("{"):
+                problems += _selector_problem(key, value, metric_required=False)
+            elif value is not None and not value.strip():
+                problems.append((key, "must not be empty"))
+        return problems
 
 
 @dataclass(frozen=True)
@@ -139,12 +226,10 @@ class Pricing:
     # Prices per GPU model, keyed by dcgm-exporter's `modelName` label value.
     gpu_models: dict[str, float] = field(default_factory=dict)
 
-    def yaml_check(self) -> list[tuple[str | None, str]]:
-        problems: list[tuple[str | None, str]] = [
-            (key, "must not be negative") for key in ("GPU", "CPU", "RAM") if getattr(self, key) < 0
-        ]
-        problems += [("gpu_models", f"price for {name!r} must not be negative")
-                     for name, price in self.gpu_models.items() if price < 0]
+    def yaml_check(self) -> Problems:
+        problems = _non_negative(self, "GPU", "CPU", "RAM")
+        problems += [("gpu_models", f"price for {name!r} must be a finite number >= 0, got {price!r}")
+                     for name, price in self.gpu_models.items() if not (math.isfinite(price) and price >= 0)]
         return problems
 
 
@@ -168,7 +253,7 @@ class SlackConfig:
     # cloud metadata and link-local addresses are refused even then.
     allow_private: bool = False
 
-    def yaml_check(self) -> list[tuple[str | None, str]]:
+    def yaml_check(self) -> Problems:
         problems = _secret_pair_check("token", self.token_env, self.token_file, required=False)
         problems += _secret_pair_check("webhook_url", self.webhook_url_env, self.webhook_url_file, required=False)
         has_token = bool(self.token_env or self.token_file)
@@ -176,9 +261,9 @@ class SlackConfig:
         if has_token == has_webhook:
             problems.append((None, "needs exactly one of a bot token (token_env/token_file) "
                                    "or an incoming webhook (webhook_url_env/webhook_url_file)"))
-        if has_token and not self.channel:
+        if has_token and not (self.channel or "").strip():
             problems.append((None, "a bot token needs a 'channel' to post to"))
-        return problems
+        return problems + _url_problems(self, "base_url") + _positive_durations(self, "timeout")
 
 
 WEBHOOK_EVENT_TYPES = ("rollback.requested", "rollback.cancelled", "ping")
@@ -199,11 +284,11 @@ class WebhookConfig:
     allow_private: bool = False
     timeout: timedelta = timedelta(seconds=15)
 
-    def yaml_check(self) -> list[tuple[str | None, str]]:
-        problems = _secret_pair_check("secret", self.secret_env, self.secret_file, required=True)
-        if not self.url.startswith(("http://", "https://")):
-            problems.append(("url", f"must be an http:// or https:// URL, got {self.url!r}"))
-        return problems
+    def yaml_check(self) -> Problems:
+        problems = _name_problem("name", self.name)
+        problems += _secret_pair_check("secret", self.secret_env, self.secret_file, required=True)
+        problems += _url_problems(self, "url") + _positive_durations(self, "timeout")
+        return problems + _label_name_problems("match", self.match)
 
 
 @dataclass(frozen=True)
@@ -213,10 +298,8 @@ class AlertmanagerConfig:
     # Alertmanager is usually an internal address: set this to send to it.
     allow_private: bool = False
 
-    def yaml_check(self) -> list[tuple[str | None, str]]:
-        if not self.url.startswith(("http://", "https://")):
-            return [("url", f"must be an http:// or https:// URL, got {self.url!r}")]
-        return []
+    def yaml_check(self) -> Problems:
+        return _url_problems(self, "url") + _positive_durations(self, "timeout")
 
 
 @dataclass(frozen=True)
@@ -236,23 +319,18 @@ class OutputsConfig:
     report_url: str | None = None
     prometheus_url: str | None = None
 
-    def yaml_check(self) -> list[tuple[str | None, str]]:
+    def yaml_check(self) -> Problems:
         names = [w.name for w in self.webhooks]
         duplicates = sorted({n for n in names if names.count(n) > 1})
-        problems: list[tuple[str | None, str]] = [
+        problems: Problems = [
             ("webhooks", f"duplicate webhook name {n!r}") for n in duplicates]
         if self.retry_schedule is not None:
             if not self.retry_schedule:
                 problems.append(("retry_schedule", "needs at least one delay (0s: the first attempt)"))
             elif any(d < timedelta(0) for d in self.retry_schedule):
                 problems.append(("retry_schedule", "delays must not be negative"))
-        if self.expire_after is not None and self.expire_after <= timedelta(0):
-            problems.append(("expire_after", "must be positive"))
-        for key in ("report_url", "prometheus_url"):
-            url = getattr(self, key)
-            if url is not None and not url.startswith(("http://", "https://")):
-                problems.append((key, f"must be an http:// or https:// URL, got {url!r}"))
-        return problems
+        problems += _positive_durations(self, "expire_after")
+        return problems + _url_problems(self, "report_url", "prometheus_url")
 
 
 @dataclass(frozen=True)
@@ -261,10 +339,11 @@ class ReportsConfig:
     # When the weekly report is written: "<weekday> HH:MM" in local time.
     weekly: str = "mon 08:00"
 
-    def yaml_check(self) -> list[tuple[str | None, str]]:
+    def yaml_check(self) -> Problems:
+        problems = _name_problem("dir", self.dir)
         if parse_weekly(self.weekly) is None:
-            return [("weekly", f"expected '<weekday> HH:MM' such as 'mon 08:00', got {self.weekly!r}")]
-        return []
+            problems.append(("weekly", f"expected '<weekday> HH:MM' such as 'mon 08:00', got {self.weekly!r}"))
+        return problems
 
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -286,7 +365,7 @@ def parse_weekly(spec: str) -> tuple[str, int, int] | None:
 class ScheduleConfig:
     evaluate_every: timedelta = timedelta(minutes=1)
 
-    def yaml_check(self) -> list[tuple[str | None, str]]:
+    def yaml_check(self) -> Problems:
         if self.evaluate_every < timedelta(seconds=1):
             return [("evaluate_every", "must be at least 1s")]
         return []
@@ -295,6 +374,13 @@ class ScheduleConfig:
 @dataclass(frozen=True)
 class HttpConfig:
     listen: str = "127.0.0.1:9464"
+
+    def yaml_check(self) -> Problems:
+        try:
+            parse_listen(self.listen)
+        except ValueError as exc:
+            return [("listen", str(exc))]
+        return []
 
 
 @dataclass(frozen=True)
@@ -305,6 +391,10 @@ class InhibitRule:
     source_match: dict[str, str]
     target_match: dict[str, str]
     equal: list[str] = field(default_factory=list)
+
+    def yaml_check(self) -> Problems:
+        return (_label_name_problems("source_match", self.source_match)
+                + _label_name_problems("target_match", self.target_match) + _label_name_problems("equal", self.equal))
 
 
 def _default_inhibit_rules() -> list[InhibitRule]:
@@ -329,8 +419,8 @@ class AlertingConfig:
     last_known_good_after: timedelta = timedelta(hours=24)
     inhibit: list[InhibitRule] = field(default_factory=_default_inhibit_rules)
 
-    def yaml_check(self) -> list[tuple[str | None, str]]:
-        problems: list[tuple[str | None, str]] = []
+    def yaml_check(self) -> Problems:
+        problems: Problems = []
         for key in ("group_wait", "group_interval", "repeat_interval", "last_known_good_after"):
             if getattr(self, key) < timedelta(0):
                 problems.append((key, "must not be negative"))
@@ -338,7 +428,8 @@ class AlertingConfig:
             problems.append(("group_interval", "must be positive"))
         if self.repeat_interval <= timedelta(0):
             problems.append(("repeat_interval", "must be positive"))
-        return problems
+        # "..." groups by every label, as in Alertmanager's route.group_by.
+        return problems + _label_name_problems("group_by", [n for n in self.group_by if n != "..."])
 
 
 @dataclass(frozen=True)
@@ -366,12 +457,12 @@ class Config:
     slo_files: tuple[str, ...] = field(default=(), metadata={"yaml": False})
     rule_files: tuple[str, ...] = field(default=(), metadata={"yaml": False})
 
-    def yaml_check(self) -> list[tuple[str | None, str]]:
+    def yaml_check(self) -> Problems:
         names = [m.name for m in self.models]
-        problems: list[tuple[str | None, str]] = [
+        problems: Problems = [
             ("models", f"duplicate model name {n!r}") for n in sorted({n for n in names if names.count(n) > 1})]
-        if self.slo_min_events < 0:
-            problems.append(("slo_min_events", "must not be negative"))
+        problems += _non_negative(self, "slo_min_events")
+        problems += _positive_durations(self, "slo_period")
         return problems
 
     @property
@@ -416,9 +507,14 @@ def _expand_globs(doc: YamlFile, root, key: str, base: Path) -> list[str]:
     """Expand a list of globs; a pattern matching no file is a problem at its line."""
     files: list[str] = []
     list_node = mapping_get(root, key)
-    if list_node is None:
-        return files
+    if not isinstance(list_node, yaml.SequenceNode):
+        return files  # not a list: building the Config reported it
     for item in list_node.value:
+        if not isinstance(item, yaml.ScalarNode):
+            continue  # the build reported it: a list of strings is expected
+        if not str(item.value).strip():
+            doc.error(item, f"{key}: an empty file pattern")
+            continue
         pattern = str(item.value)
         full = pattern if Path(pattern).is_absolute() else str(base / pattern)
         matches = sorted(globlib.glob(full))

@@ -12,7 +12,6 @@ many-to-many match at run time) is caught per definition by the cycle instead
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import promql_parser
@@ -21,6 +20,7 @@ from monitor.config import Config
 from monitor.cost import queries as cost_queries
 from monitor.cost.presets import ModelMetricsError, resolve_model_metrics
 from monitor.errors import ConfigError, Problem
+from monitor.promql_selectors import is_label_name
 from monitor.slo.loading import load_slo_specs
 from monitor.slo.spec import EventsSli, render_window, summed
 from monitor.typed_yaml import YamlFile, mapping_get, node_line
@@ -39,8 +39,6 @@ except ValueError:
 # Any valid duration does: the check is of syntax, not of the window.
 _CHECK_WINDOW = "5m"
 _CHECK_WINDOW_TD = timedelta(minutes=5)
-# Prometheus' label name syntax (before UTF-8 names, which a `by (...)` clause would need quoted).
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 def promql_problem(expr: str) -> str | None:
@@ -92,7 +90,7 @@ def model_promql_queries(config: Config) -> list[tuple[int, str, str]]:
             metrics = None  # reported by the model metrics check
         if metrics is not None:
             out.append((index, "inferences", cost_queries.inference_rate(metrics, _CHECK_WINDOW_TD)))
-        if model.predictions and _LABEL_NAME.fullmatch(model.version_label or "_"):
+        if model.predictions and is_label_name(model.version_label or "_"):
             # As the drift stage builds it: the version label and `le` kept, per window.
             out.append((index, "predictions", f"sum by ({model.version_label}, le) "
                                               f"(increase({model.predictions}[{_CHECK_WINDOW}]))"))
@@ -104,14 +102,12 @@ def model_promql_queries(config: Config) -> list[tuple[int, str, str]]:
 
 
 def model_promql_check(config: Config) -> dict[str, int]:
-    """`monitor check` hook: each model's selectors (and version label) make valid PromQL."""
+    """`monitor check` hook: each model's selectors make valid PromQL as they are built into queries.
+
+    (The version label's and selectors' own syntax is refused earlier, at config load:
+    monitor.promql_selectors.)"""
     lines = _model_key_lines(config)
     problems = []
-    for index, model in enumerate(config.models):
-        if model.version_label and not _LABEL_NAME.fullmatch(model.version_label):
-            problems.append(Problem(config.source_path, lines.get((index, "version_label")),
-                                    f"models[{model.name}].version_label: {model.version_label!r} is not a "
-                                    f"PromQL label name ([a-zA-Z_][a-zA-Z0-9_]*)"))
     built = model_promql_queries(config)
     for index, key, query in built:
         problem = promql_problem(query)
@@ -135,7 +131,7 @@ def _model_key_lines(config: Config) -> dict[tuple[int, str], int | None]:
         return lines
     models = mapping_get(doc.documents[0], "models") if doc.documents else None
     for index, item in enumerate(getattr(models, "value", None) or []):
-        for key in ("inferences", "predictions", "cpu", "memory", "version_label"):
+        for key in ("inferences", "predictions", "cpu", "memory"):
             node = mapping_get(item, key)
             lines[(index, key)] = node_line(node if node is not None else item)
     return lines

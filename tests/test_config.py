@@ -143,3 +143,48 @@ def test_every_yaml_example_in_the_readme_loads(tmp_path):
         path = tmp_path / f"example-{i}.yaml"
         path.write_text(example)
         load_config(path)
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("0", 0), ("30s", 30), ("500ms", 0.5), ("1h30m", 5400), ("28d", 28 * 86400), ("1w", 7 * 86400),
+    ("1y2w3d4h5m6s7ms", 365 * 86400 + 14 * 86400 + 3 * 86400 + 4 * 3600 + 5 * 60 + 6.007), ("10y", 3650 * 86400),
+])
+def test_durations_promtool_accepts_parse_to_the_same_length(text, seconds):
+    from monitor.durations import parse_duration
+
+    assert parse_duration(text).total_seconds() == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["1h1h", "5m1h", "1ms1s", "1.5h", "-1h", "1x", "h", "", "3651d"])
+def test_durations_promtool_refuses_are_refused(text):
+    from monitor.durations import parse_duration
+
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_valid_selectors_urls_and_listen_addresses_load(tmp_path):
+    path = write(tmp_path, """\
+        prometheus: {url: 'http://user:pw@[::1]:9090/prom/'}
+        models:
+          - name: ranker
+            inferences: 'nv_inference_count{model=~"ranker|ranker-canary", version!="", zone=`eu`, team=''ml'',}'
+            version_label: model_version
+            gpus: 'DCGM_FI_DEV_GPU_UTIL{Hostname="gpu-1", namespace="a\\"b"}'
+            cpu: 'sum(rate(container_cpu_usage_seconds_total{pod=~"ranker-.*"}[5m]))'
+            memory: '{namespace="ranker"}'
+            predictions: 'model_prediction_score_bucket'
+        http: {listen: ':9464'}
+        outputs:
+          alertmanager: {url: 'https://alertmanager.internal.example:9093'}
+        """)
+    config = load_config(path)
+    assert config.models[0].version_label == "model_version"
+    for listen in ("[::1]:0", "localhost:9464", "0.0.0.0:9464"):
+        load_config(write(tmp_path, f"http: {{listen: '{listen}'}}\n"))
+
+
+def test_a_url_with_credentials_is_never_echoed_in_a_problem(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, "prometheus: {url: 'http://admin:hunter2@localhost:99999/'}\n"))
+    assert "hunter2" not in str(raised.value) and "***@localhost" in str(raised.value)

@@ -195,7 +195,7 @@ def _compile_rule(doc: YamlFile, group: str, spec: RuleSpec, node) -> Rule | Non
         ok = False
     annotations_node = mapping_get(node, "annotations")
     for key, template in spec.annotations.items():
-        problem = template_problem(template)
+        problem = template_problem(template, spec.labels)  # compiled, and rendered once with sample labels
         if problem:
             doc.error(mapping_get(annotations_node, key) if annotations_node else node,
                       f"{where}.annotations.{key}: {problem}")

@@ -9,6 +9,7 @@ import threading
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from monitor.commands.arguments import port_number
 from monitor.sources.nvml import DcgmCompatibleCollector, NvmlReader, NvmlUnavailable
 
 
@@ -18,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="For hosts without dcgm-exporter: serve DCGM_FI_DEV_GPU_UTIL, _FB_USED, _FB_FREE, "
                     "_POWER_USAGE, _GPU_TEMP and _SM_CLOCK with dcgm-exporter's labels on /metrics, read "
                     "from NVML at each scrape. Exits 1 with one line when there is no GPU or driver.")
-    parser.add_argument("--port", type=int, default=9400, help="port to listen on (default 9400, dcgm-exporter's)")
+    parser.add_argument("--port", type=port_number, default=9400,
+                        help="port to listen on (default 9400, dcgm-exporter's)")
     parser.add_argument("--address", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--hostname", help="Hostname label value (default: this host's name)")
     parser.set_defaults(func=run)

@@ -9,8 +9,8 @@ from pathlib import Path
 from monitor.commands.arguments import add_config_argument
 from monitor.config import config_path_from, load_config
 from monitor.outputs.report import open_state_file, write_period_report
-from monitor.report.period import (ReportPeriodError, custom_period, iso_week_period, last_complete_week,
-                                   parse_instant)
+from monitor.report.period import (ReportPeriod, ReportPeriodError, custom_period, iso_week_period,
+                                   last_complete_week, parse_instant)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> int:
     if (args.start is None) != (args.end is None):
         raise ReportPeriodError("give both --from and --to (or --week)")
     if args.week:
-        period = iso_week_period(args.week)
+        period = _period_from("--week", lambda: iso_week_period(args.week))
     elif args.start:
-        period = custom_period(parse_instant(args.start), parse_instant(args.end))
+        period = _period_from("--from/--to", lambda: custom_period(parse_instant(args.start), parse_instant(args.end)))
     else:
         period = last_complete_week(datetime.now(timezone.utc))
     config = load_config(config_path_from(args.config))
@@ -52,3 +52,11 @@ def run(args: argparse.Namespace) -> int:
             store.close()
     print(f"wrote {written.html} and {written.json.name}; archive {written.archive_index}")
     return 0
+
+
+def _period_from(flags: str, build) -> ReportPeriod:
+    """The period the flags give; a bad one is one error line naming the flags."""
+    try:
+        return build()
+    except ReportPeriodError as exc:
+        raise ReportPeriodError(f"{flags}: {exc}") from None

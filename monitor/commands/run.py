@@ -12,7 +12,7 @@ from typing import Any
 
 from monitor.alerting.notifications import iso
 from monitor.alerting.repository import QueuedNotification
-from monitor.commands.arguments import add_config_argument, parse_instant
+from monitor.commands.arguments import add_config_argument, listen_address, parse_instant
 from monitor.config import Config, config_path_from, load_config
 from monitor.errors import MonitorError
 from monitor.pipeline import CycleReport, run_cycle
@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --once: evaluation time, ISO 8601 (default now)")
     parser.add_argument("--json", action="store_true",
                         help="with --once: print the cycle's signals, alert transitions and queued notifications")
-    parser.add_argument("--listen", default=None, help="daemon: HOST:PORT for /metrics and health (default: http.listen)")
+    parser.add_argument("--listen", default=None, type=listen_address,
+                        help="daemon: HOST:PORT for /metrics and health (default: http.listen)")
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain",
                         help="daemon: one line per event, plain text or JSON")
     parser.add_argument("--log-level", dest="daemon_log_level", default="INFO",

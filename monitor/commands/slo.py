@@ -8,7 +8,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from monitor.commands.arguments import add_config_argument
+from monitor.commands.arguments import add_config_argument, instant_range_problem
 from monitor.config import Config, config_path_from, load_config
 from monitor.errors import MonitorError
 from monitor.slo import EvaluationMode, evaluate_slos, load_slo_specs, load_spec_files
@@ -72,7 +72,10 @@ def _parse_at(text: str | None) -> datetime:
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise SloCommandError(f"--at: not an ISO 8601 instant: {text!r}") from None
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    if problem := instant_range_problem(at):
+        raise SloCommandError(f"--at: {problem}")
+    return at
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from urllib.request import Request
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from monitor.addresses import http_url_problem
 from monitor.config import SlackConfig
 from monitor.errors import MonitorError
 from monitor.outputs import http_transport
@@ -213,13 +214,18 @@ class SlackDestination:
     def _send_incoming_webhook(self, message: SlackMessage) -> SendResult:
         # The URL is a secret: no error below may contain it (the guard's names only the host).
         url = read_secret(self.config.webhook_url_env, self.config.webhook_url_file, "slack webhook_url")
+        source = self.config.webhook_url_env or self.config.webhook_url_file
+        if http_url_problem(url):  # name where the URL came from, never the URL: it is the secret
+            return SendResult(SendOutcome.REFUSED,
+                              error=f"slack webhook: the URL in {source} is not an http(s) URL with a host")
         body = json.dumps({"text": message.text, "blocks": message.blocks}, separators=(",", ":")).encode()
         try:
             answer = http_transport.post_url(url, body, {"content-type": "application/json;charset=utf-8"},
                                              timeout_s=self.timeout_s, allow_private=self.config.allow_private,
                                              resolver=self.resolver)
         except ValueError:
-            return SendResult(SendOutcome.REFUSED, error="slack webhook: webhook_url is not http(s) with a host")
+            return SendResult(SendOutcome.REFUSED,
+                              error=f"slack webhook: the URL in {source} is not an http(s) URL with a host")
         except BlockedAddressError as exc:
             return SendResult(SendOutcome.REFUSED, error=f"slack webhook: {exc}")
         except OSError as exc:

@@ -28,7 +28,9 @@ _RC = {
     # Fixed hash salt: the same data draws the same bytes (reproducible reports).
     "svg.hashsalt": "monitor-report",
     "font.family": "sans-serif",
-    "font.size": 9,
+    # Sized for the rendered page: the 5in charts are drawn two to a row, ~410px wide
+    # (a scale of ~1.1), so 9-10pt here reads as 10-11px there.
+    "font.size": 10,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
@@ -47,11 +49,23 @@ _WHITESPACE = re.compile(r"\s*\n\s*")
 SVG_BASE_CSS = "svg.chart *{stroke-linejoin:round;stroke-linecap:butt}"
 
 
-def _figure(width_in: float = 7.0, height_in: float = 2.4, right: float = 0.97) -> Figure:
+# Sizes for secondary text (legends, threshold labels, bucket ticks) and titles.
+_SMALL = 9
+_TITLE = 11
+
+
+def _plain(text: str) -> str:
+    """Text drawn as written: matplotlib reads `$...$` as maths (and fails on `v$1$`-like
+    labels), so every dollar is escaped; backslashes and underscores are literal outside maths."""
+    return str(text).replace("$", r"\$")
+
+
+def _figure(width_in: float = 5.0, height_in: float = 2.4, right: float = 0.97) -> Figure:
     # Fixed margins rather than constrained layout: half the drawing time, and the
-    # text is drawn by the browser's font anyway (svg.fonttype none).
+    # text is drawn by the browser's font anyway (svg.fonttype none). Margins are in
+    # inches so tick labels and the axis label fit whatever the figure's width.
     figure = Figure(figsize=(width_in, height_in), dpi=72)
-    figure.subplots_adjust(left=0.09, right=right, top=0.87, bottom=0.14)
+    figure.subplots_adjust(left=0.62 / width_in, right=right, top=1 - 0.36 / height_in, bottom=0.36 / height_in)
     return figure
 
 
@@ -107,20 +121,22 @@ def burn_rate_chart(series: TimeSeries, title: str, window: str, page_threshold:
     thresholds = [(1.0, "budget pace")]
     if page_threshold is not None:
         thresholds.append((page_threshold, f"page ({page_threshold:g}×)"))
-    figure = _figure()
+    series_label = _plain(f"burn rate ({window})")
+    # Two charts share a row of the page: 5in keeps their text near the page's size.
+    figure = _figure(5.0, 2.4)
     axes = figure.add_subplot()
     values = [float("nan") if v is None else v for v in series.values]
     axes.plot(_times(series.timestamps_s), values, color=_COLORS[0], linewidth=1.2,
-              label=f"burn rate ({window})")
+              label=series_label)
     top = max([v for v in values if v == v] + [1.0])
     for level, label in thresholds:
         if level <= top * 1.2:
             axes.axhline(level, linestyle="--", linewidth=0.8, color="#d62728" if level > 1 else "#7f7f7f")
-            axes.annotate(label, (1.0, level), xycoords=("axes fraction", "data"), fontsize=7,
+            axes.annotate(label, (1.0, level), xycoords=("axes fraction", "data"), fontsize=_SMALL,
                           ha="right", va="bottom", color="#555555")
     axes.set_ylim(bottom=0)
     axes.set_ylabel("× budget")
-    axes.set_title(title, loc="left", fontsize=9)
+    axes.set_title(_plain(title), loc="left", fontsize=_TITLE)
     _date_axis(axes)
     return _to_svg(figure, title)
 
@@ -137,10 +153,10 @@ def distribution_chart(distribution: PredictionDistribution, title: str) -> str:
              label="reference", color=_COLORS[0])
     axes.bar([p + width / 2 for p in positions], distribution.current_share, width,
              label="current", color=_COLORS[1])
-    axes.set_xticks(list(positions), labels, fontsize=7)
+    axes.set_xticks(list(positions), labels, fontsize=_SMALL)
     axes.set_ylabel("share")
-    axes.legend(fontsize=7, frameon=False)
-    axes.set_title(title, loc="left", fontsize=9)
+    axes.legend(fontsize=_SMALL, frameon=False)
+    axes.set_title(_plain(title), loc="left", fontsize=_TITLE)
     return _to_svg(figure, title)
 
 
@@ -154,10 +170,10 @@ def daily_cost_chart(daily: Sequence[DailyCost], title: str = "Daily serving cos
     bottoms = [0.0] * len(daily)
     for index, model in enumerate(models):
         heights = [d.cost_usd_by_model.get(model) or 0.0 for d in daily]
-        axes.bar(days, heights, bottom=bottoms, label=model, color=_COLORS[index % len(_COLORS)])
+        axes.bar(days, heights, bottom=bottoms, label=_plain(model), color=_COLORS[index % len(_COLORS)])
         bottoms = [b + h for b, h in zip(bottoms, heights)]
     axes.set_ylabel("USD")
     if models:
-        axes.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    axes.set_title(title, loc="left", fontsize=9)
+        axes.legend(fontsize=_SMALL, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axes.set_title(_plain(title), loc="left", fontsize=_TITLE)
     return _to_svg(figure, title)

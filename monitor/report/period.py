@@ -12,9 +12,14 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
+from monitor.commands.arguments import instant_range_problem
 from monitor.errors import MonitorError
+from monitor.timeutil import utc
 
 WEEK = timedelta(days=7)
+# A report's rates and daily costs need at least this much: a shorter period has
+# no complete 1h window to show.
+MIN_PERIOD = timedelta(hours=1)
 _ISO_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 
 
@@ -38,13 +43,20 @@ class ReportPeriod:
     @property
     def previous(self) -> "ReportPeriod":
         """The period of the same length just before this one (for week-over-week)."""
-        return custom_period(self.start - self.length, self.start)
+        return _named_period(self.start - self.length, self.start)
 
 
 def _utc(at: datetime) -> datetime:
+    """`at` in UTC; a report boundary without a zone is refused rather than guessed."""
     if at.tzinfo is None:
         raise ReportPeriodError(f"{at.isoformat()} has no time zone: give one, e.g. 2026-11-16T00:00:00Z")
-    return at.astimezone(timezone.utc)
+    try:
+        problem = instant_range_problem(at)
+    except OverflowError:
+        problem = f"{at.isoformat()} is outside the years 1970 to 2199"
+    if problem:
+        raise ReportPeriodError(problem)
+    return utc(at)
 
 
 def iso_week_period(text: str) -> ReportPeriod:
@@ -53,10 +65,17 @@ def iso_week_period(text: str) -> ReportPeriod:
     if not match:
         raise ReportPeriodError(f"invalid week {text!r}: expected an ISO week such as 2026-W47")
     year, week = int(match.group(1)), int(match.group(2))
+    if not 1970 <= year < 2200:
+        raise ReportPeriodError(f"invalid week {text!r}: the year must be from 1970 to 2199")
     try:
-        monday = date.fromisocalendar(year, week, 1)
+        date.fromisocalendar(year, week, 1)
     except ValueError:
         raise ReportPeriodError(f"invalid week {text!r}: {year} has no ISO week {week}") from None
+    return _iso_week(year, week)
+
+
+def _iso_week(year: int, week: int) -> ReportPeriod:
+    monday = date.fromisocalendar(year, week, 1)
     start = datetime(monday.year, monday.month, monday.day, tzinfo=timezone.utc)
     end = start + WEEK
     last_day = end - timedelta(days=1)
@@ -90,8 +109,16 @@ def custom_period(start: datetime, end: datetime) -> ReportPeriod:
     if end <= start:
         raise ReportPeriodError(f"the report period must end after it starts "
                                 f"({start:%Y-%m-%dT%H:%M:%SZ} .. {end:%Y-%m-%dT%H:%M:%SZ})")
-    week = week_containing(start)
-    if week.start == start and week.end == end:
-        return week
+    if end - start < MIN_PERIOD:
+        raise ReportPeriodError(f"the report period must be at least an hour long "
+                                f"({start:%Y-%m-%dT%H:%M:%SZ} .. {end:%Y-%m-%dT%H:%M:%SZ})")
+    return _named_period(start, end)
+
+
+def _named_period(start: datetime, end: datetime) -> ReportPeriod:
+    """[start, end), named as its ISO week when it is exactly one."""
+    year, week, weekday = start.isocalendar()
+    if weekday == 1 and start.time() == datetime.min.time() and end - start == WEEK:
+        return _iso_week(year, week)
     key = f"{start:%Y%m%dT%H%MZ}--{end:%Y%m%dT%H%MZ}"
     return ReportPeriod(start, end, key, f"{start:%Y-%m-%d %H:%M} \N{EN DASH} {end:%Y-%m-%d %H:%M} UTC")

@@ -31,7 +31,7 @@ def load_spec_files(paths: Iterable[str | Path], default_period: timedelta = DEF
     problems: list[Problem] = []
     for path in paths:
         try:
-            files.append(YamlFile(path))
+            files.append(YamlFile(path, multi_document=True))
         except ConfigError as exc:
             problems.extend(exc.problems)
     # OpenSLO SLOs may name an SLI defined in another document or file: collect those first.

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from monitor.durations import MAX_DURATION
 from monitor.slo.spec import WINDOW_PLACEHOLDER, CalendarPeriod, EventsSli, RawSli, SloSpec, summed, zone
 from monitor.typed_yaml import INVALID, YamlFile, mapping_get, node_line
 
@@ -27,6 +28,8 @@ _V1_DURATION = re.compile(r"^(\d+)([mhdwMQY])$")
 _V1ALPHA_UNITS = {"second": "s", "minute": "m", "hour": "h", "day": "d", "week": "w",
                   "month": "M", "quarter": "Q", "year": "Y"}
 _ROLLING_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# The longest a calendar unit can be, in days, to bound a window at MAX_DURATION.
+_CALENDAR_MAX_DAYS = {"d": 1, "w": 7, "M": 31, "Q": 92, "y": 366}
 
 
 # -- shared pieces -------------------------------------------------------------
@@ -38,6 +41,9 @@ class Metadata:
     labels: Any = None
     annotations: Any = None
     namespace: str | None = None
+
+    def yaml_check(self) -> list[tuple[str | None, str]]:
+        return [("name", "must not be empty")] if not self.name.strip() else []
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,10 @@ def _period(doc: YamlFile, node: yaml.Node, count: int, unit: str, rolling: bool
     """A rolling timedelta or a CalendarPeriod; records a problem and returns None when invalid."""
     if count < 1:
         doc.error(node, "time window: the duration must be positive")
+        return None
+    longest_days = count * (_ROLLING_SECONDS.get(unit, 0) / 86400 if rolling else _CALENDAR_MAX_DAYS.get(unit, 0))
+    if longest_days > MAX_DURATION.days:
+        doc.error(node, f"time window: {count}{unit} is longer than the maximum, 10 years")
         return None
     if rolling:
         if unit not in _ROLLING_SECONDS:
@@ -72,7 +82,14 @@ def _period(doc: YamlFile, node: yaml.Node, count: int, unit: str, rolling: bool
     except ValueError as exc:
         doc.error(node, f"time window: calendar: {exc}")
         return None
-    start = start.replace(tzinfo=tz) if start.tzinfo is None else start.astimezone(tz)
+    try:
+        start = start.replace(tzinfo=tz) if start.tzinfo is None else start.astimezone(tz)
+        in_range = 1970 <= start.year < 2200
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        doc.error(node, f"time window: calendar.startTime {calendar.startTime!r} is outside the years 1970 to 2199")
+        return None
     return CalendarPeriod(count=count, unit=unit, anchor=start)
 
 
@@ -165,6 +182,8 @@ class V1alphaSpec:
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
         problems = _budgeting_problem(self.budgetingMethod)
+        if not self.service.strip():
+            problems.append(("service", "must not be empty"))
         if not self.objectives:
             problems.append(("objectives", "needs at least one objective"))
         if len(self.timeWindows) > 1:
@@ -344,6 +363,8 @@ class V1SloSpec:
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
         problems = _budgeting_problem(self.budgetingMethod)
+        if not self.service.strip():
+            problems.append(("service", "must not be empty"))
         if not self.objectives:
             problems.append(("objectives", "needs at least one objective"))
         if len(self.timeWindow) > 1:

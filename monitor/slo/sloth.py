@@ -98,11 +98,13 @@ class SlothSlo:
     slo_plugins: Any = None
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
+        if not self.name.strip():
+            return [("name", "must not be empty")]
         # Sloth's objective is a percentage. Below 1 it is almost surely a ratio written
         # the OpenSLO way (0.999 would allow 99.001% errors), so we refuse it loudly.
         if not 1 <= self.objective < 100:
             return [("objective", f"must be a percentage below 100 (e.g. 99.9), got {self.objective:g}"
-                                  + (" (a ratio? Sloth objectives are percentages)" if self.objective < 1 else ""))]
+                                  + (" (a ratio? Sloth objectives are percentages)" if 0 < self.objective < 1 else ""))]
         return []
 
 
@@ -117,6 +119,8 @@ class SlothSpec:
     def yaml_check(self) -> list[tuple[str | None, str]]:
         if self.version != VERSION:
             return [("version", f"must be {VERSION!r}, got {self.version!r}")]
+        if not self.service.strip():
+            return [("service", "must not be empty")]
         return []
 
 
