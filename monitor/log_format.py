@@ -6,13 +6,14 @@ Secrets are never passed to loggers; as a second line of defence every secret th
 
 from __future__ import annotations
 
+import argparse
 import contextvars
 import json
 import logging
 import sys
-from datetime import datetime, timezone
 
-from monitor.secrets import known_secret_values
+from monitor.secrets import redact
+from monitor.timeutil import from_unix, iso_z
 
 # The cycle being run by this thread/task, so every line it logs can be grepped by id.
 current_cycle_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("monitor_cycle_id", default=None)
@@ -20,11 +21,19 @@ current_cycle_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("m
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
-def _redact(text: str) -> str:
-    for secret in known_secret_values():
-        if secret and secret in text:
-            text = text.replace(secret, "[redacted]")
-    return text
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# Libraries whose per-request INFO lines are noise, not events; their warnings and
+# errors still come through (and through the redactor, like every line).
+THIRD_PARTY_LOGGERS = ("urllib3", "apscheduler", "slack_sdk", "requests", "matplotlib", "numba")
+
+
+def add_log_level_argument(parser: argparse.ArgumentParser, *, on_subcommand: bool = False) -> None:
+    """`--log-level`, defined once: on `monitor` itself and again on commands that log a lot
+    (`monitor run --log-level INFO`). Unset means the command's own default (None)."""
+    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
+                        default=argparse.SUPPRESS if on_subcommand else None,
+                        help="DEBUG, INFO, WARNING or ERROR (default: WARNING; INFO for the daemon)")
 
 
 class _CycleFilter(logging.Filter):
@@ -35,18 +44,18 @@ class _CycleFilter(logging.Filter):
 
 class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        stamp = from_unix(record.created).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         cycle = f" cycle={record.cycle_id}" if getattr(record, "cycle_id", None) else ""
         line = f"{stamp} {record.levelname} {record.name}{cycle}: {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return _redact(line)
+        return redact(line)
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat().replace("+00:00", "Z"),
+            "ts": iso_z(from_unix(record.created)),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -58,19 +67,44 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return _redact(json.dumps(entry, default=str))
+        return redact(json.dumps(entry, default=str))
+
+
+class _CurrentStderr:
+    """Whatever `sys.stderr` is when a line is written (not when logging was set up)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def configure_cli_logging(level: str) -> None:
+    """Plain, redacted lines on stderr for a CLI command, unless a host process (a test
+    runner, an embedding program) already routes logging; then only its handlers run."""
+    root = logging.getLogger()
+    if any(not getattr(handler, "_monitor_handler", False) for handler in root.handlers):
+        return
+    configure_logging(level, "plain")
 
 
 def configure_logging(level: str = "INFO", fmt: str = "plain", stream=None) -> None:
-    """Route the root logger to one handler with the chosen format (replacing earlier handlers)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Route the root logger to one handler with the chosen format.
+
+    Replaces the handler an earlier call installed, and no other (an embedding
+    process, or pytest, keeps its own).
+    """
+    handler = logging.StreamHandler(stream or _CurrentStderr())
     handler.setFormatter(JsonFormatter() if fmt == "json" else PlainFormatter())
     handler.addFilter(_CycleFilter())
+    handler._monitor_handler = True  # type: ignore[attr-defined]
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if getattr(old, "_monitor_handler", False):
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    # Third-party chatter (per-request lines) is not an event worth a line at INFO.
-    for noisy in ("apscheduler.executors.default", "urllib3.connectionpool", "slack_sdk.web.base_client"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)

@@ -15,6 +15,7 @@ from monitor.alerting.repository import QueuedNotification
 from monitor.commands.arguments import add_config_argument, parse_instant
 from monitor.config import Config, config_path_from, load_config
 from monitor.errors import MonitorError
+from monitor.log_format import add_log_level_argument
 from monitor.pipeline import CycleReport, run_cycle
 from monitor.signals import Signal
 from monitor.sources.prometheus import PrometheusSource
@@ -40,8 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--listen", default=None, help="daemon: HOST:PORT for /metrics and health (default: http.listen)")
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain",
                         help="daemon: one line per event, plain text or JSON")
-    parser.add_argument("--log-level", dest="daemon_log_level", default="INFO",
-                        help="daemon: DEBUG, INFO (default), WARNING or ERROR")
+    add_log_level_argument(parser, on_subcommand=True)
     parser.add_argument("--replay-from", type=parse_instant, default=None,
                         help="daemon: evaluate history as if live, starting at this ISO 8601 instant "
                              "(for rehearsing rules against a past incident)")
@@ -84,7 +84,7 @@ def run_daemon(args: argparse.Namespace) -> int:
     if args.at is not None or args.json:
         raise MonitorError("--at and --json go with --once; the daemon evaluates at the current time "
                            "(or from --replay-from)")
-    configure_logging(args.daemon_log_level, args.log_format)
+    configure_logging(args.log_level or "INFO", args.log_format)
     daemon = Daemon(config_path_from(args.config), listen=args.listen, replay_from=args.replay_from,
                     state_path=args.state)
     return daemon.run()
