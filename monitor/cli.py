@@ -10,15 +10,20 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
 
 from monitor import __version__
 from monitor.commands import COMMANDS
-from monitor.errors import ConfigError, MonitorError
-from monitor.log_format import add_log_level_argument, configure_cli_logging
-from monitor.secrets import redact
 
 _GLOBAL_OPTIONS_WITH_VALUE = {"--log-level"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def add_log_level_argument(parser: argparse.ArgumentParser, *, on_subcommand: bool = False) -> None:
+    """`--log-level`, defined once: on `monitor` itself, and again on commands that log a lot
+    (`monitor run --log-level INFO`). Unset (None) means the command's own default."""
+    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
+                        default=argparse.SUPPRESS if on_subcommand else None,
+                        help="DEBUG, INFO, WARNING or ERROR (default: WARNING; INFO for the daemon)")
 
 
 def build_parser(command: str | None = None, *, full: bool = False) -> argparse.ArgumentParser:
@@ -39,7 +44,7 @@ def build_parser(command: str | None = None, *, full: bool = False) -> argparse.
     return parser
 
 
-def command_in(argv: Sequence[str]) -> str | None:
+def command_in(argv: list[str]) -> str | None:
     """The command named in `argv` (its first positional argument), if it is one of ours."""
     names = {entry.name for entry in COMMANDS}
     tokens = iter(argv)
@@ -56,10 +61,14 @@ def command_in(argv: Sequence[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(command_in(argv))
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --version and --help exit here, before anything below is imported
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from monitor.errors import ConfigError, MonitorError
+    from monitor.log_format import configure_cli_logging
+    from monitor.secrets import redact
+
     configure_cli_logging(args.log_level or "WARNING")
     try:
         return int(args.func(args) or 0)

@@ -6,7 +6,6 @@ Secrets are never passed to loggers; as a second line of defence every secret th
 
 from __future__ import annotations
 
-import argparse
 import contextvars
 import json
 import logging
@@ -21,19 +20,9 @@ current_cycle_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("m
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
 # Libraries whose per-request INFO lines are noise, not events; their warnings and
 # errors still come through (and through the redactor, like every line).
 THIRD_PARTY_LOGGERS = ("urllib3", "apscheduler", "slack_sdk", "requests", "matplotlib", "numba")
-
-
-def add_log_level_argument(parser: argparse.ArgumentParser, *, on_subcommand: bool = False) -> None:
-    """`--log-level`, defined once: on `monitor` itself and again on commands that log a lot
-    (`monitor run --log-level INFO`). Unset means the command's own default (None)."""
-    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
-                        default=argparse.SUPPRESS if on_subcommand else None,
-                        help="DEBUG, INFO, WARNING or ERROR (default: WARNING; INFO for the daemon)")
 
 
 class _CycleFilter(logging.Filter):

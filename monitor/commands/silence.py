@@ -13,7 +13,7 @@ from monitor.alerting.notifications import iso
 from monitor.alerting.repository import AlertRepository
 from monitor.alerting.silences import Silence, SilenceError, format_matcher, parse_matcher
 from monitor.commands.arguments import parse_instant
-from monitor.commands.run import add_state_arguments, open_state
+from monitor.commands.state_file import add_state_arguments, open_state
 from monitor.durations import parse_duration
 
 
