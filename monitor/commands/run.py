@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.cli import add_log_level_argument
 from monitor.commands.arguments import parse_instant
 from monitor.commands.state_file import add_state_arguments, open_state
+from monitor.config import config_path_from
 from monitor.errors import MonitorError
 from monitor.secrets import redact
 from monitor.timeutil import iso_z, utc_now
