@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_daemon(args: argparse.Namespace) -> int:
     """The long-running daemon (`monitor run` without --once)."""
+    from monitor import progress
     from monitor.daemon import Daemon
     from monitor.log_format import configure_logging
 
@@ -79,6 +80,7 @@ def run_daemon(args: argparse.Namespace) -> int:
         raise MonitorError("--at and --json go with --once; the daemon evaluates at the current time "
                            "(or from --replay-from)")
     configure_logging(args.log_level or "INFO", args.log_format)
+    progress.quiet_for_daemon()  # log lines, plain or JSON, are not a terminal UI
     daemon = Daemon(config_path_from(args.config), listen=args.listen, replay_from=args.replay_from,
                     state_path=args.state)
     return daemon.run()

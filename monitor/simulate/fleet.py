@@ -24,6 +24,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 from scipy import stats
 
+from monitor.progress import progress
+
 MINUTE = 60
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -143,7 +145,7 @@ def generate_fleet(days: int = 7, seed: int = 1, end: datetime | None = None) ->
     hour_of_day = (timestamps % 86400) / 3600
     diurnal = 1.0 + 0.4 * np.sin(2 * np.pi * (hour_of_day - 9) / 24)
 
-    for spec in FLEET:
+    for spec in progress(FLEET, desc="simulating services", unit="service"):
         load = diurnal * rng.normal(1.0, 0.03, minutes).clip(0.8, 1.2)
         requests = rng.poisson(spec.requests_per_minute * load).astype(np.float64)
         error_ratio = np.full(minutes, BASELINE_ERROR_RATIO)
