@@ -35,6 +35,10 @@ class ReportTemplateError(MonitorError):
     """The report templates cannot be found or fail to render."""
 
 
+class ReportWriteError(MonitorError):
+    """The report could not be written (directory unwritable, disk full); nothing was left half-written."""
+
+
 def template_directory() -> Path:
     """reports/ in a source checkout, else the copy `pip install` put under <prefix>/share/monitor/reports."""
     checkout = Path(monitor.__file__).resolve().parent.parent / "reports"
@@ -99,24 +103,57 @@ def render_report_html(model: ReportModel, environment: jinja2.Environment | Non
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so readers see the old file or the new one, never a part.
+    """Write `text` to `path` so readers see the old file or the new one, never a part."""
+    write_all_atomic({path: text})
 
-    Temp file in the same directory (same filesystem, so rename is atomic), fsync,
-    os.replace, then fsync the directory so the rename itself survives a crash.
+
+def write_all_atomic(files: dict[Path, str]) -> None:
+    """Write every file or none: readers see the old files or all the new ones, never a part.
+
+    Each text goes to a temp file in its target's directory (same filesystem, so the
+    rename is atomic) and is fsynced; only when every one is staged are they renamed
+    into place, so a full disk or a permission error part-way leaves nothing behind
+    (directories this call created are removed again). Then the directories are
+    fsynced so the renames survive a crash.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    staged: list[tuple[str, Path]] = []
+    created: list[Path] = []
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
+        for path, text in files.items():
+            created += _make_parents(path.parent)
+            fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            staged.append((temp_name, path))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temp_name, 0o644)
+        for temp_name, path in staged:
+            os.replace(temp_name, path)
     except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+        for temp_name, _ in staged:
+            Path(temp_name).unlink(missing_ok=True)
+        for directory in reversed(created):
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
         raise
-    _fsync_directory(path.parent)
+    for directory in dict.fromkeys(path.parent for path in files):
+        _fsync_directory(directory)
+
+
+def _make_parents(directory: Path) -> list[Path]:
+    """Create `directory` and missing parents; return the ones created, outermost first."""
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        if directory.parent == directory:
+            break
+        directory = directory.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+    return list(reversed(missing))
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -143,12 +180,16 @@ def write_report(model: ReportModel, out_dir: Path, environment: jinja2.Environm
     environment = environment or template_environment()
     report_dir = Path(out_dir) / model.period.key
     html = render_report_html(model, environment, charts)
-    # JSON first: the archive index is built from the report.json files.
-    json_path = report_dir / "report.json"
-    write_atomic(json_path, json.dumps(report_json(model), indent=1, sort_keys=False, allow_nan=False) + "\n")
-    html_path = report_dir / "index.html"
-    write_atomic(html_path, html)
-    index = write_archive_index(Path(out_dir), model.generated_at, environment)
+    json_path, html_path = report_dir / "report.json", report_dir / "index.html"
+    try:
+        # Both or neither: the archive index is built from the report.json files, and
+        # must not list a report whose page is missing.
+        write_all_atomic({json_path: json.dumps(report_json(model), indent=1, sort_keys=False, allow_nan=False)
+                          + "\n", html_path: html})
+        index = write_archive_index(Path(out_dir), model.generated_at, environment)
+    except OSError as exc:
+        where = exc.filename or report_dir
+        raise ReportWriteError(f"cannot write the report to {where}: {exc.strerror or exc}") from None
     return WrittenReport(html_path, json_path, index)
 
 
