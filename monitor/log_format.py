@@ -47,15 +47,17 @@ class JsonFormatter(logging.Formatter):
             "ts": iso_z(from_unix(record.created)),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         if getattr(record, "cycle_id", None):
             entry["cycle_id"] = record.cycle_id
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and key != "cycle_id" and not key.startswith("_"):
-                entry[key] = value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+                entry[key] = value if isinstance(value, (int, float, bool, type(None))) else redact(str(value))
         if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
+            entry["error"] = redact(self.formatException(record.exc_info))
+        # Fields are redacted before encoding (a secret's repr, JSON-escaped, is yet
+        # another spelling), and the line after it, as a last line of defence.
         return redact(json.dumps(entry, default=str))
 
 
