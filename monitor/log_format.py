@@ -6,6 +6,7 @@ Secrets are never passed to loggers; as a second line of defence every secret th
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -78,6 +79,27 @@ def configure_cli_logging(level: str) -> None:
     if any(not getattr(handler, "_monitor_handler", False) for handler in root.handlers):
         return
     configure_logging(level, "plain")
+
+
+@contextlib.contextmanager
+def daemon_logging(level: str, fmt: str):
+    """`configure_logging` for the daemon's lifetime; on exit the previous setup is back
+    (the daemon can run inside another process: a test, an embedding program)."""
+    root = logging.getLogger()
+    saved_level = root.level
+    saved = {name: logging.getLogger(name).level for name in THIRD_PARTY_LOGGERS}
+    saved_handlers = [h for h in root.handlers if getattr(h, "_monitor_handler", False)]
+    configure_logging(level, fmt)
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if getattr(h, "_monitor_handler", False)]:
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
+        for name, value in saved.items():
+            logging.getLogger(name).setLevel(value)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "plain", stream=None) -> None:

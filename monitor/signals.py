@@ -49,7 +49,3 @@ CATALOGUE: dict[str, tuple[tuple[str, ...], str]] = {
     "gpu_hours": (("model", "version"), "GPU-hours over the trailing 7 days"),
     "gpu_utilization": (("model",), "mean GPU utilisation (0..1) over the last 15 minutes"),
 }
-
-
-def signal_labels(name: str) -> tuple[str, ...]:
-    return CATALOGUE[name][0]

@@ -211,16 +211,6 @@ class YamlFile:
         return INVALID
 
 
-def load_dataclass(cls: Any, path: str | Path) -> Any:
-    """Load a single-document YAML file into `cls`, raising ConfigError with every problem."""
-    doc = YamlFile(path)
-    if not doc.documents:
-        raise ConfigError([Problem(str(path), 1, "file is empty")])
-    value = doc.build(cls, doc.documents[0], "")
-    doc.raise_if_problems()
-    return value
-
-
 def plain(node: yaml.Node) -> Any:
     """A node as plain Python values (dicts, lists, scalars)."""
     if isinstance(node, yaml.MappingNode):

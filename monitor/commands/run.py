@@ -74,16 +74,16 @@ def run_daemon(args: argparse.Namespace) -> int:
     """The long-running daemon (`monitor run` without --once)."""
     from monitor import progress
     from monitor.daemon import Daemon
-    from monitor.log_format import configure_logging
+    from monitor.log_format import daemon_logging
 
     if args.at is not None or args.json:
         raise MonitorError("--at and --json go with --once; the daemon evaluates at the current time "
                            "(or from --replay-from)")
-    configure_logging(args.log_level or "INFO", args.log_format)
-    progress.quiet_for_daemon()  # log lines, plain or JSON, are not a terminal UI
-    daemon = Daemon(config_path_from(args.config), listen=args.listen, replay_from=args.replay_from,
-                    state_path=args.state)
-    return daemon.run()
+    # Log lines, plain or JSON, are not a terminal UI: no progress bars (the weekly report's).
+    with daemon_logging(args.log_level or "INFO", args.log_format), progress.quiet_for_daemon():
+        daemon = Daemon(config_path_from(args.config), listen=args.listen, replay_from=args.replay_from,
+                        state_path=args.state)
+        return daemon.run()
 
 
 def signal_json(signal: Signal) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 `write_weekly_report(config, now)` is the daemon's `report_writer`: on its weekly
 schedule (`reports.weekly`, local time) it reports on the last complete ISO week
 in UTC, so the file a scheduled run writes is the file `monitor report --week`
-writes for that week later. Slack messages link to `report_path(config, period)`.
+writes for that week later.
 """
 
 from __future__ import annotations
@@ -34,11 +34,6 @@ def open_state_file(path: Path) -> StateStore:
 def report_directory(config: Config, out_dir: str | Path | None = None) -> Path:
     """`--out` when given, else the config's `reports.dir` (relative to the config file)."""
     return Path(out_dir) if out_dir is not None else config.resolve_path(config.reports.dir)
-
-
-def report_path(config: Config, period: ReportPeriod, out_dir: str | Path | None = None) -> Path:
-    """Where the page for `period` is written (for links in notifications)."""
-    return report_directory(config, out_dir) / period.key / "index.html"
 
 
 def write_period_report(config: Config, period: ReportPeriod, *, out_dir: str | Path | None = None,

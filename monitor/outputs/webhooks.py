@@ -65,10 +65,6 @@ def ping_body(at: datetime, subscription: str) -> str:
                        "data": {"subscription": subscription}}, separators=(",", ":"))
 
 
-class WebhookError(MonitorError):
-    """A webhook could not be sent as configured (the message never holds the URL or secret)."""
-
-
 class WebhookDestination:
     """One subscription: signs each attempt and POSTs it to the checked address."""
 

@@ -13,7 +13,7 @@ import os
 import sysconfig
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import monitor
 from monitor.errors import MonitorError
 from monitor.report import charts
 from monitor.report.model import ReportModel, report_json
+from monitor.report.period import ReportPeriod
 from monitor.report.present import FILTERS
 
 TEMPLATE_NAMES = ("base.html.j2", "style.css.j2", "weekly.html.j2", "archive.html.j2")
@@ -68,7 +69,32 @@ def template_environment(directory: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     environment.filters.update(FILTERS)
+    environment.filters["period_title"] = period_title
     return environment
+
+
+def period_title(period: ReportPeriod) -> str:
+    """The period as people name it: "Week 47, 2026 (16–22 Nov)" for an ISO week, else a date range."""
+    start, end = period.start, period.end
+    whole_days = start.time() == end.time() == datetime.min.time()
+    last_day = end - timedelta(days=1) if whole_days else end
+    if whole_days:
+        if start.year != last_day.year:
+            days = f"{start:%-d %b %Y} \N{EN DASH} {last_day:%-d %b %Y}"
+        elif start.month != last_day.month:
+            days = f"{start:%-d %b} \N{EN DASH} {last_day:%-d %b}"
+        elif start.date() != last_day.date():
+            days = f"{start:%-d}\N{EN DASH}{last_day:%-d %b}"
+        else:
+            days = f"{start:%-d %b}"
+    else:
+        days = f"{start:%-d %b %Y %H:%M} \N{EN DASH} {end:%-d %b %Y %H:%M} UTC"
+    year, week, weekday = start.isocalendar()
+    if whole_days and weekday == 1 and end - start == timedelta(days=7):
+        return f"Week {week}, {year} ({days})"
+    if whole_days and start.year == last_day.year:
+        return f"{days} {start.year}"
+    return days
 
 
 @dataclass(frozen=True)
