@@ -8,7 +8,7 @@ writes for that week later.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from monitor.config import Config
@@ -18,6 +18,7 @@ from monitor.report.period import ReportPeriod, last_complete_week
 from monitor.report.render import WrittenReport, write_report
 from monitor.sources.prometheus import PrometheusSource
 from monitor.store import StateStore
+from monitor.timeutil import utc_now
 
 
 class StateFileMissing(MonitorError):
@@ -40,7 +41,7 @@ def write_period_report(config: Config, period: ReportPeriod, *, out_dir: str | 
                         prometheus_url: str | None = None, store: StateStore | None = None,
                         generated_at: datetime | None = None) -> WrittenReport:
     """Build and write the report for `period`; the state store defaults to the config's."""
-    generated_at = generated_at or datetime.now(timezone.utc)
+    generated_at = generated_at or utc_now()
     own_store = store is None
     if store is None:
         state_path = config.resolve_path(config.state.path)
