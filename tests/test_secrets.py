@@ -155,3 +155,33 @@ def test_no_secret_in_any_form_leaves_a_failing_run(argv, failing_config, tmp_pa
     assert "127.0.0.1" in text  # the failure was reported, with its URL
     for form in _forms(URL_PASSWORD) + _forms(TOKEN):
         assert form not in text, f"{form!r} leaked:\n{text[-3000:]}"
+
+
+def test_no_secret_in_any_form_in_the_daemons_json_log_of_failing_cycles(failing_config, tmp_path):
+    import signal
+    import time
+
+    config = failing_config.read_text().replace("state:", f"http:\n  listen: 127.0.0.1:{free_port()}\n"
+                                                          f"schedule:\n  evaluate_every: 1s\nstate:")
+    failing_config.write_text(config)
+    log_path = tmp_path / "daemon.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(failing_config),
+                                    "--log-format", "json", "--log-level", "DEBUG"], stdout=log,
+                                   stderr=subprocess.STDOUT, cwd=tmp_path,
+                                   env={**os.environ, "PYTHONPATH": str(ROOT), "MONITOR_TEST_BEARER": TOKEN})
+    try:
+        deadline = time.monotonic() + 120
+        while "cycle failed" not in log_path.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log_path.read_text()
+            time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = log_path.read_text()
+    entries = [json.loads(line) for line in text.splitlines()]  # every line is JSON: no stray tracebacks
+    assert any("cycle failed" in e["msg"] and "127.0.0.1" in e["msg"] for e in entries)
+    for form in _forms(URL_PASSWORD) + _forms(TOKEN):
+        assert form not in text, f"{form!r} leaked"

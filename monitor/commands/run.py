@@ -73,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
 def run_daemon(args: argparse.Namespace) -> int:
     """The long-running daemon (`monitor run` without --once)."""
     from monitor import progress
-    from monitor.daemon import Daemon
     from monitor.log_format import daemon_logging
 
     if args.at is not None or args.json:
@@ -81,6 +80,8 @@ def run_daemon(args: argparse.Namespace) -> int:
                            "(or from --replay-from)")
     # Log lines, plain or JSON, are not a terminal UI: no progress bars (the weekly report's).
     with daemon_logging(args.log_level or "INFO", args.log_format), progress.quiet_for_daemon():
+        from monitor.daemon import Daemon  # after the log format is set: importing it logs at DEBUG
+
         daemon = Daemon(config_path_from(args.config), listen=args.listen, replay_from=args.replay_from,
                         state_path=args.state)
         return daemon.run()
