@@ -68,8 +68,8 @@ if mode == "json":
     with progress.suppressed():
         list(progress.progress(range(3), desc="PROBE-BAR"))
 elif mode == "daemon":
-    progress.quiet_for_daemon()
-    list(progress.progress(range(3), desc="PROBE-BAR"))
+    with progress.quiet_for_daemon():
+        list(progress.progress(range(3), desc="PROBE-BAR"))
 else:
     list(progress.progress(range(3), desc="PROBE-BAR"))
 print("done")

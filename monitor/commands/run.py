@@ -73,11 +73,14 @@ def run(args: argparse.Namespace) -> int:
 def run_daemon(args: argparse.Namespace) -> int:
     """The long-running daemon (`monitor run` without --once)."""
     from monitor import progress
+    from monitor.http_endpoints import parse_listen
     from monitor.log_format import daemon_logging
 
     if args.at is not None or args.json:
         raise MonitorError("--at and --json go with --once; the daemon evaluates at the current time "
                            "(or from --replay-from)")
+    if args.listen is not None:
+        parse_listen(args.listen, "--listen")  # a typo is one line at once, not after loading everything
     # Log lines, plain or JSON, are not a terminal UI: no progress bars (the weekly report's).
     with daemon_logging(args.log_level or "INFO", args.log_format), progress.quiet_for_daemon():
         from monitor.daemon import Daemon  # after the log format is set: importing it logs at DEBUG
