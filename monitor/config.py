@@ -126,13 +126,11 @@ class StateConfig:
     # is kept; a firing or pending alert's history and undelivered work are always kept.
     retention: timedelta = DEFAULT_STATE_RETENTION
 
-    def yaml_check(self) -> list[tuple[str | None, str]]:
-        if self.retention < timedelta(days=1):
-            return [("retention", "must be at least 1d (the weekly report needs 35d)")]
-        return []
-
     def yaml_check(self) -> Problems:
-        return [("path", "must not be empty")] if not self.path.strip() else []
+        problems: Problems = [("path", "must not be empty")] if not self.path.strip() else []
+        if self.retention < timedelta(days=1):
+            problems.append(("retention", "must be at least 1d (the weekly report's 4-week trend reads 35d)"))
+        return problems
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,12 @@ signals: SIGTERM/SIGINT stop the scheduler (the in-flight cycle finishes), give
 in-flight deliveries a bounded time to finish and exit 0; SIGHUP re-reads the
 config, and a config that fails validation is logged and rejected while the old
 one keeps running.
+
+The new config is read and validated on a thread of its own, within
+`RELOAD_TIMEOUT_S`: the main thread keeps answering signals meanwhile, so a config
+that takes forever to parse is rejected and SIGTERM still stops the daemon. Only
+the swap itself (a validated config in, the outbox worker restarted) runs on the
+main thread.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Callable
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
@@ -27,10 +34,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.alerting.lifecycle import AlertState
-from monitor.alerting.notifications import alert_payload, iso
+from monitor.alerting.notifications import alert_payload
 from monitor.config import Config, parse_weekly
-from monitor.errors import ConfigError
-from monitor.http_endpoints import HealthServer
+from monitor.errors import ConfigError, MonitorError
+from monitor.http_endpoints import HealthServer, parse_listen
 from monitor.log_format import current_cycle_id
 from monitor.outputs.alertmanager import AlertmanagerDestination, postable_alerts
 from monitor.outputs.assembly import DeliveryService, build_delivery
@@ -40,11 +47,22 @@ from monitor.outputs.results import SendOutcome
 from monitor.pipeline import CycleReport, Definitions, load_definitions, run_cycle
 from monitor.sources.prometheus import PrometheusSource
 from monitor.store import StateStore
+from monitor.timeutil import iso_z, utc_now
 from monitor.validation import validate
 
 log = logging.getLogger(__name__)
 
 READY_AFTER_INTERVALS = 3  # /readyz fails once the last success is older than this many intervals
+RELOAD_TIMEOUT_S = 10.0    # reading and validating a new config on SIGHUP; longer is a rejection
+
+
+@dataclass
+class _PendingReload:
+    """A config being read on its own thread; `outcome` is set, then `done`."""
+
+    deadline_monotonic: float
+    done: threading.Event
+    outcome: tuple[Config, Definitions] | list | None = None  # (config, definitions), or the problems
 
 
 def weekly_trigger(spec: str) -> CronTrigger:
@@ -66,6 +84,8 @@ class Daemon:
         self.config: Config = report.config
         self.definitions: Definitions = load_definitions(self.config)
         self.listen = listen or self.config.http.listen
+        self._listen_source = "--listen" if listen else f"{config_path}: http.listen"
+        parse_listen(self.listen, self._listen_source)  # before anything is opened
         self.shutdown_timeout_s = shutdown_timeout_s
         self.metrics = DaemonMetrics()
         self.state_path = Path(state_path) if state_path else self.config.resolve_path(self.config.state.path)
@@ -85,6 +105,8 @@ class Daemon:
         self._outbox_stop = threading.Event()
         self._outbox_thread: threading.Thread | None = None
         self._swap_lock = threading.Lock()
+        self._pending_reload: _PendingReload | None = None
+        self.reload_timeout_s = RELOAD_TIMEOUT_S
         self.last_cycle: CycleReport | None = None
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
         self.scheduler.add_listener(self._on_job_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
@@ -94,7 +116,7 @@ class Daemon:
     def _schedule(self) -> None:
         interval = self.config.schedule.evaluate_every.total_seconds()
         self.scheduler.add_job(self.run_one_cycle, IntervalTrigger(seconds=interval), id="cycle",
-                               replace_existing=True, next_run_time=datetime.now(timezone.utc),
+                               replace_existing=True, next_run_time=utc_now(),
                                misfire_grace_time=max(1, int(interval)))
         if self._report_writer is not None:
             self.scheduler.add_job(self.write_weekly_report, weekly_trigger(self.config.reports.weekly),
@@ -108,7 +130,7 @@ class Daemon:
             log.error("job %s raised: %s", event.job_id, event.exception, exc_info=event.exception)
 
     def evaluation_time(self) -> datetime:
-        now = datetime.now(timezone.utc)
+        now = utc_now()
         if self._replay_from is None:
             return now
         return self._replay_from + timedelta(seconds=time.time() - self._started_wall)
@@ -164,10 +186,10 @@ class Daemon:
         firing = [a for a in report.alerts.values() if a.state is AlertState.FIRING and not a.silenced_by]
         if not firing:
             return
-        ends_at = datetime.now(timezone.utc) + max(4 * config.schedule.evaluate_every, timedelta(minutes=5))
+        ends_at = utc_now() + max(4 * config.schedule.evaluate_every, timedelta(minutes=5))
         alerts = postable_alerts({"alerts": [alert_payload(a) for a in firing]})
         for alert in alerts:
-            alert["endsAt"] = iso(ends_at)
+            alert["endsAt"] = iso_z(ends_at)
         result = AlertmanagerDestination(config.outputs.alertmanager).push(alerts)
         if result.outcome is not SendOutcome.DELIVERED:
             log.warning("re-push of %d firing alerts to Alertmanager failed: %s", len(alerts),
@@ -219,23 +241,73 @@ class Daemon:
     # -- reload ----------------------------------------------------------------
 
     def reload(self) -> bool:
-        """Re-read the config; keep the old one (and say why) if the new one is invalid."""
-        report = validate(self.config_path)
-        if not report.ok:
+        """Re-read the config now, on this thread; keep the old one (and say why) if the new one is invalid."""
+        outcome = self._read_config()
+        return self._apply_reload(outcome)
+
+    def _read_config(self) -> tuple[Config, Definitions] | list:
+        """The validated new config and its definitions, or the problems that reject it."""
+        try:
+            report = validate(self.config_path)
+            if not report.ok:
+                return list(report.problems)
+            return report.config, load_definitions(report.config)
+        except Exception as exc:  # noqa: BLE001 - a reload must never take the daemon down
+            return [f"{self.config_path}: {type(exc).__name__}: {exc}"]
+
+    def _begin_reload(self) -> None:
+        """Start reading the config on its own thread (one at a time; a SIGHUP meanwhile is folded in)."""
+        if self._pending_reload is not None:
+            log.info("config reload already in progress; this SIGHUP is folded into it")
+            return
+        pending = _PendingReload(deadline_monotonic=time.monotonic() + self.reload_timeout_s,
+                                 done=threading.Event())
+
+        def read() -> None:
+            try:
+                pending.outcome = self._read_config()
+            finally:
+                pending.done.set()
+
+        self._pending_reload = pending
+        threading.Thread(target=read, name="config-reload", daemon=True).start()
+
+    def _poll_reload(self) -> None:
+        """Apply a finished reload, or reject one that ran past its time bound."""
+        pending = self._pending_reload
+        if pending is None:
+            return
+        if pending.done.is_set():
+            self._pending_reload = None
+            self._apply_reload(pending.outcome if pending.outcome is not None else ["the reader thread died"])
+        elif time.monotonic() > pending.deadline_monotonic:
+            # The thread cannot be killed; it is abandoned (a daemon thread) and its
+            # result, should it ever finish, is dropped with `pending`.
+            self._pending_reload = None
+            self._apply_reload([f"{self.config_path}: reading the config took longer than "
+                                f"{self.reload_timeout_s:.0f}s"])
+
+    def _apply_reload(self, outcome: tuple[Config, Definitions] | list) -> bool:
+        if isinstance(outcome, list):
             self.metrics.config_reloads.labels("error").inc()
-            for problem in report.problems:
+            for problem in outcome:
                 log.error("config reload rejected, keeping the running config: %s", problem)
             return False
-        new = report.config
-        definitions = load_definitions(new)  # validated above, so this loads
+        new, definitions = outcome
         if new.resolve_path(new.state.path) != self.config.resolve_path(self.config.state.path) \
                 and self.state_path == self.config.resolve_path(self.config.state.path):
             log.warning("state.path changed: takes effect at the next restart, not on reload")
-        source = PrometheusSource.from_config(new.prometheus)
+        try:  # reads the new secrets: a missing or malformed one rejects the reload
+            source = PrometheusSource.from_config(new.prometheus)
+            delivery = build_delivery(new, self.store)
+        except MonitorError as exc:
+            self.metrics.config_reloads.labels("error").inc()
+            log.error("config reload rejected, keeping the running config: %s", exc)
+            return False
         self._stop_outbox(self.shutdown_timeout_s)
         with self._swap_lock:
             old_source, self.config, self.source, self.definitions = self.source, new, source, definitions
-            self.delivery = build_delivery(new, self.store)
+            self.delivery = delivery
         for name in self.delivery.outbox.enable_all_destinations():
             log.info("destination %s re-enabled by the config reload (it had answered 410 Gone)", name)
         old_source.close()
@@ -256,10 +328,16 @@ class Daemon:
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; returns the exit code."""
+        try:
+            http = HealthServer(self.listen, self.metrics.registry, self.readiness, where=self._listen_source)
+        except MonitorError:
+            self.source.close()
+            self.store.close()
+            raise
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_reload)
-        http = HealthServer(self.listen, self.metrics.registry, self.readiness).start()
+        http.start()
         self._start_outbox()
         self._schedule()
         self.scheduler.start()
@@ -270,7 +348,8 @@ class Daemon:
             while not self._stop.is_set():
                 if self._reload_requested.wait(0.2):
                     self._reload_requested.clear()
-                    self.reload()
+                    self._begin_reload()
+                self._poll_reload()
         finally:
             log.info("stopping: waiting for the running cycle, then in-flight deliveries (up to %.0fs)",
                      self.shutdown_timeout_s)

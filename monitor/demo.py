@@ -32,6 +32,7 @@ import requests
 import yaml
 
 from monitor.cli import main as cli_main
+from monitor.progress import progress
 from monitor.simulate.fleet import generate_fleet
 from monitor.simulate.local_prometheus import LocalPrometheus, backfill, free_port
 from monitor.simulate.writers import write_fleet
@@ -104,12 +105,12 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("[demo] monitor check rejected the demo config (problems above)")
         step(f"monitor check: {(out / 'check.txt').read_text().strip()}")
 
-        history_at = fleet.end - HISTORY_SPAN
+        steps = int((HISTORY_SPAN - HISTORY_STEP) / HISTORY_STEP) + 1
+        history = [fleet.end - HISTORY_SPAN + i * HISTORY_STEP for i in range(steps)]
         cycles = 0
-        while history_at <= fleet.end - HISTORY_STEP:
+        for history_at in progress(history, desc="replaying history", unit="cycle"):
             code = run_cli(["run", "--once", "--config", str(paths["config"]), "--at", history_at.isoformat()])
             failed += ["run --once"] if code != 0 else []
-            history_at += HISTORY_STEP
             cycles += 1
         run_cli(["alerts", "--all", "--config", str(paths["config"])], out / "alerts.txt")
         step(f"stepped {cycles} cycles through the last {HISTORY_SPAN.total_seconds() / 3600:.0f}h of history; "

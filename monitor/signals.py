@@ -56,7 +56,3 @@ CATALOGUE: dict[str, tuple[tuple[str, ...], str]] = {
 # Signals whose absence means false, as a PromQL series that stops matching: they are
 # produced only while the thing they report is true, by a cycle that succeeded.
 ABSENCE_MEANS_FALSE = frozenset({"definition_error"})
-
-
-def signal_labels(name: str) -> tuple[str, ...]:
-    return CATALOGUE[name][0]

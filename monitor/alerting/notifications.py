@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 from typing import Any, Mapping
 
 from monitor.alerting.lifecycle import Alert, AlertState
+from monitor.timeutil import iso_z
 
 
 class NotificationKind(Enum):
@@ -38,9 +39,7 @@ class Notification:
 
 def iso(at: datetime | None) -> str | None:
     """UTC ISO 8601 with a Z, or None."""
-    if at is None:
-        return None
-    return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return None if at is None else iso_z(at)
 
 
 def alert_payload(alert: Alert) -> dict[str, Any]:

@@ -15,13 +15,11 @@ Pure functions of (alert states, policy state, now), as Alertmanager's stages ar
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Mapping, Sequence
 
-from monitor.alerting.lifecycle import Alert, AlertState
+from monitor.alerting.lifecycle import Alert, AlertState, fingerprint
 from monitor.alerting.notifications import Notification, NotificationKind, alert_payload, iso
 from monitor.alerting.rule_spec import Rule
 from monitor.alerting.silences import Silence, silencing
@@ -96,8 +94,8 @@ def group_labels_of(labels: Mapping[str, str], group_by: Sequence[str]) -> dict[
 
 
 def group_key_of(group_labels: Mapping[str, str]) -> str:
-    text = json.dumps(sorted(group_labels.items()), separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """A group's id: the fingerprint of its group-by labels, as an alert's is of its labels."""
+    return fingerprint(group_labels)
 
 
 def plan_group_notifications(alerts: Mapping[str, Alert], groups: Mapping[str, GroupState],

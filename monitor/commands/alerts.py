@@ -10,7 +10,7 @@ from monitor.alerting.definition_error_repository import DefinitionErrorReposito
 from monitor.alerting.lifecycle import AlertState
 from monitor.alerting.notifications import alert_payload, iso
 from monitor.alerting.repository import AlertRepository
-from monitor.commands.run import add_state_arguments, open_state
+from monitor.commands.state_file import add_state_arguments, open_state
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+import sys
 
 from monitor.config import config_path_from, load_config
 from monitor.commands.arguments import add_config_argument, parse_instant
 from monitor.cost.allocation import CostReport
 from monitor.cost.collect import WEEK, CostWindowError, compute_costs
+from monitor.secrets import redact
 from monitor.sources.prometheus import PrometheusSource
+from monitor.timeutil import utc_now
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,16 +31,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(config_path_from(args.config))
-    end = args.end or datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    end = args.end or utc_now().replace(second=0, microsecond=0)
     start = args.start or end - WEEK
     if end <= start:
         raise CostWindowError(f"--to must be after --from ({start.isoformat()} .. {end.isoformat()})")
     with PrometheusSource.from_config(config.prometheus, url=args.prometheus) as source:
         report = compute_costs(source, config, start, end)
+        failed = source.stats.errors
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
+        print(redact(json.dumps(report.as_dict(), indent=2)))
     else:
-        print(format_table(report))
+        print(redact(format_table(report)))
+    if failed:
+        # Printed, but a script must not read partial figures as complete.
+        print(f"monitor: error: {failed} of {source.stats.queries + source.stats.skipped} Prometheus queries "
+              f"failed; the figures above may be incomplete", file=sys.stderr)
+        return 1
     return 0
 
 

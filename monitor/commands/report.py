@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
 from pathlib import Path
 
 from monitor.commands.arguments import add_config_argument
 from monitor.config import config_path_from, load_config
-from monitor.outputs.report import open_state_file, write_period_report
+from monitor.report.files import check_writable
 from monitor.report.period import (ReportPeriod, ReportPeriodError, custom_period, iso_week_period,
                                    last_complete_week, parse_instant)
+from monitor.timeutil import utc_now
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,8 +41,12 @@ def run(args: argparse.Namespace) -> int:
     elif args.start:
         period = _period_from("--from/--to", lambda: custom_period(parse_instant(args.start), parse_instant(args.end)))
     else:
-        period = last_complete_week(datetime.now(timezone.utc))
+        period = last_complete_week(utc_now())
     config = load_config(config_path_from(args.config))
+    out_dir = args.out if args.out is not None else config.resolve_path(config.reports.dir)
+    check_writable(out_dir)  # before the build: a typo in --out costs a second, not a build
+    from monitor.outputs.report import open_state_file, write_period_report
+
     store = open_state_file(args.state) if args.state is not None else None
     try:
         written = write_period_report(config, period, out_dir=args.out, prometheus_url=args.prometheus,

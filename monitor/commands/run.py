@@ -6,19 +6,23 @@ import argparse
 import json
 import math
 import sys
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from monitor.alerting.notifications import iso
-from monitor.alerting.repository import QueuedNotification
-from monitor.commands.arguments import add_config_argument, listen_address, parse_instant
-from monitor.config import Config, config_path_from, load_config
+from monitor.cli import add_log_level_argument
+from monitor.commands.arguments import listen_address, parse_instant
+from monitor.commands.state_file import add_state_arguments, open_state
+from monitor.config import config_path_from
 from monitor.errors import MonitorError
-from monitor.pipeline import CycleReport, run_cycle
-from monitor.signals import Signal
-from monitor.sources.prometheus import PrometheusSource
-from monitor.store import StateStore
+from monitor.secrets import redact
+from monitor.timeutil import iso_z, utc_now
+
+if TYPE_CHECKING:
+    from monitor.alerting.repository import QueuedNotification
+    from monitor.pipeline import CycleReport
+    from monitor.signals import Signal
+
+__all__ = ["add_state_arguments", "open_state", "register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,8 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="daemon: HOST:PORT for /metrics and health (default: http.listen)")
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain",
                         help="daemon: one line per event, plain text or JSON")
-    parser.add_argument("--log-level", dest="daemon_log_level", default="INFO",
-                        help="daemon: DEBUG, INFO (default), WARNING or ERROR")
+    add_log_level_argument(parser, on_subcommand=True)
     parser.add_argument("--replay-from", type=parse_instant, default=None,
                         help="daemon: evaluate history as if live, starting at this ISO 8601 instant "
                              "(for rehearsing rules against a past incident)")
@@ -50,28 +53,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def add_state_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_argument(parser)
-    parser.add_argument("--state", type=Path, default=None,
-                        help="state file (default: the config's state.path)")
-
-
-def open_state(args: argparse.Namespace) -> tuple[Config, StateStore]:
-    config = load_config(config_path_from(args.config))
-    path = args.state or config.resolve_path(config.state.path)
-    return config, StateStore(path)
-
-
 def run(args: argparse.Namespace) -> int:
     if not args.once:
         return run_daemon(args)
+    from monitor.pipeline import run_cycle
+    from monitor.sources.prometheus import PrometheusSource
+
     config, store = open_state(args)
-    at = args.at or datetime.now(timezone.utc)
+    at = args.at or utc_now()
     with store, PrometheusSource.from_config(config.prometheus) as source:
         report = run_cycle(config, store, source, at)
     if args.json:
-        json.dump(report_json(report), sys.stdout, indent=2, default=_json_default)
-        sys.stdout.write("\n")
+        # Cycle errors quote query errors, which may quote a URL: scrubbed like log lines.
+        sys.stdout.write(redact(json.dumps(report_json(report), indent=2, default=_json_default)) + "\n")
     else:
         print_report(report)
     return 0 if report.ok else 1
@@ -79,16 +73,19 @@ def run(args: argparse.Namespace) -> int:
 
 def run_daemon(args: argparse.Namespace) -> int:
     """The long-running daemon (`monitor run` without --once)."""
-    from monitor.daemon import Daemon
-    from monitor.log_format import configure_logging
+    from monitor import progress
+    from monitor.log_format import daemon_logging
 
     if args.at is not None or args.json:
         raise MonitorError("--at and --json go with --once; the daemon evaluates at the current time "
                            "(or from --replay-from)")
-    configure_logging(args.daemon_log_level, args.log_format)
-    daemon = Daemon(config_path_from(args.config), listen=args.listen, replay_from=args.replay_from,
-                    state_path=args.state)
-    return daemon.run()
+    # Log lines, plain or JSON, are not a terminal UI: no progress bars (the weekly report's).
+    with daemon_logging(args.log_level or "INFO", args.log_format), progress.quiet_for_daemon():
+        from monitor.daemon import Daemon  # after the log format is set: importing it logs at DEBUG
+
+        daemon = Daemon(config_path_from(args.config), listen=args.listen, replay_from=args.replay_from,
+                        state_path=args.state)
+        return daemon.run()
 
 
 def signal_json(signal: Signal) -> dict[str, Any]:
@@ -99,17 +96,17 @@ def signal_json(signal: Signal) -> dict[str, Any]:
 def notification_json(queued: QueuedNotification) -> dict[str, Any]:
     n = queued.notification
     return {"id": queued.id, "idempotency_key": n.idempotency_key, "kind": n.kind.value, "status": queued.status,
-            "created_at": iso(n.created_at), "cycle_id": queued.cycle_id, "payload": n.payload}
+            "created_at": iso_z(n.created_at), "cycle_id": queued.cycle_id, "payload": n.payload}
 
 
 def report_json(report: CycleReport) -> dict[str, Any]:
     return {
-        "cycle": {"id": report.cycle_id, "evaluated_at": iso(report.evaluated_at),
+        "cycle": {"id": report.cycle_id, "evaluated_at": iso_z(report.evaluated_at),
                   "status": "ok" if report.ok else "failed", "error": report.error, "queries": report.queries,
                   "definition_errors": [e.to_json() for e in report.definition_errors]},
         "signals": [signal_json(s) for s in report.signals],
         "transitions": [{"alertname": t.alertname, "labels": dict(t.labels), "fingerprint": t.fingerprint,
-                         "from": t.from_state.value, "to": t.to_state.value, "at": iso(t.at),
+                         "from": t.from_state.value, "to": t.to_state.value, "at": iso_z(t.at),
                          "value": _number(t.value)} for t in report.transitions],
         "notifications": [notification_json(n) for n in report.notifications],
     }
@@ -117,10 +114,10 @@ def report_json(report: CycleReport) -> dict[str, Any]:
 
 def print_report(report: CycleReport) -> None:
     if not report.ok:
-        print(f"cycle {report.cycle_id} at {iso(report.evaluated_at)}: FAILED, alert states unchanged: "
-              f"{report.error}", file=sys.stderr)
+        print(redact(f"cycle {report.cycle_id} at {iso_z(report.evaluated_at)}: FAILED, alert states unchanged: "
+                     f"{report.error}"), file=sys.stderr)
         return
-    print(f"cycle {report.cycle_id} at {iso(report.evaluated_at)}: {len(report.signals)} signals, "
+    print(f"cycle {report.cycle_id} at {iso_z(report.evaluated_at)}: {len(report.signals)} signals, "
           f"{len(report.transitions)} transitions, {len(report.notifications)} notifications queued")
     for error in report.definition_errors:
         print(f"  {error.kind.value} {error.name}: query rejected, not evaluated: {error.message}")
@@ -142,5 +139,5 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     if isinstance(value, datetime):
-        return iso(value)
+        return iso_z(value)
     raise MonitorError(f"cannot serialise {type(value).__name__} to JSON")

@@ -7,14 +7,13 @@ import getpass
 import json
 import sys
 import uuid
-from datetime import datetime, timezone
 
-from monitor.alerting.notifications import iso
 from monitor.alerting.repository import AlertRepository
 from monitor.alerting.silences import Silence, SilenceError, format_matcher, parse_matcher
 from monitor.commands.arguments import parse_instant
-from monitor.commands.run import add_state_arguments, open_state
+from monitor.commands.state_file import add_state_arguments, open_state
 from monitor.durations import parse_duration
+from monitor.timeutil import iso_z, utc_now
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    now = datetime.now(timezone.utc)
+    now = utc_now()
     matchers = tuple(parse_matcher(m) for m in args.match)
     starts_at = args.start or now
     if (args.duration is None) == (args.end is None):
@@ -72,13 +71,13 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    now = args.at or datetime.now(timezone.utc)
+    now = args.at or utc_now()
     _config, store = open_state(args)
     with store:
         silences = [s for s in AlertRepository(store).silences() if args.all or s.state(now) != "expired"]
     if args.json:
-        json.dump([{"id": s.id, "matchers": [format_matcher(m) for m in s.matchers], "startsAt": iso(s.starts_at),
-                    "endsAt": iso(s.ends_at), "createdBy": s.created_by, "comment": s.comment,
+        json.dump([{"id": s.id, "matchers": [format_matcher(m) for m in s.matchers], "startsAt": iso_z(s.starts_at),
+                    "endsAt": iso_z(s.ends_at), "createdBy": s.created_by, "comment": s.comment,
                     "status": s.state(now)} for s in silences], sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
@@ -86,15 +85,15 @@ def run_list(args: argparse.Namespace) -> int:
         print("no silences")
     for s in silences:
         print(f"{s.id}  {s.state(now):8s} {' '.join(format_matcher(m) for m in s.matchers)}  "
-              f"{iso(s.starts_at)} .. {iso(s.ends_at)}  {s.created_by}: {s.comment}")
+              f"{iso_z(s.starts_at)} .. {iso_z(s.ends_at)}  {s.created_by}: {s.comment}")
     return 0
 
 
 def run_expire(args: argparse.Namespace) -> int:
     _config, store = open_state(args)
     with store:
-        silence = AlertRepository(store).expire_silence(args.id, args.at or datetime.now(timezone.utc))
-    print(f"expired {silence.id} at {iso(silence.ends_at)}")
+        silence = AlertRepository(store).expire_silence(args.id, args.at or utc_now())
+    print(f"expired {silence.id} at {iso_z(silence.ends_at)}")
     return 0
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from monitor.commands.arguments import add_config_argument, instant_range_problem
 from monitor.config import Config, config_path_from, load_config
 from monitor.errors import MonitorError
+from monitor.secrets import redact
 from monitor.slo import EvaluationMode, evaluate_slos, load_slo_specs, load_spec_files
 from monitor.slo.evaluate import SloResult, slo_windows
 from monitor.slo.rule_file import write_rule_file
 from monitor.sources.prometheus import PrometheusSource
+from monitor.timeutil import iso_z, utc, utc_now
 
 
 class SloCommandError(MonitorError):
@@ -67,12 +69,12 @@ def _specs(args: argparse.Namespace, config: Config):
 def _parse_at(text: str | None) -> datetime:
     if text is None:
         # Whole minutes, so windows line up with scrape-aligned samples and reruns agree.
-        return datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        return utc_now().replace(second=0, microsecond=0)
     try:
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise SloCommandError(f"--at: not an ISO 8601 instant: {text!r}") from None
-    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    at = utc(at)
     if problem := instant_range_problem(at):
         raise SloCommandError(f"--at: {problem}")
     return at
@@ -85,13 +87,18 @@ def run(args: argparse.Namespace) -> int:
     mode = EvaluationMode(args.mode or config.slo_evaluation)
     with PrometheusSource.from_config(config.prometheus, url=args.prometheus) as source:
         results = evaluate_slos(source, specs, at, mode=mode, min_events=config.slo_min_events)
+        failed = source.stats.errors
+    # Problems quote query errors, which may quote the server's URL: scrubbed like log lines.
     if args.json:
-        doc = {"at": at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
-               "slos": [r.to_json() for r in results]}
-        json.dump(doc, sys.stdout, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
+        doc = {"at": iso_z(at), "slos": [r.to_json() for r in results]}
+        sys.stdout.write(redact(json.dumps(doc, indent=2, allow_nan=False)) + "\n")
     else:
-        sys.stdout.write(format_table(results, at))
+        sys.stdout.write(redact(format_table(results, at)))
+    if failed:
+        # The figures are printed (the failed ones as no data) but a script must not read them as complete.
+        print(f"monitor: error: {failed} of {source.stats.queries + source.stats.skipped} Prometheus queries "
+              f"failed; their windows show as no data", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -123,7 +130,7 @@ def format_table(results: list[SloResult], at: datetime) -> str:
                      "-" if r.error_budget_remaining is None else f"{r.error_budget_remaining * 100:.1f}%",
                      _flag(r.page), _flag(r.ticket)])
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = [f"SLOs at {at.astimezone(timezone.utc):%Y-%m-%d %H:%M}Z (burn rate 1 spends the budget "
+    lines = [f"SLOs at {utc(at):%Y-%m-%d %H:%M}Z (burn rate 1 spends the budget "
              f"exactly over the period; '-' is no data)"]
     for row in [header, *rows]:
         lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())

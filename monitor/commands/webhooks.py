@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
 
 from monitor.commands.arguments import add_config_argument
 from monitor.config import config_path_from, load_config
 from monitor.errors import MonitorError
 from monitor.outputs.results import SendOutcome
 from monitor.outputs.webhooks import WebhookDestination
+from monitor.timeutil import utc_now
 
 
 class UnknownWebhookError(MonitorError):
@@ -35,7 +35,7 @@ def run_test(args: argparse.Namespace) -> int:
     if subscription is None:
         known = ", ".join(w.name for w in config.outputs.webhooks) or "none configured"
         raise UnknownWebhookError(f"no webhook subscription named {args.name!r} (known: {known})")
-    message_id, result = WebhookDestination(subscription).ping(datetime.now(timezone.utc))
+    message_id, result = WebhookDestination(subscription).ping(utc_now())
     if result.outcome is SendOutcome.DELIVERED:
         print(f"ok: {args.name} answered HTTP {result.status_code} to ping {message_id}")
         return 0

@@ -324,11 +324,6 @@ class Outbox:
                                 (destination, DeliveryStatus.PENDING.value))
         return _delivery_from_row(rows[0]) if rows else None
 
-    def pending_destinations(self) -> list[str]:
-        return [r[0] for r in self.store.query(
-            "SELECT DISTINCT destination FROM deliveries WHERE status = ? ORDER BY destination",
-            (DeliveryStatus.PENDING.value,))]
-
     def next_due_at(self, destinations: Iterable[str]) -> float | None:
         """When the earliest head among `destinations` is due, or None when nothing is pending."""
         times = [d.next_attempt_at for d in (self.head(name) for name in destinations) if d is not None]

@@ -3,12 +3,12 @@
 `write_weekly_report(config, now)` is the daemon's `report_writer`: on its weekly
 schedule (`reports.weekly`, local time) it reports on the last complete ISO week
 in UTC, so the file a scheduled run writes is the file `monitor report --week`
-writes for that week later. Slack messages link to `report_path(config, period)`.
+writes for that week later.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from monitor.config import Config
@@ -18,6 +18,7 @@ from monitor.report.period import ReportPeriod, last_complete_week
 from monitor.report.render import WrittenReport, write_report
 from monitor.sources.prometheus import PrometheusSource
 from monitor.store import StateStore
+from monitor.timeutil import utc_now
 
 
 class StateFileMissing(MonitorError):
@@ -36,16 +37,11 @@ def report_directory(config: Config, out_dir: str | Path | None = None) -> Path:
     return Path(out_dir) if out_dir is not None else config.resolve_path(config.reports.dir)
 
 
-def report_path(config: Config, period: ReportPeriod, out_dir: str | Path | None = None) -> Path:
-    """Where the page for `period` is written (for links in notifications)."""
-    return report_directory(config, out_dir) / period.key / "index.html"
-
-
 def write_period_report(config: Config, period: ReportPeriod, *, out_dir: str | Path | None = None,
                         prometheus_url: str | None = None, store: StateStore | None = None,
                         generated_at: datetime | None = None) -> WrittenReport:
     """Build and write the report for `period`; the state store defaults to the config's."""
-    generated_at = generated_at or datetime.now(timezone.utc)
+    generated_at = generated_at or utc_now()
     own_store = store is None
     if store is None:
         state_path = config.resolve_path(config.state.path)

@@ -14,6 +14,7 @@ from typing import Callable, TypeVar
 
 from monitor.config import Config
 from monitor.errors import MonitorError
+from monitor.progress import Steps
 from monitor.report.cost_section import build_cost_section
 from monitor.report.drift_section import build_drift_section
 from monitor.report.freshness import build_freshness_section
@@ -54,6 +55,12 @@ def build_report(source: PrometheusSource, config: Config, period: ReportPeriod,
     if not source.is_ready():
         # Every section would fail one query at a time; say it once.
         raise PrometheusUnavailable("(readiness)", f"Prometheus at {source.url} is not reachable or not ready")
+    with Steps(7, f"report {period.key}") as steps:
+        return _build_sections(source, config, period, generated_at, store, steps)
+
+
+def _build_sections(source: PrometheusSource, config: Config, period: ReportPeriod, generated_at: datetime,
+                    store: StateStore | None, steps: Steps) -> ReportModel:
     warnings: list[str] = []
 
     def section(name: str, build: Callable[[], Section], unavailable: Callable[[str], Section]) -> Section:
@@ -65,6 +72,8 @@ def build_report(source: PrometheusSource, config: Config, period: ReportPeriod,
             logger.warning("report %s: %s section failed: %s", period.key, name, exc)
             warnings.append(f"{name}: {exc}")
             return unavailable(str(exc))
+        finally:
+            steps.advance(name)
 
     slos = section("SLOs", lambda: build_slo_section(source, load_slo_specs(config), period),
                    lambda why: SloSection(status=SectionStatus(False, why)))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Mapping
 
 from monitor.report.intervals import Interval
 from monitor.report.period import ReportPeriod
+from monitor.timeutil import iso_z
 
 REPORT_SCHEMA_VERSION = 1
 # monitor.drift's name for the prediction-score column.
@@ -317,7 +318,7 @@ def to_json(value: Any) -> Any:
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return iso_z(value)
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, Enum):

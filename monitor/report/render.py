@@ -9,11 +9,9 @@ only markup passed through unescaped, and matplotlib escapes the text inside the
 from __future__ import annotations
 
 import json
-import os
 import sysconfig
-import tempfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
@@ -23,7 +21,9 @@ from markupsafe import Markup
 import monitor
 from monitor.errors import MonitorError
 from monitor.report import charts
+from monitor.report.files import ReportWriteError, write_all_atomic, write_atomic
 from monitor.report.model import ReportModel, report_json
+from monitor.report.period import ReportPeriod
 from monitor.report.present import FILTERS
 
 TEMPLATE_NAMES = ("base.html.j2", "style.css.j2", "weekly.html.j2", "archive.html.j2")
@@ -64,7 +64,32 @@ def template_environment(directory: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     environment.filters.update(FILTERS)
+    environment.filters["period_title"] = period_title
     return environment
+
+
+def period_title(period: ReportPeriod) -> str:
+    """The period as people name it: "Week 47, 2026 (16–22 Nov)" for an ISO week, else a date range."""
+    start, end = period.start, period.end
+    whole_days = start.time() == end.time() == datetime.min.time()
+    last_day = end - timedelta(days=1) if whole_days else end
+    if whole_days:
+        if start.year != last_day.year:
+            days = f"{start:%-d %b %Y} \N{EN DASH} {last_day:%-d %b %Y}"
+        elif start.month != last_day.month:
+            days = f"{start:%-d %b} \N{EN DASH} {last_day:%-d %b}"
+        elif start.date() != last_day.date():
+            days = f"{start:%-d}\N{EN DASH}{last_day:%-d %b}"
+        else:
+            days = f"{start:%-d %b}"
+    else:
+        days = f"{start:%-d %b %Y %H:%M} \N{EN DASH} {end:%-d %b %Y %H:%M} UTC"
+    year, week, weekday = start.isocalendar()
+    if whole_days and weekday == 1 and end - start == timedelta(days=7):
+        return f"Week {week}, {year} ({days})"
+    if whole_days and start.year == last_day.year:
+        return f"{days} {start.year}"
+    return days
 
 
 @dataclass(frozen=True)
@@ -98,38 +123,6 @@ def render_report_html(model: ReportModel, environment: jinja2.Environment | Non
     return template.render(report=model, charts=charts or draw_charts(model), version=monitor.__version__)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so readers see the old file or the new one, never a part.
-
-    Temp file in the same directory (same filesystem, so rename is atomic), fsync,
-    os.replace, then fsync the directory so the rename itself survives a crash.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not supported on this platform
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @dataclass(frozen=True)
 class WrittenReport:
     html: Path
@@ -143,12 +136,16 @@ def write_report(model: ReportModel, out_dir: Path, environment: jinja2.Environm
     environment = environment or template_environment()
     report_dir = Path(out_dir) / model.period.key
     html = render_report_html(model, environment, charts)
-    # JSON first: the archive index is built from the report.json files.
-    json_path = report_dir / "report.json"
-    write_atomic(json_path, json.dumps(report_json(model), indent=1, sort_keys=False, allow_nan=False) + "\n")
-    html_path = report_dir / "index.html"
-    write_atomic(html_path, html)
-    index = write_archive_index(Path(out_dir), model.generated_at, environment)
+    json_path, html_path = report_dir / "report.json", report_dir / "index.html"
+    try:
+        # Both or neither: the archive index is built from the report.json files, and
+        # must not list a report whose page is missing.
+        write_all_atomic({json_path: json.dumps(report_json(model), indent=1, sort_keys=False, allow_nan=False)
+                          + "\n", html_path: html})
+        index = write_archive_index(Path(out_dir), model.generated_at, environment)
+    except OSError as exc:
+        where = exc.filename or report_dir
+        raise ReportWriteError(f"cannot write the report to {where}: {exc.strerror or exc}") from None
     return WrittenReport(html_path, json_path, index)
 
 

@@ -19,10 +19,13 @@ short SLO windows have one-minute samples):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
 from scipy import stats
+
+from monitor.progress import progress
+from monitor.timeutil import iso_z, utc, utc_now
 
 MINUTE = 60
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -97,13 +100,12 @@ class Fleet:
 
 
 def _floor_minute(at: datetime) -> datetime:
-    at = at.astimezone(timezone.utc)
-    return at.replace(second=0, microsecond=0)
+    return utc(at).replace(second=0, microsecond=0)
 
 
 def generate_fleet(days: int = 7, seed: int = 1, end: datetime | None = None) -> Fleet:
     """Generate the fleet's series over `days` days ending at `end` (default: now, floored to the minute)."""
-    end = _floor_minute(end or datetime.now(timezone.utc))
+    end = _floor_minute(end or utc_now())
     start = end - timedelta(days=days)
     minutes = days * 24 * 60 + 1
     timestamps = start.timestamp() + np.arange(minutes) * MINUTE
@@ -130,8 +132,8 @@ def generate_fleet(days: int = 7, seed: int = 1, end: datetime | None = None) ->
         "pipeline_stale": ("user-features", *window(14, 9)),
     }
     for kind, (subject, s, e) in incidents.items():
-        record = {"id": f"{kind}-{subject}", "kind": kind, "start": s.isoformat().replace("+00:00", "Z"),
-                  "end": e.isoformat().replace("+00:00", "Z") if e else None}
+        record = {"id": f"{kind}-{subject}", "kind": kind, "start": iso_z(s),
+                  "end": iso_z(e) if e else None}
         record["model" if kind in ("drift", "gpu_idle", "traffic_stopped") else
                "pipeline" if kind == "pipeline_stale" else "service"] = subject
         if kind == "drift":
@@ -143,7 +145,7 @@ def generate_fleet(days: int = 7, seed: int = 1, end: datetime | None = None) ->
     hour_of_day = (timestamps % 86400) / 3600
     diurnal = 1.0 + 0.4 * np.sin(2 * np.pi * (hour_of_day - 9) / 24)
 
-    for spec in FLEET:
+    for spec in progress(FLEET, desc="simulating services", unit="service"):
         load = diurnal * rng.normal(1.0, 0.03, minutes).clip(0.8, 1.2)
         requests = rng.poisson(spec.requests_per_minute * load).astype(np.float64)
         error_ratio = np.full(minutes, BASELINE_ERROR_RATIO)

@@ -22,6 +22,7 @@ from pathlib import Path
 import requests
 
 from monitor.errors import MonitorError
+from monitor.progress import progress
 
 PROMETHEUS_PACKAGE_HINT = ("install Debian's 'prometheus' package (apt-get install prometheus), "
                            "which provides both prometheus and promtool")
@@ -76,7 +77,7 @@ def backfill(openmetrics_path: Path, data_dir: Path, workers: int | None = None)
 
         files = sorted(Path(tmp).glob("chunk-*.om"))
         with ThreadPoolExecutor(max_workers=workers or max(1, os.cpu_count() or 1)) as pool:
-            list(pool.map(run, files))
+            list(progress(pool.map(run, files), desc="backfill", total=len(files), unit="day"))
 
 
 class LocalPrometheus:

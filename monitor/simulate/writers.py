@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from monitor.progress import progress
+from monitor.timeutil import iso_z
 from monitor.simulate.fleet import CONFIG_GPU_PRICE, DRIFTED_SCORE_BETA, FLEET, Fleet
 from monitor.sources.prometheus import escape_label_value
 
@@ -21,8 +23,6 @@ FINE_TAIL = timedelta(hours=48)
 COARSE_STEP_MINUTES = 5
 
 
-def _iso(at: datetime) -> str:
-    return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def write_openmetrics(fleet: Fleet, path: Path, fine_tail: timedelta = FINE_TAIL) -> int:
@@ -39,7 +39,8 @@ def write_openmetrics(fleet: Fleet, path: Path, fine_tail: timedelta = FINE_TAIL
     for series in fleet.series:
         by_name.setdefault(series.name, []).append(series)
     with open(path, "w", encoding="utf-8") as out:
-        for name, family in by_name.items():
+        for name, family in progress(by_name.items(), desc="writing metrics", total=len(by_name),
+                                     unit="family"):
             # No TYPE line: each metric name is its own family of type unknown, which
             # keeps Triton's unsuffixed counters (nv_inference_count) valid OpenMetrics.
             for series in family:
@@ -56,10 +57,10 @@ def write_openmetrics(fleet: Fleet, path: Path, fine_tail: timedelta = FINE_TAIL
 
 def write_truth(fleet: Fleet, path: Path) -> dict:
     truth = {
-        "start": _iso(fleet.start),
-        "end": _iso(fleet.end),
+        "start": iso_z(fleet.start),
+        "end": iso_z(fleet.end),
         "seed": fleet.seed,
-        "fine_resolution_from": _iso(fleet.end - FINE_TAIL),
+        "fine_resolution_from": iso_z(fleet.end - FINE_TAIL),
         "incidents": fleet.incidents,
         "models": [{"name": m.name, "batch_size": m.batch_size,
                     "gpus": [{"host": h, "gpu": g, "modelName": n} for h, g, n in m.gpus],
@@ -223,12 +224,17 @@ def write_default_rules(directory: Path) -> list[Path]:
     return paths
 
 
+def fleet_paths(out: Path) -> dict[str, Path]:
+    """What `write_fleet` writes into `out`, by role."""
+    return {"metrics": out / "metrics.om", "truth": out / "truth.json", "config": out / "monitor.yaml",
+            "slos": out / "slos", "predictions": out / "predictions" / "ranker.parquet",
+            "rules": out / "rules"}
+
+
 def write_fleet(fleet: Fleet, out: Path, prometheus_url: str = "http://127.0.0.1:9090") -> dict[str, Path]:
     """Write everything `monitor simulate` produces into `out`; return the paths by role."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"metrics": out / "metrics.om", "truth": out / "truth.json", "config": out / "monitor.yaml",
-             "slos": out / "slos", "predictions": out / "predictions" / "ranker.parquet",
-             "rules": out / "rules"}
+    paths = fleet_paths(out)
     write_openmetrics(fleet, paths["metrics"])
     write_truth(fleet, paths["truth"])
     write_slo_specs(paths["slos"])
