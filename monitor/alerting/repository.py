@@ -8,12 +8,10 @@ a notification is queued if and only if the state change that caused it is.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping, Sequence
-from urllib.parse import quote
 
 from monitor.alerting.condition import Matcher
 from monitor.alerting.lifecycle import Alert, AlertState, Transition
@@ -21,7 +19,7 @@ from monitor.alerting.notifications import PENDING, Notification, NotificationKi
 from monitor.alerting.policy import GroupState
 from monitor.alerting.silences import Silence, SilenceError
 from monitor.alerting.versions import ModelVersion, VersionKey
-from monitor.secrets import known_secret_values
+from monitor.secrets import redact
 from monitor.store import StateStore
 from monitor.timeutil import from_unix
 
@@ -35,21 +33,6 @@ def _ts(at: datetime | None) -> float | None:
 
 def _dt(value: float | None) -> datetime | None:
     return from_unix(value) if value is not None else None
-
-
-# scheme://user:password@host -> scheme://***@host
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@?#]*@")
-
-
-def without_secrets(text: str) -> str:
-    """`text` with URL credentials and every secret this process read (raw, escaped or URL-quoted)
-    replaced by `***`: error text is stored in the state file, which is no place for a secret."""
-    text = _URL_USERINFO.sub(r"\g<scheme>***@", text)
-    for secret in sorted(known_secret_values(), key=len, reverse=True):
-        for form in {secret, repr(secret)[1:-1], quote(secret, safe="")}:
-            if form:
-                text = text.replace(form, "***")
-    return text
 
 
 # Pruning (monitor.retention), a batch at a time, oldest first. What a report or an
@@ -205,7 +188,7 @@ class AlertRepository:
         with self.store.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO cycles (evaluated_at, started_at, finished_at, status, error) VALUES (?, ?, ?, ?, ?)",
-                (_ts(evaluated_at), _ts(started_at), _ts(finished_at), "failed", without_secrets(error)))
+                (_ts(evaluated_at), _ts(started_at), _ts(finished_at), "failed", redact(error)))
             return int(cursor.lastrowid)
 
     def prune(self, horizon: datetime, batch: int) -> PrunedHistory:
