@@ -24,6 +24,9 @@ _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 # Libraries whose per-request INFO lines are noise, not events; their warnings and
 # errors still come through (and through the redactor, like every line).
 THIRD_PARTY_LOGGERS = ("urllib3", "apscheduler", "slack_sdk", "requests", "matplotlib", "numba")
+# urllib3 warns of each connection retry it makes for the Prometheus source; the query's
+# own error (one line, from the caller) already says the server could not be reached.
+RETRY_NOISE_LOGGERS = ("urllib3.connectionpool",)
 
 
 class _CycleFilter(logging.Filter):
@@ -87,7 +90,7 @@ def daemon_logging(level: str, fmt: str):
     (the daemon can run inside another process: a test, an embedding program)."""
     root = logging.getLogger()
     saved_level = root.level
-    saved = {name: logging.getLogger(name).level for name in THIRD_PARTY_LOGGERS}
+    saved = {name: logging.getLogger(name).level for name in (*THIRD_PARTY_LOGGERS, *RETRY_NOISE_LOGGERS)}
     saved_handlers = [h for h in root.handlers if getattr(h, "_monitor_handler", False)]
     configure_logging(level, fmt)
     try:
@@ -121,3 +124,5 @@ def configure_logging(level: str = "INFO", fmt: str = "plain", stream=None) -> N
     quiet = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
     for name in THIRD_PARTY_LOGGERS:
         logging.getLogger(name).setLevel(quiet)
+    for name in RETRY_NOISE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.ERROR)
