@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Union
 import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
@@ -202,6 +203,11 @@ class QueryStats:
             self.errors += 1
             self.skipped += 1
 
+    def count_bad_answer(self) -> None:
+        """An answered query whose answer could not be used (a wrong shape or result type)."""
+        with self._lock:
+            self.errors += 1
+
 
 @dataclass(frozen=True)
 class InstantQuery:
@@ -261,18 +267,25 @@ class _Unit:
 
 
 class _Deadline:
-    """One request's total deadline: when it passes, the connection in use is shut down,
-    which ends a blocked read at once (a server dripping bytes cannot hold the query)."""
+    """One request's total deadline: when it passes, the socket in use is shut down, which
+    ends a blocked read at once (a server dripping bytes cannot hold the query)."""
 
     def __init__(self) -> None:
-        self.connection: Any = None
+        self.socket: socket.socket | None = None
         self.expired = False
         self._lock = threading.Lock()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self.socket = sock
+            expired = self.expired
+        if expired:
+            self.expire()
 
     def expire(self) -> None:
         with self._lock:
             self.expired = True
-            sock = getattr(self.connection, "sock", None)
+            sock = self.socket
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -283,21 +296,40 @@ class _Deadline:
 _current = threading.local()
 
 
-def _watch(connection: Any) -> None:
+def _watch(sock: socket.socket | None) -> None:
     deadline = getattr(_current, "deadline", None)
-    if deadline is not None:
-        deadline.connection = connection
+    if deadline is not None and sock is not None:
+        deadline.watch(sock)
 
 
+class _WatchedHTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+
+# A reused keep-alive connection is already connected: its socket is watched when the
+# request starts; a new one when it connects. (http.client drops `conn.sock` once the
+# response owns the socket, so the socket itself is kept.)
 class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
     def _make_request(self, conn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        _watch(conn)
+        _watch(conn.sock)
         return super()._make_request(conn, *args, **kwargs)
 
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
     def _make_request(self, conn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        _watch(conn)
+        _watch(conn.sock)
         return super()._make_request(conn, *args, **kwargs)
 
 
@@ -387,13 +419,23 @@ class PrometheusSource:
         """Evaluate `query` at `at` (default now); raises QueryError."""
         at = utc(at or utc_now())
         data, warnings, _ = self._call("query", query, {"query": query, "time": f"{at.timestamp():.3f}"})
-        return _instant_result(query, at, data, warnings)
+        with self._counting_bad_answers():
+            return _instant_result(query, at, data, warnings)
 
     def range(self, query: str, start: datetime, end: datetime, step: timedelta) -> RangeResult:
         """Evaluate `query` at every `step` from `start` to `end`; raises QueryError."""
         start, end = utc(start), utc(end)
         data, warnings, _ = self._call("query_range", query, _range_params(query, start, end, step))
-        return _range_result(query, start, end, step, data, warnings)
+        with self._counting_bad_answers():
+            return _range_result(query, start, end, step, data, warnings)
+
+    @contextmanager
+    def _counting_bad_answers(self) -> Iterator[None]:
+        try:
+            yield
+        except QueryError:
+            self.stats.count_bad_answer()
+            raise
 
     def check_syntax(self, query: str) -> str | None:
         """The server's parse error for `query`, or None when it parses.
@@ -551,11 +593,13 @@ class PrometheusSource:
                 if isinstance(first, InstantQuery):
                     data, warnings, samples = self._call(
                         "query", unit.text, {"query": unit.text, "time": f"{first.at.timestamp():.3f}"})
-                    result: InstantResult | RangeResult = _instant_result(unit.text, first.at, data, warnings)
+                    with self._counting_bad_answers():
+                        result: InstantResult | RangeResult = _instant_result(unit.text, first.at, data, warnings)
                 else:
                     data, warnings, samples = self._call(
                         "query_range", unit.text, _range_params(unit.text, first.start, first.end, first.step))
-                    result = _range_result(unit.text, first.start, first.end, first.step, data, warnings)
+                    with self._counting_bad_answers():
+                        result = _range_result(unit.text, first.start, first.end, first.step, data, warnings)
                 answers = unit.split(result)
             except QueryError as exc:
                 return exc
@@ -615,7 +659,10 @@ class PrometheusSource:
         try:
             response = self._session.post(f"{self.url}/api/v1/{endpoint}", data=params, stream=True,
                                           timeout=(self.timeout, self.timeout), allow_redirects=False)
-            return response.status_code, self._read_body(query, response)
+            body = self._read_body(query, response)
+            if deadline.expired:  # the shut-down socket read as an early end of the answer
+                raise self._timed_out(query)
+            return response.status_code, body
         except requests.Timeout:
             raise self._timed_out(query) from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
@@ -628,9 +675,11 @@ class PrometheusSource:
                 raise UnexpectedResponse(query, f"the response ended early from {self.url}") from None
             reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
             raise PrometheusUnavailable(query, f"{reason}: {self.url}") from None
-        except requests.RequestException as exc:
+        except (requests.RequestException, UnexpectedResponse) as exc:
             if deadline.expired:
                 raise self._timed_out(query) from None
+            if isinstance(exc, UnexpectedResponse):
+                raise
             raise PrometheusUnavailable(query, f"request failed: {type(exc).__name__}: {self.url}") from None
         finally:
             timer.cancel()
