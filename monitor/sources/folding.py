@@ -36,6 +36,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 _RANGES = re.compile(r"\[([0-9a-z.]+)(?::[0-9a-z.]*)?\]")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_EQUALITY_VALUES = re.compile(r'=\s*"(?:[^"\\]|\\.)*"')
 
 
 @dataclass(frozen=True)
@@ -187,5 +188,7 @@ def lookback_seconds(query: str) -> float:
 
 
 def shape(query: str) -> str:
-    """The query with string literals blanked: queries of one shape touch similar numbers of samples."""
-    return _STRINGS.sub('""', query)
+    """The query with the values of `=` and `!=` matchers blanked: queries of one shape (the same
+    figure for another model or service) read similar numbers of samples. Regular expressions
+    are kept: `code=~".*"` reads more series than `code=~"5.."`."""
+    return _EQUALITY_VALUES.sub('=""', query)

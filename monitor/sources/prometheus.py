@@ -243,9 +243,11 @@ Answer = Union[InstantResult, RangeResult, QueryError]
 
 # Sub-queries folded into one tagged `or` query at most (the sample budget may cut a fold shorter).
 DEFAULT_FOLD = 200
-# The most samples one query should read. Prometheus' default query.max-samples is
-# 50M (samples in memory at once); shared servers set far less, and load follows
-# samples read, so folds are cut well below.
+# The most samples one query is planned to read. Prometheus' default query.max-samples
+# is 50M (samples in memory at once); shared servers set far less, and load follows
+# samples read. Folds are planned on learned per-shape figures, and members of one
+# shape differ somewhat (one service has more series than another), so the budget
+# is half the 1M that no query may exceed.
 DEFAULT_SAMPLE_BUDGET = 500_000
 # Samples a sub-query of unknown shape is assumed to read per second of its longest
 # range, until the server's stats say (from the first answer on): one series scraped
@@ -262,8 +264,12 @@ class _Unit:
     text: str
     members: list[Query]
     split: Callable[[InstantResult | RangeResult], dict[Query, InstantResult | RangeResult]]
-    # Learned samples per member are keyed by these (one per member).
+    # Learned samples per member are keyed by these, one per member (a merge: per label value),
+    # with the estimates the fold was planned on.
     shapes: list[str]
+    estimates: list[float]
+    # What the server said the query read (`stats=all`), once answered.
+    samples: int | None = None
 
 
 class _Deadline:
@@ -505,7 +511,26 @@ class PrometheusSource:
                 query = unit.members[0]
                 answers[query] = _own_error(outcome, query.query) if isinstance(outcome, QueryError) \
                     else outcome[query]
+            units += singles
+        self._learn(units)
         return answers
+
+    def _learn(self, units: list[_Unit]) -> None:
+        """Samples per member by shape, from this batch's answered folds.
+
+        A fold's samples are shared among its members in proportion to the estimates
+        it was planned on; a shape keeps the largest share seen in the batch, so the
+        next batch's folds are cut on the heaviest of its kind (and it may shrink again).
+        """
+        observed: dict[str, float] = {}
+        for unit in units:
+            if unit.samples is None:
+                continue
+            planned = sum(unit.estimates)
+            for key, estimate in zip(unit.shapes, unit.estimates):
+                share = unit.samples * (estimate / planned if planned > 0 else 1 / len(unit.shapes))
+                observed[key] = max(observed.get(key, 0.0), share)
+        self._samples_per_member.update(observed)
 
     def _plan(self, group: list[Query], fold: int) -> list[_Unit]:
         """The HTTP queries for queries sharing evaluation parameters."""
@@ -549,7 +574,8 @@ class PrometheusSource:
         def split(result: InstantResult | RangeResult) -> dict[Query, InstantResult | RangeResult]:
             return {query: result}
 
-        return _Unit(query.query, [query], split, [shape(query.query)])
+        key = shape(query.query)
+        return _Unit(query.query, [query], split, [key], [self._estimate(query, key)])
 
     def _tagged_unit(self, members: list[Query]) -> _Unit:
         if len(members) == 1:
@@ -561,7 +587,8 @@ class PrometheusSource:
             return _split(result, members, lambda labels: [index[labels[TAG_LABEL]]]
                           if labels.get(TAG_LABEL) in index else [], strip=TAG_LABEL)
 
-        return _Unit(text, list(members), split, [shape(q.query) for q in members])
+        shapes = [shape(q.query) for q in members]
+        return _Unit(text, list(members), split, shapes, [self._estimate(q, k) for q, k in zip(members, shapes)])
 
     def _merge_units(self, merge: Merge, values: dict[Query, str]) -> list[_Unit]:
         """One query per chunk of the label's values (chunked by the sample budget)."""
@@ -583,7 +610,7 @@ class PrometheusSource:
                               strip=merge.label if merge.strip_label else None)
 
             # One learned figure per label value: a value's queries read the same series.
-            units.append(_Unit(merge.query(chunk), members, split, [key] * len(chunk)))
+            units.append(_Unit(merge.query(chunk), members, split, [key] * len(chunk), [estimate] * len(chunk)))
         return units
 
     def _send_units(self, units: list[_Unit]) -> list[dict[Query, InstantResult | RangeResult] | QueryError]:
@@ -603,9 +630,7 @@ class PrometheusSource:
                 answers = unit.split(result)
             except QueryError as exc:
                 return exc
-            if samples is not None and unit.shapes:
-                for key in set(unit.shapes):
-                    self._samples_per_member[key] = samples / len(unit.shapes)
+            unit.samples = samples
             return answers
 
         if len(units) <= 1 or self.max_concurrency == 1:
