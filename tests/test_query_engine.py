@@ -65,6 +65,8 @@ def test_a_scalar_query_cannot_be_tagged_but_still_gets_its_answer(prom, fleet_e
     batch = [InstantQuery("scalar(vector(3))", fleet_end), InstantQuery("vector(4)", fleet_end)]
     answers = prom.run(batch)
     assert answers[batch[0]].scalar() == 3.0 and answers[batch[1]].scalar() == 4.0
+    # The refused fold is not a failed query: every query got its answer.
+    assert prom.stats.errors == 0 and prom.stats.retried_folds == 1 and prom.stats.queries == 3
 
 
 def test_folded_range_answers_equal_each_querys_own(prom, fleet_end):
@@ -84,6 +86,7 @@ def test_one_bad_query_in_a_fold_gets_its_own_error_and_the_others_their_answers
     error = answers[bad]
     assert isinstance(error, QueryError) and error.query == bad.query
     assert error.error_type == "bad_data" and not error.server_fault and "parse error" in error.message
+    assert prom.stats.errors == 1 and prom.stats.retried_folds == 1
     for query in good:
         assert _samples(answers[query]) == _samples(prom.instant(query.query, fleet_end))
 

@@ -188,6 +188,8 @@ class QueryStats:
     # the queries that reported them, and the most any one query read.
     samples: int = 0
     max_query_samples: int = 0
+    # Folds a query fault made the engine retry one query at a time (not errors themselves).
+    retried_folds: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, error: bool = False, samples: int | None = None) -> None:
@@ -202,6 +204,12 @@ class QueryStats:
         with self._lock:
             self.errors += 1
             self.skipped += 1
+
+    def count_retried(self) -> None:
+        """A fold refused for one of its queries, retried query by query: the retries count, not it."""
+        with self._lock:
+            self.errors -= 1
+            self.retried_folds += 1
 
     def count_bad_answer(self) -> None:
         """An answered query whose answer could not be used (a wrong shape or result type)."""
@@ -501,6 +509,7 @@ class PrometheusSource:
             if isinstance(outcome, QueryError):
                 if len(unit.members) > 1 and not outcome.server_fault:
                     retry += unit.members  # one bad query fails the fold: each on its own finds which
+                    self.stats.count_retried()
                 else:
                     answers.update({q: _own_error(outcome, q.query) for q in unit.members})
             else:
