@@ -27,6 +27,7 @@ back as `value=None`, never 0.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import socket
@@ -278,6 +279,14 @@ class _Unit:
     estimates: list[float]
     # What the server said the query read (`stats=all`), once answered.
     samples: int | None = None
+    # The units a tagged fold joins (empty for a query or a merge of its own).
+    parts: list["_Unit"] = field(default_factory=list)
+
+    def retry_units(self, single: Callable[[Query], "_Unit"]) -> list["_Unit"]:
+        """What to send instead when this unit was refused for one of its queries (none: it is one query)."""
+        if self.parts:
+            return self.parts
+        return [single(q) for q in self.members] if len(self.members) > 1 else []
 
 
 class _Deadline:
@@ -468,16 +477,16 @@ class PrometheusSource:
 
     # -- the engine --------------------------------------------------------------
 
-    def instant_many(self, queries: Iterable[str], at: datetime | None = None
+    def instant_many(self, queries: Iterable[str], at: datetime | None = None, *, fold: int = DEFAULT_FOLD
                      ) -> dict[str, InstantResult | QueryError]:
-        """Each distinct query once at one instant, concurrently (bounded), not folded.
+        """`run` for query strings at one instant: each distinct query's result or its own QueryError.
 
-        Failures come back as QueryError values rather than raising, so one bad query
-        does not hide the others' results; the caller decides what a failure means.
+        Failures come back as values rather than raising, so one bad query does not
+        hide the others' results; the caller decides what a failure means.
         """
         at = utc(at or utc_now())
         wanted = {q: InstantQuery(q, at) for q in queries}
-        answers = self.run(wanted.values(), fold=1)
+        answers = self.run(wanted.values(), fold=fold)
         return {q: answers[key] for q, key in wanted.items()}  # type: ignore[misc]
 
     def run(self, queries: Iterable[Query], *, fold: int = DEFAULT_FOLD) -> dict[Query, Answer]:
@@ -500,28 +509,24 @@ class PrometheusSource:
         by_params: dict[tuple, list[Query]] = {}
         for query in unique:
             by_params.setdefault(_params_key(query), []).append(query)
-        units: list[_Unit] = []
+        pending: list[_Unit] = []
         for group in by_params.values():
-            units += self._plan(group, max(1, fold))
+            pending += self._plan(group, max(1, fold))
         answers: dict[Query, Answer] = {}
-        retry: list[Query] = []
-        for unit, outcome in zip(units, self._send_units(units)):
-            if isinstance(outcome, QueryError):
-                if len(unit.members) > 1 and not outcome.server_fault:
-                    retry += unit.members  # one bad query fails the fold: each on its own finds which
+        sent: list[_Unit] = []
+        while pending:
+            retry: list[_Unit] = []
+            for unit, outcome in zip(pending, self._send_units(pending)):
+                if not isinstance(outcome, QueryError):
+                    answers.update(outcome)
+                elif not outcome.server_fault and (instead := unit.retry_units(self._single)):
+                    retry += instead  # one bad query fails the fold: its parts on their own find which
                     self.stats.count_retried()
                 else:
                     answers.update({q: _own_error(outcome, q.query) for q in unit.members})
-            else:
-                answers.update(outcome)
-        if retry:
-            singles = [self._single(q) for q in retry]
-            for unit, outcome in zip(singles, self._send_units(singles)):
-                query = unit.members[0]
-                answers[query] = _own_error(outcome, query.query) if isinstance(outcome, QueryError) \
-                    else outcome[query]
-            units += singles
-        self._learn(units)
+            sent += pending
+            pending = retry
+        self._learn(sent)
         return answers
 
     def _learn(self, units: list[_Unit]) -> None:
@@ -542,21 +547,19 @@ class PrometheusSource:
         self._samples_per_member.update(observed)
 
     def _plan(self, group: list[Query], fold: int) -> list[_Unit]:
-        """The HTTP queries for queries sharing evaluation parameters."""
+        """The HTTP queries for queries sharing evaluation parameters: merges and single queries,
+        joined by tagged `or` up to `fold` at a time and within the sample budget."""
         by_family = {q.family: q for q in group if q.family is not None}
-        merges, lone = plan_merges(by_family) if by_family else ({}, [])
-        units = []
+        merges, _ = plan_merges(by_family) if by_family else ({}, [])
+        atoms = []
         for merge, values in merges.items():
-            units += self._merge_units(merge, {by_family[f]: v for f, v in values.items()})
+            atoms += self._merge_units(merge, {by_family[f]: v for f, v in values.items()})
         merged = {by_family[f] for members in merges.values() for f in members}
-        plain = [q for q in group if q not in merged]
-        if fold == 1:
-            return units + [self._single(q) for q in plain]
         # Queries of one shape together, so a fold's learned samples stay meaningful.
-        plain.sort(key=lambda q: shape(q.query))
-        return units + [self._tagged_unit(chunk) for chunk in
-                        self._chunks([(q, shape(q.query), self._estimate(q, shape(q.query))) for q in plain],
-                                     fold)]
+        atoms += [self._single(q) for q in sorted((q for q in group if q not in merged), key=lambda q: shape(q.query))]
+        if fold == 1:
+            return atoms
+        return [self._tagged_unit(chunk) for chunk in self._chunks([(a, "", sum(a.estimates)) for a in atoms], fold)]
 
     def _estimate(self, query: Query, key: str, text: str | None = None) -> float:
         learned = self._samples_per_member.get(key)
@@ -581,23 +584,26 @@ class PrometheusSource:
 
     def _single(self, query: Query) -> _Unit:
         def split(result: InstantResult | RangeResult) -> dict[Query, InstantResult | RangeResult]:
-            return {query: result}
+            return {query: result if result.query == query.query else dataclasses.replace(result, query=query.query)}
 
         key = shape(query.query)
         return _Unit(query.query, [query], split, [key], [self._estimate(query, key)])
 
-    def _tagged_unit(self, members: list[Query]) -> _Unit:
-        if len(members) == 1:
-            return self._single(members[0])
-        text = tagged_fold([q.query for q in members])
+    def _tagged_unit(self, parts: list[_Unit]) -> _Unit:
+        """One query answering every part (tagged `or`); a part's share is split its own way."""
+        if len(parts) == 1:
+            return parts[0]
+        text = tagged_fold([part.text for part in parts])
 
         def split(result: InstantResult | RangeResult) -> dict[Query, InstantResult | RangeResult]:
-            index = {str(i): q for i, q in enumerate(members)}
-            return _split(result, members, lambda labels: [index[labels[TAG_LABEL]]]
-                          if labels.get(TAG_LABEL) in index else [], strip=TAG_LABEL)
+            answers: dict[Query, InstantResult | RangeResult] = {}
+            for i, share in enumerate(_tag_shares(result, len(parts))):
+                answers.update(parts[i].split(share))
+            return answers
 
-        shapes = [shape(q.query) for q in members]
-        return _Unit(text, list(members), split, shapes, [self._estimate(q, k) for q, k in zip(members, shapes)])
+        return _Unit(text, [q for part in parts for q in part.members], split,
+                     [k for part in parts for k in part.shapes], [e for part in parts for e in part.estimates],
+                     parts=list(parts))
 
     def _merge_units(self, merge: Merge, values: dict[Query, str]) -> list[_Unit]:
         """One query per chunk of the label's values (chunked by the sample budget)."""
@@ -880,6 +886,22 @@ def _own_error(error: QueryError, query: str) -> QueryError:
     if error.query == query:
         return error
     return type(error)(query, error.message, error.error_type, error.status)
+
+
+def _tag_shares(result: InstantResult | RangeResult, count: int) -> list[InstantResult | RangeResult]:
+    """A tagged fold's answer as `count` answers, one per tag (the tag label removed)."""
+    shares: list[list] = [[] for _ in range(count)]
+    items = result.samples if isinstance(result, InstantResult) else result.series
+    for item in items:
+        labels = dict(item.labels)
+        index = labels.pop(TAG_LABEL, "")
+        if index.isdigit() and int(index) < count:
+            shares[int(index)].append(Sample(labels, item.value) if isinstance(item, Sample)
+                                      else RangeSeries(labels, item.timestamps, item.values))
+    if isinstance(result, InstantResult):
+        return [InstantResult(result.query, result.at, share, result.warnings) for share in shares]
+    return [RangeResult(result.query, result.start, result.end, result.step, share, result.warnings)
+            for share in shares]
 
 
 def _split(result: InstantResult | RangeResult, members: list[Query],
