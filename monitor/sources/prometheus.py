@@ -498,12 +498,15 @@ class PrometheusSource:
           raises for a query's failure;
         - queries with the same evaluation parameters (instant, or start/end/step)
           are folded: `Family` members differing only in one label's value into one
-          query per figure (always), others by tagged `or`, up to `fold` per query
-          (`fold=1`: no tagged folding); no fold is planned to read more than
-          `sample_budget` samples (learned per query shape from the server's stats);
-        - a fold that fails by a query's fault is retried query by query; one that
-          fails by the server's fault gives each query the same error;
-        - answers equal what each query would get alone (series, values, warnings).
+          query per figure, then those and the other queries joined by tagged `or`,
+          up to `fold` parts per query (`fold=1`: no tagged folding); no fold is
+          planned to read more than `sample_budget` samples (learned per query
+          shape from the server's stats);
+        - a fold refused for one of its queries (a query fault) is retried part by
+          part, and a merged figure member by member; one that fails by the
+          server's fault gives each of its queries the same error;
+        - answers equal what each query would get alone (series and values); a
+          fold's warnings (partial data) are on each of its queries' answers.
         """
         unique = list(dict.fromkeys(queries))
         by_params: dict[tuple, list[Query]] = {}
