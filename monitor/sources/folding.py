@@ -97,6 +97,12 @@ def parse_selector(selector: str) -> tuple[str, tuple[Matcher, ...]] | None:
     return match.group(1) or "", tuple(matchers)
 
 
+def escape_label_value(value: str) -> str:
+    """Escape a label value for a double-quoted PromQL string (\\, " and newlines)."""
+    return (str(value).replace("\\", "\\\\").replace('"', '\\"')
+            .replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
+
+
 def unescape(value: str) -> str:
     """A double-quoted PromQL string's content as the label value it stands for."""
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r", "t": "\t"}.get(m.group(1), m.group(1)), value)
@@ -118,8 +124,6 @@ class Merge:
 
     def query(self, values: Iterable[str]) -> str:
         """The merged query over `values` (label values, unescaped), grouped by `label` too."""
-        from monitor.sources.prometheus import escape_label_value  # one escaper for PromQL strings
-
         distinct = sorted(set(values))
         if len(distinct) == 1:
             matcher = f'{self.label}="{escape_label_value(distinct[0])}"'

@@ -48,9 +48,9 @@ from urllib3.util.retry import Retry
 from monitor.config import PrometheusConfig
 from monitor.errors import MonitorError
 from monitor.secrets import read_secret
-from monitor.sources.folding import (TAG_LABEL, Family, Merge, lookback_seconds, plan_merges, shape,
-                                     tagged_fold)
-from monitor.timeutil import from_unix, utc, utc_now
+from monitor.sources.folding import (TAG_LABEL, Family, Merge, escape_label_value, lookback_seconds, plan_merges,
+                                     shape, tagged_fold)
+from monitor.timeutil import utc, utc_now
 
 class QueryError(MonitorError):
     """A query failed; carries the query, the server's error type and message."""
@@ -163,12 +163,6 @@ class RangeResult:
     @property
     def is_empty(self) -> bool:
         return all(np.isnan(s.values).all() for s in self.series)
-
-
-def escape_label_value(value: str) -> str:
-    """Escape a label value for a double-quoted PromQL string (\\, " and newlines)."""
-    return (str(value).replace("\\", "\\\\").replace('"', '\\"')
-            .replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
 
 
 def label_matcher(name: str, value: str, op: str = "=") -> str:
