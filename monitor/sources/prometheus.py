@@ -256,6 +256,8 @@ DEFAULT_SAMPLE_BUDGET = 500_000
 # range, until the server's stats say (from the first answer on): one series scraped
 # every minute.
 ASSUMED_SAMPLES_PER_SECOND = 1 / 60
+# A sub-query reading over 1/HEAVY_SHARE of the budget folds only with its own shape.
+HEAVY_SHARE = 50
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 2 ** 20
 _READ_CHUNK = 64 * 1024
 
@@ -556,7 +558,9 @@ class PrometheusSource:
         atoms += [self._single(q) for q in sorted((q for q in group if q not in merged), key=lambda q: shape(q.query))]
         if fold == 1:
             return atoms
-        return [self._tagged_unit(chunk) for chunk in self._chunks([(a, "", sum(a.estimates)) for a in atoms], fold)]
+        return [self._tagged_unit(chunk)
+                for chunk in self._chunks([(a, a.shapes[0] if len(set(a.shapes)) == 1 else "", sum(a.estimates))
+                                           for a in atoms], fold)]
 
     def _estimate(self, query: Query, key: str, text: str | None = None) -> float:
         learned = self._samples_per_member.get(key)
@@ -565,16 +569,28 @@ class PrometheusSource:
         return lookback_seconds(text or query.query) * ASSUMED_SAMPLES_PER_SECOND * _steps(query)
 
     def _chunks(self, items: list[tuple[Any, str, float]], fold: int) -> list[list[Any]]:
-        """Consecutive items cut at `fold` items or at the sample budget, whichever comes first."""
+        """Consecutive items cut at `fold` items or at the sample budget, whichever comes first.
+
+        Heavy items (over 1/HEAVY_SHARE of the budget each) share a chunk only with
+        items of their own shape: a fold's samples then tell what one of them reads,
+        and the next batch's chunks are cut on that. Light ones mix freely; what they
+        read hardly moves a fold's total. When everything fits in one chunk, there is
+        nothing to cut.
+        """
+        if len(items) <= fold and sum(estimate for _, _, estimate in items) <= self.sample_budget:
+            return [[item for item, _, _ in items]] if items else []
         chunks: list[list[Any]] = []
         current: list[Any] = []
-        samples = 0.0
-        for item, _key, estimate in items:
-            if current and (len(current) >= fold or samples + estimate > self.sample_budget):
+        samples, current_key, current_heavy = 0.0, None, False
+        for item, key, estimate in items:
+            heavy = estimate * HEAVY_SHARE > self.sample_budget
+            other_shape = key != current_key and (heavy or current_heavy)
+            if current and (len(current) >= fold or samples + estimate > self.sample_budget or other_shape):
                 chunks.append(current)
-                current, samples = [], 0.0
+                current, samples, current_heavy = [], 0.0, False
             current.append(item)
             samples += estimate
+            current_key, current_heavy = key, current_heavy or heavy
         if current:
             chunks.append(current)
         return chunks
