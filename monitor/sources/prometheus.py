@@ -256,8 +256,6 @@ DEFAULT_SAMPLE_BUDGET = 500_000
 # range, until the server's stats say (from the first answer on): one series scraped
 # every minute.
 ASSUMED_SAMPLES_PER_SECOND = 1 / 60
-# A sub-query reading over 1/HEAVY_SHARE of the budget folds only with its own shape.
-HEAVY_SHARE = 50
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 2 ** 20
 _READ_CHUNK = 64 * 1024
 
@@ -569,28 +567,24 @@ class PrometheusSource:
         return lookback_seconds(text or query.query) * ASSUMED_SAMPLES_PER_SECOND * _steps(query)
 
     def _chunks(self, items: list[tuple[Any, str, float]], fold: int) -> list[list[Any]]:
-        """Consecutive items cut at `fold` items or at the sample budget, whichever comes first.
+        """Items in chunks of at most `fold` items and the sample budget.
 
-        Heavy items (over 1/HEAVY_SHARE of the budget each) share a chunk only with
-        items of their own shape: a fold's samples then tell what one of them reads,
-        and the next batch's chunks are cut on that. Light ones mix freely; what they
-        read hardly moves a fold's total. When everything fits in one chunk, there is
-        nothing to cut.
+        When everything fits in one chunk there is nothing to cut. Otherwise a chunk
+        holds items of one shape only: what it read then tells exactly what one of
+        them reads (`_learn`), and the next batch's chunks are cut on that.
         """
         if len(items) <= fold and sum(estimate for _, _, estimate in items) <= self.sample_budget:
             return [[item for item, _, _ in items]] if items else []
         chunks: list[list[Any]] = []
         current: list[Any] = []
-        samples, current_key, current_heavy = 0.0, None, False
+        samples, current_key = 0.0, None
         for item, key, estimate in items:
-            heavy = estimate * HEAVY_SHARE > self.sample_budget
-            other_shape = key != current_key and (heavy or current_heavy)
-            if current and (len(current) >= fold or samples + estimate > self.sample_budget or other_shape):
+            if current and (len(current) >= fold or samples + estimate > self.sample_budget or key != current_key):
                 chunks.append(current)
-                current, samples, current_heavy = [], 0.0, False
+                current, samples = [], 0.0
             current.append(item)
             samples += estimate
-            current_key, current_heavy = key, current_heavy or heavy
+            current_key = key
         if current:
             chunks.append(current)
         return chunks
