@@ -794,26 +794,30 @@ def _samples_read(data: dict) -> int | None:
 
 def _value(query: str, point: object, where: str) -> tuple[float, float | None]:
     """(timestamp, value) of a `[unix seconds, "value"]` pair; NaN is None."""
+    if type(point) is list and len(point) == 2:
+        timestamp, text = point
+        if type(text) is str and type(timestamp) in (int, float):
+            try:
+                value = float(text)
+            except ValueError:
+                raise UnexpectedResponse(query, f"{where}: sample value {text[:40]!r} is not a number") from None
+            if math.isfinite(timestamp):
+                return float(timestamp), None if value != value else value
+    # The slow path says what is wrong.
     if not (isinstance(point, list) and len(point) == 2):
         raise UnexpectedResponse(query, f"{where}: a sample is not a [timestamp, \"value\"] pair")
     timestamp, text = point
-    if not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool) or not math.isfinite(timestamp):
-        raise UnexpectedResponse(query, f"{where}: sample timestamp {timestamp!r} is not a number")
     if not isinstance(text, str):
         raise UnexpectedResponse(query, f"{where}: sample value {text!r} is not a string")
-    try:
-        value = float(text)
-    except ValueError:
-        raise UnexpectedResponse(query, f"{where}: sample value {text[:40]!r} is not a number") from None
-    return float(timestamp), None if math.isnan(value) else value
+    raise UnexpectedResponse(query, f"{where}: sample timestamp {timestamp!r} is not a number")
 
 
 def _labels(query: str, item: object, where: str) -> dict[str, str]:
     if not isinstance(item, dict):
         raise UnexpectedResponse(query, f"{where}: a series is not an object")
     labels = item.get("metric")
-    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                               for k, v in labels.items()):
+    # JSON object keys are always strings; values must be too.
+    if type(labels) is not dict or any(type(v) is not str for v in labels.values()):
         raise UnexpectedResponse(query, f"{where}: a series' \"metric\" is not an object of string labels")
     if "histogram" in item or "histograms" in item:
         raise UnexpectedResponse(query, f"{where}: native histogram samples are not supported")
