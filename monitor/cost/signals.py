@@ -6,17 +6,18 @@ Whole-model signals carry `version=""`; per-version signals carry the version.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Mapping
 
 from monitor.config import Config
 from monitor.cost import queries
 from monitor.cost.allocation import CostReport, ModelCost, cost_per_1k_change
-from monitor.cost.collect import WEEK, Answers, CostWindows, compute_cost_windows, run_queries
+from monitor.cost.collect import WEEK, Answers, CostWindows, compute_cost_windows
 from monitor.cost.presets import resolve_model_metrics
 from monitor.definition_errors import DefinitionError, DefinitionKind
 from monitor.signals import Signal
-from monitor.sources.prometheus import InstantResult, PrometheusSource, QueryError, RangeResult
+from monitor.sources.prometheus import InstantQuery, InstantResult, PrometheusSource, QueryError, RangeResult
+from monitor.timeutil import utc, utc_now
 
 RATE_WINDOW = timedelta(minutes=5)
 UTILIZATION_WINDOW = timedelta(minutes=15)
@@ -60,22 +61,23 @@ def inference_rates(source: PrometheusSource, config: Config, at: datetime
 
     A model whose counter has no series gets None (no data), not 0.
     """
-    wanted = _inference_rate_queries(config)
-    answers = source.instant_many(wanted.values(), at)
-    return _inference_rates_from(config, wanted, {(query, at): answers[query] for query in wanted.values()}, at)
+    wanted = _inference_rate_queries(config, at)
+    return _inference_rates_from(config, wanted, source.run(wanted.values()))
 
 
-def _inference_rate_queries(config: Config) -> dict[str, str]:
-    return {m.name: queries.inference_rate(resolve_model_metrics(m), RATE_WINDOW) for m in config.models}
+def _inference_rate_queries(config: Config, at: datetime) -> dict[str, InstantQuery]:
+    """Each model's rate query: one family across the models sharing a counter."""
+    return {m.name: InstantQuery.member(queries.inference_rate_family(resolve_model_metrics(m), RATE_WINDOW), at)
+            for m in config.models}
 
 
-def _inference_rates_from(config: Config, wanted: Mapping[str, str], answers: Answers, at: datetime
+def _inference_rates_from(config: Config, wanted: Mapping[str, InstantQuery], answers: Answers
                           ) -> dict[tuple[str, str | None], float | None]:
     labels = {m.name: resolve_model_metrics(m).version_label for m in config.models}
     rates: dict[tuple[str, str | None], float | None] = {}
     for name, query in wanted.items():
-        answer = answers[(query, at)]
-        if isinstance(answer, Exception):
+        answer = answers[query]
+        if isinstance(answer, QueryError):
             raise answer
         assert isinstance(answer, InstantResult)
         label = labels[name]
@@ -98,20 +100,19 @@ def _utilization_of(report: CostReport) -> dict[str, float | None]:
 
 def cost_signals(source: PrometheusSource, config: Config, now: datetime | None = None) -> list[Signal]:
     """Every cost signal for the daemon's cycle at `now` (trailing 7 days, week over week)."""
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(second=0, microsecond=0)
+    now = utc(now or utc_now()).replace(second=0, microsecond=0)
     # The two weeks, the inference rates and the last 15 minutes go out as one batch,
     # so the slow week queries overlap the rest; failures are raised in that order.
     weeks = CostWindows.plan(config, now - WEEK, 2, WEEK)
     recent = CostWindows.plan(config, now, 1, UTILIZATION_WINDOW)
-    rate_queries = _inference_rate_queries(config)
-    answers = run_queries(source, [*weeks.range_queries(), *recent.range_queries()],
-                          [(query, now) for query in rate_queries.values()])
-    broken = _rejected_models(config, (weeks, recent), rate_queries, answers, now)
+    rate_queries = _inference_rate_queries(config, now)
+    answers = source.run([*weeks.range_queries(), *recent.range_queries(), *rate_queries.values()])
+    broken = _rejected_models((weeks, recent), rate_queries, answers)
     if broken:
         gpus_unknown = _gpu_queries_rejected(broken, (weeks, recent), answers)
         answers = _as_no_data(answers)
     previous, current = weeks.reports(answers)
-    rates = _inference_rates_from(config, rate_queries, answers, now)
+    rates = _inference_rates_from(config, rate_queries, answers)
     utilization = _utilization_of(recent.reports(answers)[0])
     signals = report_signals(current, cost_per_1k_change(current, previous), rates, utilization)
     if not broken:
@@ -129,13 +130,14 @@ def cost_signals(source: PrometheusSource, config: Config, now: datetime | None 
 _SPLIT_BY_INFERENCES = frozenset({"cost_per_1k", "cost_per_1k_wow_change", "cost_usd", "idle_cost_usd",
                                   "gpu_hours"})
 
-def _rejected_models(config: Config, plans: tuple[CostWindows, ...], rate_queries: Mapping[str, str],
-                     answers: Answers, now: datetime) -> dict[str, QueryError]:
+
+def _rejected_models(plans: tuple[CostWindows, ...], rate_queries: Mapping[str, InstantQuery],
+                     answers: Answers) -> dict[str, QueryError]:
     """Model name -> its first query the server rejected as wrong; raises a rejection no model owns."""
-    owned: dict[object, str] = {(query, now): name for name, query in rate_queries.items()}
+    owned: dict[object, str] = {query: name for name, query in rate_queries.items()}
     for windows in plans:
         for plan in windows.plans:
-            owned.update({key: plan.model for key in windows.range_queries() if key.query in plan.all_queries()})
+            owned.update({windows.range_query(figure): plan.model for figure in plan.all_queries()})
     broken: dict[str, QueryError] = {}
     for key, answer in answers.items():
         if isinstance(answer, QueryError) and not answer.server_fault:
@@ -145,12 +147,12 @@ def _rejected_models(config: Config, plans: tuple[CostWindows, ...], rate_querie
     return broken
 
 
-def _as_no_data(answers: Answers) -> dict:
+def _as_no_data(answers: Answers) -> Answers:
     """Rejected queries as empty answers (no series: no data), so the rest can be computed."""
     out: dict = {}
     for key, answer in answers.items():
         if isinstance(answer, QueryError) and not answer.server_fault:
-            answer = (InstantResult(key[0], key[1], []) if isinstance(key, tuple)
+            answer = (InstantResult(key.query, key.at, []) if isinstance(key, InstantQuery)
                       else RangeResult(key.query, key.start, key.end, key.step, []))
         out[key] = answer
     return out
@@ -159,10 +161,9 @@ def _as_no_data(answers: Answers) -> dict:
 def _gpu_queries_rejected(broken: Mapping[str, QueryError], plans: tuple[CostWindows, ...],
                           answers: Answers) -> bool:
     """Whether a broken model's own GPU queries were rejected: then nobody knows which GPUs it shares."""
-    gpu_queries = {q for windows in plans for plan in windows.plans if plan.model in broken
-                   for q in (plan.gpu_minutes, plan.gpu_util_sum) if q}
-    return any(isinstance(answer, QueryError) and not isinstance(key, tuple) and key.query in gpu_queries
-               for key, answer in answers.items())
+    gpu_queries = {windows.range_query(figure) for windows in plans for plan in windows.plans
+                   if plan.model in broken for figure in (plan.gpu_minutes, plan.gpu_util_sum) if figure}
+    return any(isinstance(answers.get(query), QueryError) for query in gpu_queries)
 
 
 def _gpu_cotenants(report: CostReport, broken: Mapping[str, QueryError], gpus_unknown: bool) -> set[str]:
