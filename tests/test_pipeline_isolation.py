@@ -8,6 +8,7 @@ server's versions of these (and SLOs and models) are in test_definition_errors.p
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -58,15 +59,24 @@ class ScriptedPrometheus:
         return f"http://127.0.0.1:{self.server.port}"
 
 
+# The query engine folds queries of one instant into one, each part tagged by
+# `label_replace(<query>, "<tag>", "<i>", "", "")`; as in Prometheus, one failing part
+# fails the whole query (the engine then asks the parts one by one).
+_TAGGED_PART = re.compile(r'label_replace\((.+?), "(\w+)", "(\d+)", "", ""\)')
+
+
 class _Handler(QuietHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         query = parse_qs(self.read_body().decode())["query"][0]
-        answer = self.server.standin.answers.get(query)  # type: ignore[attr-defined]
-        if isinstance(answer, str):
-            status, error_type, message = ScriptedPrometheus.ERRORS[answer]
+        parts = [(m.group(1), {m.group(2): m.group(3)}) for m in _TAGGED_PART.finditer(query)] or [(query, {})]
+        answers = [(self.server.standin.answers.get(part), tag) for part, tag in parts]  # type: ignore[attr-defined]
+        failed = next((answer for answer, _ in answers if isinstance(answer, str)), None)
+        if failed is not None:
+            status, error_type, message = ScriptedPrometheus.ERRORS[failed]
             self.answer(status, json.dumps({"status": "error", "errorType": error_type, "error": message}).encode())
             return
-        result = [] if answer is None else [{"metric": {"job": "x"}, "value": [0, str(answer)]}]
+        result = [{"metric": {"job": "x", **tag}, "value": [0, str(answer)]}
+                  for answer, tag in answers if answer is not None]
         self.answer(200, json.dumps({"status": "success",
                                      "data": {"resultType": "vector", "result": result}}).encode())
 
