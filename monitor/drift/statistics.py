@@ -26,8 +26,6 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from scipy import special
-
 from monitor.drift.ks_pvalue import ks_asymptotic_pvalue
 from monitor.drift.kernels import js_from_proportions, numeric_drift_kernel, psi_from_proportions
 from monitor.drift.profile import (CategoricalReference, ColumnKind, DriftError, ReferenceProfile, category_values,
@@ -102,7 +100,9 @@ def chi2_contingency_2xk(reference_counts: np.ndarray, current_counts: np.ndarra
         difference = expected - observed
         observed = observed + np.minimum(0.5, np.abs(difference)) * np.sign(difference)
     chi2 = float(np.sum((observed - expected) ** 2 / expected))
-    return chi2, float(special.chdtrc(dof, chi2))
+    from scipy.special import chdtrc  # only categorical columns need it: scipy is half a second of start-up
+
+    return chi2, float(chdtrc(dof, chi2))
 
 
 def compare_categorical(column: str, reference: CategoricalReference, series: pd.Series,
