@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
-import pandas as pd
+
 from monitor.drift.ks_pvalue import ks_asymptotic_pvalue
 from monitor.drift.kernels import js_from_proportions, numeric_drift_kernel, psi_from_proportions
 from monitor.drift.profile import (CategoricalReference, ColumnKind, DriftError, ReferenceProfile, category_values,
-                                   column_kind, numeric_values)
+                                   column_kind, frame_columns, numeric_values, present_count)
+
+if TYPE_CHECKING:
+    from monitor.drift.profile import Column, Frame
 
 # Evidently's floor for the reference std in the normed Wasserstein distance.
 MIN_STD_FOR_NORM = 0.001
@@ -105,7 +108,7 @@ def chi2_contingency_2xk(reference_counts: np.ndarray, current_counts: np.ndarra
     return chi2, float(chdtrc(dof, chi2))
 
 
-def compare_categorical(column: str, reference: CategoricalReference, series: pd.Series,
+def compare_categorical(column: str, reference: CategoricalReference, series: Column,
                         min_samples: int = 1) -> ColumnDrift:
     """chi2, JS and PSI of a categorical column over the union of categories."""
     values, n_dropped = category_values(series)
@@ -192,7 +195,7 @@ def compare_numeric(profile: ReferenceProfile, columns: list[str], current: np.n
     return results
 
 
-def compare_to_profile(profile: ReferenceProfile, frame: pd.DataFrame, columns: Iterable[str] | None = None,
+def compare_to_profile(profile: ReferenceProfile, frame: Frame, columns: Iterable[str] | None = None,
                        min_samples: int = 1) -> list[ColumnDrift]:
     """Every requested column's drift (default: the profile's columns), in the requested order.
 
@@ -200,17 +203,18 @@ def compare_to_profile(profile: ReferenceProfile, frame: pd.DataFrame, columns: 
     no-data entry saying so rather than an error: the other columns still count.
     """
     names = list(profile.columns if columns is None else columns)
+    available = set(frame_columns(frame))
     results: dict[str, ColumnDrift] = {}
     numeric_names: list[str] = []
     for name in names:
         kind = profile.kind(name)
         if kind is None:
-            if name in frame.columns:
+            if name in available:
                 results[name] = no_data(name, column_kind(frame[name]), "column missing from the reference",
-                                        n_current=int(frame[name].notna().sum()))
+                                        n_current=present_count(frame[name]))
             else:
                 raise DriftError(f"column {name!r} is in neither the reference nor the current data")
-        elif name not in frame.columns:
+        elif name not in available:
             results[name] = no_data(name, kind, "column missing from the current data")
         elif kind is ColumnKind.UNSUPPORTED:
             results[name] = no_data(name, kind, profile.unsupported[name])

@@ -243,15 +243,20 @@ def _columns_of(dataset: ds.Dataset) -> list[str]:
 def read_table(path: str | Path, columns: Sequence[str] | None = None,
                filesystem: pafs.FileSystem | None = None) -> pd.DataFrame:
     """A whole log (optionally only `columns`) as a data frame."""
-    return read_arrow(path, columns, filesystem).to_pandas()
+    table = read_columns(path, columns, filesystem)
+    return table if hasattr(table, "iloc") else table.to_pandas()
 
 
-def read_arrow(path: str | Path, columns: Sequence[str] | None = None,
-               filesystem: pafs.FileSystem | None = None) -> pa.Table:
-    """A whole log (optionally only `columns`) as an arrow table (CSV through pandas)."""
+def read_columns(path: str | Path, columns: Sequence[str] | None = None,
+                 filesystem: pafs.FileSystem | None = None) -> pa.Table | pd.DataFrame:
+    """A whole log (optionally only `columns`): Parquet as an arrow table, CSV as a data frame.
+
+    Both are what `monitor.drift.profile` takes; Parquet never goes through pandas,
+    whose import alone is a sizeable share of a one-shot `monitor drift`.
+    """
     log = locate(str(path), filesystem)
     if log.kind == "csv":
-        return pa.Table.from_pandas(_read_csv(log, columns), preserve_index=False)
+        return _read_csv(log, columns)
     if log.partition_base is None:
         # One file: pyarrow.parquet alone, which starts faster than pyarrow.dataset.
         import pyarrow.parquet as pq
@@ -268,6 +273,14 @@ def read_arrow(path: str | Path, columns: Sequence[str] | None = None,
     available = _columns_of(dataset)
     _check_columns(log.location, available, columns)
     return _to_table(log, dataset, list(columns) if columns is not None else available, None)
+
+
+def input_bytes(path: str | Path, filesystem: pafs.FileSystem | None = None) -> int:
+    """The size on storage of a log's files (0 when it cannot be listed: reading will say why)."""
+    try:
+        return sum(max(info.size or 0, 0) for info in locate(str(path), filesystem).infos)
+    except PredictionLogError:
+        return 0
 
 
 def _to_table(log: _Log, dataset: ds.Dataset, columns: list[str], where) -> pa.Table:
@@ -298,7 +311,44 @@ def _read_csv(log: _Log, columns: Sequence[str] | None) -> pd.DataFrame:
     except (pa.ArrowException, OSError) as exc:
         raise PredictionLogError(f"{log.location}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     _check_columns(log.location, list(frame.columns), columns)
-    return frame[list(columns)] if columns is not None else frame
+    frame = frame[list(columns)] if columns is not None else frame
+    for name in frame.columns:
+        _refuse_mixed_column(log.location, frame[name])
+    return frame
+
+
+# A text column is taken for a numeric one with stray text when at least this share of
+# its first values parse as numbers.
+MIXED_SAMPLE = 1000
+MIXED_NUMERIC_SHARE = 0.5
+
+
+def _refuse_mixed_column(location: str, column: pd.Series) -> None:
+    """Refuse a CSV column of numbers with some text in it, naming the first such value.
+
+    Dropping the text as "missing" would bias the statistics, and comparing the column
+    as categories would make a numeric reference "no data": both end in a quiet "no
+    dataset drift". A broken export should stop the check loudly instead. (pandas
+    already reads empty cells, NA, N/A, null and NaN as missing.)
+    """
+    import pandas as pd
+
+    if not (pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype)):
+        return
+    present = column.dropna()
+    if present.empty:
+        return
+    head = pd.to_numeric(present.iloc[:MIXED_SAMPLE], errors="coerce")
+    if head.notna().mean() < MIXED_NUMERIC_SHARE:
+        return  # a categorical column (perhaps with a few numeric-looking codes)
+    text = pd.to_numeric(present, errors="coerce").isna()
+    if not text.any():
+        return
+    first = text.to_numpy().argmax()
+    row = int(present.index[first]) + 1
+    raise PredictionLogError(f"{location}: column {column.name!r} holds numbers but {int(text.sum())} of "
+                             f"{len(present)} values are text (first: {present.iloc[first]!r} in data row {row}); "
+                             "fix the export, or leave those cells empty for missing values")
 
 
 def _day_filter(partition_type: pa.DataType, start: datetime, end: datetime):
@@ -371,7 +421,11 @@ def log_schema(path: str | Path, filesystem: pafs.FileSystem | None = None) -> p
     """The log's columns and types (a CSV file is read to infer them)."""
     log = locate(str(path), filesystem)
     if log.kind == "csv":
-        return read_arrow(path, None, filesystem).schema
+        frame = _read_csv(log, None)
+        try:
+            return pa.Schema.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowException, ValueError) as exc:
+            raise PredictionLogError(f"{log.location}: cannot type its columns: {exc}") from None
     dataset = _dataset(log)
     return pa.schema([dataset.schema.field(name) for name in _columns_of(dataset)])
 
