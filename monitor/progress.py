@@ -39,10 +39,16 @@ def suppressed(really: bool = True) -> Iterator[None]:
         _suppressed.reset(token)
 
 
-def quiet_for_daemon() -> None:
-    """No bars in this process from now on: the daemon writes log lines, not a terminal UI."""
+@contextlib.contextmanager
+def quiet_for_daemon() -> Iterator[None]:
+    """No bars in this process, on any thread, inside this block: the daemon writes log
+    lines, not a terminal UI."""
     global _daemon_quiet
-    _daemon_quiet = True
+    before, _daemon_quiet = _daemon_quiet, True
+    try:
+        yield
+    finally:
+        _daemon_quiet = before
 
 
 def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, unit: str = "it") -> Iterable[T]:
