@@ -224,3 +224,33 @@ def test_the_fast_large_sample_ks_pvalue_equals_scipy(n_reference, n_current):
         expected = stats.kstwo.sf(ks, effective_n)
         assert abs(ks_asymptotic_pvalue(ks, n_reference, n_current) - expected) <= 1e-7, n_x_squared
     assert ks_asymptotic_pvalue(0.7, n_reference, n_current) == pytest.approx(0.0, abs=1e-300)
+
+
+def _mixed_types_frame(rng: np.random.Generator, rows: int, shift: float) -> pd.DataFrame:
+    """Every column kind Parquet holds: floats with NaN and inf, nullable ints, float32, bools, text, times."""
+    floats = rng.normal(shift, 1.0, rows)
+    floats[::17] = np.nan
+    floats[5] = np.inf
+    ints = pd.array(rng.integers(0, 50, rows) + int(shift * 10), dtype="Int64")
+    ints[::13] = pd.NA
+    return pd.DataFrame({"floats": floats, "ints": ints, "small": rng.normal(shift, 2.0, rows).astype(np.float32),
+                         "flag": rng.random(rows) < 0.3 + shift / 10, "country": rng.choice(["US", "DE", "FR"], rows),
+                         "at": pd.date_range("2026-12-01", periods=rows, freq="s", tz="UTC")})
+
+
+def test_an_arrow_table_gives_the_same_drift_as_the_pandas_frame_it_converts_to():
+    import pyarrow as pa
+
+    rng = np.random.default_rng(21)
+    reference, current = _mixed_types_frame(rng, 5000, 0.0), _mixed_types_frame(rng, 3000, 0.3)
+    # Several chunks and a sliced (offset) chunk, as multi-row-group Parquet files and windows give.
+    reference_table = pa.Table.from_batches(pa.Table.from_pandas(reference, preserve_index=False).to_batches(1234))
+    current_table = pa.Table.from_pandas(current, preserve_index=False).slice(0, 3000)
+    current_table = pa.concat_tables([current_table.slice(0, 1000), current_table.slice(1000)])
+    from_pandas = compare_to_profile(fit_profile(reference), current)
+    from_arrow = compare_to_profile(fit_profile(reference_table), current_table)
+    assert [c.kind for c in from_arrow] == [ColumnKind.NUMERIC] * 3 + [ColumnKind.CATEGORICAL] * 2 + [
+        ColumnKind.UNSUPPORTED]
+    assert from_arrow == from_pandas
+    assert from_arrow[0].n_current_dropped == (~np.isfinite(current["floats"])).sum()  # NaN and inf
+    assert from_arrow[1].n_current == current["ints"].notna().sum()
