@@ -51,11 +51,12 @@ result = {"columns": {}, "share": None}
 for metric in snapshot.dict()["metrics"]:
     kind = metric["config"]["type"]
     if kind.endswith("DriftedColumnsCount"):
-        result["share"] = metric["value"]["share"]
+        result["share"] = float(metric["value"]["share"])
     elif kind.endswith("ValueDrift"):
         config = metric["config"]
-        result["columns"][config["column"]] = {"method": config["method"], "score": metric["value"],
-                                               "drifted": metric["value"] >= config["threshold"]}
+        score = float(metric["value"])
+        result["columns"][config["column"]] = {"method": config["method"], "score": score,
+                                               "drifted": score >= config["threshold"]}
 print(json.dumps(result))
 """
 
