@@ -75,9 +75,9 @@ def assert_statistic(name: str, ours: float | None, expected: float | None) -> N
         assert math.isclose(ours, expected, rel_tol=REL, abs_tol=1e-300), f"{name}: {ours} vs scipy {expected}"
 
 
-def drift_of(reference, current, column="x"):
+def drift_of(reference, current, column="x", compiled=True):
     profile = fit_profile(pd.DataFrame({column: reference}))
-    return compare_to_profile(profile, pd.DataFrame({column: current}))[0]
+    return compare_to_profile(profile, pd.DataFrame({column: current}), compiled=compiled)[0]
 
 
 # -- random data: ties, constants, tiny samples, values outside the reference range --
@@ -107,11 +107,12 @@ def numeric_pairs(draw):
     return np.array(reference), np.array(current)
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba kernels", "numpy kernels"])
 @SETTINGS
-@given(numeric_pairs())
-def test_numeric_statistics_equal_scipy(pair):
+@given(pair=numeric_pairs())
+def test_numeric_statistics_equal_scipy(pair, compiled):
     reference, current = pair
-    result = drift_of(reference, current)
+    result = drift_of(reference, current, compiled=compiled)
     assert result.kind is ColumnKind.NUMERIC
     assert (result.n_reference, result.n_current) == (len(reference), len(current))
     for name, value in expected_numeric(reference, current).items():
@@ -254,3 +255,20 @@ def test_an_arrow_table_gives_the_same_drift_as_the_pandas_frame_it_converts_to(
     assert from_arrow == from_pandas
     assert from_arrow[0].n_current_dropped == (~np.isfinite(current["floats"])).sum()  # NaN and inf
     assert from_arrow[1].n_current == current["ints"].notna().sum()
+
+
+@pytest.mark.parametrize("reference, current", [
+    (np.random.default_rng(3).normal(0, 1, 200_000), np.random.default_rng(4).normal(0.05, 1.1, 150_000)),
+    (np.random.default_rng(5).integers(0, 20, 100_000).astype(float),
+     np.r_[np.random.default_rng(6).integers(3, 25, 80_000).astype(float), [np.nan, np.inf, -np.inf]]),
+], ids=["continuous samples", "heavy ties with NaN and infinities"])
+def test_the_numpy_kernels_equal_the_numba_kernels(reference, current):
+    profile = fit_profile(pd.DataFrame({"x": reference}))
+    compiled = compare_to_profile(profile, pd.DataFrame({"x": current}), compiled=True)[0]
+    numpy_only = compare_to_profile(profile, pd.DataFrame({"x": current}), compiled=False)[0]
+    assert (numpy_only.n_current, numpy_only.n_current_dropped) == (compiled.n_current, compiled.n_current_dropped)
+    for name in ("ks", "ks_pvalue", "wasserstein", "wasserstein_norm", "psi", "js"):
+        assert getattr(numpy_only, name) == pytest.approx(getattr(compiled, name), rel=1e-12, abs=1e-15), name
+    expected = expected_numeric(reference[np.isfinite(reference)], current[np.isfinite(current)])
+    for name, value in expected.items():
+        assert_statistic(name, getattr(numpy_only, name), value)

@@ -97,7 +97,8 @@ def compare_files(reference_path: str, current_path: str, columns: list[str] | N
             raise DriftError(f"no column {', '.join(map(repr, unknown))} in {reference_path} or {current_path}")
         profile = fit_profile(reference, [c for c in columns if c in reference_names], description=reference_path)
         steps.advance("fitted the reference")
-        results = compare_to_profile(profile, current, columns, min_samples=min_samples)
+        # One comparison per process: numpy's kernels, as numba's start-up would cost more than it saves.
+        results = compare_to_profile(profile, current, columns, min_samples=min_samples, compiled=False)
         steps.advance("compared")
     finally:
         steps.close()

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 
 from monitor.drift.ks_pvalue import ks_asymptotic_pvalue
-from monitor.drift.kernels import js_from_proportions, numeric_drift_kernel, psi_from_proportions
 from monitor.drift.profile import (CategoricalReference, ColumnKind, DriftError, ReferenceProfile, category_values,
                                    column_kind, frame_columns, numeric_values, present_count)
+from monitor.drift.sorted_numpy import js_from_proportions, psi_from_proportions
 
 if TYPE_CHECKING:
     from monitor.drift.profile import Column, Frame
@@ -159,11 +159,13 @@ def sample_shortage(n_reference: int, n_current: int, min_samples: int) -> str |
 
 
 def compare_numeric(profile: ReferenceProfile, columns: list[str], current: np.ndarray,
-                    min_samples: int = 1) -> list[ColumnDrift]:
+                    min_samples: int = 1, compiled: bool = True) -> list[ColumnDrift]:
     """Numeric drift of `current` (columns x rows float64, rows in any order) against the profile.
 
     `current` is sorted in place, row by row (numpy's sort), then one parallel kernel
-    call computes every column's KS, Wasserstein, PSI and JS.
+    call computes every column's KS, Wasserstein, PSI and JS. `compiled=False` uses
+    the numpy kernels instead (`monitor.drift.sorted_numpy`): same numbers, no numba
+    start-up, for a process that compares once.
     """
     reference = profile.numeric
     if current.ndim != 2 or current.shape[0] != len(columns):
@@ -172,7 +174,11 @@ def compare_numeric(profile: ReferenceProfile, columns: list[str], current: np.n
         return []
     current.sort(axis=1)
     indices = np.array([reference.index(c) for c in columns], dtype=np.int64)
-    ks, wasserstein, psi, js, _, current_n = numeric_drift_kernel(
+    if compiled:
+        from monitor.drift.kernels import numeric_drift_kernel as kernel
+    else:
+        from monitor.drift.sorted_numpy import numeric_drift as kernel
+    ks, wasserstein, psi, js, _, current_n = kernel(
         reference.sorted_values, reference.offsets, indices, reference.edges, reference.edge_counts,
         reference.bin_counts, reference.n, current)
     sample_sizes = np.diff(reference.offsets)[indices]
@@ -196,8 +202,11 @@ def compare_numeric(profile: ReferenceProfile, columns: list[str], current: np.n
 
 
 def compare_to_profile(profile: ReferenceProfile, frame: Frame, columns: Iterable[str] | None = None,
-                       min_samples: int = 1) -> list[ColumnDrift]:
+                       min_samples: int = 1, compiled: bool = True) -> list[ColumnDrift]:
     """Every requested column's drift (default: the profile's columns), in the requested order.
+
+    `compiled`: numba's kernels (a long-running process) or numpy's (one comparison per
+    process, where numba's start-up would dominate); see `compare_numeric`.
 
     A column missing from either side, or whose kind differs between them, is a
     no-data entry saying so rather than an error: the other columns still count.
@@ -229,7 +238,7 @@ def compare_to_profile(profile: ReferenceProfile, frame: Frame, columns: Iterabl
         current = np.empty((len(numeric_names), len(frame)), dtype=np.float64)
         for row, name in enumerate(numeric_names):
             current[row] = numeric_values(frame[name])
-        for result in compare_numeric(profile, numeric_names, current, min_samples):
+        for result in compare_numeric(profile, numeric_names, current, min_samples, compiled):
             results[result.column] = result
     return [results[name] for name in names]
 
