@@ -36,15 +36,18 @@ def ks_wasserstein_sorted(reference: np.ndarray, current: np.ndarray) -> tuple[f
     values = np.concatenate([reference, current])
     order = np.argsort(values, kind="stable")
     merged = values[order]
-    below_reference = np.cumsum(order < n)
-    last = np.empty(merged.shape[0], dtype=bool)
-    np.not_equal(merged[1:], merged[:-1], out=last[:-1])
-    last[-1] = True
-    counted_reference = below_reference[last]
-    counted_current = np.flatnonzero(last) + 1 - counted_reference
-    gap = np.abs(counted_reference / n - counted_current / m)
-    distinct = merged[last]
-    return float(gap.max()), float(np.sum(gap[:-1] * np.diff(distinct)))
+    # Counts up to n + m: int32 halves the memory traffic of the passes below when they fit.
+    count_type = np.int32 if n + m < 2 ** 31 else np.int64
+    counted_reference = np.cumsum(order < n, dtype=count_type)
+    counted_all = np.arange(1, n + m + 1, dtype=count_type)
+    ends_value = np.empty(merged.shape[0], dtype=bool)
+    np.not_equal(merged[1:], merged[:-1], out=ends_value[:-1])
+    ends_value[-1] = True
+    if not ends_value.all():  # ties: keep the last copy of each distinct value
+        counted_reference, counted_all, merged = (counted_reference[ends_value], counted_all[ends_value],
+                                                  merged[ends_value])
+    gap = np.abs(counted_reference / n - (counted_all - counted_reference) / m)
+    return float(gap.max()), float(np.sum(gap[:-1] * np.diff(merged)))
 
 
 def bin_counts_sorted(sorted_values: np.ndarray, edges: np.ndarray, out: np.ndarray) -> None:
