@@ -149,8 +149,9 @@ def main() -> None:
     print(f"  Evidently       {evidently_s:6.2f} s wall  {evidently_cpu:6.2f} s CPU  "
           f"(virtualenv {how}: {VENV.relative_to(ROOT)})")
     ratio = evidently_s / monitor_s
+    verdict = "met" if ratio >= TARGET else "NOT met"
     print(f"  outputs agree (normed Wasserstein per column, verdicts, drift share); monitor is {ratio:.1f}x faster "
-          f"(CPU {evidently_cpu / monitor_cpu:.1f}x); target >= {TARGET:.0f}x: {'met' if ratio >= TARGET else 'NOT met'}")
+          f"(CPU {evidently_cpu / monitor_cpu:.1f}x); target >= {TARGET:.0f}x: {verdict}")
 
 
 if __name__ == "__main__":
