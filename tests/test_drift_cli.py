@@ -202,3 +202,20 @@ def test_a_progress_bar_is_drawn_on_a_terminal_and_never_with_json(large_files):
                                                         "--json"])
     assert code == 0 and json.loads(stdout)["dataset_drift"] is True
     assert terminal == ""
+
+
+def test_comparing_parquet_numbers_imports_neither_pandas_nor_scipy_stats_nor_numba(tmp_path):
+    """Start-up is most of a one-shot `monitor drift`: its command module keeps the heavy imports out."""
+    rng = np.random.default_rng(8)
+    for name in ("reference", "current"):
+        pd.DataFrame({"x": rng.normal(size=5000), "n": rng.integers(0, 9, 5000)}).to_parquet(
+            tmp_path / f"{name}.parquet", index=False)
+    script = ("import sys, json\n"
+              "from monitor.commands.drift import compare_files\n"
+              f"report = compare_files({str(tmp_path / 'reference.parquet')!r}, "
+              f"{str(tmp_path / 'current.parquet')!r})\n"
+              "heavy = sorted(m for m in ('pandas', 'scipy.stats', 'numba') if m in sys.modules)\n"
+              "print(json.dumps({'heavy': heavy, 'columns': len(report.columns)}))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"heavy": [], "columns": 2}
