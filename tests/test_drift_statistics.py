@@ -75,9 +75,9 @@ def assert_statistic(name: str, ours: float | None, expected: float | None) -> N
         assert math.isclose(ours, expected, rel_tol=REL, abs_tol=1e-300), f"{name}: {ours} vs scipy {expected}"
 
 
-def drift_of(reference, current, column="x"):
+def drift_of(reference, current, column="x", compiled=True):
     profile = fit_profile(pd.DataFrame({column: reference}))
-    return compare_to_profile(profile, pd.DataFrame({column: current}))[0]
+    return compare_to_profile(profile, pd.DataFrame({column: current}), compiled=compiled)[0]
 
 
 # -- random data: ties, constants, tiny samples, values outside the reference range --
@@ -107,11 +107,12 @@ def numeric_pairs(draw):
     return np.array(reference), np.array(current)
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba kernels", "numpy kernels"])
 @SETTINGS
-@given(numeric_pairs())
-def test_numeric_statistics_equal_scipy(pair):
+@given(pair=numeric_pairs())
+def test_numeric_statistics_equal_scipy(pair, compiled):
     reference, current = pair
-    result = drift_of(reference, current)
+    result = drift_of(reference, current, compiled=compiled)
     assert result.kind is ColumnKind.NUMERIC
     assert (result.n_reference, result.n_current) == (len(reference), len(current))
     for name, value in expected_numeric(reference, current).items():
@@ -224,3 +225,50 @@ def test_the_fast_large_sample_ks_pvalue_equals_scipy(n_reference, n_current):
         expected = stats.kstwo.sf(ks, effective_n)
         assert abs(ks_asymptotic_pvalue(ks, n_reference, n_current) - expected) <= 1e-7, n_x_squared
     assert ks_asymptotic_pvalue(0.7, n_reference, n_current) == pytest.approx(0.0, abs=1e-300)
+
+
+def _mixed_types_frame(rng: np.random.Generator, rows: int, shift: float) -> pd.DataFrame:
+    """Every column kind Parquet holds: floats with NaN and inf, nullable ints, float32, bools, text, times."""
+    floats = rng.normal(shift, 1.0, rows)
+    floats[::17] = np.nan
+    floats[5] = np.inf
+    ints = pd.array(rng.integers(0, 50, rows) + int(shift * 10), dtype="Int64")
+    ints[::13] = pd.NA
+    return pd.DataFrame({"floats": floats, "ints": ints, "small": rng.normal(shift, 2.0, rows).astype(np.float32),
+                         "flag": rng.random(rows) < 0.3 + shift / 10, "country": rng.choice(["US", "DE", "FR"], rows),
+                         "at": pd.date_range("2026-12-01", periods=rows, freq="s", tz="UTC")})
+
+
+def test_an_arrow_table_gives_the_same_drift_as_the_pandas_frame_it_converts_to():
+    import pyarrow as pa
+
+    rng = np.random.default_rng(21)
+    reference, current = _mixed_types_frame(rng, 5000, 0.0), _mixed_types_frame(rng, 3000, 0.3)
+    # Several chunks and a sliced (offset) chunk, as multi-row-group Parquet files and windows give.
+    reference_table = pa.Table.from_batches(pa.Table.from_pandas(reference, preserve_index=False).to_batches(1234))
+    current_table = pa.Table.from_pandas(current, preserve_index=False).slice(0, 3000)
+    current_table = pa.concat_tables([current_table.slice(0, 1000), current_table.slice(1000)])
+    from_pandas = compare_to_profile(fit_profile(reference), current)
+    from_arrow = compare_to_profile(fit_profile(reference_table), current_table)
+    assert [c.kind for c in from_arrow] == [ColumnKind.NUMERIC] * 3 + [ColumnKind.CATEGORICAL] * 2 + [
+        ColumnKind.UNSUPPORTED]
+    assert from_arrow == from_pandas
+    assert from_arrow[0].n_current_dropped == (~np.isfinite(current["floats"])).sum()  # NaN and inf
+    assert from_arrow[1].n_current == current["ints"].notna().sum()
+
+
+@pytest.mark.parametrize("reference, current", [
+    (np.random.default_rng(3).normal(0, 1, 200_000), np.random.default_rng(4).normal(0.05, 1.1, 150_000)),
+    (np.random.default_rng(5).integers(0, 20, 100_000).astype(float),
+     np.r_[np.random.default_rng(6).integers(3, 25, 80_000).astype(float), [np.nan, np.inf, -np.inf]]),
+], ids=["continuous samples", "heavy ties with NaN and infinities"])
+def test_the_numpy_kernels_equal_the_numba_kernels(reference, current):
+    profile = fit_profile(pd.DataFrame({"x": reference}))
+    compiled = compare_to_profile(profile, pd.DataFrame({"x": current}), compiled=True)[0]
+    numpy_only = compare_to_profile(profile, pd.DataFrame({"x": current}), compiled=False)[0]
+    assert (numpy_only.n_current, numpy_only.n_current_dropped) == (compiled.n_current, compiled.n_current_dropped)
+    for name in ("ks", "ks_pvalue", "wasserstein", "wasserstein_norm", "psi", "js"):
+        assert getattr(numpy_only, name) == pytest.approx(getattr(compiled, name), rel=1e-12, abs=1e-15), name
+    expected = expected_numeric(reference[np.isfinite(reference)], current[np.isfinite(current)])
+    for name, value in expected.items():
+        assert_statistic(name, getattr(numpy_only, name), value)

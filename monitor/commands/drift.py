@@ -1,17 +1,28 @@
-"""`monitor drift`: drift between a reference and a current Parquet or CSV file."""
+"""`monitor drift`: drift between a reference and a current Parquet or CSV log.
+
+Exit codes: 0 when the report was printed (and, with `--fail-on-drift`, the dataset
+did not drift), 3 with `--fail-on-drift` when it did, 1 on errors (2 for usage), so
+a pipeline step can gate on it.
+
+Start-up is part of what a user waits for: this module imports only what the command
+uses (no scipy.stats, no Prometheus client), and the heavy modules on first use.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from monitor.config import DriftConfig, DriftThresholds
-from monitor.drift.decision import DriftReport, decide
-from monitor.drift.profile import DriftError, fit_profile
-from monitor.drift.statistics import compare_to_profile
-from monitor.sources.prediction_logs import read_table
+
+if TYPE_CHECKING:
+    from monitor.drift.decision import DriftReport
 
 DEFAULTS = DriftConfig()
+EXIT_DRIFT = 3
+# Inputs at least this large (bytes on storage) show a progress bar on a terminal.
+PROGRESS_MIN_BYTES = 16 * 1024 * 1024
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "for numeric columns; PSI, Jensen-Shannon and chi-square for categorical ones. A column "
                     "drifts at psi >= 0.2 or normed Wasserstein >= 0.1 (numeric), js >= 0.1 (categorical); "
                     "the dataset drifts when at least half its columns do. Columns missing from one file, or "
-                    "without enough values, are reported as no data.")
+                    "without enough values, are reported as no data. FILE is a Parquet or CSV file, a glob "
+                    "or a directory of Parquet files (Hive partitions included), local or s3://. "
+                    f"Exit 0, or {EXIT_DRIFT} with --fail-on-drift when the dataset drifts; 1 on errors.")
     parser.add_argument("--reference", required=True, metavar="FILE", help="reference data (.parquet or .csv)")
     parser.add_argument("--current", required=True, metavar="FILE", help="current data (.parquet or .csv)")
     parser.add_argument("--columns", type=_column_list, default=None, metavar="A,B",
@@ -29,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--min-samples", type=int, default=DEFAULTS.min_samples, metavar="N",
                         help=f"fewer values than this on either side is no data (default {DEFAULTS.min_samples})")
+    parser.add_argument("--fail-on-drift", action="store_true",
+                        help=f"exit {EXIT_DRIFT} when the dataset drifts (the report is printed either way)")
     parser.set_defaults(func=run)
 
 
@@ -39,30 +54,69 @@ def _column_list(text: str) -> list[str]:
     return columns
 
 
+class _NoSteps:
+    def advance(self, name: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _steps(paths: list[str], show: bool):
+    """A progress bar over the command's four steps, for large inputs on a terminal only."""
+    from monitor import progress
+
+    if not show or not progress.enabled():
+        return _NoSteps()
+    from monitor.sources.prediction_logs import input_bytes
+
+    if sum(input_bytes(p) for p in paths) < PROGRESS_MIN_BYTES:
+        return _NoSteps()
+    return progress.Steps(4, "drift")
+
+
 def compare_files(reference_path: str, current_path: str, columns: list[str] | None = None,
-                  min_samples: int = DEFAULTS.min_samples) -> DriftReport:
+                  min_samples: int = DEFAULTS.min_samples, show_progress: bool = False) -> DriftReport:
     """The drift report of one file against another."""
-    reference = read_table(reference_path)
-    current = read_table(current_path)
-    if columns is None:
-        columns = list(dict.fromkeys([*reference.columns, *current.columns]))
-    unknown = [c for c in columns if c not in reference.columns and c not in current.columns]
-    if unknown:
-        raise DriftError(f"no column {', '.join(map(repr, unknown))} in {reference_path} or {current_path}")
-    profile = fit_profile(reference, [c for c in columns if c in reference.columns], description=reference_path)
-    results = compare_to_profile(profile, current, columns, min_samples=min_samples)
+    from monitor.drift.decision import decide
+    from monitor.drift.profile import DriftError, fit_profile, frame_columns
+    from monitor.drift.statistics import compare_to_profile
+    from monitor.sources.prediction_logs import read_columns
+
+    steps = _steps([reference_path, current_path], show_progress)
+    try:
+        reference = read_columns(reference_path)
+        steps.advance(f"read {reference_path}")
+        current = read_columns(current_path)
+        steps.advance(f"read {current_path}")
+        reference_names, current_names = frame_columns(reference), frame_columns(current)
+        if columns is None:
+            columns = list(dict.fromkeys([*reference_names, *current_names]))
+        unknown = [c for c in columns if c not in reference_names and c not in current_names]
+        if unknown:
+            raise DriftError(f"no column {', '.join(map(repr, unknown))} in {reference_path} or {current_path}")
+        profile = fit_profile(reference, [c for c in columns if c in reference_names], description=reference_path)
+        steps.advance("fitted the reference")
+        # One comparison per process: numpy's kernels, as numba's start-up would cost more than it saves.
+        results = compare_to_profile(profile, current, columns, min_samples=min_samples, compiled=False)
+        steps.advance("compared")
+    finally:
+        steps.close()
     return decide(results, DriftThresholds(), {}, DEFAULTS.dataset_drift_share)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.min_samples < 1:
+        from monitor.drift.profile import DriftError
+
         raise DriftError("--min-samples must be at least 1")
-    report = compare_files(args.reference, args.current, args.columns, args.min_samples)
+    report = compare_files(args.reference, args.current, args.columns, args.min_samples,
+                           show_progress=not args.json)
     if args.json:
         print(json.dumps(report.to_json(), indent=1, allow_nan=False))
     else:
         print(format_table(report))
-    return 0
+    return EXIT_DRIFT if args.fail_on_drift and report.dataset_drift else 0
 
 
 def _number(value: float | None) -> str:

@@ -8,6 +8,9 @@ instead, the one scipy itself uses for the KS CDF at large n, which agrees with
 scipy's sf within 5e-9 absolute for n >= 2000 (checked in tests). In the far tail,
 where 1 - CDF loses all digits (p < 1e-10), the Kolmogorov limit `kstwobign.sf`
 gives the order of magnitude: it differs from scipy's value by less than 1e-10.
+
+scipy.stats is imported only for the exact small-n branch: it costs over a second of
+start-up, which `monitor drift` on large files (always the asymptotic branch) skips.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import kstwo, kstwobign
 
 # Up to this effective n scipy's exact computation takes about a millisecond.
 EXACT_MAX_N = 2000
@@ -58,15 +60,26 @@ def pelz_good_cdf(n: float, x: float) -> float:
     return float(terms.sum())
 
 
+def kolmogorov_sf(x: float) -> float:
+    """P(K > x) of the Kolmogorov distribution, `scipy.stats.kstwobign.sf(x)`, for x >= 1.
+
+    The alternating series 2 sum (-1)^(k-1) exp(-2 k^2 x^2) converges after a few
+    terms for x >= 1 (scipy's `kolmogorov` sums the same series there).
+    """
+    return 2.0 * sum((-1) ** (k - 1) * math.exp(-2.0 * k * k * x * x) for k in range(1, 12))
+
+
 def ks_asymptotic_pvalue(ks: float, n_reference: int, n_current: int) -> float | None:
     """`ks_2samp(method="asymp")`'s two-sided p-value; None where scipy's is NaN (n = m = 1)."""
     m, n = sorted([float(n_reference), float(n_current)], reverse=True)
     effective_n = float(np.round(m * n / (m + n)))
     if effective_n <= EXACT_MAX_N or not 0.0 < ks < 1.0:
+        from scipy.stats import kstwo
+
         with np.errstate(divide="ignore", invalid="ignore"):
             pvalue = float(np.clip(kstwo.sf(ks, effective_n), 0, 1))
         return pvalue if math.isfinite(pvalue) else None
     pvalue = 1.0 - pelz_good_cdf(effective_n, ks)
     if pvalue < _TAIL:
-        pvalue = float(kstwobign.sf(math.sqrt(effective_n) * ks))
+        pvalue = kolmogorov_sf(math.sqrt(effective_n) * ks)
     return float(min(max(pvalue, 0.0), 1.0))

@@ -42,8 +42,9 @@ from monitor.drift.histogram import HistogramError, bucket_counts, histogram_dri
 from monitor.drift.profile import ColumnKind, cached_profile, fit_profile, prune_profiles
 from monitor.drift.statistics import ColumnDrift, compare_to_profile, no_data
 from monitor.durations import format_duration
-from monitor.sources.prediction_logs import PredictionLogError, log_columns, read_window
 from monitor.sources.folding import Family
+from monitor.sources.prediction_logs import (PredictionLogError, log_columns, log_state, read_window,
+                                            resolve_log_path)
 from monitor.sources.prometheus import InstantQuery, InstantResult, PrometheusSource, QueryError
 from monitor.timeutil import from_unix, utc
 
@@ -196,8 +197,7 @@ def _model_drift(plan: _ModelPlan, answers: _Answers, at: datetime, store,
             per_version.setdefault(version, []).append(column)
             references[version] = reference_version
     if drift.log is not None:
-        base = Path(log_base_dir) if log_base_dir is not None else Path.cwd()
-        log_path = Path(drift.log.path) if Path(drift.log.path).is_absolute() else base / drift.log.path
+        log_path = resolve_log_path(drift.log.path, log_base_dir)
         try:
             log_results = _log_drift(model, drift, windows, log_path, store, at)
         except PredictionLogError as exc:
@@ -255,14 +255,13 @@ def _buckets_by_version(result: InstantResult, version_label: str) -> dict[str, 
 
 # -- the prediction log ----------------------------------------------------------
 
-def _file_state(path: Path) -> tuple[int, int]:
-    """(mtime in ns, size): changes whenever the log is rewritten or appended to."""
-    stat = path.stat()
-    return stat.st_mtime_ns, stat.st_size
+def _file_state(path: str | Path) -> tuple:
+    """Changes whenever the log's files are added, removed, rewritten or appended to."""
+    return log_state(str(path))
 
 
 @lru_cache(maxsize=256)
-def _version_counts(path: str, file_state: tuple[int, int], timestamp_column: str, version_column: str | None,
+def _version_counts(path: str, file_state: tuple, timestamp_column: str, version_column: str | None,
                     start: datetime, end: datetime) -> tuple[tuple[str, int], ...]:
     """Rows per version in [start, end) of a log, remembered per (file state, window).
 
@@ -274,7 +273,7 @@ def _version_counts(path: str, file_state: tuple[int, int], timestamp_column: st
     return tuple(versions.value_counts().items())
 
 
-def _log_drift(model: ModelConfig, drift: DriftConfig, windows: DriftWindows, path: Path, store,
+def _log_drift(model: ModelConfig, drift: DriftConfig, windows: DriftWindows, path: str, store,
                at: datetime) -> dict[str, tuple[list[ColumnDrift], str | None]]:
     log = drift.log
     assert log is not None

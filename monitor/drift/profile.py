@@ -9,6 +9,10 @@ state store and refits only when the reference window moves.
 
 Column kinds: numeric dtypes (ints, floats) are numeric; everything else, booleans
 included, is categorical. Datetime columns are not compared.
+
+A frame is a pandas DataFrame or a pyarrow Table (what Parquet is read as, without
+pandas: `monitor drift` on large files then never imports it). Both give the same
+kinds and values for numbers, booleans, text and timestamps.
 """
 
 from __future__ import annotations
@@ -17,12 +21,18 @@ import io
 import json
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
-import pandas as pd
 
 from monitor.errors import MonitorError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    Frame = pd.DataFrame | pa.Table
+    Column = pd.Series | pa.ChunkedArray
 
 # The interior PSI/JS bin edges are the reference's deciles. Written as k/10 so each
 # level is the double nearest to 0.1, 0.2, ... exactly like the literal list.
@@ -47,8 +57,36 @@ class ColumnKind(str, Enum):
     UNSUPPORTED = "unsupported"
 
 
-def column_kind(series: pd.Series) -> ColumnKind:
+def _is_arrow(column: Any) -> bool:
+    # pandas Series carry a numpy/pandas `dtype`; arrow arrays an arrow `type`.
+    return not hasattr(column, "dtype")
+
+
+def frame_columns(frame: Frame) -> list[str]:
+    """A frame's column names, in order."""
+    return list(frame.column_names) if hasattr(frame, "column_names") else list(frame.columns)
+
+
+def present_count(column: Column) -> int:
+    """How many values of a column are not missing."""
+    return len(column) - column.null_count if _is_arrow(column) else int(column.notna().sum())
+
+
+def column_kind(series: Column) -> ColumnKind:
     """How a column is compared: numeric, categorical or not at all."""
+    if _is_arrow(series):
+        import pyarrow as pa
+
+        kind = series.type
+        if pa.types.is_boolean(kind):
+            return ColumnKind.CATEGORICAL
+        if pa.types.is_temporal(kind):
+            return ColumnKind.UNSUPPORTED
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            return ColumnKind.NUMERIC
+        return ColumnKind.CATEGORICAL
+    import pandas as pd
+
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return ColumnKind.CATEGORICAL
@@ -59,13 +97,45 @@ def column_kind(series: pd.Series) -> ColumnKind:
     return ColumnKind.CATEGORICAL
 
 
-def numeric_values(series: pd.Series) -> np.ndarray:
-    """A numeric column as float64, nullable integers' NA as NaN."""
+def numeric_values(series: Column) -> np.ndarray:
+    """A numeric column as float64, nullable integers' NA as NaN (read-only when zero-copy)."""
+    if _is_arrow(series):
+        return _arrow_numbers(series)
     return series.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def category_values(series: pd.Series) -> tuple[np.ndarray, int]:
+# Arrow's names for the floating types numpy names differently; integers share names.
+_NUMPY_NAMES = {"double": "float64", "float": "float32", "halffloat": "float16"}
+
+
+def _arrow_numbers(series: pa.ChunkedArray) -> np.ndarray:
+    """An arrow integer or floating column as float64, nulls as NaN, read from its buffers.
+
+    Reading the buffers directly rather than through `to_numpy()` keeps pandas out of
+    the process (pyarrow's conversions import it).
+    """
+    chunks = series.chunks
+    if len(chunks) == 1 and chunks[0].null_count == 0 and str(chunks[0].type) == "double":
+        chunk = chunks[0]
+        return np.frombuffer(chunk.buffers()[1], dtype=np.float64, count=len(chunk), offset=chunk.offset * 8)
+    out = np.empty(len(series), dtype=np.float64)
+    position = 0
+    for chunk in chunks:
+        n = len(chunk)
+        dtype = np.dtype(_NUMPY_NAMES.get(str(chunk.type), str(chunk.type)))
+        target = out[position:position + n]
+        target[:] = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=n, offset=chunk.offset * dtype.itemsize)
+        if chunk.null_count:
+            bits = np.unpackbits(np.frombuffer(chunk.buffers()[0], dtype=np.uint8), bitorder="little")
+            target[bits[chunk.offset:chunk.offset + n] == 0] = np.nan
+        position += n
+    return out
+
+
+def category_values(series: Column) -> tuple[np.ndarray, int]:
     """A categorical column's present values as strings, and how many were missing."""
+    if _is_arrow(series):
+        series = series.to_pandas()
     present = series.dropna()
     return present.astype(str).to_numpy(dtype=object), int(len(series) - len(present))
 
@@ -128,11 +198,12 @@ class ReferenceProfile:
         return None
 
 
-def fit_profile(frame: pd.DataFrame, columns: Iterable[str] | None = None,
+def fit_profile(frame: Frame, columns: Iterable[str] | None = None,
                 max_sample: int = DEFAULT_MAX_SAMPLE, description: str = "") -> ReferenceProfile:
     """Fit a reference profile on `frame`'s columns (default: all of them)."""
-    names = list(frame.columns) if columns is None else list(columns)
-    missing = [c for c in names if c not in frame.columns]
+    available = frame_columns(frame)
+    names = available if columns is None else list(columns)
+    missing = [c for c in names if c not in available]
     if missing:
         raise DriftError(f"reference has no column {', '.join(map(repr, missing))}")
     numeric: list[tuple[str, np.ndarray]] = []
@@ -150,7 +221,7 @@ def fit_profile(frame: pd.DataFrame, columns: Iterable[str] | None = None,
     return ReferenceProfile(fit_numeric(numeric, max_sample), categorical, unsupported, description)
 
 
-def fit_categorical(series: pd.Series) -> CategoricalReference:
+def fit_categorical(series: Column) -> CategoricalReference:
     values, n_dropped = category_values(series)
     categories, counts = np.unique(values.astype(str), return_counts=True) if len(values) else ([], [])
     return CategoricalReference(tuple(str(c) for c in categories), np.asarray(counts, dtype=np.int64), n_dropped)

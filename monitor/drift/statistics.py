@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
-import pandas as pd
-from scipy import special
 
 from monitor.drift.ks_pvalue import ks_asymptotic_pvalue
-from monitor.drift.kernels import js_from_proportions, numeric_drift_kernel, psi_from_proportions
 from monitor.drift.profile import (CategoricalReference, ColumnKind, DriftError, ReferenceProfile, category_values,
-                                   column_kind, numeric_values)
+                                   column_kind, frame_columns, numeric_values, present_count)
+from monitor.drift.sorted_numpy import js_from_proportions, psi_from_proportions
+
+if TYPE_CHECKING:
+    from monitor.drift.profile import Column, Frame
 
 # Evidently's floor for the reference std in the normed Wasserstein distance.
 MIN_STD_FOR_NORM = 0.001
@@ -102,10 +103,12 @@ def chi2_contingency_2xk(reference_counts: np.ndarray, current_counts: np.ndarra
         difference = expected - observed
         observed = observed + np.minimum(0.5, np.abs(difference)) * np.sign(difference)
     chi2 = float(np.sum((observed - expected) ** 2 / expected))
-    return chi2, float(special.chdtrc(dof, chi2))
+    from scipy.special import chdtrc  # only categorical columns need it: scipy is half a second of start-up
+
+    return chi2, float(chdtrc(dof, chi2))
 
 
-def compare_categorical(column: str, reference: CategoricalReference, series: pd.Series,
+def compare_categorical(column: str, reference: CategoricalReference, series: Column,
                         min_samples: int = 1) -> ColumnDrift:
     """chi2, JS and PSI of a categorical column over the union of categories."""
     values, n_dropped = category_values(series)
@@ -156,11 +159,13 @@ def sample_shortage(n_reference: int, n_current: int, min_samples: int) -> str |
 
 
 def compare_numeric(profile: ReferenceProfile, columns: list[str], current: np.ndarray,
-                    min_samples: int = 1) -> list[ColumnDrift]:
+                    min_samples: int = 1, compiled: bool = True) -> list[ColumnDrift]:
     """Numeric drift of `current` (columns x rows float64, rows in any order) against the profile.
 
     `current` is sorted in place, row by row (numpy's sort), then one parallel kernel
-    call computes every column's KS, Wasserstein, PSI and JS.
+    call computes every column's KS, Wasserstein, PSI and JS. `compiled=False` uses
+    the numpy kernels instead (`monitor.drift.sorted_numpy`): same numbers, no numba
+    start-up, for a process that compares once.
     """
     reference = profile.numeric
     if current.ndim != 2 or current.shape[0] != len(columns):
@@ -169,7 +174,11 @@ def compare_numeric(profile: ReferenceProfile, columns: list[str], current: np.n
         return []
     current.sort(axis=1)
     indices = np.array([reference.index(c) for c in columns], dtype=np.int64)
-    ks, wasserstein, psi, js, _, current_n = numeric_drift_kernel(
+    if compiled:
+        from monitor.drift.kernels import numeric_drift_kernel as kernel
+    else:
+        from monitor.drift.sorted_numpy import numeric_drift as kernel
+    ks, wasserstein, psi, js, _, current_n = kernel(
         reference.sorted_values, reference.offsets, indices, reference.edges, reference.edge_counts,
         reference.bin_counts, reference.n, current)
     sample_sizes = np.diff(reference.offsets)[indices]
@@ -192,25 +201,29 @@ def compare_numeric(profile: ReferenceProfile, columns: list[str], current: np.n
     return results
 
 
-def compare_to_profile(profile: ReferenceProfile, frame: pd.DataFrame, columns: Iterable[str] | None = None,
-                       min_samples: int = 1) -> list[ColumnDrift]:
+def compare_to_profile(profile: ReferenceProfile, frame: Frame, columns: Iterable[str] | None = None,
+                       min_samples: int = 1, compiled: bool = True) -> list[ColumnDrift]:
     """Every requested column's drift (default: the profile's columns), in the requested order.
+
+    `compiled`: numba's kernels (a long-running process) or numpy's (one comparison per
+    process, where numba's start-up would dominate); see `compare_numeric`.
 
     A column missing from either side, or whose kind differs between them, is a
     no-data entry saying so rather than an error: the other columns still count.
     """
     names = list(profile.columns if columns is None else columns)
+    available = set(frame_columns(frame))
     results: dict[str, ColumnDrift] = {}
     numeric_names: list[str] = []
     for name in names:
         kind = profile.kind(name)
         if kind is None:
-            if name in frame.columns:
+            if name in available:
                 results[name] = no_data(name, column_kind(frame[name]), "column missing from the reference",
-                                        n_current=int(frame[name].notna().sum()))
+                                        n_current=present_count(frame[name]))
             else:
                 raise DriftError(f"column {name!r} is in neither the reference nor the current data")
-        elif name not in frame.columns:
+        elif name not in available:
             results[name] = no_data(name, kind, "column missing from the current data")
         elif kind is ColumnKind.UNSUPPORTED:
             results[name] = no_data(name, kind, profile.unsupported[name])
@@ -225,7 +238,7 @@ def compare_to_profile(profile: ReferenceProfile, frame: pd.DataFrame, columns: 
         current = np.empty((len(numeric_names), len(frame)), dtype=np.float64)
         for row, name in enumerate(numeric_names):
             current[row] = numeric_values(frame[name])
-        for result in compare_numeric(profile, numeric_names, current, min_samples):
+        for result in compare_numeric(profile, numeric_names, current, min_samples, compiled):
             results[result.column] = result
     return [results[name] for name in names]
 
