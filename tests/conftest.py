@@ -39,6 +39,18 @@ def _fleet_key() -> str:
     return digest.hexdigest()[:16]
 
 
+@pytest.fixture(autouse=True)
+def _no_logging_setup_leaks_between_tests():
+    """A CLI command run in-process installs its stderr log handler (as the real process
+    would); it must not outlive the test, or later tests' stderr gets its lines."""
+    import logging
+
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_monitor_handler", False)]:
+        root.removeHandler(handler)
+
+
 @pytest.fixture(scope="session")
 def fleet():
     """The simulated fleet's series in memory: the source of truth for expected values."""

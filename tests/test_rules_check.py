@@ -345,16 +345,17 @@ def test_check_exits_2_on_a_usage_error(capsys):
 # -- model selectors and SLO queries: parsed offline as well ---------------------------
 
 @pytest.mark.parametrize("model, line, message", [
+    # A histogram and a version label are refused as selectors and label names at config load
+    # (monitor.promql_selectors), before any query is built from them.
     ("{name: m, inferences: 'x_total', predictions: 'rate(score_bucket[5m])'}", 3,
-     "models[m].predictions: 'rate(score_bucket[5m])' does not make valid PromQL (ranges only allowed for vector "
-     "selectors): sum by (version, le) (increase(rate(score_bucket[5m])[5m]))"),
+     "models[0].predictions: 'rate(score_bucket[5m])' is not a PromQL series selector"),
     ("{name: m, inferences: 'x_total', cpu: 'sum(rate(cpu_seconds[5m])'}", 3,
      "models[m].cpu: 'sum(rate(cpu_seconds[5m])' does not make valid PromQL (unclosed left parenthesis)"),
     ("{name: m, inferences: 'x_total', memory: 'rate(sum(bytes))'}", 3,
      "models[m].memory: 'rate(sum(bytes))' does not make valid PromQL (expected type matrix in call to "
      "function 'rate', got vector)"),
     ("{name: m, inferences: 'x_total', version_label: 'version) or vector(1'}", 3,
-     "models[m].version_label: 'version) or vector(1' is not a PromQL label name"),
+     "models[0].version_label: 'version) or vector(1' is not a valid label name"),
 ], ids=["a prediction histogram that is not a selector", "an unclosed cpu expression",
         "a memory expression with a type error", "a version label that would inject PromQL"])
 def test_model_selectors_are_parsed_offline_as_they_will_be_queried(tmp_path, capsys, model, line, message):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from monitor.addresses import parse_listen
 from monitor.timeutil import iso_z, utc
 
 # Instants a command may be asked about. Outside these, a time is a typo (a year
@@ -36,15 +35,6 @@ def parse_instant(text: str) -> datetime:
     if problem:
         raise argparse.ArgumentTypeError(problem)
     return at
-
-
-def listen_address(text: str) -> str:
-    """A `HOST:PORT` listen address for argparse, checked as `http.listen` is."""
-    try:
-        parse_listen(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def port_number(text: str) -> int:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from monitor.cli import add_log_level_argument
-from monitor.commands.arguments import listen_address, parse_instant
+from monitor.commands.arguments import parse_instant
 from monitor.commands.state_file import add_state_arguments, open_state
 from monitor.config import config_path_from
 from monitor.errors import MonitorError
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --once: evaluation time, ISO 8601 (default now)")
     parser.add_argument("--json", action="store_true",
                         help="with --once: print the cycle's signals, alert transitions and queued notifications")
-    parser.add_argument("--listen", default=None, type=listen_address,
+    parser.add_argument("--listen", default=None,
                         help="daemon: HOST:PORT for /metrics and health (default: http.listen)")
     parser.add_argument("--log-format", choices=("plain", "json"), default="plain",
                         help="daemon: one line per event, plain text or JSON")
@@ -74,11 +74,14 @@ def run(args: argparse.Namespace) -> int:
 def run_daemon(args: argparse.Namespace) -> int:
     """The long-running daemon (`monitor run` without --once)."""
     from monitor import progress
+    from monitor.http_endpoints import parse_listen
     from monitor.log_format import daemon_logging
 
     if args.at is not None or args.json:
         raise MonitorError("--at and --json go with --once; the daemon evaluates at the current time "
                            "(or from --replay-from)")
+    if args.listen is not None:
+        parse_listen(args.listen, "--listen")  # a typo is one line at once, not after loading everything
     # Log lines, plain or JSON, are not a terminal UI: no progress bars (the weekly report's).
     with daemon_logging(args.log_level or "INFO", args.log_format), progress.quiet_for_daemon():
         from monitor.daemon import Daemon  # after the log format is set: importing it logs at DEBUG
