@@ -525,3 +525,21 @@ def _expand_globs(doc: YamlFile, root, key: str, base: Path) -> list[str]:
 
 
 __all__ = ["Config", "ConfigError", "load_config", "config_path_from", "node_line"]
+
+
+def model_key_lines(config: Config, keys: tuple[str, ...]) -> dict[tuple[int, str | None], int]:
+    """Line numbers of each `models[i]` entry (key None) and of its `keys` that are present,
+    read back from the config file, for checks that report a model's problem at its line."""
+    lines: dict[tuple[int, str | None], int] = {}
+    try:
+        doc = YamlFile(config.source_path)
+    except (ConfigError, OSError):
+        return lines
+    models = mapping_get(doc.documents[0], "models") if doc.documents else None
+    for index, item in enumerate(getattr(models, "value", None) or []):
+        lines[(index, None)] = node_line(item)
+        for key in keys:
+            node = mapping_get(item, key)
+            if node is not None:
+                lines[(index, key)] = node_line(node)
+    return lines

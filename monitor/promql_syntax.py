@@ -16,14 +16,13 @@ from datetime import timedelta
 
 import promql_parser
 
-from monitor.config import Config
+from monitor.config import Config, model_key_lines
 from monitor.cost import queries as cost_queries
 from monitor.cost.presets import ModelMetricsError, resolve_model_metrics
 from monitor.errors import ConfigError, Problem
 from monitor.promql_selectors import is_label_name
 from monitor.slo.loading import load_slo_specs
 from monitor.slo.spec import EventsSli, render_window, summed
-from monitor.typed_yaml import YamlFile, mapping_get, node_line
 
 # Functions Prometheus 2.x has that the parser (Prometheus 3's grammar) does not:
 # accepted so that a rule written for a 2.x server is not refused here.
@@ -106,7 +105,7 @@ def model_promql_check(config: Config) -> dict[str, int]:
 
     (The version label's and selectors' own syntax is refused earlier, at config load:
     monitor.promql_selectors.)"""
-    lines = _model_key_lines(config)
+    lines = model_key_lines(config, ("inferences", "predictions", "cpu", "memory"))
     problems = []
     built = model_promql_queries(config)
     for index, key, query in built:
@@ -114,24 +113,9 @@ def model_promql_check(config: Config) -> dict[str, int]:
         if problem:
             model = config.models[index]
             value = getattr(model, key, None)
-            problems.append(Problem(config.source_path, lines.get((index, key)),
+            problems.append(Problem(config.source_path, lines.get((index, key)) or lines.get((index, None)),
                                     f"models[{model.name}].{key}: {value!r} does not make valid PromQL "
                                     f"({problem}): {query}"))
     if problems:
         raise ConfigError(problems)
     return {}
-
-
-def _model_key_lines(config: Config) -> dict[tuple[int, str], int | None]:
-    """The config file's line of each `models[i].<key>` (the model's own line when the key is absent)."""
-    lines: dict[tuple[int, str], int | None] = {}
-    try:
-        doc = YamlFile(config.source_path)
-    except (ConfigError, OSError):
-        return lines
-    models = mapping_get(doc.documents[0], "models") if doc.documents else None
-    for index, item in enumerate(getattr(models, "value", None) or []):
-        for key in ("inferences", "predictions", "cpu", "memory"):
-            node = mapping_get(item, key)
-            lines[(index, key)] = node_line(node if node is not None else item)
-    return lines

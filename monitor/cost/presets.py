@@ -23,10 +23,9 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from monitor.config import Config, ModelConfig
+from monitor.config import Config, ModelConfig, model_key_lines
 from monitor.errors import ConfigError, MonitorError, Problem
 from monitor.sources.prometheus import label_matcher
-from monitor.typed_yaml import YamlFile, mapping_get, node_line
 
 # A PromQL series selector: a metric name with optional matchers, or matchers alone.
 _SELECTOR = re.compile(r"^\s*(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(?P<matchers>\{.*\})?\s*$", re.S)
@@ -174,7 +173,7 @@ def _request_total(preset: _Preset, by_model: str) -> str:
 def check_model_metrics(config: Config) -> dict[str, int] | None:
     """`monitor check`: every model's preset and selectors resolve; problems at the model's line."""
     problems = []
-    lines = _model_lines(config)
+    lines = model_key_lines(config, ("inferences", "gpus", "preset"))
     for index, model in enumerate(config.models):
         for key, resolve in (("inferences", resolve_model_metrics), ("gpus", gpu_matchers)):
             try:
@@ -185,20 +184,3 @@ def check_model_metrics(config: Config) -> dict[str, int] | None:
     if problems:
         raise ConfigError(problems)
     return None
-
-
-def _model_lines(config: Config) -> dict[tuple[int, str | None], int]:
-    """Line numbers of each `models[i]` entry and its keys, read back from the config file."""
-    lines: dict[tuple[int, str | None], int] = {}
-    try:
-        doc = YamlFile(config.source_path)
-    except (ConfigError, OSError):
-        return lines
-    models = mapping_get(doc.documents[0], "models") if doc.documents else None
-    for index, item in enumerate(getattr(models, "value", None) or []):
-        lines[(index, None)] = node_line(item)
-        for key in ("inferences", "gpus", "preset"):
-            node = mapping_get(item, key)
-            if node is not None:
-                lines[(index, key)] = node_line(node)
-    return lines
