@@ -65,8 +65,11 @@ def drift_producer(source: PrometheusSource, config: Config, at: datetime, store
 
 
 def cost_producer(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
-    """Cost per 1k, week-over-week change, inference rates and GPU utilisation."""
-    return cost_signals(source, config, at)
+    """Cost per 1k, week-over-week change, inference rates and GPU utilisation.
+
+    The weekly figures come from closed hours kept in `store`, recomputed hourly
+    (monitor.cost.signals); rates and utilisation are measured every cycle."""
+    return cost_signals(source, config, at, store)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ CATALOGUE: dict[str, tuple[tuple[str, ...], str]] = {
     "idle_cost_usd": (("model", "version"), "GPU cost x (1 - utilisation) over the trailing 7 days"),
     "gpu_hours": (("model", "version"), "GPU-hours over the trailing 7 days"),
     "gpu_utilization": (("model",), "mean GPU utilisation (0..1) over the last 15 minutes"),
+    # Slow figures computed on their own schedule and reused between cycles (e.g. the weekly cost).
+    "figures_age_seconds": (("figure",), "seconds since the instant the figure describes (its as-of time)"),
 }
 
 

@@ -42,6 +42,8 @@ SIGNAL_METRICS: dict[str, tuple[str, str]] = {
     "idle_cost_usd": ("monitor_cost_idle_usd", "Idle GPU cost in USD over the trailing 7 days"),
     "gpu_hours": ("monitor_gpu_hours", "GPU-hours over the trailing 7 days"),
     "gpu_utilization": ("monitor_gpu_utilization_ratio", "Mean GPU utilisation (0..1) over 15 minutes"),
+    "figures_age_seconds": ("monitor_figures_age_seconds",
+                            "Age of a figure computed on its own schedule (e.g. weekly cost): now - its as-of time"),
 }
 
 assert set(SIGNAL_METRICS) == set(CATALOGUE), "every catalogued signal needs a metric name"
