@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import kstwo, kstwobign
 
 # Up to this effective n scipy's exact computation takes about a millisecond.
 EXACT_MAX_N = 2000
@@ -62,11 +61,17 @@ def ks_asymptotic_pvalue(ks: float, n_reference: int, n_current: int) -> float |
     """`ks_2samp(method="asymp")`'s two-sided p-value; None where scipy's is NaN (n = m = 1)."""
     m, n = sorted([float(n_reference), float(n_current)], reverse=True)
     effective_n = float(np.round(m * n / (m + n)))
+    # scipy.stats is imported here, not at module load: it costs about 50 MiB of
+    # resident memory and seconds of start-up, and most cycles never reach it.
     if effective_n <= EXACT_MAX_N or not 0.0 < ks < 1.0:
+        from scipy.stats import kstwo
+
         with np.errstate(divide="ignore", invalid="ignore"):
             pvalue = float(np.clip(kstwo.sf(ks, effective_n), 0, 1))
         return pvalue if math.isfinite(pvalue) else None
     pvalue = 1.0 - pelz_good_cdf(effective_n, ks)
     if pvalue < _TAIL:
+        from scipy.stats import kstwobign
+
         pvalue = float(kstwobign.sf(math.sqrt(effective_n) * ks))
     return float(min(max(pvalue, 0.0), 1.0))
