@@ -12,6 +12,7 @@ figures are compared at rel 1e-3.
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 from datetime import datetime, timedelta
 
@@ -21,7 +22,9 @@ import pytest
 from monitor.cli import main
 from monitor.config import load_config
 from monitor.slo import EvaluationMode, evaluate_slos, load_slo_specs, load_spec_files, slo_signals
+from monitor.durations import format_duration
 from monitor.slo.burn_rate import WINDOWS
+from monitor.slo.evaluate import DEFAULT_SUBQUERIES_PER_QUERY, sli_queries, slo_windows
 
 pytestmark = pytest.mark.prometheus
 
@@ -170,11 +173,17 @@ def test_table_output_shows_no_data_as_a_dash(fleet_end, fleet_config_path, caps
     assert tagger.split()[2:6] == ["-", "-", "-", "-"] and "no data" in tagger
 
 
-def test_one_cycle_makes_one_query_per_distinct_window(fleet_end, sim_dir, prom):
+def test_one_cycle_folds_every_windows_sub_queries_into_few_queries_under_the_sample_budget(
+        fleet_end, sim_dir, prom):
     specs = load_slo_specs(load_config(sim_dir / "monitor.yaml"))
+    distinct = {query for spec in specs for window in slo_windows(spec, fleet_end).values()
+                for query in sli_queries(spec, format_duration(window)).values()}
     evaluate_slos(prom, specs, fleet_end)
-    # 7 windows + the 30d period + churn-scorer's 28d period, each folding all SLOs' sub-queries.
-    assert prom.stats.queries == 9
+    # Folds are cut at DEFAULT_SUBQUERIES_PER_QUERY sub-queries or at the sample budget.
+    assert 1 <= prom.stats.queries <= (math.ceil(len(distinct) / DEFAULT_SUBQUERIES_PER_QUERY)
+                                       + math.ceil(prom.stats.samples / prom.sample_budget))
+    assert prom.stats.queries < len(distinct) / 10
+    assert 0 < prom.stats.max_query_samples <= prom.sample_budget
 
 
 def test_small_chunks_and_a_broken_query_give_the_same_numbers(fleet_end, sim_dir, prom, tmp_path):

@@ -1,28 +1,31 @@
 """Collect cost inputs from Prometheus and hand them to the pure allocation.
 
-The only module in monitor.cost that talks to Prometheus. Several equal windows
-(the days of a week, this week and the last) are measured with one range query per
-figure, stepping by the window length, rather than one query per window.
+The only module in monitor.cost that talks to Prometheus, through the query engine
+(`PrometheusSource.run`). Several equal windows (the days of a week, this week and
+the last) are measured with one range query per figure, stepping by the window
+length, rather than one query per window; and a figure that models read from the
+same metric is one query across the models (queries.py's families), split per model.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from functools import partial
-from typing import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Mapping
+
+import numpy as np
 
 from monitor.config import Config, ModelConfig
 from monitor.cost import queries
-import numpy as np
 
 from monitor.cost.allocation import (CostReport, GpuKey, GpuUsage, ModelUsage, allocate, cost_per_1k_change,
                                      gpu_price)
 from monitor.cost.idle import IdlePeriod, idle_runs, to_datetime
 from monitor.cost.presets import gpu_matchers, resolve_model_metrics
 from monitor.errors import MonitorError
-from monitor.sources.prometheus import InstantResult, PrometheusSource, QueryError, RangeResult
+from monitor.sources.folding import Family
+from monitor.sources.prometheus import Answer, PrometheusSource, Query, QueryError, RangeQuery, RangeResult
+from monitor.timeutil import utc
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
@@ -42,13 +45,9 @@ class PeriodComparison:
     cost_per_1k_change: Mapping[tuple[str, str | None], float | None]
 
 
-def _utc(at: datetime) -> datetime:
-    return at.astimezone(timezone.utc) if at.tzinfo else at.replace(tzinfo=timezone.utc)
-
-
 def compute_costs(source: PrometheusSource, config: Config, start: datetime, end: datetime) -> CostReport:
     """Cost per model and per version over [start, end]."""
-    start, end = _utc(start), _utc(end)
+    start, end = utc(start), utc(end)
     if end <= start:
         raise CostWindowError(f"the cost window must end after it starts ({start:%Y-%m-%dT%H:%M:%SZ} .. "
                               f"{end:%Y-%m-%dT%H:%M:%SZ})")
@@ -57,7 +56,7 @@ def compute_costs(source: PrometheusSource, config: Config, start: datetime, end
 
 def daily_costs(source: PrometheusSource, config: Config, start: datetime, end: datetime) -> list[CostReport]:
     """One report per day from `start` to `end` (a whole number of days), oldest first."""
-    start, end = _utc(start), _utc(end)
+    start, end = utc(start), utc(end)
     days = (end - start) / DAY
     if days < 1 or days != int(days):
         raise CostWindowError(f"a daily breakdown needs a whole number of days, got {end - start}")
@@ -67,7 +66,7 @@ def daily_costs(source: PrometheusSource, config: Config, start: datetime, end: 
 def period_over_period(source: PrometheusSource, config: Config, end: datetime,
                        period: timedelta = WEEK) -> PeriodComparison:
     """This period (ending at `end`) against the one before it, with the change in cost per 1k."""
-    end = _utc(end)
+    end = utc(end)
     previous, current = compute_cost_windows(source, config, first_end=end - period, count=2, window=period)
     return PeriodComparison(current, previous, cost_per_1k_change(current, previous))
 
@@ -81,22 +80,12 @@ def compute_cost_windows(source: PrometheusSource, config: Config, first_end: da
                          window: timedelta) -> list[CostReport]:
     """Reports for `count` consecutive windows of length `window`, the first ending at `first_end`."""
     windows = CostWindows.plan(config, first_end, count, window)
-    return windows.reports(run_queries(source, windows.range_queries()))
+    return windows.reports(source.run(windows.range_queries()))
 
 
-@dataclass(frozen=True)
-class RangeQuery:
-    """`query` evaluated every `step` from `start` to `end`."""
-
-    query: str
-    start: datetime
-    end: datetime
-    step: timedelta
-
-
-# An instant query: (query, evaluation time).
-InstantQuery = tuple[str, datetime]
-Answers = Mapping[RangeQuery | InstantQuery, RangeResult | InstantResult | QueryError]
+Answers = Mapping[Query, Answer]
+# A figure's query: a family member (one query across models) or a query of its own.
+Figure = Family | str
 
 
 @dataclass(frozen=True)
@@ -104,7 +93,7 @@ class CostWindows:
     """The range queries behind consecutive equal cost windows, and the reports built from their answers.
 
     Planning apart from running lets a caller send several plans' queries (and others)
-    in one concurrent batch (`run_queries`) instead of one batch after another.
+    to the query engine as one batch instead of one batch after another.
     """
 
     config: Config
@@ -115,16 +104,21 @@ class CostWindows:
     @classmethod
     def plan(cls, config: Config, first_end: datetime, count: int, window: timedelta) -> "CostWindows":
         """`count` windows of length `window`, the first ending at `first_end`."""
-        first_end = _utc(first_end)
+        first_end = utc(first_end)
         return cls(config, tuple(first_end + i * window for i in range(count)), window,
                    tuple(_ModelPlan.of(m, window) for m in config.models))
 
     def range_queries(self) -> list[RangeQuery]:
         """One range query per figure, stepping by the window from the first end to the last."""
-        wanted = [queries.node_gpu_hourly_cost(self.window)]
+        wanted: list[Figure] = [queries.node_gpu_hourly_cost(self.window)]
         for plan in self.plans:
             wanted += plan.all_queries()
-        return [RangeQuery(q, self.ends[0], self.ends[-1], self.window) for q in dict.fromkeys(wanted)]
+        return [self._range_query(figure) for figure in dict.fromkeys(wanted)]
+
+    def _range_query(self, figure: Figure) -> RangeQuery:
+        if isinstance(figure, Family):
+            return RangeQuery.member(figure, self.ends[0], self.ends[-1], self.window)
+        return RangeQuery(figure, self.ends[0], self.ends[-1], self.window)
 
     def reports(self, answers: Answers) -> list[CostReport]:
         """One report per window from the answers to `range_queries()`; raises the first failed query."""
@@ -134,7 +128,7 @@ class CostWindows:
             if isinstance(answer, QueryError):
                 raise answer
             assert isinstance(answer, RangeResult)
-            results[wanted.query] = answer
+            results[wanted.query] = answer  # a member's own text
         warnings = sorted({w for r in results.values() for w in r.warnings})
         price_result = results[queries.node_gpu_hourly_cost(self.window)]
         reports = []
@@ -146,59 +140,36 @@ class CostWindows:
         return reports
 
 
-def run_queries(source: PrometheusSource, ranges: Sequence[RangeQuery] = (),
-                instants: Sequence[InstantQuery] = ()) -> dict[RangeQuery | InstantQuery,
-                                                               RangeResult | InstantResult | QueryError]:
-    """Run range and instant queries in one concurrent batch (bounded by the source's limit), each distinct
-    one once. Failures come back as QueryError values, for the caller to raise in its own order."""
-    jobs: dict[RangeQuery | InstantQuery, Callable[[], RangeResult | InstantResult]] = {}
-    for r in ranges:
-        jobs[r] = partial(source.range, r.query, r.start, r.end, r.step)
-    for query, at in instants:
-        jobs[(query, at)] = partial(source.instant, query, at)
-
-    def run(job: Callable[[], RangeResult | InstantResult]) -> RangeResult | InstantResult | QueryError:
-        try:
-            return job()
-        except QueryError as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=max(1, min(source.max_concurrency, len(jobs))),
-                            thread_name_prefix="cost-promql") as pool:
-        answers = list(pool.map(run, jobs.values()))
-    return dict(zip(jobs, answers))
-
-
 @dataclass(frozen=True)
 class _ModelPlan:
     """The queries one model needs for one window length."""
 
     model: str
-    inferences: str
+    inferences: Figure
     version_label: str | None
-    gpu_minutes: str | None
-    gpu_util_sum: str | None
-    cpu_core_minutes: str | None
-    memory_byte_minutes: str | None
+    gpu_minutes: Figure | None
+    gpu_util_sum: Figure | None
+    cpu_core_minutes: Figure | None
+    memory_byte_minutes: Figure | None
 
     @classmethod
     def of(cls, model: ModelConfig, window: timedelta) -> "_ModelPlan":
         metrics = resolve_model_metrics(model)
         matchers = gpu_matchers(model)
         return cls(
-            model.name, queries.inference_increase(metrics, window), metrics.version_label,
-            queries.gpu_present_minutes(matchers, window) if matchers else None,
-            queries.gpu_utilization_percent_sum(matchers, window) if matchers else None,
-            queries.grid_minute_sum(queries.cpu_cores_expression(model.cpu), window) if model.cpu else None,
-            queries.grid_minute_sum(queries.memory_bytes_expression(model.memory), window) if model.memory else None)
+            model.name, queries.inference_increase_family(metrics, window), metrics.version_label,
+            queries.gpu_present_minutes_family(matchers, window) if matchers else None,
+            queries.gpu_utilization_percent_sum_family(matchers, window) if matchers else None,
+            queries.cpu_core_minutes(model.cpu, window) if model.cpu else None,
+            queries.memory_byte_minutes(model.memory, window) if model.memory else None)
 
-    def all_queries(self) -> list[str]:
+    def all_queries(self) -> list[Figure]:
         return [q for q in (self.inferences, self.gpu_minutes, self.gpu_util_sum, self.cpu_core_minutes,
                             self.memory_byte_minutes) if q]
 
     def usage(self, results: Mapping[str, RangeResult], end: datetime) -> ModelUsage:
         inferences = None
-        points = _values_at(results[self.inferences], end)
+        points = _values_at(results[_text(self.inferences)], end)
         if points:
             inferences = {}
             for series, value in points:
@@ -209,8 +180,8 @@ class _ModelPlan:
             inferences = inferences or None
         gpus: list[GpuUsage] = []
         if self.gpu_minutes and self.gpu_util_sum:
-            util_sums = {_gpu_key(s.labels): v for s, v in _values_at(results[self.gpu_util_sum], end)}
-            for series, minutes in _values_at(results[self.gpu_minutes], end):
+            util_sums = {_gpu_key(s.labels): v for s, v in _values_at(results[_text(self.gpu_util_sum)], end)}
+            for series, minutes in _values_at(results[_text(self.gpu_minutes)], end):
                 if minutes:
                     key = _gpu_key(series.labels)
                     gpus.append(GpuUsage(key, minutes, util_sums.get(key) or 0.0))
@@ -221,10 +192,14 @@ class _ModelPlan:
                           byte_hours / MINUTES_PER_HOUR / queries.BYTES_PER_GIB if byte_hours is not None else None)
 
 
-def _grid_total(results: Mapping[str, RangeResult], query: str | None, end: datetime) -> float | None:
-    if not query:
+def _text(figure: Figure) -> str:
+    return figure.query if isinstance(figure, Family) else figure
+
+
+def _grid_total(results: Mapping[str, RangeResult], figure: Figure | None, end: datetime) -> float | None:
+    if not figure:
         return None
-    values = [v for _, v in _values_at(results[query], end) if v is not None]
+    values = [v for _, v in _values_at(results[_text(figure)], end) if v is not None]
     return sum(values) if values else None
 
 
@@ -256,19 +231,21 @@ def gpu_idle_periods(source: PrometheusSource, config: Config, start: datetime, 
     minutes after it. Idle cost
     is priced like `compute_costs` (OpenCost's node price first), before any sharing.
     """
-    start, end = _utc(start), _utc(end)
+    start, end = utc(start), utc(end)
+    # The node prices and every model's utilisation grid in one batch (one grid query
+    # across the models that share dcgm-exporter's series).
     price_query = RangeQuery(queries.node_gpu_hourly_cost(end - start), end, end, end - start)
-    prices = run_queries(source, [price_query])[price_query]
-    if isinstance(prices, QueryError):
-        raise prices
-    assert isinstance(prices, RangeResult)
+    grids = {model.name: RangeQuery.member(queries.gpu_utilization_grid_family(matchers), start + IDLE_STEP, end,
+                                           IDLE_STEP)
+             for model in config.models if (matchers := gpu_matchers(model))}
+    answers = source.run([price_query, *grids.values()])
+    prices = _raised(answers[price_query])
     node_prices = {s.labels.get("node", ""): v for s, v in _values_at(prices, end) if v is not None}
     periods: list[IdlePeriod] = []
     for model in config.models:
-        matchers = gpu_matchers(model)
-        if not matchers:
+        if model.name not in grids:
             continue
-        result = source.range(queries.gpu_utilization_grid(matchers), start + IDLE_STEP, end, IDLE_STEP)
+        result = _raised(answers[grids[model.name]])
         for series in result.series:
             key = _gpu_key(series.labels)
             utilization = series.values / 100.0
@@ -280,3 +257,10 @@ def gpu_idle_periods(source: PrometheusSource, config: Config, start: datetime, 
                                           to_datetime(series.timestamps[j - 1]) + IDLE_STEP, mean, hours,
                                           hours * price * (1.0 - mean)))
     return sorted(periods, key=lambda p: (p.start, p.model, p.gpu))
+
+
+def _raised(answer: Answer) -> RangeResult:
+    if isinstance(answer, QueryError):
+        raise answer
+    assert isinstance(answer, RangeResult)
+    return answer

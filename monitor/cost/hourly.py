@@ -48,10 +48,10 @@ from typing import Mapping, Sequence
 
 from monitor.config import Config, ModelConfig
 from monitor.cost.allocation import CostReport, GpuKey, GpuUsage, ModelUsage, allocate
-from monitor.cost.collect import WEEK, CostWindows, RangeQuery, _ModelPlan, _values_at, run_queries
+from monitor.cost.collect import WEEK, CostWindows, _ModelPlan, _values_at
 from monitor.cost import queries
 from monitor.incremental import HOUR, PeriodRepository, PeriodValue, closed_boundary, contiguous_runs, hour_ends
-from monitor.sources.prometheus import QueryError, RangeResult
+from monitor.sources.prometheus import Query, QueryError, RangeQuery, RangeResult
 from monitor.timeutil import utc
 
 # One range query covers at most a week of hours: a 1h grid subquery per step keeps
@@ -76,7 +76,8 @@ class WeekPair:
 def model_series_set(model: ModelConfig) -> str:
     """The series set of one model's hourly cost figures: its name and a digest of its queries."""
     plan = _ModelPlan.of(model, HOUR)
-    digest = hashlib.sha256(json.dumps([plan.all_queries(), plan.version_label]).encode()).hexdigest()[:16]
+    texts = [getattr(figure, "query", figure) for figure in plan.all_queries()]  # a family member's own query
+    digest = hashlib.sha256(json.dumps([texts, plan.version_label]).encode()).hexdigest()[:16]
     return f"cost/{model.name}/{digest}"
 
 
@@ -110,36 +111,33 @@ def backfill(source, config: Config, repository: PeriodRepository, start: dateti
         if missing:
             by_missing.setdefault(missing, []).append(model)
     missing_prices = [t for t in wanted if t.timestamp() not in closed[_PRICES_SET]]
+    # Every missing run of every group in one batch: the engine folds the models of a
+    # group into one query per figure.
+    price_runs = [(run, RangeQuery(queries.node_gpu_hourly_cost(HOUR), run[0], run[-1], HOUR))
+                  for run in contiguous_runs(missing_prices, MAX_HOURS_PER_QUERY)]
+    model_runs = [(run, CostWindows.plan(replace(config, models=models), run[0], len(run), HOUR))
+                  for missing, models in by_missing.items() for run in contiguous_runs(missing, MAX_HOURS_PER_QUERY)]
+    batch: list[Query] = [query for _, query in price_runs]
+    for _, windows in model_runs:
+        batch += windows.range_queries()
+    if not batch:
+        return ()
+    answers = source.run(batch)
     warnings: set[str] = set()
-    for run in contiguous_runs(missing_prices, MAX_HOURS_PER_QUERY):
-        warnings |= _measure_prices(source, repository, run, now)
-    for missing, models in by_missing.items():
-        group = replace(config, models=models)
-        for run in contiguous_runs(missing, MAX_HOURS_PER_QUERY):
-            warnings |= _measure_models(source, group, repository, sets, run, now)
+    for run, query in price_runs:
+        result = _answer(answers[query])
+        hours = {end: [PeriodValue("price", s.labels.get("node", ""), v) for s, v in _values_at(result, end)
+                       if v is not None] for end in run}
+        repository.save({_PRICES_SET: hours}, closed=not result.warnings, now=now)
+        warnings |= set(result.warnings)
+    for run, windows in model_runs:
+        results = {q.query: _answer(answers[q]) for q in windows.range_queries()}
+        run_warnings = {w for r in results.values() for w in r.warnings}
+        repository.save({sets[plan.model]: {end: _usage_values(plan.usage(results, end)) for end in run}
+                         for plan in windows.plans}, closed=not run_warnings, now=now)
+        warnings |= run_warnings
     repository.prune(end - RETENTION)
     return tuple(sorted(warnings))
-
-
-def _measure_prices(source, repository: PeriodRepository, run: list[datetime], now: datetime) -> set[str]:
-    query = RangeQuery(queries.node_gpu_hourly_cost(HOUR), run[0], run[-1], HOUR)
-    result = _answer(run_queries(source, [query])[query])
-    hours = {end: [PeriodValue("price", s.labels.get("node", ""), v) for s, v in _values_at(result, end)
-                   if v is not None] for end in run}
-    repository.save(_PRICES_SET, hours, closed=not result.warnings, now=now)
-    return set(result.warnings)
-
-
-def _measure_models(source, config: Config, repository: PeriodRepository, sets: Mapping[str, str],
-                    run: list[datetime], now: datetime) -> set[str]:
-    windows = CostWindows.plan(config, run[0], len(run), HOUR)
-    answers = run_queries(source, windows.range_queries())
-    results = {q.query: _answer(answers[q]) for q in windows.range_queries()}
-    warnings = {w for r in results.values() for w in r.warnings}
-    for plan in windows.plans:
-        hours = {end: _usage_values(plan.usage(results, end)) for end in run}
-        repository.save(sets[plan.model], hours, closed=not warnings, now=now)
-    return warnings
 
 
 def _answer(answer) -> RangeResult:

@@ -8,6 +8,12 @@ its DCGM series has a sample within the lookback window (5m by default).
 Subquery ranges are the window minus one millisecond: Prometheus 2.x range
 selectors include both ends, so a 7d range over a 1m grid holds 10081 points; one
 millisecond less keeps exactly the window's 10080 minutes on 2.x and 3.x alike.
+
+Figures that every model reads from the same metric come as `Family` members
+(`*_family`): the query engine answers all models' members with one query grouped
+`by` the label that tells the models apart (monitor/sources/folding.py). Every
+aggregation in a template groups through `$by(...)`, which keeps merged numbers
+equal to per-model ones. The plain-string builders are each member's own query.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from monitor.cost.presets import ModelMetrics
+from monitor.sources.folding import Family
 
 GPU_UTIL_METRIC = "DCGM_FI_DEV_GPU_UTIL"
 # The labels that identify one physical GPU. dcgm-exporter names the host `Hostname`
@@ -34,36 +41,59 @@ def grid_range(window: timedelta) -> str:
     return f"{int(round(window.total_seconds() * 1000)) - 1}ms:{GRID_STEP}"
 
 
-def inference_increase(metrics: ModelMetrics, window: timedelta) -> str:
+def inference_increase_family(metrics: ModelMetrics, window: timedelta) -> Family:
     """Inferences served over the window, by version when the counter has a version label."""
-    by = f" by ({metrics.version_label})" if metrics.version_label else ""
-    return f"sum{by} (increase({metrics.inferences}[{range_duration(window)}]))"
+    return Family(f"sum$by({metrics.version_label or ''}) (increase($selector[{range_duration(window)}]))",
+                  metrics.inferences)
+
+
+def inference_increase(metrics: ModelMetrics, window: timedelta) -> str:
+    return inference_increase_family(metrics, window).query
+
+
+def inference_rate_family(metrics: ModelMetrics, window: timedelta = timedelta(minutes=5)) -> Family:
+    """Inferences per second over the trailing window, by version when labelled."""
+    return Family(f"sum$by({metrics.version_label or ''}) (rate($selector[{range_duration(window)}]))",
+                  metrics.inferences)
 
 
 def inference_rate(metrics: ModelMetrics, window: timedelta = timedelta(minutes=5)) -> str:
-    """Inferences per second over the trailing window, by version when labelled."""
-    by = f" by ({metrics.version_label})" if metrics.version_label else ""
-    return f"sum{by} (rate({metrics.inferences}[{range_duration(window)}]))"
+    return inference_rate_family(metrics, window).query
 
 
-def _gpu_grid(gpu_matchers: str) -> str:
-    # One series per physical GPU (max over duplicates, e.g. a GPU listed under two pods).
-    return f"max by ({', '.join(GPU_ID_LABELS)}) ({GPU_UTIL_METRIC}{{{gpu_matchers}}})"
+# One series per physical GPU (max over duplicates, e.g. a GPU listed under two pods).
+_GPU_GRID = f"max$by({', '.join(GPU_ID_LABELS)}) ($selector)"
+
+
+def _gpu_selector(gpu_matchers: str) -> str:
+    return f"{GPU_UTIL_METRIC}{{{gpu_matchers}}}"
+
+
+def gpu_utilization_grid_family(gpu_matchers: str) -> Family:
+    """Per GPU: its utilisation (percent), one series per physical GPU."""
+    return Family(_GPU_GRID, _gpu_selector(gpu_matchers))
 
 
 def gpu_utilization_grid(gpu_matchers: str) -> str:
-    """Per GPU: its utilisation (percent), one series per physical GPU."""
-    return _gpu_grid(gpu_matchers)
+    return gpu_utilization_grid_family(gpu_matchers).query
+
+
+def gpu_present_minutes_family(gpu_matchers: str, window: timedelta) -> Family:
+    """Per GPU: grid minutes in the window at which its DCGM series existed."""
+    return Family(f"count_over_time(({_GPU_GRID})[{grid_range(window)}])", _gpu_selector(gpu_matchers))
 
 
 def gpu_present_minutes(gpu_matchers: str, window: timedelta) -> str:
-    """Per GPU: grid minutes in the window at which its DCGM series existed."""
-    return f"count_over_time(({_gpu_grid(gpu_matchers)})[{grid_range(window)}])"
+    return gpu_present_minutes_family(gpu_matchers, window).query
+
+
+def gpu_utilization_percent_sum_family(gpu_matchers: str, window: timedelta) -> Family:
+    """Per GPU: the sum of its utilisation (percent) over those grid minutes."""
+    return Family(f"sum_over_time(({_GPU_GRID})[{grid_range(window)}])", _gpu_selector(gpu_matchers))
 
 
 def gpu_utilization_percent_sum(gpu_matchers: str, window: timedelta) -> str:
-    """Per GPU: the sum of its utilisation (percent) over those grid minutes."""
-    return f"sum_over_time(({_gpu_grid(gpu_matchers)})[{grid_range(window)}])"
+    return gpu_utilization_percent_sum_family(gpu_matchers, window).query
 
 
 def node_gpu_hourly_cost(window: timedelta) -> str:
@@ -88,3 +118,19 @@ def memory_bytes_expression(memory: str) -> str:
 def grid_minute_sum(expression: str, window: timedelta) -> str:
     """Sum of an expression's value over the window's grid minutes (value x minutes)."""
     return f"sum(sum_over_time(({expression})[{grid_range(window)}]))"
+
+
+def cpu_core_minutes(cpu: str, window: timedelta) -> Family | str:
+    """Core-minutes over the window: a family member for cAdvisor's counter, else the expression's own query."""
+    if cpu.strip().startswith("{"):
+        return Family(f"sum$by() (sum_over_time((sum$by() (rate($selector[5m])))[{grid_range(window)}]))",
+                      f"container_cpu_usage_seconds_total{cpu.strip()}")
+    return grid_minute_sum(cpu, window)
+
+
+def memory_byte_minutes(memory: str, window: timedelta) -> Family | str:
+    """Byte-minutes over the window: a family member for cAdvisor's working set, else the expression's query."""
+    if memory.strip().startswith("{"):
+        return Family(f"sum$by() (sum_over_time((sum$by() ($selector))[{grid_range(window)}]))",
+                      f"container_memory_working_set_bytes{memory.strip()}")
+    return grid_minute_sum(memory, window)

@@ -21,12 +21,12 @@ from typing import Mapping
 from monitor.config import Config
 from monitor.cost import queries
 from monitor.cost.allocation import CostReport, ModelCost, cost_per_1k_change
-from monitor.cost.collect import WEEK, Answers, CostWindows, compute_cost_windows, run_queries
+from monitor.cost.collect import WEEK, Answers, CostWindows, compute_cost_windows
 from monitor.cost.hourly import model_series_set, trailing_weeks
 from monitor.cost.presets import resolve_model_metrics
-from monitor.signals import Signal
-from monitor.sources.prometheus import InstantResult, PrometheusSource
 from monitor.incremental import PeriodRepository, closed_boundary
+from monitor.signals import Signal
+from monitor.sources.prometheus import InstantQuery, InstantResult, PrometheusSource, QueryError
 from monitor.store import StateStore
 from monitor.timeutil import utc, utc_now
 
@@ -85,22 +85,23 @@ def inference_rates(source: PrometheusSource, config: Config, at: datetime
 
     A model whose counter has no series gets None (no data), not 0.
     """
-    wanted = _inference_rate_queries(config)
-    answers = source.instant_many(wanted.values(), at)
-    return _inference_rates_from(config, wanted, {(query, at): answers[query] for query in wanted.values()}, at)
+    wanted = _inference_rate_queries(config, at)
+    return _inference_rates_from(config, wanted, source.run(wanted.values()))
 
 
-def _inference_rate_queries(config: Config) -> dict[str, str]:
-    return {m.name: queries.inference_rate(resolve_model_metrics(m), RATE_WINDOW) for m in config.models}
+def _inference_rate_queries(config: Config, at: datetime) -> dict[str, InstantQuery]:
+    """Each model's rate query: one family across the models sharing a counter."""
+    return {m.name: InstantQuery.member(queries.inference_rate_family(resolve_model_metrics(m), RATE_WINDOW), at)
+            for m in config.models}
 
 
-def _inference_rates_from(config: Config, wanted: Mapping[str, str], answers: Answers, at: datetime
+def _inference_rates_from(config: Config, wanted: Mapping[str, InstantQuery], answers: Answers
                           ) -> dict[tuple[str, str | None], float | None]:
     labels = {m.name: resolve_model_metrics(m).version_label for m in config.models}
     rates: dict[tuple[str, str | None], float | None] = {}
     for name, query in wanted.items():
-        answer = answers[(query, at)]
-        if isinstance(answer, Exception):
+        answer = answers[query]
+        if isinstance(answer, QueryError):
             raise answer
         assert isinstance(answer, InstantResult)
         label = labels[name]
@@ -131,19 +132,18 @@ def cost_signals(source: PrometheusSource, config: Config, now: datetime | None 
     """
     now = utc(now or utc_now()).replace(second=0, microsecond=0)
     recent = CostWindows.plan(config, now, 1, UTILIZATION_WINDOW)
-    rate_queries = _inference_rate_queries(config)
-    instants = [(query, now) for query in rate_queries.values()]
+    rate_queries = _inference_rate_queries(config, now)
     if store is None:
         # The two weeks, the inference rates and the last 15 minutes go out as one batch,
         # so the slow week queries overlap the rest; failures are raised in that order.
         weeks = CostWindows.plan(config, now - WEEK, 2, WEEK)
-        answers = run_queries(source, [*weeks.range_queries(), *recent.range_queries()], instants)
+        answers = source.run([*weeks.range_queries(), *recent.range_queries(), *rate_queries.values()])
         previous, current = weeks.reports(answers)
         weekly = weekly_signals(current, cost_per_1k_change(current, previous))
     else:
         weekly = _weekly_from_hours(source, config, store, now)
-        answers = run_queries(source, recent.range_queries(), instants)
-    rates = _inference_rates_from(config, rate_queries, answers, now)
+        answers = source.run([*recent.range_queries(), *rate_queries.values()])
+    rates = _inference_rates_from(config, rate_queries, answers)
     utilization = _utilization_of(recent.reports(answers)[0])
     return [*weekly, *recent_signals(rates, utilization)]
 

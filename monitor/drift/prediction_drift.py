@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
@@ -43,8 +43,9 @@ from monitor.drift.profile import ColumnKind, cached_profile, fit_profile, prune
 from monitor.drift.statistics import ColumnDrift, compare_to_profile, no_data
 from monitor.durations import format_duration
 from monitor.sources.prediction_logs import PredictionLogError, log_columns, read_window
-from monitor.sources.prometheus import (InstantResult, PrometheusSource, PrometheusUnavailable, QueryError,
-                                       QueryTimeout, Sample)
+from monitor.sources.folding import Family
+from monitor.sources.prometheus import InstantQuery, InstantResult, PrometheusSource, QueryError
+from monitor.timeutil import from_unix, utc
 
 PREDICTION_COLUMN = "prediction"
 logger = logging.getLogger(__name__)
@@ -87,10 +88,10 @@ class DriftResult:
 
 def drift_windows(at: datetime, drift: DriftConfig) -> DriftWindows:
     """The reference and current windows for a cycle at `at` (see the module doc)."""
-    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    at = utc(at)
     current_start = at - drift.current
     step = drift.current.total_seconds()
-    reference_end = datetime.fromtimestamp(math.floor(current_start.timestamp() / step) * step, timezone.utc)
+    reference_end = from_unix(math.floor(current_start.timestamp() / step) * step)
     return DriftWindows(reference_end - drift.reference, reference_end, current_start, at)
 
 
@@ -120,8 +121,9 @@ def compute_config_drift(source: PrometheusSource, config: Config, at: datetime,
     """`compute_model_drift` for every model that has a prediction histogram or log."""
     plans = [_ModelPlan.of(model, at) for model in config.models
              if model.predictions or (model.drift and model.drift.log)]
-    # Every model's histogram queries go out together (concurrently, bounded by the
-    # source); a failed one is raised when its model's turn comes, as one at a time would.
+    # Every model's histogram queries go out as one batch: models sharing the histogram's
+    # metric are answered by one query per window (see monitor/sources/folding.py); a
+    # failed one is raised when its model's turn comes, as one at a time would.
     answers = _run_histogram_queries(source, plans)
     results: list[DriftResult] = []
     for plan in plans:
@@ -129,8 +131,7 @@ def compute_config_drift(source: PrometheusSource, config: Config, at: datetime,
     return results
 
 
-# Instant queries keyed by (query, evaluation time).
-_Answers = Mapping[tuple[str, datetime], InstantResult | QueryError]
+_Answers = Mapping[InstantQuery, InstantResult | QueryError]
 
 
 @dataclass(frozen=True)
@@ -142,9 +143,9 @@ class _ModelPlan:
     windows: DriftWindows
     # The reference window, the current window, and the reference window's first
     # current-window length (which versions were already serving).
-    reference: tuple[str, datetime] | None
-    current: tuple[str, datetime] | None
-    early: tuple[str, datetime] | None
+    reference: InstantQuery | None
+    current: InstantQuery | None
+    early: InstantQuery | None
 
     @classmethod
     def of(cls, model: ModelConfig, at: datetime) -> "_ModelPlan":
@@ -152,77 +153,24 @@ class _ModelPlan:
         windows = drift_windows(at, drift)
         if not model.predictions:
             return cls(model, drift, windows, None, None, None)
-        by = f"sum by ({model.version_label}, le)"
+        def increase(window: timedelta, at: datetime) -> InstantQuery:
+            # One member of a family across models: the same histogram's models share one query.
+            template = f"sum$by({model.version_label}, le) (increase($selector[{format_duration(window)}]))"
+            return InstantQuery.member(Family(template, model.predictions), at)
 
-        def increase(window: timedelta) -> str:
-            return f"{by} (increase({model.predictions}[{format_duration(window)}]))"
+        return cls(model, drift, windows, increase(drift.reference, windows.reference_end),
+                   increase(drift.current, windows.current_end),
+                   increase(drift.current, windows.reference_start + drift.current))
 
-        return cls(model, drift, windows, (increase(drift.reference), windows.reference_end),
-                   (increase(drift.current), windows.current_end),
-                   (increase(drift.current), windows.reference_start + drift.current))
-
-    def histogram_queries(self) -> list[tuple[str, datetime]]:
+    def histogram_queries(self) -> list[InstantQuery]:
         return [q for q in (self.reference, self.current, self.early) if q is not None]
 
 
-# Histogram queries folded into one PromQL query (tagged by `label_replace`, joined by
-# `or`): fewer round trips, while a handful of folds still run concurrently.
-QUERIES_PER_FOLD = 10
-FOLD_LABEL = "monitor_drift_subquery"
-
-
 def _run_histogram_queries(source: PrometheusSource, plans: list[_ModelPlan]) -> _Answers:
-    by_instant: dict[datetime, list[str]] = {}
-    for plan in plans:
-        for query, instant in plan.histogram_queries():
-            by_instant.setdefault(instant, []).append(query)
-    answers: dict[tuple[str, datetime], InstantResult | QueryError] = {}
-    for instant, wanted in by_instant.items():
-        unique = list(dict.fromkeys(wanted))
-        folds = {_fold(part): part for part in (unique[i:i + QUERIES_PER_FOLD]
-                                                for i in range(0, len(unique), QUERIES_PER_FOLD))}
-        retry: list[str] = []
-        for folded, answer in source.instant_many(folds, instant).items():
-            part = folds[folded]
-            if isinstance(answer, (PrometheusUnavailable, QueryTimeout)) or len(part) == 1:
-                # The server's state, not a query's fault: each query gets the error it would have had.
-                answers.update({(q, instant): _as_own(answer, q) for q in part})
-            elif isinstance(answer, QueryError):
-                retry += part  # one bad query fails the fold: each on its own finds which
-            else:
-                answers.update({(q, instant): r for q, r in _unfold(answer, part).items()})
-        for query, answer in source.instant_many(retry, instant).items():
-            answers[(query, instant)] = answer
-    return answers
+    return source.run([q for plan in plans for q in plan.histogram_queries()])  # type: ignore[return-value]
 
 
-def _fold(queries: list[str]) -> str:
-    if len(queries) == 1:
-        return queries[0]
-    tagged = [f'label_replace({q}, "{FOLD_LABEL}", "{i}", "", "")' for i, q in enumerate(queries)]
-    while len(tagged) > 1:  # a balanced tree keeps Prometheus' union work n log n
-        tagged = [f"({tagged[i]}) or ({tagged[i + 1]})" if i + 1 < len(tagged) else tagged[i]
-                  for i in range(0, len(tagged), 2)]
-    return tagged[0]
-
-
-def _unfold(result: InstantResult, queries: list[str]) -> dict[str, InstantResult]:
-    samples: dict[int, list[Sample]] = {i: [] for i in range(len(queries))}
-    for sample in result.samples:
-        labels = dict(sample.labels)
-        index = labels.pop(FOLD_LABEL, "")
-        if index.isdigit() and int(index) in samples:
-            samples[int(index)].append(Sample(labels, sample.value))
-    return {q: InstantResult(q, result.at, samples[i], result.warnings) for i, q in enumerate(queries)}
-
-
-def _as_own(answer: InstantResult | QueryError, query: str) -> InstantResult | QueryError:
-    if isinstance(answer, QueryError) and answer.query != query:
-        return type(answer)(query, answer.message, answer.error_type, answer.status)
-    return answer
-
-
-def _answer(answers: _Answers, query: tuple[str, datetime]) -> InstantResult:
+def _answer(answers: _Answers, query: InstantQuery) -> InstantResult:
     answer = answers[query]
     if isinstance(answer, QueryError):
         raise answer

@@ -58,21 +58,24 @@ class PeriodRepository:
                 out[row[0]].add(row[1])
         return out
 
-    def save(self, series_set: str, hours: Mapping[datetime, Iterable[PeriodValue]], closed: bool,
+    def save(self, measured: Mapping[str, Mapping[datetime, Iterable[PeriodValue]]], closed: bool,
              now: datetime) -> None:
-        """Replace the figures of `hours` (hour end -> values) for one set, in one transaction;
-        `closed` records the hours as complete."""
+        """Replace the figures of the given hours (series set -> hour end -> values), in one
+        transaction; `closed` records those hours as complete."""
         with self._store.transaction() as conn:
-            for end, values in hours.items():
-                t = end.timestamp()
-                conn.execute("DELETE FROM period_values WHERE series_set = ? AND period_end = ?", (series_set, t))
-                conn.executemany(
-                    "INSERT INTO period_values (series_set, period_end, figure, key, value) VALUES (?, ?, ?, ?, ?)",
-                    [(series_set, t, v.figure, v.key, v.value) for v in values])
-                if closed:
-                    conn.execute("INSERT INTO closed_periods (series_set, period_end, measured_at) VALUES (?, ?, ?) "
-                                 "ON CONFLICT (series_set, period_end) DO UPDATE SET measured_at = excluded.measured_at",
-                                 (series_set, t, now.timestamp()))
+            for series_set, hours in measured.items():
+                for end, values in hours.items():
+                    t = end.timestamp()
+                    conn.execute("DELETE FROM period_values WHERE series_set = ? AND period_end = ?",
+                                 (series_set, t))
+                    conn.executemany("INSERT INTO period_values (series_set, period_end, figure, key, value) "
+                                     "VALUES (?, ?, ?, ?, ?)",
+                                     [(series_set, t, v.figure, v.key, v.value) for v in values])
+                    if closed:
+                        conn.execute("INSERT INTO closed_periods (series_set, period_end, measured_at) "
+                                     "VALUES (?, ?, ?) ON CONFLICT (series_set, period_end) "
+                                     "DO UPDATE SET measured_at = excluded.measured_at",
+                                     (series_set, t, now.timestamp()))
 
     def totals(self, series_sets: Sequence[str], start: datetime, end: datetime
                ) -> dict[str, dict[tuple[str, str], PeriodTotal]]:

@@ -1,17 +1,13 @@
 """Evaluate many SLOs at one instant with few queries: the SLO stage of a daemon cycle.
 
 Direct mode plans every (SLO, window) sub-query, makes each distinct one once,
-and folds the sub-queries of a window into one PromQL query: each is tagged with
-a `monitor_slo_subquery` label by `label_replace` and the tagged vectors are
-joined with `or` (a balanced tree, so Prometheus' union work stays n log n). Large
-windows are split into chunks (a bounded query size keeps one query under
-Prometheus' sample limit), and the chunks run concurrently through
-`PrometheusSource.instant_many`, which bounds concurrency. One broken SLO query
-would fail its whole chunk, so a failed chunk is retried one sub-query at a
-time and the error lands on the SLOs that own it alone.
+and hands them to the query engine (`PrometheusSource.run`), which folds them into
+few PromQL queries under a sample budget, runs them concurrently, and retries a
+failed fold one sub-query at a time, so a broken SLO query's error lands on the
+SLOs that own it alone.
 
-Recorded mode reads the series `monitor slo rules` records: one query per window
-returns every SLO's error ratio and event rate.
+Recorded mode reads the series `monitor slo rules` records: one selector per window
+returns every SLO's error ratio and event rate (the engine folds those too).
 
 Event queries are per-second rates over the window (as in Sloth), so events in a
 window are rate x window length; `sum()` around each keeps multi-series queries
@@ -22,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Iterable, Mapping, Protocol
 
@@ -30,14 +26,15 @@ from monitor.durations import format_duration
 from monitor.slo.burn_rate import (PAGE_CONDITIONS, TICKET_CONDITIONS, WINDOWS, alert_decision, burn_rate,
                                    error_budget_remaining, error_ratio)
 from monitor.slo.spec import CalendarPeriod, EventsSli, RawSli, SloSpec, render_window, summed
-from monitor.sources.prometheus import InstantResult, PrometheusUnavailable, QueryError
+from monitor.sources.prometheus import (DEFAULT_FOLD, Answer, InstantQuery, InstantResult, PrometheusUnavailable,
+                                       Query, QueryError)
+from monitor.timeutil import utc
 
-SUBQUERY_LABEL = "monitor_slo_subquery"
 # Below this many events in a window its ratio is "no data" (see burn_rate.error_ratio).
 DEFAULT_MIN_EVENTS = 10.0
-# Sub-queries folded into one PromQL query: keeps a 30d chunk well under
-# Prometheus' default query.max-samples (50M) for typical SLO selectors.
-DEFAULT_SUBQUERIES_PER_QUERY = 200
+# Sub-queries folded into one PromQL query at most (the engine's sample budget may
+# cut a fold shorter: a 30d window reads far more than a 5m one).
+DEFAULT_SUBQUERIES_PER_QUERY = DEFAULT_FOLD
 
 # Series names of the recording rules (rule_file.py writes them). The error ratio
 # uses Sloth's name and labels, so Sloth's dashboards read our recordings.
@@ -51,9 +48,8 @@ class EvaluationMode(str, Enum):
     RECORDED = "recorded"    # read the series recorded by `monitor slo rules`
 
 
-class InstantQuerySource(Protocol):
-    def instant_many(self, queries: Iterable[str], at: datetime | None = None
-                     ) -> dict[str, InstantResult | QueryError]: ...
+class QueryEngine(Protocol):
+    def run(self, queries: Iterable[Query], *, fold: int = DEFAULT_FOLD) -> dict[Query, Answer]: ...
 
 
 @dataclass(frozen=True)
@@ -127,11 +123,11 @@ def sli_queries(spec: SloSpec, duration: str) -> dict[str, str]:
     return {"ratio": render_window(spec.sli.error_ratio_query, duration)}
 
 
-def evaluate_slos(source: InstantQuerySource, specs: list[SloSpec], at: datetime, *,
+def evaluate_slos(source: QueryEngine, specs: list[SloSpec], at: datetime, *,
                   mode: EvaluationMode = EvaluationMode.DIRECT, min_events: float = DEFAULT_MIN_EVENTS,
                   subqueries_per_query: int = DEFAULT_SUBQUERIES_PER_QUERY) -> list[SloResult]:
     """Every SLO's error ratios, burn rates, budget and page/ticket decisions at `at`, in `specs` order."""
-    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    at = utc(at)
     if mode is EvaluationMode.RECORDED:
         measured = _measure_recorded(source, specs, at, subqueries_per_query)
     else:
@@ -143,7 +139,7 @@ def evaluate_slos(source: InstantQuerySource, specs: list[SloSpec], at: datetime
 _Measurement = tuple[dict[str, tuple[float | None, float | None, float | None]], list[str]]
 
 
-def _measure_direct(source: InstantQuerySource, specs: list[SloSpec], at: datetime,
+def _measure_direct(source: QueryEngine, specs: list[SloSpec], at: datetime,
                     subqueries_per_query: int) -> list[_Measurement]:
     plan = _Plan()
     planned: list[dict[str, tuple[str, timedelta, dict[str, str]]]] = []
@@ -177,58 +173,11 @@ def _from_answers(per_window: dict[str, tuple[str, timedelta, dict[str, str]]],
     return values, list(dict.fromkeys(problems))
 
 
-def _run_plan(source: InstantQuerySource, plan: _Plan, at: datetime, subqueries_per_query: int
+def _run_plan(source: QueryEngine, plan: _Plan, at: datetime, subqueries_per_query: int
               ) -> dict[str, _Answer]:
-    chunks = _chunks(plan, subqueries_per_query)
-    answers: dict[str, _Answer] = {}
-    retry: list[str] = []
-    for combined, result in source.instant_many(list(chunks), at).items():
-        chunk = chunks[combined]
-        if isinstance(result, PrometheusUnavailable):
-            answers.update({expr: _Answer(problem=str(result.message)) for expr in chunk})
-        elif isinstance(result, QueryError):
-            retry += chunk  # one bad sub-query fails the fold: find it
-        else:
-            answers.update(_split(result, chunk))
-    if retry:
-        for expr, result in source.instant_many(retry, at).items():
-            answers[expr] = _single(result)
-    return answers
-
-
-def _chunks(plan: _Plan, subqueries_per_query: int) -> dict[str, list[str]]:
-    """Combined PromQL query -> the sub-queries it folds, at most `subqueries_per_query` each."""
-    size = max(1, subqueries_per_query)
-    chunks: dict[str, list[str]] = {}
-    for window_exprs in plan.by_window.values():
-        exprs = list(window_exprs)
-        for start in range(0, len(exprs), size):
-            chunk = exprs[start:start + size]
-            chunks[_combine(chunk)] = chunk
-    return chunks
-
-
-def _combine(exprs: list[str]) -> str:
-    """Tag each sub-query with its index and join them with `or` in a balanced tree."""
-    tagged = [f'label_replace({expr}, "{SUBQUERY_LABEL}", "{i}", "", "")' for i, expr in enumerate(exprs)]
-    while len(tagged) > 1:
-        tagged = [f"({tagged[i]}) or ({tagged[i + 1]})" if i + 1 < len(tagged) else tagged[i]
-                  for i in range(0, len(tagged), 2)]
-    return tagged[0]
-
-
-def _split(result: InstantResult, chunk: list[str]) -> dict[str, _Answer]:
-    found: dict[int, list[float | None]] = {}
-    for sample in result.samples:
-        index = sample.labels.get(SUBQUERY_LABEL)
-        if index is not None and index.isdigit():
-            found.setdefault(int(index), []).append(sample.value)
-    warning = "; ".join(result.warnings) or None
-    out = {}
-    for i, expr in enumerate(chunk):
-        values = found.get(i, [])
-        out[expr] = _one_value(values, warning)
-    return out
+    wanted = {expr: InstantQuery(expr, at) for exprs in plan.by_window.values() for expr in exprs}
+    answers = source.run(wanted.values(), fold=subqueries_per_query)
+    return {expr: _single(answers[query]) for expr, query in wanted.items()}  # type: ignore[arg-type]
 
 
 def _single(result: InstantResult | QueryError) -> _Answer:
@@ -246,7 +195,7 @@ def _one_value(values: list[float | None], warning: str | None) -> _Answer:
     return _Answer(value, f"partial data: {warning}" if warning else None)
 
 
-def _measure_recorded(source: InstantQuerySource, specs: list[SloSpec], at: datetime,
+def _measure_recorded(source: QueryEngine, specs: list[SloSpec], at: datetime,
                       subqueries_per_query: int) -> list[_Measurement]:
     # Rolling windows are recorded; a calendar period "so far" changes length every
     # evaluation and cannot be, so those few sub-queries go direct.
@@ -264,16 +213,20 @@ def _measure_recorded(source: InstantQuerySource, specs: list[SloSpec], at: date
         for expr in exprs.values():
             direct_plan.add(duration, expr)
         calendar_planned[i] = {spec.period_key: (duration, window, exprs)}
-    chunks = _chunks(direct_plan, subqueries_per_query)
-    results = source.instant_many([*queries.values(), *chunks], at)
+    # The recorded selectors and the calendar periods' sub-queries go out as one batch.
+    batch = {q: InstantQuery(q, at) for q in queries.values()}
+    direct = {expr: InstantQuery(expr, at) for exprs in direct_plan.by_window.values() for expr in exprs}
+    results = source.run([*batch.values(), *direct.values()], fold=subqueries_per_query)
+    answers = {expr: _single(results[query]) for expr, query in direct.items()}  # type: ignore[arg-type]
     # window key -> sloth_id -> (ratio, total rate)
     recorded: dict[str, dict[str, list[float | None]]] = {}
     window_problems: dict[str, str] = {}
     for key, query in queries.items():
-        result = results[query]
+        result = results[batch[query]]
         if isinstance(result, QueryError):
             window_problems[key] = result.message
             continue
+        assert isinstance(result, InstantResult)
         table = recorded.setdefault(key, {})
         for sample in result.samples:
             slo_id = sample.labels.get(ID_LABEL)
@@ -282,13 +235,6 @@ def _measure_recorded(source: InstantQuerySource, specs: list[SloSpec], at: date
             pair = table.setdefault(slo_id, [None, None])
             value = sample.value if sample.value is not None and math.isfinite(sample.value) else None
             pair[0 if sample.labels.get("__name__", "").startswith("slo:sli_error:") else 1] = value
-    answers: dict[str, _Answer] = {}
-    for combined, chunk in chunks.items():
-        result = results[combined]
-        if isinstance(result, QueryError):
-            answers.update({expr: _single(result) for expr in chunk})
-        else:
-            answers.update(_split(result, chunk))
     out: list[_Measurement] = []
     for i, spec in enumerate(specs):
         values: dict[str, tuple[float | None, float | None, float | None]] = {}

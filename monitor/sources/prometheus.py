@@ -1,10 +1,25 @@
-"""Prometheus HTTP API source: instant and range queries with typed results and errors.
+"""Prometheus HTTP API source and the one query engine every producer goes through.
 
 Works against any Prometheus-compatible API (Prometheus, VictoriaMetrics, Thanos,
-Mimir). The transport (session, retries, TLS, proxy, auth) is prometheus-api-client's
-`PrometheusConnect`; we read the API's full response envelope ourselves because its
-`custom_query` drops `warnings` (partial data must not pass as complete) and folds
-the server's `errorType`/`error` into one string.
+Mimir). `instant` and `range` make one query; `run` is the engine: a batch of
+instant and range queries (`InstantQuery`, `RangeQuery`) is folded into few HTTP
+queries (monitor/sources/folding.py: tagged `or`, and one query per figure across
+models for `Family` members), chunked so no query reads more than a sample budget,
+run concurrently (bounded), and split back so each query gets its own answer or
+its own `QueryError`. The failure policy is written here once:
+
+- a fold that fails because of one of its queries (a 4xx, `bad_data`) is retried
+  query by query, so the error lands on the query that caused it alone;
+- a fold that fails because of the server (down, timeout, 5xx, an answer that is
+  not the API's shape) gives each of its queries that same error, under its own text;
+- inside `fail_fast()`, once the server is found down or too slow, the rest of the
+  cycle's queries are not sent and fail at once.
+
+Every answer is checked against the API's documented shape; anything else is a
+`QueryError` naming the query and what was wrong. A body over `max_response_bytes`
+is refused while streaming, and every request has a total deadline (`timeout`),
+not only a per-read one. Each query asks for `stats=all`; where the server supports
+it, the samples it read (`totalQueryableSamples`) are added to `stats.samples`.
 
 "No data" is explicit: an empty vector, a missing series and a NaN sample all come
 back as `value=None`, never 0.
@@ -12,23 +27,28 @@ back as `value=None`, never 0.
 
 from __future__ import annotations
 
+import json
 import math
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Iterator, Mapping, Union
 
 import numpy as np
 import requests
-from prometheus_api_client import PrometheusConnect
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from monitor.config import PrometheusConfig
 from monitor.errors import MonitorError
 from monitor.secrets import read_secret
-
+from monitor.sources.folding import (TAG_LABEL, Family, Merge, lookback_seconds, plan_merges, shape,
+                                     tagged_fold)
+from monitor.timeutil import from_unix, utc, utc_now
 
 class QueryError(MonitorError):
     """A query failed; carries the query, the server's error type and message."""
@@ -64,6 +84,15 @@ class PrometheusUnavailable(QueryError):
 
 class QueryTimeout(QueryError):
     """The server did not answer within the timeout."""
+
+    @property
+    def server_fault(self) -> bool:
+        return True
+
+
+class UnexpectedResponse(QueryError):
+    """The server answered something that is not the API's shape (HTML, truncated JSON, wrong types,
+    a body over the size bound): the server's fault, whatever the HTTP status."""
 
     @property
     def server_fault(self) -> bool:
@@ -145,30 +174,28 @@ def label_matcher(name: str, value: str, op: str = "=") -> str:
     return f'{name}{op}"{escape_label_value(value)}"'
 
 
-def _to_float(text: str) -> float | None:
-    value = float(text)
-    return None if math.isnan(value) else value
-
-
-def _utc(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
-
-
 @dataclass
 class QueryStats:
-    """Counts of HTTP queries made, for benchmarks and the daemon's own /metrics."""
+    """Counts of HTTP queries made and samples they read, for benchmarks and the daemon's /metrics."""
 
     queries: int = 0
     errors: int = 0
     # Queries not sent because an earlier one of the same cycle found the server
     # down or too slow (counted in `errors` too: they went unanswered).
     skipped: int = 0
+    # Samples the server read (`stats=all`'s totalQueryableSamples), summed over
+    # the queries that reported them, and the most any one query read.
+    samples: int = 0
+    max_query_samples: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, error: bool = False) -> None:
+    def count(self, error: bool = False, samples: int | None = None) -> None:
         with self._lock:
             self.queries += 1
             self.errors += int(error)
+            if samples is not None:
+                self.samples += samples
+                self.max_query_samples = max(self.max_query_samples, samples)
 
     def count_skipped(self) -> None:
         with self._lock:
@@ -176,14 +203,131 @@ class QueryStats:
             self.skipped += 1
 
 
+@dataclass(frozen=True)
+class InstantQuery:
+    """`query` evaluated at `at`. With a `family`, `query` is the family member's own text
+    (`InstantQuery.member`) and the engine may answer it from one query across members."""
+
+    query: str
+    at: datetime
+    family: Family | None = None
+
+    @classmethod
+    def member(cls, family: Family, at: datetime) -> "InstantQuery":
+        return cls(family.query, utc(at), family)
+
+
+@dataclass(frozen=True)
+class RangeQuery:
+    """`query` evaluated every `step` from `start` to `end` (see `InstantQuery` for `family`)."""
+
+    query: str
+    start: datetime
+    end: datetime
+    step: timedelta
+    family: Family | None = None
+
+    @classmethod
+    def member(cls, family: Family, start: datetime, end: datetime, step: timedelta) -> "RangeQuery":
+        return cls(family.query, utc(start), utc(end), step, family)
+
+
+Query = Union[InstantQuery, RangeQuery]
+Answer = Union[InstantResult, RangeResult, QueryError]
+
+# Sub-queries folded into one tagged `or` query at most (the sample budget may cut a fold shorter).
+DEFAULT_FOLD = 200
+# The most samples one query should read. Prometheus' default query.max-samples is
+# 50M (samples in memory at once); shared servers set far less, and load follows
+# samples read, so folds are cut well below.
+DEFAULT_SAMPLE_BUDGET = 500_000
+# Samples a sub-query of unknown shape is assumed to read per second of its longest
+# range, until the server's stats say (from the first answer on): one series scraped
+# every minute.
+ASSUMED_SAMPLES_PER_SECOND = 1 / 60
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 2 ** 20
+_READ_CHUNK = 64 * 1024
+
+
+@dataclass
+class _Unit:
+    """One HTTP query of a batch: its text and the batch queries it answers."""
+
+    text: str
+    members: list[Query]
+    split: Callable[[InstantResult | RangeResult], dict[Query, InstantResult | RangeResult]]
+    # Learned samples per member are keyed by these (one per member).
+    shapes: list[str]
+
+
+class _Deadline:
+    """One request's total deadline: when it passes, the connection in use is shut down,
+    which ends a blocked read at once (a server dripping bytes cannot hold the query)."""
+
+    def __init__(self) -> None:
+        self.connection: Any = None
+        self.expired = False
+        self._lock = threading.Lock()
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+_current = threading.local()
+
+
+def _watch(connection: Any) -> None:
+    deadline = getattr(_current, "deadline", None)
+    if deadline is not None:
+        deadline.connection = connection
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    def _make_request(self, conn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _watch(conn)
+        return super()._make_request(conn, *args, **kwargs)
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    def _make_request(self, conn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _watch(conn)
+        return super()._make_request(conn, *args, **kwargs)
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter whose connections the request's `_Deadline` can shut down."""
+
+    _pools = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def init_poolmanager(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(self._pools)
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):  # type: ignore[no-untyped-def]
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(self._pools)
+        return manager
+
+
 class PrometheusSource:
-    """A Prometheus-compatible HTTP API, queried with a timeout and bounded concurrency."""
+    """A Prometheus-compatible HTTP API, queried with a total deadline and bounded concurrency."""
 
     def __init__(self, url: str, timeout: float = 30.0, headers: Mapping[str, str] | None = None,
-                 max_concurrency: int = 8, retries: int = 2):
+                 max_concurrency: int = 8, retries: int = 2, *,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+                 sample_budget: int = DEFAULT_SAMPLE_BUDGET):
         self.url = url.rstrip("/")
         self.timeout = float(timeout)
         self.max_concurrency = max(1, int(max_concurrency))
+        self.max_response_bytes = int(max_response_bytes)
+        self.sample_budget = int(sample_budget)
         self.stats = QueryStats()
         self._session = requests.Session()
         # Retries cover connection hiccups and gateway errors; queries are idempotent,
@@ -191,15 +335,17 @@ class PrometheusSource:
         retry = Retry(total=retries, connect=retries, read=0, backoff_factor=0.1,
                       status_forcelist=(502, 503, 504), allowed_methods=frozenset({"GET", "POST"}),
                       raise_on_status=False)
-        self._client = PrometheusConnect(url=self.url, headers=dict(headers or {}), retry=retry,
-                                         session=self._session, timeout=self.timeout, method="POST")
-        self._headers = dict(headers or {})
-        self._session.headers.update(self._headers)
+        adapter = _WatchedAdapter(max_retries=retry, pool_maxsize=self.max_concurrency)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update(dict(headers or {}))
         # Set inside `fail_fast()`: the first "server down / too slow" error, after which
         # the rest of that cycle's queries fail at once instead of each waiting out
         # the timeout (a cycle that fails changes nothing anyway).
         self._fail_fast = False
         self._tripped: QueryError | None = None
+        # Samples per folded sub-query, learned from the server's stats, by query shape.
+        self._samples_per_member: dict[str, float] = {}
 
     @classmethod
     def from_config(cls, config: PrometheusConfig, url: str | None = None) -> "PrometheusSource":
@@ -211,7 +357,7 @@ class PrometheusSource:
                    max_concurrency=config.max_concurrency)
 
     def close(self) -> None:
-        self._client.close()
+        self._session.close()
 
     def __enter__(self) -> "PrometheusSource":
         return self
@@ -222,7 +368,7 @@ class PrometheusSource:
     def is_ready(self) -> bool:
         """True when the server answers its API (used by health checks and fixtures)."""
         try:
-            return bool(self._client.check_prometheus_connection())
+            return self._session.get(f"{self.url}/", timeout=self.timeout).ok
         except requests.RequestException:
             return False
 
@@ -235,63 +381,19 @@ class PrometheusSource:
         finally:
             self._fail_fast, self._tripped = False, None
 
-    # -- queries ---------------------------------------------------------------
+    # -- one query -------------------------------------------------------------
 
     def instant(self, query: str, at: datetime | None = None) -> InstantResult:
-        """Evaluate `query` at `at` (default now)."""
-        at = _utc(at or datetime.now(timezone.utc))
-        data, warnings = self._call("query", query, {"query": query, "time": f"{at.timestamp():.3f}"})
-        result_type, result = data["resultType"], data["result"]
-        if result_type == "vector":
-            samples = [Sample(r["metric"], _to_float(r["value"][1])) for r in result]
-        elif result_type == "scalar":
-            samples = [Sample({}, _to_float(result[1]))]
-        else:
-            raise QueryError(query, f"expected an instant vector or scalar, got a {result_type}")
-        return InstantResult(query, at, samples, warnings)
+        """Evaluate `query` at `at` (default now); raises QueryError."""
+        at = utc(at or utc_now())
+        data, warnings, _ = self._call("query", query, {"query": query, "time": f"{at.timestamp():.3f}"})
+        return _instant_result(query, at, data, warnings)
 
     def range(self, query: str, start: datetime, end: datetime, step: timedelta) -> RangeResult:
-        """Evaluate `query` at every `step` from `start` to `end`."""
-        start, end = _utc(start), _utc(end)
-        params = {"query": query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}",
-                  "step": f"{step.total_seconds():g}"}
-        data, warnings = self._call("query_range", query, params)
-        if data["resultType"] != "matrix":
-            raise QueryError(query, f"expected a range vector, got a {data['resultType']}")
-        series = []
-        for r in data["result"]:
-            points = r.get("values", [])
-            timestamps = np.array([p[0] for p in points], dtype=np.float64)
-            values = np.array([float(p[1]) for p in points], dtype=np.float64)
-            series.append(RangeSeries(r["metric"], timestamps, values))
-        return RangeResult(query, start, end, step, series, warnings)
-
-    def instant_many(self, queries: Iterable[str], at: datetime | None = None
-                     ) -> dict[str, InstantResult | QueryError]:
-        """Evaluate many queries at one instant: each distinct query once, concurrently (bounded).
-
-        Failures come back as QueryError values rather than raising, so one bad query
-        does not hide the others' results; the caller decides what a failure means.
-        """
-        at = _utc(at or datetime.now(timezone.utc))
-        unique = list(dict.fromkeys(queries))
-        results: dict[str, InstantResult | QueryError] = {}
-
-        def run(q: str) -> InstantResult | QueryError:
-            try:
-                return self.instant(q, at)
-            except QueryError as exc:
-                return exc
-
-        if len(unique) <= 1 or self.max_concurrency == 1:
-            for q in unique:
-                results[q] = run(q)
-            return results
-        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(unique)),
-                                thread_name_prefix="promql") as pool:
-            for q, result in zip(unique, pool.map(run, unique)):
-                results[q] = result
-        return results
+        """Evaluate `query` at every `step` from `start` to `end`; raises QueryError."""
+        start, end = utc(start), utc(end)
+        data, warnings, _ = self._call("query_range", query, _range_params(query, start, end, step))
+        return _range_result(query, start, end, step, data, warnings)
 
     def check_syntax(self, query: str) -> str | None:
         """The server's parse error for `query`, or None when it parses.
@@ -308,7 +410,170 @@ class PrometheusSource:
             raise
         return None
 
-    def _call(self, endpoint: str, query: str, params: dict[str, str]) -> tuple[dict, tuple[str, ...]]:
+    # -- the engine --------------------------------------------------------------
+
+    def instant_many(self, queries: Iterable[str], at: datetime | None = None
+                     ) -> dict[str, InstantResult | QueryError]:
+        """Each distinct query once at one instant, concurrently (bounded), not folded.
+
+        Failures come back as QueryError values rather than raising, so one bad query
+        does not hide the others' results; the caller decides what a failure means.
+        """
+        at = utc(at or utc_now())
+        wanted = {q: InstantQuery(q, at) for q in queries}
+        answers = self.run(wanted.values(), fold=1)
+        return {q: answers[key] for q, key in wanted.items()}  # type: ignore[misc]
+
+    def run(self, queries: Iterable[Query], *, fold: int = DEFAULT_FOLD) -> dict[Query, Answer]:
+        """Answer a batch of instant and range queries with few HTTP queries.
+
+        Contract (callers rely on it):
+        - every distinct query of the batch gets exactly one entry: its result, or
+          its own `QueryError` (whose `.query` is that query's text); `run` never
+          raises for a query's failure;
+        - queries with the same evaluation parameters (instant, or start/end/step)
+          are folded: `Family` members differing only in one label's value into one
+          query per figure (always), others by tagged `or`, up to `fold` per query
+          (`fold=1`: no tagged folding); no fold is planned to read more than
+          `sample_budget` samples (learned per query shape from the server's stats);
+        - a fold that fails by a query's fault is retried query by query; one that
+          fails by the server's fault gives each query the same error;
+        - answers equal what each query would get alone (series, values, warnings).
+        """
+        unique = list(dict.fromkeys(queries))
+        by_params: dict[tuple, list[Query]] = {}
+        for query in unique:
+            by_params.setdefault(_params_key(query), []).append(query)
+        units: list[_Unit] = []
+        for group in by_params.values():
+            units += self._plan(group, max(1, fold))
+        answers: dict[Query, Answer] = {}
+        retry: list[Query] = []
+        for unit, outcome in zip(units, self._send_units(units)):
+            if isinstance(outcome, QueryError):
+                if len(unit.members) > 1 and not outcome.server_fault:
+                    retry += unit.members  # one bad query fails the fold: each on its own finds which
+                else:
+                    answers.update({q: _own_error(outcome, q.query) for q in unit.members})
+            else:
+                answers.update(outcome)
+        if retry:
+            singles = [self._single(q) for q in retry]
+            for unit, outcome in zip(singles, self._send_units(singles)):
+                query = unit.members[0]
+                answers[query] = _own_error(outcome, query.query) if isinstance(outcome, QueryError) \
+                    else outcome[query]
+        return answers
+
+    def _plan(self, group: list[Query], fold: int) -> list[_Unit]:
+        """The HTTP queries for queries sharing evaluation parameters."""
+        by_family = {q.family: q for q in group if q.family is not None}
+        merges, lone = plan_merges(by_family) if by_family else ({}, [])
+        units = []
+        for merge, values in merges.items():
+            units += self._merge_units(merge, {by_family[f]: v for f, v in values.items()})
+        merged = {by_family[f] for members in merges.values() for f in members}
+        plain = [q for q in group if q not in merged]
+        if fold == 1:
+            return units + [self._single(q) for q in plain]
+        # Queries of one shape together, so a fold's learned samples stay meaningful.
+        plain.sort(key=lambda q: shape(q.query))
+        return units + [self._tagged_unit(chunk) for chunk in
+                        self._chunks([(q, shape(q.query), self._estimate(q, shape(q.query))) for q in plain],
+                                     fold)]
+
+    def _estimate(self, query: Query, key: str, text: str | None = None) -> float:
+        learned = self._samples_per_member.get(key)
+        if learned is not None:
+            return learned
+        return lookback_seconds(text or query.query) * ASSUMED_SAMPLES_PER_SECOND * _steps(query)
+
+    def _chunks(self, items: list[tuple[Any, str, float]], fold: int) -> list[list[Any]]:
+        """Consecutive items cut at `fold` items or at the sample budget, whichever comes first."""
+        chunks: list[list[Any]] = []
+        current: list[Any] = []
+        samples = 0.0
+        for item, _key, estimate in items:
+            if current and (len(current) >= fold or samples + estimate > self.sample_budget):
+                chunks.append(current)
+                current, samples = [], 0.0
+            current.append(item)
+            samples += estimate
+        if current:
+            chunks.append(current)
+        return chunks
+
+    def _single(self, query: Query) -> _Unit:
+        def split(result: InstantResult | RangeResult) -> dict[Query, InstantResult | RangeResult]:
+            return {query: result}
+
+        return _Unit(query.query, [query], split, [shape(query.query)])
+
+    def _tagged_unit(self, members: list[Query]) -> _Unit:
+        if len(members) == 1:
+            return self._single(members[0])
+        text = tagged_fold([q.query for q in members])
+
+        def split(result: InstantResult | RangeResult) -> dict[Query, InstantResult | RangeResult]:
+            index = {str(i): q for i, q in enumerate(members)}
+            return _split(result, members, lambda labels: [index[labels[TAG_LABEL]]]
+                          if labels.get(TAG_LABEL) in index else [], strip=TAG_LABEL)
+
+        return _Unit(text, list(members), split, [shape(q.query) for q in members])
+
+    def _merge_units(self, merge: Merge, values: dict[Query, str]) -> list[_Unit]:
+        """One query per chunk of the label's values (chunked by the sample budget)."""
+        key = f"merge|{merge.template}"
+        by_value: dict[str, list[Query]] = {}
+        for query, value in values.items():
+            by_value.setdefault(value, []).append(query)
+        some = next(iter(values))
+        estimate = self._estimate(some, key, merge.query(list(by_value)[:1]))
+        units = []
+        for chunk in self._chunks([(v, key, estimate) for v in sorted(by_value)], len(by_value)):
+            members = [q for v in chunk for q in by_value[v]]
+            wanted = {v: by_value[v] for v in chunk}
+
+            def split(result: InstantResult | RangeResult, wanted: dict[str, list[Query]] = wanted
+                      ) -> dict[Query, InstantResult | RangeResult]:
+                return _split(result, [q for qs in wanted.values() for q in qs],
+                              lambda labels: wanted.get(labels.get(merge.label, ""), []),
+                              strip=merge.label if merge.strip_label else None)
+
+            # One learned figure per label value: a value's queries read the same series.
+            units.append(_Unit(merge.query(chunk), members, split, [key] * len(chunk)))
+        return units
+
+    def _send_units(self, units: list[_Unit]) -> list[dict[Query, InstantResult | RangeResult] | QueryError]:
+        def send(unit: _Unit) -> dict[Query, InstantResult | RangeResult] | QueryError:
+            first = unit.members[0]
+            try:
+                if isinstance(first, InstantQuery):
+                    data, warnings, samples = self._call(
+                        "query", unit.text, {"query": unit.text, "time": f"{first.at.timestamp():.3f}"})
+                    result: InstantResult | RangeResult = _instant_result(unit.text, first.at, data, warnings)
+                else:
+                    data, warnings, samples = self._call(
+                        "query_range", unit.text, _range_params(unit.text, first.start, first.end, first.step))
+                    result = _range_result(unit.text, first.start, first.end, first.step, data, warnings)
+                answers = unit.split(result)
+            except QueryError as exc:
+                return exc
+            if samples is not None and unit.shapes:
+                for key in set(unit.shapes):
+                    self._samples_per_member[key] = samples / len(unit.shapes)
+            return answers
+
+        if len(units) <= 1 or self.max_concurrency == 1:
+            return [send(unit) for unit in units]
+        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(units)),
+                                thread_name_prefix="promql") as pool:
+            return list(pool.map(send, units))
+
+    # -- HTTP ----------------------------------------------------------------------
+
+    def _call(self, endpoint: str, query: str, params: dict[str, str]
+              ) -> tuple[dict, tuple[str, ...], int | None]:
         tripped = self._tripped
         if tripped is not None:
             self.stats.count_skipped()
@@ -321,33 +586,236 @@ class PrometheusSource:
                 self._tripped = exc
             raise
 
-    def _send(self, endpoint: str, query: str, params: dict[str, str]) -> tuple[dict, tuple[str, ...]]:
-        # Ask the server to give up just before we do, so it stops working on our behalf.
-        params = {**params, "timeout": f"{self.timeout:g}s"}
+    def _send(self, endpoint: str, query: str, params: dict[str, str]
+              ) -> tuple[dict, tuple[str, ...], int | None]:
         try:
-            response = self._session.post(f"{self.url}/api/v1/{endpoint}", data=params,
-                                          timeout=self.timeout + 1.0, allow_redirects=False)
+            status, body = self._post(endpoint, query, params)
+        except QueryError:
+            self.stats.count(error=True)
+            raise
+        try:
+            data, warnings, samples = _envelope(query, status, body)
+        except QueryError:
+            self.stats.count(error=True)
+            raise
+        self.stats.count(samples=samples)
+        return data, warnings, samples
+
+    def _post(self, endpoint: str, query: str, params: dict[str, str]) -> tuple[int, bytes]:
+        """(HTTP status, body) within the total deadline and the size bound."""
+        # Ask the server to give up just before we do, so it stops working on our behalf;
+        # `stats=all` reports the samples read (servers without it ignore the parameter).
+        params = {**params, "timeout": f"{self.timeout:g}s", "stats": "all"}
+        deadline = _Deadline()
+        timer = threading.Timer(self.timeout, deadline.expire)
+        timer.daemon = True
+        _current.deadline = deadline
+        timer.start()
+        response = None
+        try:
+            response = self._session.post(f"{self.url}/api/v1/{endpoint}", data=params, stream=True,
+                                          timeout=(self.timeout, self.timeout), allow_redirects=False)
+            return response.status_code, self._read_body(query, response)
         except requests.Timeout:
-            self.stats.count(error=True)
-            raise QueryTimeout(query, f"no answer within {self.timeout:g}s from {self.url}") from None
-        except requests.ConnectionError as exc:
-            self.stats.count(error=True)
-            if "timed out" in str(exc).lower():  # a read timeout surfaces wrapped by urllib3's retry
-                raise QueryTimeout(query, f"no answer within {self.timeout:g}s from {self.url}") from None
+            raise self._timed_out(query) from None
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:
+            if deadline.expired or "timed out" in str(exc).lower():
+                raise self._timed_out(query) from None
+            if isinstance(exc, requests.exceptions.ContentDecodingError):
+                raise UnexpectedResponse(query, "the response body could not be decoded") from None
+            if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+                raise UnexpectedResponse(query, f"the response ended early from {self.url}") from None
             reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
             raise PrometheusUnavailable(query, f"{reason}: {self.url}") from None
-        try:
-            body = response.json()
-        except ValueError:
-            self.stats.count(error=True)
-            raise QueryError(query, f"HTTP {response.status_code}: not a Prometheus API response",
-                             status=response.status_code) from None
-        if response.status_code != 200 or body.get("status") != "success":
-            self.stats.count(error=True)
-            error_type = body.get("errorType")
-            if error_type == "timeout" or response.status_code == 503 and "timeout" in str(body.get("error", "")):
-                raise QueryTimeout(query, body.get("error", "query timed out"), error_type, response.status_code)
-            raise QueryError(query, body.get("error", f"HTTP {response.status_code}"), error_type,
-                             response.status_code)
-        self.stats.count()
-        return body["data"], tuple(body.get("warnings") or ())
+        except requests.RequestException as exc:
+            if deadline.expired:
+                raise self._timed_out(query) from None
+            raise PrometheusUnavailable(query, f"request failed: {type(exc).__name__}: {self.url}") from None
+        finally:
+            timer.cancel()
+            _current.deadline = None
+            if response is not None:
+                response.close()
+
+    def _read_body(self, query: str, response: requests.Response) -> bytes:
+        limit = self.max_response_bytes
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            raise UnexpectedResponse(query, f"response of {int(length)} bytes is over the "
+                                            f"{limit}-byte bound; not read")
+        chunks, size = [], 0
+        for chunk in response.iter_content(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise UnexpectedResponse(query, f"response is over the {limit}-byte bound; reading stopped")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _timed_out(self, query: str) -> QueryTimeout:
+        return QueryTimeout(query, f"no answer within {self.timeout:g}s from {self.url}")
+
+
+# -- the API's shape -----------------------------------------------------------------
+
+def _envelope(query: str, status: int, body: bytes) -> tuple[dict, tuple[str, ...], int | None]:
+    """The `data`, `warnings` and samples read of a response; QueryError for errors and wrong shapes."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        hint = "an HTML page" if body.lstrip()[:1] == b"<" else "truncated or not JSON" if body.strip() \
+            else "an empty body"
+        raise UnexpectedResponse(query, f"HTTP {status}: not a Prometheus API response ({hint})",
+                                 status=status) from None
+    if not isinstance(document, dict) or document.get("status") not in ("success", "error"):
+        raise UnexpectedResponse(query, f"HTTP {status}: not a Prometheus API response "
+                                        f"(no \"status\": \"success\" or \"error\")", status=status)
+    if status != 200 or document["status"] != "success":
+        error_type, message = document.get("errorType"), document.get("error")
+        error_type = error_type if isinstance(error_type, str) else None
+        message = message if isinstance(message, str) and message else f"HTTP {status}"
+        if document["status"] == "success":
+            raise UnexpectedResponse(query, f"HTTP {status} with a success body", status=status)
+        if error_type == "timeout" or status == 503 and "timeout" in message:
+            raise QueryTimeout(query, message, error_type, status)
+        raise QueryError(query, message, error_type, status)
+    data = document.get("data")
+    if not isinstance(data, dict):
+        raise UnexpectedResponse(query, "response has no \"data\" object")
+    warnings = document.get("warnings") or []
+    if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+        raise UnexpectedResponse(query, "response \"warnings\" is not a list of strings")
+    return data, tuple(warnings), _samples_read(data)
+
+
+def _samples_read(data: dict) -> int | None:
+    # Optional and informative: a server without stats, or with another shape, reports none.
+    stats = data.get("stats")
+    samples = stats.get("samples") if isinstance(stats, dict) else None
+    total = samples.get("totalQueryableSamples") if isinstance(samples, dict) else None
+    return total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
+
+
+def _value(query: str, point: object, where: str) -> tuple[float, float | None]:
+    """(timestamp, value) of a `[unix seconds, "value"]` pair; NaN is None."""
+    if not (isinstance(point, list) and len(point) == 2):
+        raise UnexpectedResponse(query, f"{where}: a sample is not a [timestamp, \"value\"] pair")
+    timestamp, text = point
+    if not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool) or not math.isfinite(timestamp):
+        raise UnexpectedResponse(query, f"{where}: sample timestamp {timestamp!r} is not a number")
+    if not isinstance(text, str):
+        raise UnexpectedResponse(query, f"{where}: sample value {text!r} is not a string")
+    try:
+        value = float(text)
+    except ValueError:
+        raise UnexpectedResponse(query, f"{where}: sample value {text[:40]!r} is not a number") from None
+    return float(timestamp), None if math.isnan(value) else value
+
+
+def _labels(query: str, item: object, where: str) -> dict[str, str]:
+    if not isinstance(item, dict):
+        raise UnexpectedResponse(query, f"{where}: a series is not an object")
+    labels = item.get("metric")
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                               for k, v in labels.items()):
+        raise UnexpectedResponse(query, f"{where}: a series' \"metric\" is not an object of string labels")
+    if "histogram" in item or "histograms" in item:
+        raise UnexpectedResponse(query, f"{where}: native histogram samples are not supported")
+    return labels
+
+
+def _result_list(query: str, data: dict) -> tuple[str, object]:
+    result_type, result = data.get("resultType"), data.get("result")
+    if not isinstance(result_type, str):
+        raise UnexpectedResponse(query, "response data has no \"resultType\"")
+    if result is None and "result" not in data:
+        raise UnexpectedResponse(query, "response data has no \"result\"")
+    return result_type, result
+
+
+def _instant_result(query: str, at: datetime, data: dict, warnings: tuple[str, ...]) -> InstantResult:
+    result_type, result = _result_list(query, data)
+    if result_type == "vector":
+        if not isinstance(result, list):
+            raise UnexpectedResponse(query, "a vector \"result\" is not a list")
+        samples = []
+        for item in result:
+            labels = _labels(query, item, "vector")
+            samples.append(Sample(labels, _value(query, item.get("value"), "vector")[1]))  # type: ignore[union-attr]
+    elif result_type == "scalar":
+        samples = [Sample({}, _value(query, result, "scalar")[1])]
+    elif result_type in ("matrix", "string"):
+        raise QueryError(query, f"expected an instant vector or scalar, got a {result_type}")
+    else:
+        raise UnexpectedResponse(query, f"unknown resultType {result_type[:40]!r}")
+    return InstantResult(query, at, samples, warnings)
+
+
+def _range_result(query: str, start: datetime, end: datetime, step: timedelta, data: dict,
+                  warnings: tuple[str, ...]) -> RangeResult:
+    result_type, result = _result_list(query, data)
+    if result_type in ("vector", "scalar", "string"):
+        raise QueryError(query, f"expected a range vector, got a {result_type}")
+    if result_type != "matrix":
+        raise UnexpectedResponse(query, f"unknown resultType {result_type[:40]!r}")
+    if not isinstance(result, list):
+        raise UnexpectedResponse(query, "a matrix \"result\" is not a list")
+    series = []
+    for item in result:
+        labels = _labels(query, item, "matrix")
+        points = item.get("values", [])  # type: ignore[union-attr]
+        if not isinstance(points, list):
+            raise UnexpectedResponse(query, "matrix: a series' \"values\" is not a list")
+        pairs = [_value(query, p, "matrix") for p in points]
+        timestamps = np.array([t for t, _ in pairs], dtype=np.float64)
+        values = np.array([np.nan if v is None else v for _, v in pairs], dtype=np.float64)
+        series.append(RangeSeries(labels, timestamps, values))
+    return RangeResult(query, start, end, step, series, warnings)
+
+
+# -- batch helpers ---------------------------------------------------------------------
+
+def _range_params(query: str, start: datetime, end: datetime, step: timedelta) -> dict[str, str]:
+    return {"query": query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}",
+            "step": f"{step.total_seconds():g}"}
+
+
+def _params_key(query: Query) -> tuple:
+    if isinstance(query, InstantQuery):
+        return ("instant", utc(query.at))
+    return ("range", utc(query.start), utc(query.end), query.step)
+
+
+def _steps(query: Query) -> int:
+    if isinstance(query, InstantQuery):
+        return 1
+    return int((query.end - query.start) / query.step) + 1 if query.step > timedelta(0) else 1
+
+
+def _own_error(error: QueryError, query: str) -> QueryError:
+    """`error` as the given query's own (same type, message and status, that query's text)."""
+    if error.query == query:
+        return error
+    return type(error)(query, error.message, error.error_type, error.status)
+
+
+def _split(result: InstantResult | RangeResult, members: list[Query],
+           owners: Callable[[Mapping[str, str]], list[Query]], strip: str | None
+           ) -> dict[Query, InstantResult | RangeResult]:
+    """Each member's share of a folded answer: the series `owners` gives it, `strip` label removed."""
+    parts: dict[Query, list] = {q: [] for q in members}
+    items = result.samples if isinstance(result, InstantResult) else result.series
+    for item in items:
+        labels = dict(item.labels)
+        owned = owners(labels)
+        if strip is not None:
+            labels.pop(strip, None)
+        for query in owned:
+            if isinstance(item, Sample):
+                parts[query].append(Sample(labels, item.value))
+            else:
+                parts[query].append(RangeSeries(labels, item.timestamps, item.values))
+    if isinstance(result, InstantResult):
+        return {q: InstantResult(q.query, result.at, parts[q], result.warnings) for q in members}
+    return {q: RangeResult(q.query, result.start, result.end, result.step, parts[q], result.warnings)
+            for q in members}

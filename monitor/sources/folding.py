@@ -1,0 +1,191 @@
+"""Folding many PromQL queries into few, and splitting the answer back: pure string and label work.
+
+Two ways to fold, both used by the query engine (`PrometheusSource.run`):
+
+- **Tagged `or`.** Any queries evaluated with the same parameters: each is tagged
+  with a `monitor_subquery` label by `label_replace` and the tagged vectors are
+  joined with `or` (a balanced tree, so Prometheus' union work stays n log n). The
+  answer is split on the tag. One bad sub-query fails the whole fold.
+- **One query per figure across models (`Family`).** Queries that differ only in one
+  label's value (`nv_inference_count{model="a"}` and `{model="b"}`) become one query
+  over `model=~"a|b"` that also groups `by` that label; the answer is split on it.
+  Prometheus reads each series once instead of once per model's query.
+
+A `Family` is a template with two kinds of placeholder: `$selector` (the member's
+series selector) and `$by(labels)` (every aggregation's grouping; renders as
+` by (labels)`, or nothing when there are none). The contract that keeps merged
+numbers equal to per-member ones: **every aggregation in the template groups through
+`$by(...)`**, so adding the merge label to each grouping keeps members apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+TAG_LABEL = "monitor_subquery"
+
+_BY = re.compile(r"\$by\(([^)]*)\)")
+# One matcher of a selector: name, operator, double-quoted value (escapes kept).
+_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+_SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)?\s*\{(.*)\}\s*$", re.S)
+# Characters RE2 treats specially; a literal label value in `=~` escapes them.
+_RE2_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_RANGES = re.compile(r"\[([0-9a-z.]+)(?::[0-9a-z.]*)?\]")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+@dataclass(frozen=True)
+class Family:
+    """One member of a family of queries that differ only in one label's value (see the module doc).
+
+    `template` holds `$selector` and `$by(...)`; `selector` is this member's series
+    selector (`metric{matchers}` with double-quoted values).
+    """
+
+    template: str
+    selector: str
+
+    @property
+    def query(self) -> str:
+        """This member's own query: what it would send alone."""
+        return render(self.template, self.selector, ())
+
+
+def render(template: str, selector: str, extra_by: tuple[str, ...]) -> str:
+    """`template` with `$selector` and every `$by(labels)` filled in, `extra_by` added to each grouping."""
+
+    def by(match: re.Match[str]) -> str:
+        labels = [label.strip() for label in match.group(1).split(",") if label.strip()]
+        labels += [label for label in extra_by if label not in labels]
+        return f" by ({', '.join(labels)})" if labels else ""
+
+    return _BY.sub(by, template).replace("$selector", selector)
+
+
+def grouped_labels(template: str) -> set[str]:
+    """The labels a template's groupings already keep."""
+    return {label.strip() for match in _BY.finditer(template) for label in match.group(1).split(",") if label.strip()}
+
+
+@dataclass(frozen=True)
+class Matcher:
+    name: str
+    op: str
+    value: str  # as written between the quotes (escapes kept)
+
+    def text(self) -> str:
+        return f'{self.name}{self.op}"{self.value}"'
+
+
+def parse_selector(selector: str) -> tuple[str, tuple[Matcher, ...]] | None:
+    """(metric name or "", matchers) of `metric{a="x",...}`; None when it is not a plain selector."""
+    match = _SELECTOR.match(selector)
+    if not match:
+        return None
+    body, matchers, position = match.group(2), [], 0
+    while position < len(body.rstrip()):
+        found = _MATCHER.match(body, position)
+        if not found or found.end() == position:
+            return None
+        matchers.append(Matcher(found.group(1), found.group(2), found.group(3)))
+        position = found.end()
+    return match.group(1) or "", tuple(matchers)
+
+
+def unescape(value: str) -> str:
+    """A double-quoted PromQL string's content as the label value it stands for."""
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r", "t": "\t"}.get(m.group(1), m.group(1)), value)
+
+
+def regex_escape(value: str) -> str:
+    """A literal for RE2 (the label value itself, before PromQL string escaping)."""
+    return _RE2_SPECIAL.sub(r"\\\1", value)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """Members of one family that differ only in `label`'s value: one query over all their values."""
+
+    template: str
+    metric: str
+    common: tuple[Matcher, ...]
+    label: str
+
+    def query(self, values: Iterable[str]) -> str:
+        """The merged query over `values` (label values, unescaped), grouped by `label` too."""
+        from monitor.sources.prometheus import escape_label_value  # one escaper for PromQL strings
+
+        distinct = sorted(set(values))
+        if len(distinct) == 1:
+            matcher = f'{self.label}="{escape_label_value(distinct[0])}"'
+        else:
+            pattern = "|".join(regex_escape(v) for v in distinct)
+            matcher = f'{self.label}=~"{escape_label_value(pattern)}"'
+        selector = f"{self.metric}{{{','.join([*(m.text() for m in self.common), matcher])}}}"
+        return render(self.template, selector, (self.label,))
+
+    @property
+    def strip_label(self) -> bool:
+        """Whether a member's own answer lacks `label` (so split answers drop it)."""
+        return self.label not in grouped_labels(self.template)
+
+
+def plan_merges(families: Iterable[Family]) -> tuple[dict[Merge, dict[Family, str]], list[Family]]:
+    """Group family members into merges (member -> its label value), and those that merge with none.
+
+    Members merge when they share the template and metric and all matchers but one
+    equality matcher, on the same label. A member with several candidate labels joins
+    the largest group.
+    """
+    candidates: dict[Merge, dict[Family, str]] = {}
+    members = list(dict.fromkeys(families))
+    for member in members:
+        parsed = parse_selector(member.selector)
+        if parsed is None:
+            continue
+        metric, matchers = parsed
+        for i, matcher in enumerate(matchers):
+            if matcher.op != "=":
+                continue
+            common = tuple(sorted(matchers[:i] + matchers[i + 1:], key=lambda m: (m.name, m.op, m.value)))
+            if any(m.name == matcher.name for m in common):
+                continue
+            key = Merge(member.template, metric, common, matcher.name)
+            candidates.setdefault(key, {})[member] = unescape(matcher.value)
+    merges: dict[Merge, dict[Family, str]] = {}
+    assigned: set[Family] = set()
+    for key, group in sorted(candidates.items(), key=lambda kv: -len(kv[1])):
+        group = {m: v for m, v in group.items() if m not in assigned}
+        if len(group) > 1:
+            merges[key] = group
+            assigned.update(group)
+    return merges, [m for m in members if m not in assigned]
+
+
+def tagged_fold(queries: list[str]) -> str:
+    """Tag each query with its index and join them with `or` in a balanced tree (one query: as is)."""
+    if len(queries) == 1:
+        return queries[0]
+    tagged = [f'label_replace({q}, "{TAG_LABEL}", "{i}", "", "")' for i, q in enumerate(queries)]
+    while len(tagged) > 1:
+        tagged = [f"({tagged[i]}) or ({tagged[i + 1]})" if i + 1 < len(tagged) else tagged[i]
+                  for i in range(0, len(tagged), 2)]
+    return tagged[0]
+
+
+def lookback_seconds(query: str) -> float:
+    """The longest range (`[30d]`, `[7d:1m]`) a query reads; 300 (the default lookback) without one."""
+    longest = 300.0
+    for found in _RANGES.finditer(_STRINGS.sub('""', query)):
+        seconds = sum(float(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(found.group(1)))
+        longest = max(longest, seconds)
+    return longest
+
+
+def shape(query: str) -> str:
+    """The query with string literals blanked: queries of one shape touch similar numbers of samples."""
+    return _STRINGS.sub('""', query)
