@@ -24,7 +24,7 @@ from monitor.config import load_config
 from monitor.cost import cost_signals, week_over_week
 from monitor.cost.allocation import CostReport
 from monitor.cost.collect import CostWindows
-from monitor.cost.signals import UTILIZATION_WINDOW
+from monitor.cost.signals import UTILIZATION_WINDOW, _inference_rate_queries
 from monitor.cost.hourly import BOUND_MIN_INFERENCES, BOUND_RELATIVE, trailing_weeks
 from monitor.incremental import PeriodRepository, closed_boundary
 from monitor.simulate.local_prometheus import LocalPrometheus, backfill
@@ -105,8 +105,11 @@ def test_cycles_within_the_hour_reuse_the_weekly_figures_and_a_restart_keeps_the
     recent_names = {"model_inference_rate", "gpu_utilization"}
     assert ({(s.name, tuple(s.labels.items())): s.value for s in later if s.name in recent_names}
             == {(s.name, tuple(s.labels.items())): s.value for s in direct_recent if s.name in recent_names})
-    recent = CostWindows.plan(config, now + timedelta(minutes=30), 1, UTILIZATION_WINDOW).range_queries()
-    assert reused_queries == len(recent) + len(config.models)   # and one 5m rate query per model
+    at = now + timedelta(minutes=30)
+    made = prom.stats.queries
+    prom.run([*CostWindows.plan(config, at, 1, UTILIZATION_WINDOW).range_queries(),
+              *_inference_rate_queries(config, at).values()])
+    assert reused_queries == prom.stats.queries - made
     assert recent_only > 0
 
 
