@@ -15,9 +15,15 @@ file. Measured in one process, on one server:
   records, one cycle at T+1m from a copy of the state the direct cycle at T left,
   so both warm cycles take the same step from the same state.
 For each: wall time (and its split over the SLO, drift and cost producers and the
-rest: rules, alert state, notifications), HTTP queries (`PrometheusSource.stats`),
+rest: rules, alert state, notifications), HTTP queries and the samples Prometheus
+read for them (`PrometheusSource.stats`, from `stats=all`'s totalQueryableSamples),
 RSS now (/proc/self/statm) and peak RSS so far (ru_maxrss: it only grows, so it is
-read after each phase; the naive loop runs first to get its own peak).
+read after each phase; the naive loop runs first to get its own peak). Each figure
+is also printed as a ratio to the naive loop's.
+
+The cycles are incremental: the cold cycle (a new state file) backfills the closed
+hours the weekly cost needs and asks the drift reference windows; the warm cycles
+reuse them (monitor.cost.hourly, monitor.incremental.answers).
 
 The fleet: the simulated fleet's history (the test suite's cached blocks when
 present, else simulated and backfilled in a child process so its arrays do not
@@ -37,12 +43,12 @@ As in the daemon, the rules and SLO specs are loaded once per config
 timed and keeping its results for the recorded series. Drift and cost are the
 pipeline's own.
 
-Memory over 500 cycles: a 1,000-SLO cycle takes tens of seconds here, so 500 of
-them would take hours. The 500-cycle run uses the simulated fleet's own
-fraud-detector SLO file and model with the default rules, in direct mode, stepping
-a minute per cycle while its slow-burn ticket and the stale-pipeline alert fire and
-resolve. Every producer and the rules, state and notifications run each cycle, so
-a per-cycle leak shows at either size. RSS is printed every 50 cycles with the growth per 100.
+Memory over 500 cycles: the 1,000-SLO, 100-model config in recorded mode, from the
+state the recorded warm cycle left, stepping a minute per cycle (so hours close,
+the weekly cost is rebuilt from them and the drift reference windows move). The
+recorded series are backfilled over those minutes too (every 5 minutes, which the
+5-minute lookback spreads over each minute). RSS is printed every 50 cycles with the
+growth per 100, and the cycle times and queries.
 
 Run: .venv/bin/python benchmarks/cycle_bench.py
 """
@@ -94,7 +100,6 @@ OBJECTIVES_PERCENT = (99.0, 99.5, 99.9, 99.95)
 # Ten hours before the fleet's end: fraud-detector's slow burn is under way, the
 # user-features pipeline is stale and search-embedder's latency regression starts.
 CYCLE_AT = FLEET_END - timedelta(hours=10)
-LEAK_MODEL = "fraud-detector"
 RSS_EVERY_CYCLES = 50
 PAGE_SIZE_KIB = resource.getpagesize() // 1024
 
@@ -149,7 +154,7 @@ def bench_models(fleet_models: list[dict], count: int) -> list[dict]:
 
 
 def write_configs(sim_dir: Path, out: Path, url: str, slo_count: int, model_count: int) -> dict[str, Path]:
-    """monitor.yaml files: the benchmark fleet in direct and recorded mode, and the leak check's."""
+    """monitor.yaml files: the benchmark fleet in direct and recorded mode."""
     out.mkdir(parents=True, exist_ok=True)
     write_bench_slos(out / "slos", slo_count)
     shutil.copytree(sim_dir / "rules", out / "rules")
@@ -161,10 +166,6 @@ def write_configs(sim_dir: Path, out: Path, url: str, slo_count: int, model_coun
                   "models": bench_models(fleet["models"], model_count)}
         paths[mode] = out / f"monitor-{mode}.yaml"
         paths[mode].write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    leak = {**fleet, "state": {"path": "state-leak-check.db"}, "slos": [f"slos/{LEAK_MODEL}.yaml"],
-            "models": [m for m in fleet["models"] if m["name"] == LEAK_MODEL]}
-    paths["leak"] = sim_dir / "monitor-leak-check.yaml"
-    paths["leak"].write_text(yaml.safe_dump(leak, sort_keys=False), encoding="utf-8")
     return paths
 
 
@@ -177,16 +178,18 @@ class StageTimes:
     definitions: Definitions
     seconds: dict[str, float] = field(default_factory=dict)
     queries: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
     slo_results: list[SloResult] = field(default_factory=list)
 
     def timed(self, name: str, produce: SignalProducer) -> SignalProducer:
         def run(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
-            started, made = time.perf_counter(), source.stats.queries
+            started, made, read = time.perf_counter(), source.stats.queries, source.stats.samples
             try:
                 return produce(source, config, at, store)
             finally:
                 self.seconds[name] = time.perf_counter() - started
                 self.queries[name] = source.stats.queries - made
+                self.samples[name] = source.stats.samples - read
         return run
 
     def slo_producer_for_mode(self, source: PrometheusSource, config: Config, at: datetime,
@@ -210,16 +213,20 @@ class Cycle:
     stages: StageTimes
     rss_kib: int
     peak_rss_kib: int
+    samples: int
+    max_query_samples: int
 
 
 def one_cycle(config: Config, store: StateStore, source: PrometheusSource, at: datetime) -> Cycle:
     stages = StageTimes(load_definitions(config))  # the daemon's load at start, outside the timing
+    read = source.stats.samples
     started = time.perf_counter()
     report = run_cycle(config, store, source, at, definitions=stages.definitions, producers=stages.producers())
     seconds = time.perf_counter() - started
     if not report.ok:
         raise SystemExit(f"the cycle at {at:%H:%M} failed: {report.error}")
-    return Cycle(at, seconds, report, stages, rss_kib(), peak_rss_kib())
+    return Cycle(at, seconds, report, stages, rss_kib(), peak_rss_kib(), source.stats.samples - read,
+                 source.stats.max_query_samples)
 
 
 def copy_state(source_path: Path, target_path: Path) -> None:
@@ -276,6 +283,7 @@ class Naive:
     slo_sample: int
     model_sample: int
     peak_rss_kib: int
+    samples: int
 
 
 def run_naive(config: Config, specs: list[SloSpec], at: datetime, slo_sample: int, model_sample: int) -> Naive:
@@ -285,14 +293,17 @@ def run_naive(config: Config, specs: list[SloSpec], at: datetime, slo_sample: in
         started = time.perf_counter()
         slo_queries = naive_slo_loop(source, specs[:slo_sample], at)
         slo_seconds = time.perf_counter() - started
+        slo_samples = source.stats.samples
         started = time.perf_counter()
         model_queries = naive_model_loop(source, sampled, at)
         model_seconds = time.perf_counter() - started
+        model_samples = source.stats.samples - slo_samples
     slo_scale, model_scale = len(specs) / slo_sample, len(config.models) / model_sample
     slo_seconds, slo_queries = slo_seconds * slo_scale, round(slo_queries * slo_scale)
     model_seconds, model_queries = model_seconds * model_scale, round(model_queries * model_scale)
     return Naive(slo_seconds + model_seconds, slo_queries + model_queries, slo_seconds, slo_queries,
-                 model_seconds, model_queries, slo_sample, model_sample, peak_rss_kib())
+                 model_seconds, model_queries, slo_sample, model_sample, peak_rss_kib(),
+                 round(slo_samples * slo_scale + model_samples * model_scale))
 
 
 # -- the 500-cycle memory check ------------------------------------------------------
@@ -305,6 +316,8 @@ class LeakCheck:
     seconds: float
     transitions: int
     notifications: int
+    cycle_seconds: list[float]
+    cycle_queries: list[int]
 
 
 def leak_check(config: Config, start: datetime, cycles: int) -> LeakCheck:
@@ -314,10 +327,15 @@ def leak_check(config: Config, start: datetime, cycles: int) -> LeakCheck:
     rss_by_cycle = {0: rss_kib()}
     transitions = notifications = 0
     definitions = load_definitions(config)
+    cycle_seconds: list[float] = []
+    cycle_queries: list[int] = []
     started = time.perf_counter()
     try:
         for index in range(1, cycles + 1):
+            cycle_started = time.perf_counter()
             report = run_cycle(config, store, source, start + timedelta(minutes=index - 1), definitions=definitions)
+            cycle_seconds.append(time.perf_counter() - cycle_started)
+            cycle_queries.append(report.queries)
             if not report.ok:
                 raise SystemExit(f"leak check cycle {index} failed: {report.error}")
             transitions += len(report.transitions)
@@ -328,7 +346,7 @@ def leak_check(config: Config, start: datetime, cycles: int) -> LeakCheck:
         source.close()
         store.close()
     return LeakCheck(config, len(definitions.slo_specs), rss_by_cycle, time.perf_counter() - started,
-                     transitions, notifications)
+                     transitions, notifications, cycle_seconds, cycle_queries)
 
 
 # -- main ----------------------------------------------------------------------------
@@ -374,55 +392,71 @@ def measure(args: argparse.Namespace, tmp: Path, sim_dir: Path, server: LocalPro
         with StateStore(store_path) as store:
             direct = one_cycle(direct_config, store, source, warm_at)
 
+    # The recorded series for the warm cycle and the leak check's minutes after it, every
+    # 4 minutes (the 5-minute lookback covers each minute between).
+    leak_from = warm_at + timedelta(minutes=1)
     started = time.perf_counter()
-    write_recorded_series(direct.stages.slo_results, warm_at, tmp / "recorded.om")
+    write_recorded_series(direct.stages.slo_results, leak_from + timedelta(minutes=args.leak_cycles),
+                          tmp / "recorded.om", minutes=args.leak_cycles + 12, every_minutes=4)
     server.stop()
     backfill(tmp / "recorded.om", server.data_dir)
+    (tmp / "recorded.om").unlink()
     server.start()
-    print(f"recorded series for {len(specs)} SLOs written and backfilled in {time.perf_counter() - started:.1f}s")
+    print(f"recorded series for {len(specs)} SLOs over {args.leak_cycles + 12} minutes written and backfilled "
+          f"in {time.perf_counter() - started:.1f}s")
+    recorded_state = recorded_config.resolve_path(recorded_config.state.path)
     with PrometheusSource.from_config(recorded_config.prometheus) as source:
-        with StateStore(recorded_config.resolve_path(recorded_config.state.path)) as store:
+        with StateStore(recorded_state) as store:
             recorded = one_cycle(recorded_config, store, source, warm_at)
 
-    leak = leak_check(load_config(paths["leak"]), CYCLE_AT, args.leak_cycles)
+    leak = leak_check(recorded_config, leak_from, args.leak_cycles)
     report(len(specs), len(direct_config.models), rss_start, peak_start, naive, cold, direct, recorded, leak)
+
+
+def ratio(naive: float, ours: float) -> str:
+    return f"{naive / ours:.1f}x" if ours else "inf"
 
 
 def report(slo_count: int, model_count: int, rss_start: int, peak_start: int, naive: Naive, cold: Cycle,
            direct: Cycle, recorded: Cycle, leak: LeakCheck) -> None:
     print(f"{slo_count} SLOs, {model_count} models, default rules; cold cycle at {cold.at:%Y-%m-%dT%H:%MZ}, "
           f"warm cycles a minute later; RSS before any cycle {mib(rss_start)} (peak {mib(peak_start)})")
-    print(f"naive loop (baseline): {naive.seconds:7.2f}s  {naive.queries:5d} queries  "
+    print(f"naive loop (baseline): {naive.seconds:7.2f}s  {naive.queries:5d} queries  {naive.samples:,} samples  "
           f"(SLOs {naive.slo_seconds:.2f}s / {naive.slo_queries}, measured on {naive.slo_sample}; "
           f"models {naive.model_seconds:.2f}s / {naive.model_queries}, measured on {naive.model_sample}); "
           f"peak RSS {mib(naive.peak_rss_kib)}")
     for name, cycle in (("direct, cold", cold), ("direct", direct), ("recorded", recorded)):
         firing = sum(alert.state.value == "firing" for alert in cycle.report.alerts.values())
         print(f"{name + ' cycle:':22s} {cycle.seconds:7.2f}s  {cycle.report.queries:5d} queries  "
-              f"-> {naive.seconds / cycle.seconds:4.1f}x faster, {naive.queries / cycle.report.queries:4.1f}x "
-              f"fewer queries than naive; RSS {mib(cycle.rss_kib)}, peak {mib(cycle.peak_rss_kib)}")
+              f"{cycle.samples:,} samples (largest query so far {cycle.max_query_samples:,}); "
+              f"RSS {mib(cycle.rss_kib)}, peak {mib(cycle.peak_rss_kib)}")
+        print(f"{'':23s}vs naive: {ratio(naive.seconds, cycle.seconds)} faster, "
+              f"{ratio(naive.queries, cycle.report.queries)} fewer queries, "
+              f"{ratio(naive.samples, cycle.samples)} fewer samples; peak RSS "
+              f"{cycle.peak_rss_kib / naive.peak_rss_kib:.2f}x the naive loop's")
         stages = cycle.stages
-        split = ", ".join(f"{stage} {seconds:.2f}s/{stages.queries[stage]}q" for stage, seconds in
-                          stages.seconds.items())
+        split = ", ".join(f"{stage} {seconds:.2f}s/{stages.queries[stage]}q/{stages.samples[stage]:,}s"
+                          for stage, seconds in stages.seconds.items())
         rest = cycle.seconds - sum(stages.seconds.values())
         print(f"{'':23s}{split}, rules+state+notifications {rest:.2f}s; {len(cycle.report.signals)} signals, "
               f"{firing} alerts firing, {len(cycle.report.notifications)} notifications queued")
     steps = sorted(leak.rss_by_cycle)
     cycles = steps[-1]
-    print(f"memory over {cycles} cycles: the fleet's own {LEAK_MODEL} SLO file ({leak.slo_count} SLO) and "
-          f"model and the default rules, direct mode, a minute apart from {CYCLE_AT:%H:%MZ} "
-          f"(a {slo_count:,}-SLO cycle takes {direct.seconds:.0f}s here: {cycles} of them would take "
-          f"~{cycles * direct.seconds / 3600:.1f}h)")
-    print(f"  {leak.seconds:.0f}s, {leak.seconds / cycles * 1000:.0f} ms per cycle; {leak.transitions} alert "
-          f"transitions, {leak.notifications} notifications queued")
+    print(f"memory over {cycles} cycles: the {leak.slo_count:,}-SLO, {len(leak.config.models)}-model config, "
+          f"recorded mode, a minute apart from {recorded.at + timedelta(minutes=1):%H:%MZ}")
+    seconds = sorted(leak.cycle_seconds)
+    print(f"  {leak.seconds:.0f}s; per cycle median {statistics.median(seconds):.2f}s, "
+          f"p95 {seconds[int(0.95 * (len(seconds) - 1))]:.2f}s, max {seconds[-1]:.2f}s; queries per cycle median "
+          f"{statistics.median(leak.cycle_queries):.0f}, max {max(leak.cycle_queries)}; "
+          f"{leak.transitions} alert transitions, {leak.notifications} notifications queued")
     print("  RSS after cycle " + ", ".join(f"{c}: {mib(leak.rss_by_cycle[c])}" for c in steps))
+    print(f"  peak RSS of the process so far {mib(peak_rss_kib())}")
     settled = [c for c in steps if c >= 100]
     if len(settled) >= 2:
         slope = statistics.linear_regression(settled, [leak.rss_by_cycle[c] for c in settled]).slope
         print(f"  growth from cycle {settled[0]} to {cycles}: "
               f"{(leak.rss_by_cycle[cycles] - leak.rss_by_cycle[settled[0]]) / 1024:+.1f} MiB "
               f"(least-squares slope {slope * 100:+.0f} KiB per 100 cycles)")
-
 
 if __name__ == "__main__":
     sys.exit(main())

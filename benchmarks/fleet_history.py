@@ -86,18 +86,20 @@ def bench_sli(n: int) -> tuple[str, EventsSli]:
         total_query=f"sum(rate(http_requests_total{{{selector}}}[{{{{.window}}}}]))")
 
 
-def write_recorded_series(results: list[SloResult], at: datetime, path: Path) -> None:
-    """The series `monitor slo rules` records, as OpenMetrics samples over the 10 minutes before `at`.
+def write_recorded_series(results: list[SloResult], at: datetime, path: Path, minutes: int = 10,
+                          every_minutes: int = 1) -> None:
+    """The series `monitor slo rules` records, as OpenMetrics samples every `every_minutes` over the
+    `minutes` before `at`, each SLO's values as its results at their evaluation time.
 
     Prometheus only evaluates rules at wall-clock now, and backfilling thousands of rules
     with `promtool create-blocks-from rules` takes tens of minutes; tests/test_slo_rules.py
     shows the rule file records exactly these values.
     """
-    stamps = [int((at - timedelta(minutes=m)).timestamp()) for m in range(10, -1, -1)]
+    stamps = [int((at - timedelta(minutes=m)).timestamp()) for m in range(minutes, -1, -every_minutes)]
     with open(path, "w", encoding="utf-8") as out:
         for result in results:
             spec = result.spec
-            for key, window in slo_windows(spec, at).items():
+            for key, window in slo_windows(spec, result.at).items():
                 labels = (f'sloth_id="{escape_label_value(spec.id)}",'
                           f'sloth_service="{escape_label_value(spec.service)}",'
                           f'sloth_slo="{escape_label_value(spec.name)}",sloth_window="{key}"')
