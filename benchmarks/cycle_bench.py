@@ -79,7 +79,6 @@ from monitor.cost import queries as cost_queries  # noqa: E402
 from monitor.cost.presets import gpu_matchers, resolve_model_metrics  # noqa: E402
 from monitor.durations import format_duration  # noqa: E402
 from monitor.pipeline import (  # noqa: E402
-    CycleReport,
     Definitions,
     SignalProducer,
     cost_producer,
@@ -88,9 +87,7 @@ from monitor.pipeline import (  # noqa: E402
     run_cycle,
 )
 from monitor.signals import Signal  # noqa: E402
-from monitor.simulate.fleet import FLEET  # noqa: E402
 from monitor.simulate.local_prometheus import LocalPrometheus, backfill  # noqa: E402
-from monitor.simulate.writers import fleet_config  # noqa: E402
 from monitor.slo import EvaluationMode, SloResult, evaluate_slos, load_slo_specs, slo_signals  # noqa: E402
 from monitor.slo.spec import SloSpec  # noqa: E402
 from monitor.sources.prometheus import PrometheusSource, escape_label_value  # noqa: E402
@@ -123,6 +120,8 @@ def mib(kib: float) -> str:
 
 def write_bench_slos(directory: Path, count: int) -> None:
     """`count` Sloth SLOs (fleet_history.bench_sli), one file per service."""
+    from monitor.simulate.fleet import FLEET  # the simulator stays out of the measured child process
+
     directory.mkdir(parents=True, exist_ok=True)
     by_service: dict[str, list[dict]] = {}
     for n in range(count):
@@ -139,6 +138,8 @@ def write_bench_slos(directory: Path, count: int) -> None:
 
 def bench_models(fleet_models: list[dict], count: int) -> list[dict]:
     """The fleet's models replicated to `count`, each under its own name and `bench_id` matcher."""
+    from monitor.simulate.fleet import FLEET
+
     models = []
     for n in range(count):
         original = fleet_models[n % len(fleet_models)]
@@ -155,6 +156,8 @@ def bench_models(fleet_models: list[dict], count: int) -> list[dict]:
 
 def write_configs(sim_dir: Path, out: Path, url: str, slo_count: int, model_count: int) -> dict[str, Path]:
     """monitor.yaml files: the benchmark fleet in direct and recorded mode."""
+    from monitor.simulate.writers import fleet_config
+
     out.mkdir(parents=True, exist_ok=True)
     write_bench_slos(out / "slos", slo_count)
     shutil.copytree(sim_dir / "rules", out / "rules")
@@ -179,6 +182,7 @@ class StageTimes:
     seconds: dict[str, float] = field(default_factory=dict)
     queries: dict[str, int] = field(default_factory=dict)
     samples: dict[str, int] = field(default_factory=dict)
+    rss_after: dict[str, int] = field(default_factory=dict)
     slo_results: list[SloResult] = field(default_factory=list)
 
     def timed(self, name: str, produce: SignalProducer) -> SignalProducer:
@@ -190,6 +194,7 @@ class StageTimes:
                 self.seconds[name] = time.perf_counter() - started
                 self.queries[name] = source.stats.queries - made
                 self.samples[name] = source.stats.samples - read
+                self.rss_after[name] = rss_kib()
         return run
 
     def slo_producer_for_mode(self, source: PrometheusSource, config: Config, at: datetime,
@@ -207,17 +212,27 @@ class StageTimes:
 
 @dataclass
 class Cycle:
+    """What one measured cycle did (plain values: it crosses from the child process)."""
+
     at: datetime
     seconds: float
-    report: CycleReport
-    stages: StageTimes
+    queries: int
+    signals: int
+    firing: int
+    notifications: int
+    stage_seconds: dict[str, float]
+    stage_queries: dict[str, int]
+    stage_samples: dict[str, int]
+    stage_rss_kib: dict[str, int]
     rss_kib: int
     peak_rss_kib: int
     samples: int
     max_query_samples: int
 
 
-def one_cycle(config: Config, store: StateStore, source: PrometheusSource, at: datetime) -> Cycle:
+def one_cycle(config: Config, store: StateStore, source: PrometheusSource, at: datetime
+              ) -> tuple[Cycle, list[SloResult]]:
+    """One timed cycle, and its SLO results."""
     stages = StageTimes(load_definitions(config))  # the daemon's load at start, outside the timing
     read = source.stats.samples
     started = time.perf_counter()
@@ -225,8 +240,11 @@ def one_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
     seconds = time.perf_counter() - started
     if not report.ok:
         raise SystemExit(f"the cycle at {at:%H:%M} failed: {report.error}")
-    return Cycle(at, seconds, report, stages, rss_kib(), peak_rss_kib(), source.stats.samples - read,
-                 source.stats.max_query_samples)
+    firing = sum(alert.state.value == "firing" for alert in report.alerts.values())
+    return Cycle(at, seconds, report.queries, len(report.signals), firing, len(report.notifications),
+                 dict(stages.seconds), dict(stages.queries), dict(stages.samples), dict(stages.rss_after), rss_kib(),
+                 peak_rss_kib(),
+                 source.stats.samples - read, source.stats.max_query_samples), stages.slo_results
 
 
 def copy_state(source_path: Path, target_path: Path) -> None:
@@ -310,8 +328,10 @@ def run_naive(config: Config, specs: list[SloSpec], at: datetime, slo_sample: in
 
 @dataclass
 class LeakCheck:
-    config: Config
+    model_count: int
     slo_count: int
+    rss_before_kib: int     # the process's RSS after its imports and config load, before any cycle
+    peak_rss_kib: int
     rss_by_cycle: dict[int, int]
     seconds: float
     transitions: int
@@ -320,7 +340,26 @@ class LeakCheck:
     cycle_queries: list[int]
 
 
-def leak_check(config: Config, start: datetime, cycles: int) -> LeakCheck:
+def recorded_phase(config_path: str, warm_at: datetime, leak_from: datetime, cycles: int
+                   ) -> tuple[Cycle, LeakCheck]:
+    """In a fresh process: a warm-up cycle, the warm recorded cycle, then `cycles` more a minute apart
+    on the same state."""
+    config = load_config(config_path)
+    rss_before = rss_kib()
+    state = config.resolve_path(config.state.path)
+    warm_up = Path(f"{state}.warm-up")
+    copy_state(Path(state), warm_up)
+    with PrometheusSource.from_config(config.prometheus) as source:
+        # The process's first cycle loads the compiled drift kernels and the cached
+        # profiles: a warm-up on a copy of the state, then the measured cycle on the state.
+        with StateStore(warm_up) as store:
+            one_cycle(config, store, source, warm_at)
+        with StateStore(state) as store:
+            recorded, _ = one_cycle(config, store, source, warm_at)
+    return recorded, leak_check(config, leak_from, cycles, rss_before)
+
+
+def leak_check(config: Config, start: datetime, cycles: int, rss_before: int) -> LeakCheck:
     """`cycles` cycles a minute apart on one state file and source, RSS every RSS_EVERY_CYCLES."""
     store = StateStore(config.resolve_path(config.state.path))
     source = PrometheusSource.from_config(config.prometheus)
@@ -345,8 +384,8 @@ def leak_check(config: Config, start: datetime, cycles: int) -> LeakCheck:
     finally:
         source.close()
         store.close()
-    return LeakCheck(config, len(definitions.slo_specs), rss_by_cycle, time.perf_counter() - started,
-                     transitions, notifications, cycle_seconds, cycle_queries)
+    return LeakCheck(len(config.models), len(definitions.slo_specs), rss_before, peak_rss_kib(), rss_by_cycle,
+                     time.perf_counter() - started, transitions, notifications, cycle_seconds, cycle_queries)
 
 
 # -- main ----------------------------------------------------------------------------
@@ -387,16 +426,16 @@ def measure(args: argparse.Namespace, tmp: Path, sim_dir: Path, server: LocalPro
     store_path = direct_config.resolve_path(direct_config.state.path)
     with PrometheusSource.from_config(direct_config.prometheus) as source:
         with StateStore(store_path) as store:
-            cold = one_cycle(direct_config, store, source, cold_at)
+            cold, _ = one_cycle(direct_config, store, source, cold_at)
         copy_state(store_path, recorded_config.resolve_path(recorded_config.state.path))
         with StateStore(store_path) as store:
-            direct = one_cycle(direct_config, store, source, warm_at)
+            direct, slo_results = one_cycle(direct_config, store, source, warm_at)
 
     # The recorded series for the warm cycle and the leak check's minutes after it, every
     # 4 minutes (the 5-minute lookback covers each minute between).
     leak_from = warm_at + timedelta(minutes=1)
     started = time.perf_counter()
-    write_recorded_series(direct.stages.slo_results, leak_from + timedelta(minutes=args.leak_cycles),
+    write_recorded_series(slo_results, leak_from + timedelta(minutes=args.leak_cycles),
                           tmp / "recorded.om", minutes=args.leak_cycles + 12, every_minutes=4)
     server.stop()
     backfill(tmp / "recorded.om", server.data_dir)
@@ -404,12 +443,11 @@ def measure(args: argparse.Namespace, tmp: Path, sim_dir: Path, server: LocalPro
     server.start()
     print(f"recorded series for {len(specs)} SLOs over {args.leak_cycles + 12} minutes written and backfilled "
           f"in {time.perf_counter() - started:.1f}s")
-    recorded_state = recorded_config.resolve_path(recorded_config.state.path)
-    with PrometheusSource.from_config(recorded_config.prometheus) as source:
-        with StateStore(recorded_state) as store:
-            recorded = one_cycle(recorded_config, store, source, warm_at)
-
-    leak = leak_check(recorded_config, leak_from, args.leak_cycles)
+    # The recorded cycle and the memory check in a fresh process that imports what the
+    # daemon imports (not the simulator): its RSS and peak RSS are the daemon's.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        recorded, leak = pool.submit(recorded_phase, str(paths["recorded"]), warm_at, leak_from,
+                                     args.leak_cycles).result()
     report(len(specs), len(direct_config.models), rss_start, peak_start, naive, cold, direct, recorded, leak)
 
 
@@ -426,23 +464,24 @@ def report(slo_count: int, model_count: int, rss_start: int, peak_start: int, na
           f"models {naive.model_seconds:.2f}s / {naive.model_queries}, measured on {naive.model_sample}); "
           f"peak RSS {mib(naive.peak_rss_kib)}")
     for name, cycle in (("direct, cold", cold), ("direct", direct), ("recorded", recorded)):
-        firing = sum(alert.state.value == "firing" for alert in cycle.report.alerts.values())
-        print(f"{name + ' cycle:':22s} {cycle.seconds:7.2f}s  {cycle.report.queries:5d} queries  "
+        print(f"{name + ' cycle:':22s} {cycle.seconds:7.2f}s  {cycle.queries:5d} queries  "
               f"{cycle.samples:,} samples (largest query so far {cycle.max_query_samples:,}); "
               f"RSS {mib(cycle.rss_kib)}, peak {mib(cycle.peak_rss_kib)}")
         print(f"{'':23s}vs naive: {ratio(naive.seconds, cycle.seconds)} faster, "
-              f"{ratio(naive.queries, cycle.report.queries)} fewer queries, "
+              f"{ratio(naive.queries, cycle.queries)} fewer queries, "
               f"{ratio(naive.samples, cycle.samples)} fewer samples; peak RSS "
               f"{cycle.peak_rss_kib / naive.peak_rss_kib:.2f}x the naive loop's")
-        stages = cycle.stages
-        split = ", ".join(f"{stage} {seconds:.2f}s/{stages.queries[stage]}q/{stages.samples[stage]:,}s"
-                          for stage, seconds in stages.seconds.items())
-        rest = cycle.seconds - sum(stages.seconds.values())
-        print(f"{'':23s}{split}, rules+state+notifications {rest:.2f}s; {len(cycle.report.signals)} signals, "
-              f"{firing} alerts firing, {len(cycle.report.notifications)} notifications queued")
+        split = ", ".join(f"{stage} {seconds:.2f}s/{cycle.stage_queries[stage]}q/"
+                          f"{cycle.stage_samples[stage]:,} samples/RSS after {mib(cycle.stage_rss_kib[stage])}"
+                          for stage, seconds in cycle.stage_seconds.items())
+        rest = cycle.seconds - sum(cycle.stage_seconds.values())
+        print(f"{'':23s}{split}, rules+state+notifications {rest:.2f}s; {cycle.signals} signals, "
+              f"{cycle.firing} alerts firing, {cycle.notifications} notifications queued")
+    print(f"{'':23s}(the recorded cycle and the memory check run in a fresh process importing what the daemon "
+          f"does: RSS {mib(leak.rss_before_kib)} after imports and config, before any cycle)")
     steps = sorted(leak.rss_by_cycle)
     cycles = steps[-1]
-    print(f"memory over {cycles} cycles: the {leak.slo_count:,}-SLO, {len(leak.config.models)}-model config, "
+    print(f"memory over {cycles} cycles: the {leak.slo_count:,}-SLO, {leak.model_count}-model config, "
           f"recorded mode, a minute apart from {recorded.at + timedelta(minutes=1):%H:%MZ}")
     seconds = sorted(leak.cycle_seconds)
     print(f"  {leak.seconds:.0f}s; per cycle median {statistics.median(seconds):.2f}s, "
@@ -450,7 +489,7 @@ def report(slo_count: int, model_count: int, rss_start: int, peak_start: int, na
           f"{statistics.median(leak.cycle_queries):.0f}, max {max(leak.cycle_queries)}; "
           f"{leak.transitions} alert transitions, {leak.notifications} notifications queued")
     print("  RSS after cycle " + ", ".join(f"{c}: {mib(leak.rss_by_cycle[c])}" for c in steps))
-    print(f"  peak RSS of the process so far {mib(peak_rss_kib())}")
+    print(f"  peak RSS of that process over the recorded cycle and all {cycles} cycles: {mib(leak.peak_rss_kib)}")
     settled = [c for c in steps if c >= 100]
     if len(settled) >= 2:
         slope = statistics.linear_regression(settled, [leak.rss_by_cycle[c] for c in settled]).slope

@@ -13,11 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import monitor.simulate.fleet as fleet_module
-import monitor.simulate.writers as writers_module
-from monitor.simulate.fleet import FLEET, generate_fleet
 from monitor.simulate.local_prometheus import backfill
-from monitor.simulate.writers import write_fleet
 from monitor.slo.evaluate import ERROR_RATIO_RECORD, TOTAL_RATE_RECORD, SloResult, slo_windows
 from monitor.slo.spec import EventsSli, SloSpec, render_window
 from monitor.sources.prometheus import PrometheusSource, escape_label_value
@@ -41,6 +37,11 @@ class FleetHistory:
 
 def cached_sim_dir() -> Path | None:
     """The test suite's written fleet with backfilled blocks, when present (same key as tests/conftest.py)."""
+    # The simulator (scipy, pandas) is imported only where used: the benchmarks measure
+    # the daemon's memory in processes that import this module.
+    import monitor.simulate.fleet as fleet_module
+    import monitor.simulate.writers as writers_module
+
     digest = hashlib.sha256()
     for module in (fleet_module, writers_module):
         digest.update(Path(module.__file__).read_bytes())
@@ -58,6 +59,9 @@ def prepare_history(tmp: Path) -> FleetHistory:
         shutil.copytree(cached / "blocks", data)
         shutil.copytree(cached, sim, ignore=lambda directory, _names: ["blocks"] if Path(directory) == cached else [])
     else:
+        from monitor.simulate.fleet import generate_fleet
+        from monitor.simulate.writers import write_fleet
+
         fleet = generate_fleet(days=FLEET_DAYS, seed=FLEET_SEED, end=FLEET_END)
         paths = write_fleet(fleet, sim)
         backfill(paths["metrics"], data)
@@ -73,6 +77,8 @@ def bench_sli(n: int) -> tuple[str, EventsSli]:
     series satisfies: each SLI selects the same series as the fleet's own, but no two
     share a query, so dedup does not flatter the batched modes.
     """
+    from monitor.simulate.fleet import FLEET
+
     service = FLEET[n % len(FLEET)].name
     selector = f'service="{escape_label_value(service)}",bench_id!="{n}"'
     if n % 3 == 2:
