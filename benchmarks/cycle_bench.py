@@ -202,7 +202,7 @@ class StageTimes:
         """The pipeline's SLO evaluation of the loaded specs (config's mode and min events); keeps the results."""
         specs = list(self.definitions.slo_specs)
         self.slo_results = evaluate_slos(source, specs, at, mode=EvaluationMode(config.slo_evaluation),
-                                         min_events=config.slo_min_events)
+                                         min_events=config.slo_min_events, store=store)
         return slo_signals(self.slo_results) if specs else []
 
     def producers(self) -> tuple[SignalProducer, ...]:
