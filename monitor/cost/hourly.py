@@ -54,9 +54,10 @@ from monitor.incremental import HOUR, PeriodRepository, PeriodValue, closed_boun
 from monitor.sources.prometheus import Query, QueryError, RangeQuery, RangeResult
 from monitor.timeutil import utc
 
-# One range query covers at most a week of hours: a 1h grid subquery per step keeps
-# each query's samples proportional to the GPUs it selects x 168 x 60.
-MAX_HOURS_PER_QUERY = 168
+# A cold start or a gap is backfilled a day at a time, one batch per day after
+# another: each query reads at most the GPUs it selects x 24 x 60 grid points, and a
+# two-week backfill of a hundred models never floods the server at once.
+MAX_HOURS_PER_QUERY = 24
 # Hours kept: two weeks for week over week, with room for a 30-day figure later.
 RETENTION = timedelta(days=35)
 BOUND_RELATIVE = 0.005
@@ -111,18 +112,22 @@ def backfill(source, config: Config, repository: PeriodRepository, start: dateti
         if missing:
             by_missing.setdefault(missing, []).append(model)
     missing_prices = [t for t in wanted if t.timestamp() not in closed[_PRICES_SET]]
-    # Every missing run of every group in one batch: the engine folds the models of a
-    # group into one query per figure.
+    # One batch per run of hours, oldest first: the engine folds the models of a group
+    # into one query per figure.
     price_runs = [(run, RangeQuery(queries.node_gpu_hourly_cost(HOUR), run[0], run[-1], HOUR))
                   for run in contiguous_runs(missing_prices, MAX_HOURS_PER_QUERY)]
     model_runs = [(run, CostWindows.plan(replace(config, models=models), run[0], len(run), HOUR))
                   for missing, models in by_missing.items() for run in contiguous_runs(missing, MAX_HOURS_PER_QUERY)]
-    batch: list[Query] = [query for _, query in price_runs]
-    for _, windows in model_runs:
-        batch += windows.range_queries()
-    if not batch:
+    by_range: dict[tuple[datetime, datetime], list[Query]] = {}
+    for run, query in price_runs:
+        by_range.setdefault((run[0], run[-1]), []).append(query)
+    for run, windows in model_runs:
+        by_range.setdefault((run[0], run[-1]), []).extend(windows.range_queries())
+    if not by_range:
         return ()
-    answers = source.run(batch)
+    answers: dict[Query, object] = {}
+    for _, batch in sorted(by_range.items()):
+        answers.update(source.run(batch))
     warnings: set[str] = set()
     for run, query in price_runs:
         result = _answer(answers[query])

@@ -45,7 +45,9 @@ from monitor.store import StateStore
 from monitor.timeutil import from_unix, utc
 
 LONGEST_DIRECT = timedelta(hours=6)
-MAX_HOURS_PER_QUERY = 168
+# A cold start or a gap is backfilled a day at a time: one batch per day, one after
+# another, so a 30-day backfill of a thousand SLIs never floods the server at once.
+MAX_HOURS_PER_QUERY = 24
 # Hours kept: the longest rolling period usually configured (30d), with margin.
 RETENTION = timedelta(days=35)
 BOUND_RELATIVE = 0.005
@@ -205,8 +207,12 @@ def _backfill(source: PrometheusSource, repository: PeriodRepository, specs: Seq
         for run in contiguous_runs(missing, MAX_HOURS_PER_QUERY):
             runs.append((i, run, {role: RangeQuery(q, run[0], run[-1], HOUR)
                                   for role, q in _queries(specs[i], "1h").items()}))
-    batch: list[Query] = [q for _, _, queries in runs for q in queries.values()]
-    answers = source.run(batch, fold=fold) if batch else {}
+    answers: dict[Query, Answer] = {}
+    by_range: dict[tuple[datetime, datetime], list[Query]] = {}
+    for _, run, queries in runs:
+        by_range.setdefault((run[0], run[-1]), []).extend(queries.values())
+    for _, batch in sorted(by_range.items()):
+        answers.update(source.run(batch, fold=fold))
     problems: dict[int, list[str]] = {}
     complete: dict[str, dict[datetime, list[PeriodValue]]] = {}
     partial: dict[str, dict[datetime, list[PeriodValue]]] = {}
