@@ -97,7 +97,7 @@ OBJECTIVES_PERCENT = (99.0, 99.5, 99.9, 99.95)
 # Ten hours before the fleet's end: fraud-detector's slow burn is under way, the
 # user-features pipeline is stale and search-embedder's latency regression starts.
 CYCLE_AT = FLEET_END - timedelta(hours=10)
-RSS_EVERY_CYCLES = 50
+RSS_EVERY_CYCLES = 25
 PAGE_SIZE_KIB = resource.getpagesize() // 1024
 
 
@@ -356,6 +356,9 @@ def recorded_phase(config_path: str, warm_at: datetime, leak_from: datetime, cyc
             one_cycle(config, store, source, warm_at)
         with StateStore(state) as store:
             recorded, _ = one_cycle(config, store, source, warm_at)
+    print(f"  (recorded cycle: {recorded.seconds:.2f}s, {recorded.queries} queries, "
+          f"{ {k: round(v, 2) for k, v in recorded.stage_seconds.items()} }, peak RSS {mib(recorded.peak_rss_kib)})",
+          flush=True)
     return recorded, leak_check(config, leak_from, cycles, rss_before)
 
 
@@ -381,6 +384,8 @@ def leak_check(config: Config, start: datetime, cycles: int, rss_before: int) ->
             notifications += len(report.notifications)
             if index % RSS_EVERY_CYCLES == 0 or index == cycles:
                 rss_by_cycle[index] = rss_kib()
+                print(f"  (memory check: {index} cycles, last {cycle_seconds[-1]:.2f}s, RSS {mib(rss_by_cycle[index])})",
+                      flush=True)
     finally:
         source.close()
         store.close()
