@@ -5,6 +5,7 @@ query and compute GPU-hours and utilisation in numpy, as a script without subque
 would. Measured: `compute_costs` over 7 days (server-side 1m-grid subqueries, every
 figure), `daily_costs` over the week (7 windows in one range query per figure) and
 `cost_signals` (trailing week, week-over-week, rates, 15m utilisation).
+For each: HTTP queries and the samples Prometheus read per call (`stats=all`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from monitor.cost.presets import gpu_matchers  # noqa: E402
 from monitor.simulate.fleet import generate_fleet  # noqa: E402
 from monitor.simulate.local_prometheus import LocalPrometheus, backfill  # noqa: E402
 from monitor.simulate.writers import write_fleet  # noqa: E402
-from monitor.sources.prometheus import PrometheusSource  # noqa: E402
+from monitor.sources.prometheus import PrometheusSource, QueryStats  # noqa: E402
 
 END = datetime(2026, 11, 23, tzinfo=timezone.utc)
 REPEATS = 5
@@ -51,6 +52,13 @@ def timed(fn) -> float:
     return statistics.median(runs)
 
 
+def load(source: PrometheusSource, fn) -> tuple[int, int, int]:
+    """(queries, samples read, most samples in one query) of one call."""
+    source.stats = QueryStats()
+    fn()
+    return source.stats.queries, source.stats.samples, source.stats.max_query_samples
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="cost-bench-") as tmp:
         t0 = time.perf_counter()
@@ -61,16 +69,21 @@ def main() -> int:
             config = load_config(paths["config"])
             source = PrometheusSource(prometheus.url, timeout=60)
             start = END - timedelta(days=7)
-            baseline = timed(lambda: client_side_grid(source, config, start, END))
-            figures = {
-                "compute_costs 7d": timed(lambda: compute_costs(source, config, start, END)),
-                "daily_costs 7 x 1d": timed(lambda: daily_costs(source, config, start, END)),
-                "cost_signals (7d + wow + rates + 15m)": timed(lambda: cost_signals(source, config, END)),
+            calls = {
+                "compute_costs 7d": lambda: compute_costs(source, config, start, END),
+                "daily_costs 7 x 1d": lambda: daily_costs(source, config, start, END),
+                "cost_signals (7d + wow + rates + 15m)": lambda: cost_signals(source, config, END),
             }
+            baseline_call = lambda: client_side_grid(source, config, start, END)  # noqa: E731
+            baseline = timed(baseline_call)
+            baseline_load = load(source, baseline_call)
+            figures = {name: (timed(call), load(source, call)) for name, call in calls.items()}
+            print(f"{len(config.models)} models")
             print(f"baseline client-side grid (GPU hours + utilisation only, 1m range queries): "
-                  f"{baseline * 1000:.0f} ms")
-            for name, seconds in figures.items():
-                print(f"{name}: {seconds * 1000:.0f} ms = {seconds / baseline:.2f}x baseline")
+                  f"{baseline * 1000:.0f} ms, {baseline_load[0]} queries, {baseline_load[1]:,d} samples")
+            for name, (seconds, (made, samples, most)) in figures.items():
+                print(f"{name}: {seconds * 1000:.0f} ms = {seconds / baseline:.2f}x baseline; {made} queries, "
+                      f"{samples:,d} samples (at most {most:,d} in one query)")
             source.close()
     return 0
 

@@ -124,6 +124,7 @@ class Daemon:
         try:
             log.info("cycle started at %s", at.isoformat())
             sent_errors_before = source.stats.errors - source.stats.skipped
+            samples_before = source.stats.samples
             try:
                 report = run_cycle(config, self.store, source, at, definitions=definitions)
             except Exception as exc:  # noqa: BLE001 - a bug must not kill the schedule
@@ -136,6 +137,7 @@ class Daemon:
             self.metrics.cycle_duration.observe(duration)
             # Queries that went unanswered for real (skipped ones were never sent).
             self.metrics.query_errors.inc(max(0, source.stats.errors - source.stats.skipped - sent_errors_before))
+            self.metrics.prometheus_samples.inc(max(0, source.stats.samples - samples_before))
             self.metrics.cycles.labels("success" if report.ok else "error").inc()
             if report.ok:
                 self._last_success_monotonic = time.monotonic()

@@ -67,6 +67,9 @@ def test_readiness_needs_a_recent_successful_cycle(config_path, fleet_end):
         assert 'monitor_cycles_total{result="success"} 1.0' in text
         assert "monitor_slo_burn_rate{" in text and "monitor_cost_per_1k_inferences_usd{" in text
         assert "monitor_gpu_utilization_ratio{" in text and "monitor_drift_psi{" in text
+        # The load the cycle put on Prometheus, as the server's query stats counted it.
+        assert f"monitor_prometheus_samples_total {float(daemon.source.stats.samples)}" in text
+        assert daemon.source.stats.samples > 0
     finally:
         daemon.store.close()
 

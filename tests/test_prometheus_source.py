@@ -108,12 +108,21 @@ def test_a_stopped_server_is_unavailable_not_empty(prometheus, fleet_end):
     assert source.instant("vector(1)", fleet_end).scalar() == 1.0
 
 
-def test_instant_many_runs_each_distinct_query_once(prom, fleet_end):
+def test_instant_many_folds_the_distinct_queries_into_one(prom, fleet_end):
     before = prom.stats.queries
     queries = ["vector(1)", "vector(2)", "vector(1)", "sum(up)", "vector(2)"]
     results = prom.instant_many(queries, fleet_end)
-    assert prom.stats.queries - before == 3
+    assert prom.stats.queries - before == 1
+    assert set(results) == {"vector(1)", "vector(2)", "sum(up)"}
     assert results["vector(1)"].scalar() == 1.0 and results["vector(2)"].scalar() == 2.0
+    assert results["sum(up)"].samples == prom.instant("sum(up)", fleet_end).samples
+
+
+def test_instant_many_without_folding_sends_each_distinct_query_once(prom, fleet_end):
+    before = prom.stats.queries
+    results = prom.instant_many(["vector(1)", "vector(2)", "vector(1)"], fleet_end, fold=1)
+    assert prom.stats.queries - before == 2
+    assert results["vector(2)"].scalar() == 2.0
 
 
 @pytest.mark.parametrize("value", ['plain', 'quote"d', 'back\\slash', 'new\nline', 'tab\there', '}{,=~"'])
@@ -190,7 +199,7 @@ def test_within_a_cycle_a_slow_server_fails_the_remaining_queries_at_once(stand_
     with source.fail_fast():
         with pytest.raises(QueryTimeout):
             source.instant("up")
-        results = source.instant_many([f"vector({i})" for i in range(20)])
+        results = source.instant_many([f"vector({i})" for i in range(20)], fold=1)
     # 20 more queries would have cost 20 timeouts; they were not sent.
     assert time.monotonic() - started < 5
     assert all(isinstance(r, QueryTimeout) and "not sent" in r.message for r in results.values())

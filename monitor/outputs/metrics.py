@@ -131,6 +131,11 @@ class DaemonMetrics:
         self.cycles_missed = Counter("monitor_cycles_missed_total",
                                      "Cycles skipped because the previous one was still running", registry=r)
         self.query_errors = Counter("monitor_query_errors_total", "Prometheus queries that failed", registry=r)
+        # The load the daemon puts on Prometheus: samples its queries read, as the server
+        # reports them (`stats=all`); servers without query stats add nothing.
+        self.prometheus_samples = Counter("monitor_prometheus_samples_total",
+                                          "Samples Prometheus read to answer the daemon's queries "
+                                          "(totalQueryableSamples)", registry=r)
         self.last_success = Gauge("monitor_last_cycle_success_timestamp_seconds",
                                   "Unix time the last successful cycle finished", registry=r)
         self.config_reloads = Counter("monitor_config_reloads_total", "SIGHUP config reloads by result",

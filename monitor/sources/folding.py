@@ -36,6 +36,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 _RANGES = re.compile(r"\[([0-9a-z.]+)(?::[0-9a-z.]*)?\]")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_EQUALITY_VALUES = re.compile(r'=\s*"(?:[^"\\]|\\.)*"')
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,12 @@ def parse_selector(selector: str) -> tuple[str, tuple[Matcher, ...]] | None:
     return match.group(1) or "", tuple(matchers)
 
 
+def escape_label_value(value: str) -> str:
+    """Escape a label value for a double-quoted PromQL string (\\, " and newlines)."""
+    return (str(value).replace("\\", "\\\\").replace('"', '\\"')
+            .replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
+
+
 def unescape(value: str) -> str:
     """A double-quoted PromQL string's content as the label value it stands for."""
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r", "t": "\t"}.get(m.group(1), m.group(1)), value)
@@ -117,8 +124,6 @@ class Merge:
 
     def query(self, values: Iterable[str]) -> str:
         """The merged query over `values` (label values, unescaped), grouped by `label` too."""
-        from monitor.sources.prometheus import escape_label_value  # one escaper for PromQL strings
-
         distinct = sorted(set(values))
         if len(distinct) == 1:
             matcher = f'{self.label}="{escape_label_value(distinct[0])}"'
@@ -187,5 +192,7 @@ def lookback_seconds(query: str) -> float:
 
 
 def shape(query: str) -> str:
-    """The query with string literals blanked: queries of one shape touch similar numbers of samples."""
-    return _STRINGS.sub('""', query)
+    """The query with the values of `=` and `!=` matchers blanked: queries of one shape (the same
+    figure for another model or service) read similar numbers of samples. Regular expressions
+    are kept: `code=~".*"` reads more series than `code=~"5.."`."""
+    return _EQUALITY_VALUES.sub('=""', query)

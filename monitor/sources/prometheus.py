@@ -27,6 +27,7 @@ back as `value=None`, never 0.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import socket
@@ -40,15 +41,16 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Union
 import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from monitor.config import PrometheusConfig
 from monitor.errors import MonitorError
 from monitor.secrets import read_secret
-from monitor.sources.folding import (TAG_LABEL, Family, Merge, lookback_seconds, plan_merges, shape,
-                                     tagged_fold)
-from monitor.timeutil import from_unix, utc, utc_now
+from monitor.sources.folding import (TAG_LABEL, Family, Merge, escape_label_value, lookback_seconds, plan_merges,
+                                     shape, tagged_fold)
+from monitor.timeutil import utc, utc_now
 
 class QueryError(MonitorError):
     """A query failed; carries the query, the server's error type and message."""
@@ -163,12 +165,6 @@ class RangeResult:
         return all(np.isnan(s.values).all() for s in self.series)
 
 
-def escape_label_value(value: str) -> str:
-    """Escape a label value for a double-quoted PromQL string (\\, " and newlines)."""
-    return (str(value).replace("\\", "\\\\").replace('"', '\\"')
-            .replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
-
-
 def label_matcher(name: str, value: str, op: str = "=") -> str:
     """`name="value"` with the value escaped, for building selectors from label values."""
     return f'{name}{op}"{escape_label_value(value)}"'
@@ -187,6 +183,8 @@ class QueryStats:
     # the queries that reported them, and the most any one query read.
     samples: int = 0
     max_query_samples: int = 0
+    # Folds a query fault made the engine retry one query at a time (not errors themselves).
+    retried_folds: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, error: bool = False, samples: int | None = None) -> None:
@@ -201,6 +199,17 @@ class QueryStats:
         with self._lock:
             self.errors += 1
             self.skipped += 1
+
+    def count_retried(self) -> None:
+        """A fold refused for one of its queries, retried query by query: the retries count, not it."""
+        with self._lock:
+            self.errors -= 1
+            self.retried_folds += 1
+
+    def count_bad_answer(self) -> None:
+        """An answered query whose answer could not be used (a wrong shape or result type)."""
+        with self._lock:
+            self.errors += 1
 
 
 @dataclass(frozen=True)
@@ -237,9 +246,11 @@ Answer = Union[InstantResult, RangeResult, QueryError]
 
 # Sub-queries folded into one tagged `or` query at most (the sample budget may cut a fold shorter).
 DEFAULT_FOLD = 200
-# The most samples one query should read. Prometheus' default query.max-samples is
-# 50M (samples in memory at once); shared servers set far less, and load follows
-# samples read, so folds are cut well below.
+# The most samples one query is planned to read. Prometheus' default query.max-samples
+# is 50M (samples in memory at once); shared servers set far less, and load follows
+# samples read. Folds are planned on learned per-shape figures, and members of one
+# shape differ somewhat (one service has more series than another), so the budget
+# is half the 1M that no query may exceed.
 DEFAULT_SAMPLE_BUDGET = 500_000
 # Samples a sub-query of unknown shape is assumed to read per second of its longest
 # range, until the server's stats say (from the first answer on): one series scraped
@@ -256,23 +267,42 @@ class _Unit:
     text: str
     members: list[Query]
     split: Callable[[InstantResult | RangeResult], dict[Query, InstantResult | RangeResult]]
-    # Learned samples per member are keyed by these (one per member).
+    # Learned samples per member are keyed by these, one per member (a merge: per label value),
+    # with the estimates the fold was planned on.
     shapes: list[str]
+    estimates: list[float]
+    # What the server said the query read (`stats=all`), once answered.
+    samples: int | None = None
+    # The units a tagged fold joins (empty for a query or a merge of its own).
+    parts: list["_Unit"] = field(default_factory=list)
+
+    def retry_units(self, single: Callable[[Query], "_Unit"]) -> list["_Unit"]:
+        """What to send instead when this unit was refused for one of its queries (none: it is one query)."""
+        if self.parts:
+            return self.parts
+        return [single(q) for q in self.members] if len(self.members) > 1 else []
 
 
 class _Deadline:
-    """One request's total deadline: when it passes, the connection in use is shut down,
-    which ends a blocked read at once (a server dripping bytes cannot hold the query)."""
+    """One request's total deadline: when it passes, the socket in use is shut down, which
+    ends a blocked read at once (a server dripping bytes cannot hold the query)."""
 
     def __init__(self) -> None:
-        self.connection: Any = None
+        self.socket: socket.socket | None = None
         self.expired = False
         self._lock = threading.Lock()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self.socket = sock
+            expired = self.expired
+        if expired:
+            self.expire()
 
     def expire(self) -> None:
         with self._lock:
             self.expired = True
-            sock = getattr(self.connection, "sock", None)
+            sock = self.socket
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -283,21 +313,40 @@ class _Deadline:
 _current = threading.local()
 
 
-def _watch(connection: Any) -> None:
+def _watch(sock: socket.socket | None) -> None:
     deadline = getattr(_current, "deadline", None)
-    if deadline is not None:
-        deadline.connection = connection
+    if deadline is not None and sock is not None:
+        deadline.watch(sock)
 
 
+class _WatchedHTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+
+# A reused keep-alive connection is already connected: its socket is watched when the
+# request starts; a new one when it connects. (http.client drops `conn.sock` once the
+# response owns the socket, so the socket itself is kept.)
 class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
     def _make_request(self, conn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        _watch(conn)
+        _watch(conn.sock)
         return super()._make_request(conn, *args, **kwargs)
 
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
     def _make_request(self, conn, *args, **kwargs):  # type: ignore[no-untyped-def]
-        _watch(conn)
+        _watch(conn.sock)
         return super()._make_request(conn, *args, **kwargs)
 
 
@@ -387,13 +436,23 @@ class PrometheusSource:
         """Evaluate `query` at `at` (default now); raises QueryError."""
         at = utc(at or utc_now())
         data, warnings, _ = self._call("query", query, {"query": query, "time": f"{at.timestamp():.3f}"})
-        return _instant_result(query, at, data, warnings)
+        with self._counting_bad_answers():
+            return _instant_result(query, at, data, warnings)
 
     def range(self, query: str, start: datetime, end: datetime, step: timedelta) -> RangeResult:
         """Evaluate `query` at every `step` from `start` to `end`; raises QueryError."""
         start, end = utc(start), utc(end)
         data, warnings, _ = self._call("query_range", query, _range_params(query, start, end, step))
-        return _range_result(query, start, end, step, data, warnings)
+        with self._counting_bad_answers():
+            return _range_result(query, start, end, step, data, warnings)
+
+    @contextmanager
+    def _counting_bad_answers(self) -> Iterator[None]:
+        try:
+            yield
+        except QueryError:
+            self.stats.count_bad_answer()
+            raise
 
     def check_syntax(self, query: str) -> str | None:
         """The server's parse error for `query`, or None when it parses.
@@ -412,16 +471,16 @@ class PrometheusSource:
 
     # -- the engine --------------------------------------------------------------
 
-    def instant_many(self, queries: Iterable[str], at: datetime | None = None
+    def instant_many(self, queries: Iterable[str], at: datetime | None = None, *, fold: int = DEFAULT_FOLD
                      ) -> dict[str, InstantResult | QueryError]:
-        """Each distinct query once at one instant, concurrently (bounded), not folded.
+        """`run` for query strings at one instant: each distinct query's result or its own QueryError.
 
-        Failures come back as QueryError values rather than raising, so one bad query
-        does not hide the others' results; the caller decides what a failure means.
+        Failures come back as values rather than raising, so one bad query does not
+        hide the others' results; the caller decides what a failure means.
         """
         at = utc(at or utc_now())
         wanted = {q: InstantQuery(q, at) for q in queries}
-        answers = self.run(wanted.values(), fold=1)
+        answers = self.run(wanted.values(), fold=fold)
         return {q: answers[key] for q, key in wanted.items()}  # type: ignore[misc]
 
     def run(self, queries: Iterable[Query], *, fold: int = DEFAULT_FOLD) -> dict[Query, Answer]:
@@ -433,54 +492,73 @@ class PrometheusSource:
           raises for a query's failure;
         - queries with the same evaluation parameters (instant, or start/end/step)
           are folded: `Family` members differing only in one label's value into one
-          query per figure (always), others by tagged `or`, up to `fold` per query
-          (`fold=1`: no tagged folding); no fold is planned to read more than
-          `sample_budget` samples (learned per query shape from the server's stats);
-        - a fold that fails by a query's fault is retried query by query; one that
-          fails by the server's fault gives each query the same error;
-        - answers equal what each query would get alone (series, values, warnings).
+          query per figure, then those and the other queries joined by tagged `or`,
+          up to `fold` parts per query (`fold=1`: no tagged folding); no fold is
+          planned to read more than `sample_budget` samples (learned per query
+          shape from the server's stats);
+        - a fold refused for one of its queries (a query fault) is retried part by
+          part, and a merged figure member by member; one that fails by the
+          server's fault gives each of its queries the same error;
+        - answers equal what each query would get alone (series and values); a
+          fold's warnings (partial data) are on each of its queries' answers.
         """
         unique = list(dict.fromkeys(queries))
         by_params: dict[tuple, list[Query]] = {}
         for query in unique:
             by_params.setdefault(_params_key(query), []).append(query)
-        units: list[_Unit] = []
+        pending: list[_Unit] = []
         for group in by_params.values():
-            units += self._plan(group, max(1, fold))
+            pending += self._plan(group, max(1, fold))
         answers: dict[Query, Answer] = {}
-        retry: list[Query] = []
-        for unit, outcome in zip(units, self._send_units(units)):
-            if isinstance(outcome, QueryError):
-                if len(unit.members) > 1 and not outcome.server_fault:
-                    retry += unit.members  # one bad query fails the fold: each on its own finds which
+        sent: list[_Unit] = []
+        while pending:
+            retry: list[_Unit] = []
+            for unit, outcome in zip(pending, self._send_units(pending)):
+                if not isinstance(outcome, QueryError):
+                    answers.update(outcome)
+                elif not outcome.server_fault and (instead := unit.retry_units(self._single)):
+                    retry += instead  # one bad query fails the fold: its parts on their own find which
+                    self.stats.count_retried()
                 else:
                     answers.update({q: _own_error(outcome, q.query) for q in unit.members})
-            else:
-                answers.update(outcome)
-        if retry:
-            singles = [self._single(q) for q in retry]
-            for unit, outcome in zip(singles, self._send_units(singles)):
-                query = unit.members[0]
-                answers[query] = _own_error(outcome, query.query) if isinstance(outcome, QueryError) \
-                    else outcome[query]
+            sent += pending
+            pending = retry
+        self._learn(sent)
         return answers
 
+    def _learn(self, units: list[_Unit]) -> None:
+        """Samples per member by shape, from this batch's answered folds.
+
+        A fold's samples are shared among its members in proportion to the estimates
+        it was planned on; a shape keeps the largest share seen in the batch, so the
+        next batch's folds are cut on the heaviest of its kind (and it may shrink again).
+        """
+        observed: dict[str, float] = {}
+        for unit in units:
+            if unit.samples is None:
+                continue
+            planned = sum(unit.estimates)
+            for key, estimate in zip(unit.shapes, unit.estimates):
+                share = unit.samples * (estimate / planned if planned > 0 else 1 / len(unit.shapes))
+                observed[key] = max(observed.get(key, 0.0), share)
+        self._samples_per_member.update(observed)
+
     def _plan(self, group: list[Query], fold: int) -> list[_Unit]:
-        """The HTTP queries for queries sharing evaluation parameters."""
+        """The HTTP queries for queries sharing evaluation parameters: merges and single queries,
+        joined by tagged `or` up to `fold` at a time and within the sample budget."""
         by_family = {q.family: q for q in group if q.family is not None}
-        merges, lone = plan_merges(by_family) if by_family else ({}, [])
-        units = []
+        merges, _ = plan_merges(by_family) if by_family else ({}, [])
+        atoms = []
         for merge, values in merges.items():
-            units += self._merge_units(merge, {by_family[f]: v for f, v in values.items()})
+            atoms += self._merge_units(merge, {by_family[f]: v for f, v in values.items()})
         merged = {by_family[f] for members in merges.values() for f in members}
-        plain = [q for q in group if q not in merged]
-        if fold == 1:
-            return units + [self._single(q) for q in plain]
         # Queries of one shape together, so a fold's learned samples stay meaningful.
-        plain.sort(key=lambda q: shape(q.query))
-        return units + [self._tagged_unit(chunk) for chunk in
-                        self._chunks([(q, shape(q.query), self._estimate(q, shape(q.query))) for q in plain],
-                                     fold)]
+        atoms += [self._single(q) for q in sorted((q for q in group if q not in merged), key=lambda q: shape(q.query))]
+        if fold == 1:
+            return atoms
+        return [self._tagged_unit(chunk)
+                for chunk in self._chunks([(a, a.shapes[0] if len(set(a.shapes)) == 1 else "", sum(a.estimates))
+                                           for a in atoms], fold)]
 
     def _estimate(self, query: Query, key: str, text: str | None = None) -> float:
         learned = self._samples_per_member.get(key)
@@ -489,37 +567,50 @@ class PrometheusSource:
         return lookback_seconds(text or query.query) * ASSUMED_SAMPLES_PER_SECOND * _steps(query)
 
     def _chunks(self, items: list[tuple[Any, str, float]], fold: int) -> list[list[Any]]:
-        """Consecutive items cut at `fold` items or at the sample budget, whichever comes first."""
+        """Items in chunks of at most `fold` items and the sample budget.
+
+        When everything fits in one chunk there is nothing to cut. Otherwise a chunk
+        holds items of one shape only: what it read then tells exactly what one of
+        them reads (`_learn`), and the next batch's chunks are cut on that.
+        """
+        if len(items) <= fold and sum(estimate for _, _, estimate in items) <= self.sample_budget:
+            return [[item for item, _, _ in items]] if items else []
         chunks: list[list[Any]] = []
         current: list[Any] = []
-        samples = 0.0
-        for item, _key, estimate in items:
-            if current and (len(current) >= fold or samples + estimate > self.sample_budget):
+        samples, current_key = 0.0, None
+        for item, key, estimate in items:
+            if current and (len(current) >= fold or samples + estimate > self.sample_budget or key != current_key):
                 chunks.append(current)
                 current, samples = [], 0.0
             current.append(item)
             samples += estimate
+            current_key = key
         if current:
             chunks.append(current)
         return chunks
 
     def _single(self, query: Query) -> _Unit:
         def split(result: InstantResult | RangeResult) -> dict[Query, InstantResult | RangeResult]:
-            return {query: result}
+            return {query: result if result.query == query.query else dataclasses.replace(result, query=query.query)}
 
-        return _Unit(query.query, [query], split, [shape(query.query)])
+        key = shape(query.query)
+        return _Unit(query.query, [query], split, [key], [self._estimate(query, key)])
 
-    def _tagged_unit(self, members: list[Query]) -> _Unit:
-        if len(members) == 1:
-            return self._single(members[0])
-        text = tagged_fold([q.query for q in members])
+    def _tagged_unit(self, parts: list[_Unit]) -> _Unit:
+        """One query answering every part (tagged `or`); a part's share is split its own way."""
+        if len(parts) == 1:
+            return parts[0]
+        text = tagged_fold([part.text for part in parts])
 
         def split(result: InstantResult | RangeResult) -> dict[Query, InstantResult | RangeResult]:
-            index = {str(i): q for i, q in enumerate(members)}
-            return _split(result, members, lambda labels: [index[labels[TAG_LABEL]]]
-                          if labels.get(TAG_LABEL) in index else [], strip=TAG_LABEL)
+            answers: dict[Query, InstantResult | RangeResult] = {}
+            for i, share in enumerate(_tag_shares(result, len(parts))):
+                answers.update(parts[i].split(share))
+            return answers
 
-        return _Unit(text, list(members), split, [shape(q.query) for q in members])
+        return _Unit(text, [q for part in parts for q in part.members], split,
+                     [k for part in parts for k in part.shapes], [e for part in parts for e in part.estimates],
+                     parts=list(parts))
 
     def _merge_units(self, merge: Merge, values: dict[Query, str]) -> list[_Unit]:
         """One query per chunk of the label's values (chunked by the sample budget)."""
@@ -541,7 +632,7 @@ class PrometheusSource:
                               strip=merge.label if merge.strip_label else None)
 
             # One learned figure per label value: a value's queries read the same series.
-            units.append(_Unit(merge.query(chunk), members, split, [key] * len(chunk)))
+            units.append(_Unit(merge.query(chunk), members, split, [key] * len(chunk), [estimate] * len(chunk)))
         return units
 
     def _send_units(self, units: list[_Unit]) -> list[dict[Query, InstantResult | RangeResult] | QueryError]:
@@ -551,17 +642,17 @@ class PrometheusSource:
                 if isinstance(first, InstantQuery):
                     data, warnings, samples = self._call(
                         "query", unit.text, {"query": unit.text, "time": f"{first.at.timestamp():.3f}"})
-                    result: InstantResult | RangeResult = _instant_result(unit.text, first.at, data, warnings)
+                    with self._counting_bad_answers():
+                        result: InstantResult | RangeResult = _instant_result(unit.text, first.at, data, warnings)
                 else:
                     data, warnings, samples = self._call(
                         "query_range", unit.text, _range_params(unit.text, first.start, first.end, first.step))
-                    result = _range_result(unit.text, first.start, first.end, first.step, data, warnings)
+                    with self._counting_bad_answers():
+                        result = _range_result(unit.text, first.start, first.end, first.step, data, warnings)
                 answers = unit.split(result)
             except QueryError as exc:
                 return exc
-            if samples is not None and unit.shapes:
-                for key in set(unit.shapes):
-                    self._samples_per_member[key] = samples / len(unit.shapes)
+            unit.samples = samples
             return answers
 
         if len(units) <= 1 or self.max_concurrency == 1:
@@ -615,7 +706,10 @@ class PrometheusSource:
         try:
             response = self._session.post(f"{self.url}/api/v1/{endpoint}", data=params, stream=True,
                                           timeout=(self.timeout, self.timeout), allow_redirects=False)
-            return response.status_code, self._read_body(query, response)
+            body = self._read_body(query, response)
+            if deadline.expired:  # the shut-down socket read as an early end of the answer
+                raise self._timed_out(query)
+            return response.status_code, body
         except requests.Timeout:
             raise self._timed_out(query) from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
@@ -628,9 +722,11 @@ class PrometheusSource:
                 raise UnexpectedResponse(query, f"the response ended early from {self.url}") from None
             reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
             raise PrometheusUnavailable(query, f"{reason}: {self.url}") from None
-        except requests.RequestException as exc:
+        except (requests.RequestException, UnexpectedResponse) as exc:
             if deadline.expired:
                 raise self._timed_out(query) from None
+            if isinstance(exc, UnexpectedResponse):
+                raise
             raise PrometheusUnavailable(query, f"request failed: {type(exc).__name__}: {self.url}") from None
         finally:
             timer.cancel()
@@ -698,26 +794,30 @@ def _samples_read(data: dict) -> int | None:
 
 def _value(query: str, point: object, where: str) -> tuple[float, float | None]:
     """(timestamp, value) of a `[unix seconds, "value"]` pair; NaN is None."""
+    if type(point) is list and len(point) == 2:
+        timestamp, text = point
+        if type(text) is str and type(timestamp) in (int, float):
+            try:
+                value = float(text)
+            except ValueError:
+                raise UnexpectedResponse(query, f"{where}: sample value {text[:40]!r} is not a number") from None
+            if math.isfinite(timestamp):
+                return float(timestamp), None if value != value else value
+    # The slow path says what is wrong.
     if not (isinstance(point, list) and len(point) == 2):
         raise UnexpectedResponse(query, f"{where}: a sample is not a [timestamp, \"value\"] pair")
     timestamp, text = point
-    if not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool) or not math.isfinite(timestamp):
-        raise UnexpectedResponse(query, f"{where}: sample timestamp {timestamp!r} is not a number")
     if not isinstance(text, str):
         raise UnexpectedResponse(query, f"{where}: sample value {text!r} is not a string")
-    try:
-        value = float(text)
-    except ValueError:
-        raise UnexpectedResponse(query, f"{where}: sample value {text[:40]!r} is not a number") from None
-    return float(timestamp), None if math.isnan(value) else value
+    raise UnexpectedResponse(query, f"{where}: sample timestamp {timestamp!r} is not a number")
 
 
 def _labels(query: str, item: object, where: str) -> dict[str, str]:
     if not isinstance(item, dict):
         raise UnexpectedResponse(query, f"{where}: a series is not an object")
     labels = item.get("metric")
-    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                               for k, v in labels.items()):
+    # JSON object keys are always strings; values must be too.
+    if type(labels) is not dict or any(type(v) is not str for v in labels.values()):
         raise UnexpectedResponse(query, f"{where}: a series' \"metric\" is not an object of string labels")
     if "histogram" in item or "histograms" in item:
         raise UnexpectedResponse(query, f"{where}: native histogram samples are not supported")
@@ -797,6 +897,22 @@ def _own_error(error: QueryError, query: str) -> QueryError:
     if error.query == query:
         return error
     return type(error)(query, error.message, error.error_type, error.status)
+
+
+def _tag_shares(result: InstantResult | RangeResult, count: int) -> list[InstantResult | RangeResult]:
+    """A tagged fold's answer as `count` answers, one per tag (the tag label removed)."""
+    shares: list[list] = [[] for _ in range(count)]
+    items = result.samples if isinstance(result, InstantResult) else result.series
+    for item in items:
+        labels = dict(item.labels)
+        index = labels.pop(TAG_LABEL, "")
+        if index.isdigit() and int(index) < count:
+            shares[int(index)].append(Sample(labels, item.value) if isinstance(item, Sample)
+                                      else RangeSeries(labels, item.timestamps, item.values))
+    if isinstance(result, InstantResult):
+        return [InstantResult(result.query, result.at, share, result.warnings) for share in shares]
+    return [RangeResult(result.query, result.start, result.end, result.step, share, result.warnings)
+            for share in shares]
 
 
 def _split(result: InstantResult | RangeResult, members: list[Query],
