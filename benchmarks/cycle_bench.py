@@ -15,9 +15,15 @@ file. Measured in one process, on one server:
   records, one cycle at T+1m from a copy of the state the direct cycle at T left,
   so both warm cycles take the same step from the same state.
 For each: wall time (and its split over the SLO, drift and cost producers and the
-rest: rules, alert state, notifications), HTTP queries (`PrometheusSource.stats`),
+rest: rules, alert state, notifications), HTTP queries and the samples Prometheus
+read for them (`PrometheusSource.stats`, from `stats=all`'s totalQueryableSamples),
 RSS now (/proc/self/statm) and peak RSS so far (ru_maxrss: it only grows, so it is
-read after each phase; the naive loop runs first to get its own peak).
+read after each phase; the naive loop runs first to get its own peak). Each figure
+is also printed as a ratio to the naive loop's.
+
+The cycles are incremental: the cold cycle (a new state file) backfills the closed
+hours the weekly cost needs and asks the drift reference windows; the warm cycles
+reuse them (monitor.cost.hourly, monitor.incremental.answers).
 
 The fleet: the simulated fleet's history (the test suite's cached blocks when
 present, else simulated and backfilled in a child process so its arrays do not
@@ -37,12 +43,12 @@ As in the daemon, the rules and SLO specs are loaded once per config
 timed and keeping its results for the recorded series. Drift and cost are the
 pipeline's own.
 
-Memory over 500 cycles: a 1,000-SLO cycle takes tens of seconds here, so 500 of
-them would take hours. The 500-cycle run uses the simulated fleet's own
-fraud-detector SLO file and model with the default rules, in direct mode, stepping
-a minute per cycle while its slow-burn ticket and the stale-pipeline alert fire and
-resolve. Every producer and the rules, state and notifications run each cycle, so
-a per-cycle leak shows at either size. RSS is printed every 50 cycles with the growth per 100.
+Memory over 500 cycles: the 1,000-SLO, 100-model config in recorded mode, from the
+state the recorded warm cycle left, stepping a minute per cycle (so hours close,
+the weekly cost is rebuilt from them and the drift reference windows move). The
+recorded series are backfilled over those minutes too (every 5 minutes, which the
+5-minute lookback spreads over each minute). RSS is printed every 50 cycles with the
+growth per 100, and the cycle times and queries.
 
 Run: .venv/bin/python benchmarks/cycle_bench.py
 """
@@ -73,7 +79,6 @@ from monitor.cost import queries as cost_queries  # noqa: E402
 from monitor.cost.presets import gpu_matchers, resolve_model_metrics  # noqa: E402
 from monitor.durations import format_duration  # noqa: E402
 from monitor.pipeline import (  # noqa: E402
-    CycleReport,
     Definitions,
     SignalProducer,
     cost_producer,
@@ -82,9 +87,7 @@ from monitor.pipeline import (  # noqa: E402
     run_cycle,
 )
 from monitor.signals import Signal  # noqa: E402
-from monitor.simulate.fleet import FLEET  # noqa: E402
 from monitor.simulate.local_prometheus import LocalPrometheus, backfill  # noqa: E402
-from monitor.simulate.writers import fleet_config  # noqa: E402
 from monitor.slo import EvaluationMode, SloResult, evaluate_slos, load_slo_specs, slo_signals  # noqa: E402
 from monitor.slo.spec import SloSpec  # noqa: E402
 from monitor.sources.prometheus import PrometheusSource, escape_label_value  # noqa: E402
@@ -94,8 +97,7 @@ OBJECTIVES_PERCENT = (99.0, 99.5, 99.9, 99.95)
 # Ten hours before the fleet's end: fraud-detector's slow burn is under way, the
 # user-features pipeline is stale and search-embedder's latency regression starts.
 CYCLE_AT = FLEET_END - timedelta(hours=10)
-LEAK_MODEL = "fraud-detector"
-RSS_EVERY_CYCLES = 50
+RSS_EVERY_CYCLES = 25
 PAGE_SIZE_KIB = resource.getpagesize() // 1024
 
 
@@ -118,6 +120,8 @@ def mib(kib: float) -> str:
 
 def write_bench_slos(directory: Path, count: int) -> None:
     """`count` Sloth SLOs (fleet_history.bench_sli), one file per service."""
+    from monitor.simulate.fleet import FLEET  # the simulator stays out of the measured child process
+
     directory.mkdir(parents=True, exist_ok=True)
     by_service: dict[str, list[dict]] = {}
     for n in range(count):
@@ -134,6 +138,8 @@ def write_bench_slos(directory: Path, count: int) -> None:
 
 def bench_models(fleet_models: list[dict], count: int) -> list[dict]:
     """The fleet's models replicated to `count`, each under its own name and `bench_id` matcher."""
+    from monitor.simulate.fleet import FLEET
+
     models = []
     for n in range(count):
         original = fleet_models[n % len(fleet_models)]
@@ -149,7 +155,9 @@ def bench_models(fleet_models: list[dict], count: int) -> list[dict]:
 
 
 def write_configs(sim_dir: Path, out: Path, url: str, slo_count: int, model_count: int) -> dict[str, Path]:
-    """monitor.yaml files: the benchmark fleet in direct and recorded mode, and the leak check's."""
+    """monitor.yaml files: the benchmark fleet in direct and recorded mode."""
+    from monitor.simulate.writers import fleet_config
+
     out.mkdir(parents=True, exist_ok=True)
     write_bench_slos(out / "slos", slo_count)
     shutil.copytree(sim_dir / "rules", out / "rules")
@@ -161,10 +169,6 @@ def write_configs(sim_dir: Path, out: Path, url: str, slo_count: int, model_coun
                   "models": bench_models(fleet["models"], model_count)}
         paths[mode] = out / f"monitor-{mode}.yaml"
         paths[mode].write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    leak = {**fleet, "state": {"path": "state-leak-check.db"}, "slos": [f"slos/{LEAK_MODEL}.yaml"],
-            "models": [m for m in fleet["models"] if m["name"] == LEAK_MODEL]}
-    paths["leak"] = sim_dir / "monitor-leak-check.yaml"
-    paths["leak"].write_text(yaml.safe_dump(leak, sort_keys=False), encoding="utf-8")
     return paths
 
 
@@ -177,16 +181,20 @@ class StageTimes:
     definitions: Definitions
     seconds: dict[str, float] = field(default_factory=dict)
     queries: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
+    rss_after: dict[str, int] = field(default_factory=dict)
     slo_results: list[SloResult] = field(default_factory=list)
 
     def timed(self, name: str, produce: SignalProducer) -> SignalProducer:
         def run(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
-            started, made = time.perf_counter(), source.stats.queries
+            started, made, read = time.perf_counter(), source.stats.queries, source.stats.samples
             try:
                 return produce(source, config, at, store)
             finally:
                 self.seconds[name] = time.perf_counter() - started
                 self.queries[name] = source.stats.queries - made
+                self.samples[name] = source.stats.samples - read
+                self.rss_after[name] = rss_kib()
         return run
 
     def slo_producer_for_mode(self, source: PrometheusSource, config: Config, at: datetime,
@@ -194,7 +202,7 @@ class StageTimes:
         """The pipeline's SLO evaluation of the loaded specs (config's mode and min events); keeps the results."""
         specs = list(self.definitions.slo_specs)
         self.slo_results = evaluate_slos(source, specs, at, mode=EvaluationMode(config.slo_evaluation),
-                                         min_events=config.slo_min_events)
+                                         min_events=config.slo_min_events, store=store)
         return slo_signals(self.slo_results) if specs else []
 
     def producers(self) -> tuple[SignalProducer, ...]:
@@ -204,22 +212,39 @@ class StageTimes:
 
 @dataclass
 class Cycle:
+    """What one measured cycle did (plain values: it crosses from the child process)."""
+
     at: datetime
     seconds: float
-    report: CycleReport
-    stages: StageTimes
+    queries: int
+    signals: int
+    firing: int
+    notifications: int
+    stage_seconds: dict[str, float]
+    stage_queries: dict[str, int]
+    stage_samples: dict[str, int]
+    stage_rss_kib: dict[str, int]
     rss_kib: int
     peak_rss_kib: int
+    samples: int
+    max_query_samples: int
 
 
-def one_cycle(config: Config, store: StateStore, source: PrometheusSource, at: datetime) -> Cycle:
+def one_cycle(config: Config, store: StateStore, source: PrometheusSource, at: datetime
+              ) -> tuple[Cycle, list[SloResult]]:
+    """One timed cycle, and its SLO results."""
     stages = StageTimes(load_definitions(config))  # the daemon's load at start, outside the timing
+    read = source.stats.samples
     started = time.perf_counter()
     report = run_cycle(config, store, source, at, definitions=stages.definitions, producers=stages.producers())
     seconds = time.perf_counter() - started
     if not report.ok:
         raise SystemExit(f"the cycle at {at:%H:%M} failed: {report.error}")
-    return Cycle(at, seconds, report, stages, rss_kib(), peak_rss_kib())
+    firing = sum(alert.state.value == "firing" for alert in report.alerts.values())
+    return Cycle(at, seconds, report.queries, len(report.signals), firing, len(report.notifications),
+                 dict(stages.seconds), dict(stages.queries), dict(stages.samples), dict(stages.rss_after), rss_kib(),
+                 peak_rss_kib(),
+                 source.stats.samples - read, source.stats.max_query_samples), stages.slo_results
 
 
 def copy_state(source_path: Path, target_path: Path) -> None:
@@ -276,6 +301,7 @@ class Naive:
     slo_sample: int
     model_sample: int
     peak_rss_kib: int
+    samples: int
 
 
 def run_naive(config: Config, specs: list[SloSpec], at: datetime, slo_sample: int, model_sample: int) -> Naive:
@@ -285,50 +311,86 @@ def run_naive(config: Config, specs: list[SloSpec], at: datetime, slo_sample: in
         started = time.perf_counter()
         slo_queries = naive_slo_loop(source, specs[:slo_sample], at)
         slo_seconds = time.perf_counter() - started
+        slo_samples = source.stats.samples
         started = time.perf_counter()
         model_queries = naive_model_loop(source, sampled, at)
         model_seconds = time.perf_counter() - started
+        model_samples = source.stats.samples - slo_samples
     slo_scale, model_scale = len(specs) / slo_sample, len(config.models) / model_sample
     slo_seconds, slo_queries = slo_seconds * slo_scale, round(slo_queries * slo_scale)
     model_seconds, model_queries = model_seconds * model_scale, round(model_queries * model_scale)
     return Naive(slo_seconds + model_seconds, slo_queries + model_queries, slo_seconds, slo_queries,
-                 model_seconds, model_queries, slo_sample, model_sample, peak_rss_kib())
+                 model_seconds, model_queries, slo_sample, model_sample, peak_rss_kib(),
+                 round(slo_samples * slo_scale + model_samples * model_scale))
 
 
 # -- the 500-cycle memory check ------------------------------------------------------
 
 @dataclass
 class LeakCheck:
-    config: Config
+    model_count: int
     slo_count: int
+    rss_before_kib: int     # the process's RSS after its imports and config load, before any cycle
+    peak_rss_kib: int
     rss_by_cycle: dict[int, int]
     seconds: float
     transitions: int
     notifications: int
+    cycle_seconds: list[float]
+    cycle_queries: list[int]
 
 
-def leak_check(config: Config, start: datetime, cycles: int) -> LeakCheck:
+def recorded_phase(config_path: str, warm_at: datetime, leak_from: datetime, cycles: int
+                   ) -> tuple[Cycle, LeakCheck]:
+    """In a fresh process: a warm-up cycle, the warm recorded cycle, then `cycles` more a minute apart
+    on the same state."""
+    config = load_config(config_path)
+    rss_before = rss_kib()
+    state = config.resolve_path(config.state.path)
+    warm_up = Path(f"{state}.warm-up")
+    copy_state(Path(state), warm_up)
+    with PrometheusSource.from_config(config.prometheus) as source:
+        # The process's first cycle loads the compiled drift kernels and the cached
+        # profiles: a warm-up on a copy of the state, then the measured cycle on the state.
+        with StateStore(warm_up) as store:
+            one_cycle(config, store, source, warm_at)
+        with StateStore(state) as store:
+            recorded, _ = one_cycle(config, store, source, warm_at)
+    print(f"  (recorded cycle: {recorded.seconds:.2f}s, {recorded.queries} queries, "
+          f"{ {k: round(v, 2) for k, v in recorded.stage_seconds.items()} }, peak RSS {mib(recorded.peak_rss_kib)})",
+          flush=True)
+    return recorded, leak_check(config, leak_from, cycles, rss_before)
+
+
+def leak_check(config: Config, start: datetime, cycles: int, rss_before: int) -> LeakCheck:
     """`cycles` cycles a minute apart on one state file and source, RSS every RSS_EVERY_CYCLES."""
     store = StateStore(config.resolve_path(config.state.path))
     source = PrometheusSource.from_config(config.prometheus)
     rss_by_cycle = {0: rss_kib()}
     transitions = notifications = 0
     definitions = load_definitions(config)
+    cycle_seconds: list[float] = []
+    cycle_queries: list[int] = []
     started = time.perf_counter()
     try:
         for index in range(1, cycles + 1):
+            cycle_started = time.perf_counter()
             report = run_cycle(config, store, source, start + timedelta(minutes=index - 1), definitions=definitions)
+            cycle_seconds.append(time.perf_counter() - cycle_started)
+            cycle_queries.append(report.queries)
             if not report.ok:
                 raise SystemExit(f"leak check cycle {index} failed: {report.error}")
             transitions += len(report.transitions)
             notifications += len(report.notifications)
             if index % RSS_EVERY_CYCLES == 0 or index == cycles:
                 rss_by_cycle[index] = rss_kib()
+                print(f"  (memory check: {index} cycles, last {cycle_seconds[-1]:.2f}s, RSS {mib(rss_by_cycle[index])})",
+                      flush=True)
     finally:
         source.close()
         store.close()
-    return LeakCheck(config, len(definitions.slo_specs), rss_by_cycle, time.perf_counter() - started,
-                     transitions, notifications)
+    return LeakCheck(len(config.models), len(definitions.slo_specs), rss_before, peak_rss_kib(), rss_by_cycle,
+                     time.perf_counter() - started, transitions, notifications, cycle_seconds, cycle_queries)
 
 
 # -- main ----------------------------------------------------------------------------
@@ -369,60 +431,76 @@ def measure(args: argparse.Namespace, tmp: Path, sim_dir: Path, server: LocalPro
     store_path = direct_config.resolve_path(direct_config.state.path)
     with PrometheusSource.from_config(direct_config.prometheus) as source:
         with StateStore(store_path) as store:
-            cold = one_cycle(direct_config, store, source, cold_at)
+            cold, _ = one_cycle(direct_config, store, source, cold_at)
         copy_state(store_path, recorded_config.resolve_path(recorded_config.state.path))
         with StateStore(store_path) as store:
-            direct = one_cycle(direct_config, store, source, warm_at)
+            direct, slo_results = one_cycle(direct_config, store, source, warm_at)
 
+    # The recorded series for the warm cycle and the leak check's minutes after it, every
+    # 4 minutes (the 5-minute lookback covers each minute between).
+    leak_from = warm_at + timedelta(minutes=1)
     started = time.perf_counter()
-    write_recorded_series(direct.stages.slo_results, warm_at, tmp / "recorded.om")
+    write_recorded_series(slo_results, leak_from + timedelta(minutes=args.leak_cycles),
+                          tmp / "recorded.om", minutes=args.leak_cycles + 12, every_minutes=4)
     server.stop()
     backfill(tmp / "recorded.om", server.data_dir)
+    (tmp / "recorded.om").unlink()
     server.start()
-    print(f"recorded series for {len(specs)} SLOs written and backfilled in {time.perf_counter() - started:.1f}s")
-    with PrometheusSource.from_config(recorded_config.prometheus) as source:
-        with StateStore(recorded_config.resolve_path(recorded_config.state.path)) as store:
-            recorded = one_cycle(recorded_config, store, source, warm_at)
-
-    leak = leak_check(load_config(paths["leak"]), CYCLE_AT, args.leak_cycles)
+    print(f"recorded series for {len(specs)} SLOs over {args.leak_cycles + 12} minutes written and backfilled "
+          f"in {time.perf_counter() - started:.1f}s")
+    # The recorded cycle and the memory check in a fresh process that imports what the
+    # daemon imports (not the simulator): its RSS and peak RSS are the daemon's.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        recorded, leak = pool.submit(recorded_phase, str(paths["recorded"]), warm_at, leak_from,
+                                     args.leak_cycles).result()
     report(len(specs), len(direct_config.models), rss_start, peak_start, naive, cold, direct, recorded, leak)
+
+
+def ratio(naive: float, ours: float) -> str:
+    return f"{naive / ours:.1f}x" if ours else "inf"
 
 
 def report(slo_count: int, model_count: int, rss_start: int, peak_start: int, naive: Naive, cold: Cycle,
            direct: Cycle, recorded: Cycle, leak: LeakCheck) -> None:
     print(f"{slo_count} SLOs, {model_count} models, default rules; cold cycle at {cold.at:%Y-%m-%dT%H:%MZ}, "
           f"warm cycles a minute later; RSS before any cycle {mib(rss_start)} (peak {mib(peak_start)})")
-    print(f"naive loop (baseline): {naive.seconds:7.2f}s  {naive.queries:5d} queries  "
+    print(f"naive loop (baseline): {naive.seconds:7.2f}s  {naive.queries:5d} queries  {naive.samples:,} samples  "
           f"(SLOs {naive.slo_seconds:.2f}s / {naive.slo_queries}, measured on {naive.slo_sample}; "
           f"models {naive.model_seconds:.2f}s / {naive.model_queries}, measured on {naive.model_sample}); "
           f"peak RSS {mib(naive.peak_rss_kib)}")
     for name, cycle in (("direct, cold", cold), ("direct", direct), ("recorded", recorded)):
-        firing = sum(alert.state.value == "firing" for alert in cycle.report.alerts.values())
-        print(f"{name + ' cycle:':22s} {cycle.seconds:7.2f}s  {cycle.report.queries:5d} queries  "
-              f"-> {naive.seconds / cycle.seconds:4.1f}x faster, {naive.queries / cycle.report.queries:4.1f}x "
-              f"fewer queries than naive; RSS {mib(cycle.rss_kib)}, peak {mib(cycle.peak_rss_kib)}")
-        stages = cycle.stages
-        split = ", ".join(f"{stage} {seconds:.2f}s/{stages.queries[stage]}q" for stage, seconds in
-                          stages.seconds.items())
-        rest = cycle.seconds - sum(stages.seconds.values())
-        print(f"{'':23s}{split}, rules+state+notifications {rest:.2f}s; {len(cycle.report.signals)} signals, "
-              f"{firing} alerts firing, {len(cycle.report.notifications)} notifications queued")
+        print(f"{name + ' cycle:':22s} {cycle.seconds:7.2f}s  {cycle.queries:5d} queries  "
+              f"{cycle.samples:,} samples (largest query so far {cycle.max_query_samples:,}); "
+              f"RSS {mib(cycle.rss_kib)}, peak {mib(cycle.peak_rss_kib)}")
+        print(f"{'':23s}vs naive: {ratio(naive.seconds, cycle.seconds)} faster, "
+              f"{ratio(naive.queries, cycle.queries)} fewer queries, "
+              f"{ratio(naive.samples, cycle.samples)} fewer samples; peak RSS "
+              f"{cycle.peak_rss_kib / naive.peak_rss_kib:.2f}x the naive loop's")
+        split = ", ".join(f"{stage} {seconds:.2f}s/{cycle.stage_queries[stage]}q/"
+                          f"{cycle.stage_samples[stage]:,} samples/RSS after {mib(cycle.stage_rss_kib[stage])}"
+                          for stage, seconds in cycle.stage_seconds.items())
+        rest = cycle.seconds - sum(cycle.stage_seconds.values())
+        print(f"{'':23s}{split}, rules+state+notifications {rest:.2f}s; {cycle.signals} signals, "
+              f"{cycle.firing} alerts firing, {cycle.notifications} notifications queued")
+    print(f"{'':23s}(the recorded cycle and the memory check run in a fresh process importing what the daemon "
+          f"does: RSS {mib(leak.rss_before_kib)} after imports and config, before any cycle)")
     steps = sorted(leak.rss_by_cycle)
     cycles = steps[-1]
-    print(f"memory over {cycles} cycles: the fleet's own {LEAK_MODEL} SLO file ({leak.slo_count} SLO) and "
-          f"model and the default rules, direct mode, a minute apart from {CYCLE_AT:%H:%MZ} "
-          f"(a {slo_count:,}-SLO cycle takes {direct.seconds:.0f}s here: {cycles} of them would take "
-          f"~{cycles * direct.seconds / 3600:.1f}h)")
-    print(f"  {leak.seconds:.0f}s, {leak.seconds / cycles * 1000:.0f} ms per cycle; {leak.transitions} alert "
-          f"transitions, {leak.notifications} notifications queued")
+    print(f"memory over {cycles} cycles: the {leak.slo_count:,}-SLO, {leak.model_count}-model config, "
+          f"recorded mode, a minute apart from {recorded.at + timedelta(minutes=1):%H:%MZ}")
+    seconds = sorted(leak.cycle_seconds)
+    print(f"  {leak.seconds:.0f}s; per cycle median {statistics.median(seconds):.2f}s, "
+          f"p95 {seconds[int(0.95 * (len(seconds) - 1))]:.2f}s, max {seconds[-1]:.2f}s; queries per cycle median "
+          f"{statistics.median(leak.cycle_queries):.0f}, max {max(leak.cycle_queries)}; "
+          f"{leak.transitions} alert transitions, {leak.notifications} notifications queued")
     print("  RSS after cycle " + ", ".join(f"{c}: {mib(leak.rss_by_cycle[c])}" for c in steps))
+    print(f"  peak RSS of that process over the recorded cycle and all {cycles} cycles: {mib(leak.peak_rss_kib)}")
     settled = [c for c in steps if c >= 100]
     if len(settled) >= 2:
         slope = statistics.linear_regression(settled, [leak.rss_by_cycle[c] for c in settled]).slope
         print(f"  growth from cycle {settled[0]} to {cycles}: "
               f"{(leak.rss_by_cycle[cycles] - leak.rss_by_cycle[settled[0]]) / 1024:+.1f} MiB "
               f"(least-squares slope {slope * 100:+.0f} KiB per 100 cycles)")
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,11 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import monitor.simulate.fleet as fleet_module
-import monitor.simulate.writers as writers_module
-from monitor.simulate.fleet import FLEET, generate_fleet
 from monitor.simulate.local_prometheus import backfill
-from monitor.simulate.writers import write_fleet
 from monitor.slo.evaluate import ERROR_RATIO_RECORD, TOTAL_RATE_RECORD, SloResult, slo_windows
 from monitor.slo.spec import EventsSli, SloSpec, render_window
 from monitor.sources.prometheus import PrometheusSource, escape_label_value
@@ -41,6 +37,11 @@ class FleetHistory:
 
 def cached_sim_dir() -> Path | None:
     """The test suite's written fleet with backfilled blocks, when present (same key as tests/conftest.py)."""
+    # The simulator (scipy, pandas) is imported only where used: the benchmarks measure
+    # the daemon's memory in processes that import this module.
+    import monitor.simulate.fleet as fleet_module
+    import monitor.simulate.writers as writers_module
+
     digest = hashlib.sha256()
     for module in (fleet_module, writers_module):
         digest.update(Path(module.__file__).read_bytes())
@@ -58,6 +59,9 @@ def prepare_history(tmp: Path) -> FleetHistory:
         shutil.copytree(cached / "blocks", data)
         shutil.copytree(cached, sim, ignore=lambda directory, _names: ["blocks"] if Path(directory) == cached else [])
     else:
+        from monitor.simulate.fleet import generate_fleet
+        from monitor.simulate.writers import write_fleet
+
         fleet = generate_fleet(days=FLEET_DAYS, seed=FLEET_SEED, end=FLEET_END)
         paths = write_fleet(fleet, sim)
         backfill(paths["metrics"], data)
@@ -73,6 +77,8 @@ def bench_sli(n: int) -> tuple[str, EventsSli]:
     series satisfies: each SLI selects the same series as the fleet's own, but no two
     share a query, so dedup does not flatter the batched modes.
     """
+    from monitor.simulate.fleet import FLEET
+
     service = FLEET[n % len(FLEET)].name
     selector = f'service="{escape_label_value(service)}",bench_id!="{n}"'
     if n % 3 == 2:
@@ -86,18 +92,20 @@ def bench_sli(n: int) -> tuple[str, EventsSli]:
         total_query=f"sum(rate(http_requests_total{{{selector}}}[{{{{.window}}}}]))")
 
 
-def write_recorded_series(results: list[SloResult], at: datetime, path: Path) -> None:
-    """The series `monitor slo rules` records, as OpenMetrics samples over the 10 minutes before `at`.
+def write_recorded_series(results: list[SloResult], at: datetime, path: Path, minutes: int = 10,
+                          every_minutes: int = 1) -> None:
+    """The series `monitor slo rules` records, as OpenMetrics samples every `every_minutes` over the
+    `minutes` before `at`, each SLO's values as its results at their evaluation time.
 
     Prometheus only evaluates rules at wall-clock now, and backfilling thousands of rules
     with `promtool create-blocks-from rules` takes tens of minutes; tests/test_slo_rules.py
     shows the rule file records exactly these values.
     """
-    stamps = [int((at - timedelta(minutes=m)).timestamp()) for m in range(10, -1, -1)]
+    stamps = [int((at - timedelta(minutes=m)).timestamp()) for m in range(minutes, -1, -every_minutes)]
     with open(path, "w", encoding="utf-8") as out:
         for result in results:
             spec = result.spec
-            for key, window in slo_windows(spec, at).items():
+            for key, window in slo_windows(spec, result.at).items():
                 labels = (f'sloth_id="{escape_label_value(spec.id)}",'
                           f'sloth_service="{escape_label_value(spec.service)}",'
                           f'sloth_slo="{escape_label_value(spec.name)}",sloth_window="{key}"')

@@ -50,12 +50,14 @@ SignalProducer = Callable[[PrometheusSource, Config, datetime, StateStore], list
 
 
 def evaluate_slo_signals(source: PrometheusSource, config: Config, specs: Sequence[SloSpec],
-                         at: datetime) -> list[Signal]:
-    """The SLO signals for `specs`, in the config's evaluation mode and with its minimum events."""
+                         at: datetime, store: StateStore | None = None) -> list[Signal]:
+    """The SLO signals for `specs`, in the config's evaluation mode and with its minimum events.
+
+    With a store, windows over 6 hours come from closed hours kept there (direct mode)."""
     if not specs:
         return []
     results = evaluate_slos(source, list(specs), at, mode=EvaluationMode(config.slo_evaluation),
-                            min_events=config.slo_min_events)
+                            min_events=config.slo_min_events, store=store)
     return slo_signals(results)
 
 
@@ -65,7 +67,7 @@ def slo_producer(source: PrometheusSource, config: Config, at: datetime, store: 
     Reads the SLO files itself; the daemon loads them once per (re)load instead
     (`load_definitions`, then `default_producers`).
     """
-    return evaluate_slo_signals(source, config, load_slo_specs(config), at)
+    return evaluate_slo_signals(source, config, load_slo_specs(config), at, store)
 
 
 def drift_producer(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
@@ -74,8 +76,11 @@ def drift_producer(source: PrometheusSource, config: Config, at: datetime, store
 
 
 def cost_producer(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
-    """Cost per 1k, week-over-week change, inference rates and GPU utilisation."""
-    return cost_signals(source, config, at)
+    """Cost per 1k, week-over-week change, inference rates and GPU utilisation.
+
+    The weekly figures come from closed hours kept in `store`, recomputed hourly
+    (monitor.cost.signals); rates and utilisation are measured every cycle."""
+    return cost_signals(source, config, at, store)
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ def default_producers(definitions: Definitions) -> tuple[SignalProducer, ...]:
 
     def loaded_slo_producer(source: PrometheusSource, config: Config, at: datetime,
                             store: StateStore) -> list[Signal]:
-        return evaluate_slo_signals(source, config, definitions.slo_specs, at)
+        return evaluate_slo_signals(source, config, definitions.slo_specs, at, store)
 
     return (loaded_slo_producer, drift_producer, cost_producer)
 

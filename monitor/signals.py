@@ -51,6 +51,8 @@ CATALOGUE: dict[str, tuple[tuple[str, ...], str]] = {
     # The cycle itself (monitor.definition_errors): 1 per SLO, rule or model whose own
     # query the server rejects; absent once it works again (absence means fixed).
     "definition_error": (("kind", "name", "error"), "1 while the definition's query is rejected as wrong"),
+    # Slow figures computed on their own schedule and reused between cycles (e.g. the weekly cost).
+    "figures_age_seconds": (("figure",), "seconds since the instant the figure describes (its as-of time)"),
 }
 
 # Signals whose absence means false, as a PromQL series that stops matching: they are

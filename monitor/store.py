@@ -175,6 +175,27 @@ MIGRATIONS: list[tuple[int, str]] = [
             updated_at REAL NOT NULL
         );
     """),
+    # Closed periods (monitor.incremental): per series set (what was measured) and
+    # hour (named by its end, unix seconds), whether the hour was measured completely
+    # and the figures measured. Pruned by hour end.
+    (4, """
+        CREATE TABLE closed_periods (
+            series_set TEXT NOT NULL,
+            period_end REAL NOT NULL,
+            measured_at REAL NOT NULL,
+            PRIMARY KEY (series_set, period_end)
+        ) WITHOUT ROWID;
+        CREATE INDEX closed_periods_by_end ON closed_periods (period_end);
+        CREATE TABLE period_values (
+            series_set TEXT NOT NULL,
+            period_end REAL NOT NULL,
+            figure TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (series_set, period_end, figure, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX period_values_by_end ON period_values (period_end);
+    """),
     # Retention (monitor.retention): history is pruned oldest first in small batches,
     # and a parent row (cycle, notification) only once no child references it; these
     # indexes keep each batch and each foreign-key check an index lookup.

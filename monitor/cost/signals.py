@@ -2,10 +2,19 @@
 
 Whole-model signals carry `version=""`; per-version signals carry the version.
 `gpu_utilization` is per model only (GPUs belong to models, not versions).
+
+In the daemon (`cost_signals` with a state store) the trailing-week figures are
+built from closed hours (`monitor.cost.hourly`) once per hour and reused by the
+cycles in between, also across restarts (they are kept in the state store); their
+age is the `figures_age_seconds{figure="cost_weekly"}` signal. Inference rates and
+GPU utilisation over the last minutes are measured every cycle.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Mapping
 
@@ -13,10 +22,13 @@ from monitor.config import Config
 from monitor.cost import queries
 from monitor.cost.allocation import CostReport, ModelCost, cost_per_1k_change
 from monitor.cost.collect import WEEK, Answers, CostWindows, compute_cost_windows
+from monitor.cost.hourly import model_series_set, trailing_weeks
 from monitor.cost.presets import resolve_model_metrics
 from monitor.definition_errors import DefinitionError, DefinitionKind
+from monitor.incremental import PeriodRepository, closed_boundary
 from monitor.signals import Signal
 from monitor.sources.prometheus import InstantQuery, InstantResult, PrometheusSource, QueryError, RangeResult
+from monitor.store import StateStore
 from monitor.timeutil import utc, utc_now
 
 RATE_WINDOW = timedelta(minutes=5)
@@ -32,6 +44,12 @@ def report_signals(current: CostReport, cost_per_1k_change: Mapping[tuple[str, s
                    utilization: Mapping[str, float | None]) -> list[Signal]:
     """The catalogue's cost signals from a trailing-week report, its week-over-week change,
     the current inference rates and the recent GPU utilisation (pure)."""
+    return [*weekly_signals(current, cost_per_1k_change), *recent_signals(inference_rates, utilization)]
+
+
+def weekly_signals(current: CostReport, cost_per_1k_change: Mapping[tuple[str, str | None], float | None]
+                   ) -> list[Signal]:
+    """Cost per 1k, its week-over-week change, cost, idle cost and GPU-hours per model and version (pure)."""
     signals: list[Signal] = []
     for cost in current.models:
         labels = _labels(cost.model, cost.version)
@@ -43,6 +61,13 @@ def report_signals(current: CostReport, cost_per_1k_change: Mapping[tuple[str, s
             Signal("idle_cost_usd", labels, cost.idle_cost_usd, evidence),
             Signal("gpu_hours", labels, cost.gpu_hours, evidence),
         ]
+    return signals
+
+
+def recent_signals(inference_rates: Mapping[tuple[str, str | None], float | None],
+                   utilization: Mapping[str, float | None]) -> list[Signal]:
+    """Inference rates per model and version, and recent GPU utilisation per model (pure)."""
+    signals: list[Signal] = []
     for (model, version), rate in inference_rates.items():
         signals.append(Signal("model_inference_rate", _labels(model, version), rate))
     for model, value in utilization.items():
@@ -98,29 +123,75 @@ def _utilization_of(report: CostReport) -> dict[str, float | None]:
     return {c.model: c.gpu_utilization for c in report.models if c.version is None}
 
 
-def cost_signals(source: PrometheusSource, config: Config, now: datetime | None = None) -> list[Signal]:
-    """Every cost signal for the daemon's cycle at `now` (trailing 7 days, week over week)."""
+def cost_signals(source: PrometheusSource, config: Config, now: datetime | None = None,
+                 store: StateStore | None = None) -> list[Signal]:
+    """Every cost signal for the daemon's cycle at `now`.
+
+    Without a store: the trailing 7 days ending at `now` and week over week, measured
+    directly. With one: the same figures for the two weeks ending at the latest closed
+    hour, from stored hours, recomputed once per hour (see the module doc).
+    """
     now = utc(now or utc_now()).replace(second=0, microsecond=0)
-    # The two weeks, the inference rates and the last 15 minutes go out as one batch,
-    # so the slow week queries overlap the rest; failures are raised in that order.
-    weeks = CostWindows.plan(config, now - WEEK, 2, WEEK)
     recent = CostWindows.plan(config, now, 1, UTILIZATION_WINDOW)
     rate_queries = _inference_rate_queries(config, now)
-    answers = source.run([*weeks.range_queries(), *recent.range_queries(), *rate_queries.values()])
-    broken = _rejected_models((weeks, recent), rate_queries, answers)
-    if broken:
-        gpus_unknown = _gpu_queries_rejected(broken, (weeks, recent), answers)
-        answers = _as_no_data(answers)
-    previous, current = weeks.reports(answers)
+    if store is None:
+        # The two weeks, the inference rates and the last 15 minutes go out as one batch,
+        # so the slow week queries overlap the rest; failures are raised in that order.
+        weeks = CostWindows.plan(config, now - WEEK, 2, WEEK)
+        answers = source.run([*weeks.range_queries(), *recent.range_queries(), *rate_queries.values()])
+        broken, answers, gpus_unknown = _isolate_rejected((weeks, recent), rate_queries, answers)
+        previous, current = weeks.reports(answers)
+        weekly = weekly_signals(current, cost_per_1k_change(current, previous))
+        sharing: CostReport | None = current
+    else:
+        answers = source.run([*recent.range_queries(), *rate_queries.values()])
+        broken, answers, gpus_unknown = _isolate_rejected((recent,), rate_queries, answers)
+        # A broken model's selectors are as wrong over closed hours as over the last
+        # minutes: the weekly figures are built without it (and its co-tenants' split
+        # withheld below, judged by who shares a GPU now).
+        healthy = replace(config, models=tuple(m for m in config.models if m.name not in broken))
+        weekly = _weekly_from_hours(source, healthy, store, now)
+        sharing = None  # the last minutes' report, below
     rates = _inference_rates_from(config, rate_queries, answers)
-    utilization = _utilization_of(recent.reports(answers)[0])
-    signals = report_signals(current, cost_per_1k_change(current, previous), rates, utilization)
+    recent_report = recent.reports(answers)[0]
+    utilization = _utilization_of(recent_report)
+    signals = [*weekly, *recent_signals(rates, utilization)]
     if not broken:
         return signals
-    cotenants = _gpu_cotenants(current, broken, gpus_unknown)
+    cotenants = _gpu_cotenants(sharing or recent_report, broken, gpus_unknown)
     kept = [s for s in signals if s.labels.get("model") not in broken
             and not (s.name in _SPLIT_BY_INFERENCES and s.labels.get("model") in cotenants)]
     return [*kept, *(DefinitionError.of(DefinitionKind.MODEL, name, error).signal() for name, error in broken.items())]
+
+
+WEEKLY_NAMESPACE = "cost_weekly"
+WEEKLY_FIGURE = "cost_weekly"
+
+
+def _weekly_from_hours(source: PrometheusSource, config: Config, store: StateStore, now: datetime
+                       ) -> list[Signal]:
+    """The weekly signals as of the latest closed hour, reused from the store while that hour is current."""
+    boundary = closed_boundary(now)
+    # What the figures depend on besides time: each model's queries and the prices.
+    key = hashlib.sha256(json.dumps([[model_series_set(m) for m in config.models],
+                                     asdict(config.cost.pricing)], sort_keys=True).encode()).hexdigest()[:32]
+    cached = store.get_blob(WEEKLY_NAMESPACE, key)
+    signals: list[Signal] | None = None
+    if cached is not None:
+        saved = json.loads(cached)
+        if saved["end"] == boundary.timestamp():
+            signals = [Signal(s["name"], s["labels"], s["value"], s["evidence"]) for s in saved["signals"]]
+    if signals is None:
+        weeks = trailing_weeks(source, config, PeriodRepository(store), now)
+        signals = weekly_signals(weeks.current, cost_per_1k_change(weeks.current, weeks.previous))
+        store.delete_blobs(WEEKLY_NAMESPACE)
+        store.put_blob(WEEKLY_NAMESPACE, key, json.dumps({
+            "end": boundary.timestamp(),
+            "signals": [{"name": s.name, "labels": dict(s.labels), "value": s.value, "evidence": dict(s.evidence)}
+                        for s in signals]}).encode(), now.timestamp())
+    age = (now - boundary).total_seconds()
+    return [*signals, Signal("figures_age_seconds", {"figure": WEEKLY_FIGURE}, age,
+                             {"as_of": boundary.timestamp()})]
 
 
 # -- a model whose own query the server rejects --------------------------------------
@@ -129,6 +200,16 @@ def cost_signals(source: PrometheusSource, config: Config, now: datetime | None 
 # inferences): those signals are withheld, which reads as no data, never as a number.
 _SPLIT_BY_INFERENCES = frozenset({"cost_per_1k", "cost_per_1k_wow_change", "cost_usd", "idle_cost_usd",
                                   "gpu_hours"})
+
+
+def _isolate_rejected(plans: tuple[CostWindows, ...], rate_queries: Mapping[str, InstantQuery], answers: Answers
+                      ) -> tuple[dict[str, QueryError], Answers, bool]:
+    """(broken models, the answers with their rejected queries as no data, whether a broken
+    model's GPUs are unknown); raises a rejection no model owns."""
+    broken = _rejected_models(plans, rate_queries, answers)
+    if not broken:
+        return broken, answers, False
+    return broken, _as_no_data(answers), _gpu_queries_rejected(broken, plans, answers)
 
 
 def _rejected_models(plans: tuple[CostWindows, ...], rate_queries: Mapping[str, InstantQuery],

@@ -73,6 +73,8 @@ def ks_asymptotic_pvalue(ks: float, n_reference: int, n_current: int) -> float |
     """`ks_2samp(method="asymp")`'s two-sided p-value; None where scipy's is NaN (n = m = 1)."""
     m, n = sorted([float(n_reference), float(n_current)], reverse=True)
     effective_n = float(np.round(m * n / (m + n)))
+    # scipy.stats is imported here, not at module load: it costs about 50 MiB of
+    # resident memory and seconds of start-up, and most cycles never reach it.
     if effective_n <= EXACT_MAX_N or not 0.0 < ks < 1.0:
         from scipy.stats import kstwo
 

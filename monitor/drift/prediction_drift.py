@@ -42,6 +42,7 @@ from monitor.drift.histogram import HistogramError, bucket_counts, histogram_dri
 from monitor.drift.profile import ColumnKind, cached_profile, fit_profile, prune_profiles
 from monitor.drift.statistics import ColumnDrift, compare_to_profile, no_data
 from monitor.durations import format_duration
+from monitor.incremental.answers import run_caching_closed
 from monitor.sources.folding import Family
 from monitor.sources.prediction_logs import (PredictionLogError, log_columns, log_state, read_window,
                                             resolve_log_path)
@@ -118,7 +119,7 @@ def compute_model_drift(source: PrometheusSource, model: ModelConfig, at: dateti
     and its configured columns become no data, without hiding the histogram's result.
     """
     plan = _ModelPlan.of(model, at)
-    return _model_drift(plan, _run_histogram_queries(source, [plan]), at, store, log_base_dir)
+    return _model_drift(plan, _run_histogram_queries(source, [plan], store), at, store, log_base_dir)
 
 
 def compute_config_drift(source: PrometheusSource, config: Config, at: datetime, store=None) -> list[DriftResult]:
@@ -128,7 +129,7 @@ def compute_config_drift(source: PrometheusSource, config: Config, at: datetime,
     # Every model's histogram queries go out as one batch: models sharing the histogram's
     # metric are answered by one query per window (see monitor/sources/folding.py); a
     # failed one is raised when its model's turn comes, as one at a time would.
-    answers = _run_histogram_queries(source, plans)
+    answers = _run_histogram_queries(source, plans, store)
     results: list[DriftResult] = []
     for plan in plans:
         try:
@@ -176,8 +177,12 @@ class _ModelPlan:
         return [q for q in (self.reference, self.current, self.early) if q is not None]
 
 
-def _run_histogram_queries(source: PrometheusSource, plans: list[_ModelPlan]) -> _Answers:
-    return source.run([q for plan in plans for q in plan.histogram_queries()])  # type: ignore[return-value]
+def _run_histogram_queries(source: PrometheusSource, plans: list[_ModelPlan], store=None) -> _Answers:
+    # The reference and early windows have closed: asked once per reference window
+    # and kept in the store (monitor.incremental.answers); only the current one every cycle.
+    closed = [q for plan in plans for q in (plan.reference, plan.early) if q is not None]
+    return run_caching_closed(source, store, [q for plan in plans for q in plan.histogram_queries()],
+                              closed)  # type: ignore[return-value]
 
 
 def _answer(answers: _Answers, query: InstantQuery) -> InstantResult:

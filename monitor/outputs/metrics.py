@@ -44,6 +44,8 @@ SIGNAL_METRICS: dict[str, tuple[str, str]] = {
     "gpu_utilization": ("monitor_gpu_utilization_ratio", "Mean GPU utilisation (0..1) over 15 minutes"),
     "definition_error": ("monitor_definition_errors",
                          "1 for an SLO, rule or model whose query the server rejects (see `monitor alerts`)"),
+    "figures_age_seconds": ("monitor_figures_age_seconds",
+                            "Age of a figure computed on its own schedule (e.g. weekly cost): now - its as-of time"),
 }
 
 # Labels a signal carries for alerts but not into /metrics: the error text would make

@@ -25,6 +25,7 @@ from typing import Iterable, Mapping, Protocol
 from monitor.durations import format_duration
 from monitor.slo.burn_rate import (PAGE_CONDITIONS, TICKET_CONDITIONS, WINDOWS, alert_decision, burn_rate,
                                    error_budget_remaining, error_ratio)
+from monitor.slo.closed_hours import measure_long_windows
 from monitor.slo.spec import CalendarPeriod, EventsSli, RawSli, SloSpec, render_window, summed
 from monitor.sources.prometheus import (DEFAULT_FOLD, Answer, InstantQuery, InstantResult, PrometheusUnavailable,
                                        Query, QueryError)
@@ -129,13 +130,17 @@ def sli_queries(spec: SloSpec, duration: str) -> dict[str, str]:
 
 def evaluate_slos(source: QueryEngine, specs: list[SloSpec], at: datetime, *,
                   mode: EvaluationMode = EvaluationMode.DIRECT, min_events: float = DEFAULT_MIN_EVENTS,
-                  subqueries_per_query: int = DEFAULT_SUBQUERIES_PER_QUERY) -> list[SloResult]:
-    """Every SLO's error ratios, burn rates, budget and page/ticket decisions at `at`, in `specs` order."""
+                  subqueries_per_query: int = DEFAULT_SUBQUERIES_PER_QUERY, store=None) -> list[SloResult]:
+    """Every SLO's error ratios, burn rates, budget and page/ticket decisions at `at`, in `specs` order.
+
+    With a state `store`, direct mode takes the windows over 6 hours of events SLIs
+    from closed hours kept there (monitor.slo.closed_hours); shorter ones stay direct.
+    """
     at = utc(at)
     if mode is EvaluationMode.RECORDED:
         measured = _measure_recorded(source, specs, at, subqueries_per_query)
     else:
-        measured = _measure_direct(source, specs, at, subqueries_per_query)
+        measured = _measure_direct(source, specs, at, subqueries_per_query, store)
     return [_result(spec, at, measured[index], min_events) for index, spec in enumerate(specs)]
 
 
@@ -144,12 +149,18 @@ _Measurement = tuple[dict[str, tuple[float | None, float | None, float | None]],
 
 
 def _measure_direct(source: QueryEngine, specs: list[SloSpec], at: datetime,
-                    subqueries_per_query: int) -> list[_Measurement]:
+                    subqueries_per_query: int, store=None) -> list[_Measurement]:
+    windows = [slo_windows(spec, at) for spec in specs]
+    from_hours: list[dict] = [{} for _ in specs]
+    if store is not None:
+        from_hours = measure_long_windows(source, store, specs, windows, at, subqueries_per_query)  # type: ignore
     plan = _Plan()
     planned: list[dict[str, tuple[str, timedelta, dict[str, str]]]] = []
-    for spec in specs:
+    for spec, spec_windows, hours in zip(specs, windows, from_hours):
         per_window = {}
-        for key, window in slo_windows(spec, at).items():
+        for key, window in spec_windows.items():
+            if key in hours:
+                continue
             duration = _promql_duration(window)
             exprs = sli_queries(spec, duration)
             for expr in exprs.values():
@@ -157,7 +168,14 @@ def _measure_direct(source: QueryEngine, specs: list[SloSpec], at: datetime,
             per_window[key] = (duration, window, exprs)
         planned.append(per_window)
     answers = _run_plan(source, plan, at, subqueries_per_query)
-    return [_from_answers(per_window, answers) for per_window in planned]
+    measured: list[_Measurement] = []
+    for per_window, spec_windows, hours in zip(planned, windows, from_hours):
+        values, problems = _from_answers(per_window, answers)
+        for key, events in hours.items():
+            values[key] = (events.bad, events.total, None)
+            problems += [f"{key}: {problem}" for problem in events.problems]
+        measured.append(({key: values[key] for key in spec_windows}, list(dict.fromkeys(problems))))
+    return measured
 
 
 def _from_answers(per_window: dict[str, tuple[str, timedelta, dict[str, str]]],
