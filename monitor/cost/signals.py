@@ -149,7 +149,7 @@ def cost_signals(source: PrometheusSource, config: Config, now: datetime | None 
         # A broken model's selectors are as wrong over closed hours as over the last
         # minutes: the weekly figures are built without it (and its co-tenants' split
         # withheld below, judged by who shares a GPU now).
-        healthy = replace(config, models=tuple(m for m in config.models if m.name not in broken))
+        healthy = replace(config, models=[m for m in config.models if m.name not in broken])
         weekly = _weekly_from_hours(source, healthy, store, now)
         sharing = None  # the last minutes' report, below
     rates = _inference_rates_from(config, rate_queries, answers)
