@@ -170,11 +170,13 @@ def _measure_direct(source: QueryEngine, specs: list[SloSpec], at: datetime,
     answers = _run_plan(source, plan, at, subqueries_per_query)
     measured: list[_Measurement] = []
     for per_window, spec_windows, hours in zip(planned, windows, from_hours):
-        values, problems = _from_answers(per_window, answers)
+        # A wrong SLI query fails its short windows too (always asked directly), so
+        # `error` names it even when its closed hours only record problems.
+        values, problems, error = _from_answers(per_window, answers)
         for key, events in hours.items():
             values[key] = (events.bad, events.total, None)
             problems += [f"{key}: {problem}" for problem in events.problems]
-        measured.append(({key: values[key] for key in spec_windows}, list(dict.fromkeys(problems))))
+        measured.append(({key: values[key] for key in spec_windows}, list(dict.fromkeys(problems)), error))
     return measured
 
 
