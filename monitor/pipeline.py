@@ -61,15 +61,6 @@ def evaluate_slo_signals(source: PrometheusSource, config: Config, specs: Sequen
     return slo_signals(results)
 
 
-def slo_producer(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
-    """Error ratios and burn rates per window, budget remaining, page and ticket decisions.
-
-    Reads the SLO files itself; the daemon loads them once per (re)load instead
-    (`load_definitions`, then `default_producers`).
-    """
-    return evaluate_slo_signals(source, config, load_slo_specs(config), at, store)
-
-
 def drift_producer(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
     """Prediction (and logged feature) drift per model version and column, and drift share."""
     return drift_signals(compute_config_drift(source, config, at, store))

@@ -33,7 +33,7 @@ def test_cycles_within_a_reference_window_ask_only_the_current_window(prom, flee
     path = tmp_path / "state.db"
     with StateStore(path) as store:
         made = prom.stats.queries
-        cold = compute_config_drift(prom, config, first, store)
+        compute_config_drift(prom, config, first, store)
         cold_queries = prom.stats.queries - made
         assert len(store.query("SELECT key FROM blobs WHERE namespace = ?", (NAMESPACE,))) > 0
     for minutes in (1, 20):  # each a restart: a new store object on the same file

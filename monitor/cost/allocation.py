@@ -17,11 +17,12 @@ Allocation policy, stated in every report entry it affects:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 from typing import Mapping, Sequence
 
 from monitor.config import Pricing
+from monitor.timeutil import iso_z
 
 MINUTES_PER_HOUR = 60.0
 
@@ -146,15 +147,11 @@ class CostReport:
 
     def as_dict(self) -> dict:
         """The documented `monitor cost --json` shape."""
-        out = {"from": iso_utc(self.start), "to": iso_utc(self.end),
+        out = {"from": iso_z(self.start), "to": iso_z(self.end),
                "models": [m.as_dict() for m in self.models]}
         if self.warnings:
             out["warnings"] = list(self.warnings)
         return out
-
-
-def iso_utc(at: datetime) -> str:
-    return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def gpu_price(gpu: GpuKey, pricing: Pricing, node_prices: Mapping[str, float]) -> tuple[float, PriceSource]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from typing import Iterable, Mapping
 
 from monitor.sources.prometheus import Answer, InstantQuery, InstantResult, PrometheusSource, Query, Sample

@@ -15,7 +15,6 @@ import json
 import logging
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Mapping
 from urllib.parse import quote
 
@@ -23,6 +22,7 @@ from monitor.config import OutputsConfig
 from monitor.outputs import alertmanager, slack
 from monitor.outputs.outbox import Outbox, OutboxItem
 from monitor.outputs.webhooks import destination_name, rollback_event_body, subscribed
+from monitor.timeutil import from_unix, iso_z
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def route_pending_notifications(outbox: Outbox, router: Router, now: float) -> i
 
 
 def _route_one(conn: sqlite3.Connection, outbox: Outbox, router: Router, row: sqlite3.Row, now: float) -> int:
-    created_at = datetime.fromtimestamp(row["created_at"], timezone.utc).isoformat().replace("+00:00", "Z")
+    created_at = iso_z(from_unix(row["created_at"]))
     items = router.route(row["idempotency_key"], row["kind"], created_at, json.loads(row["payload"]), row["id"])
     added = outbox.enqueue(items, now, conn=conn)
     conn.execute("UPDATE notifications SET status = ? WHERE id = ?", (ROUTED if items else NO_DESTINATION, row["id"]))

@@ -23,6 +23,7 @@ from monitor.outputs.outbox import Delivery, message_id_for
 from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
 from monitor.outputs.webhook_signing import parse_secrets, signed_headers
 from monitor.secrets import read_secret
+from monitor.timeutil import iso_z
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def rollback_event_body(event_type: str, created_at: str, payload: Mapping[str, 
 
 
 def ping_body(at: datetime, subscription: str) -> str:
-    return json.dumps({"type": "ping", "timestamp": at.isoformat().replace("+00:00", "Z"),
+    return json.dumps({"type": "ping", "timestamp": iso_z(at),
                        "data": {"subscription": subscription}}, separators=(",", ":"))
 
 
