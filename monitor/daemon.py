@@ -272,6 +272,7 @@ class Daemon:
                 pending.done.set()
 
         self._pending_reload = pending
+        log.info("config reload: reading %s", self.config_path)
         threading.Thread(target=read, name="config-reload", daemon=True).start()
 
     def _poll_reload(self) -> None:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,19 @@ STARTUP_S = 120  # a cold process imports the whole stack; on a busy CI box that
 # A "billion laughs": nine levels of nine aliases, 9**9 leaves when expanded.
 ALIAS_BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"{chr(ord('b') + i)}: &{chr(ord('b') + i)} [{', '.join(['*' + chr(ord('a') + i)] * 9)}]\n" for i in range(8))
+
+
+# Constant arithmetic Jinja would fold at compile time: a hang without the sandbox's bounds.
+TEMPLATE_BOMB_RULES = """\
+version: monitor/v1
+groups:
+  - name: g
+    rules:
+      - alert: Bomb
+        expr: vector(1) > 0
+        annotations:
+          summary: "{{ 9**9**9**9 }}"
+"""
 
 
 def _config(tmp_path: Path, listen: str) -> Path:
@@ -89,6 +103,28 @@ def test_an_alias_bomb_sent_through_sighup_is_rejected_and_sigterm_still_exits_0
     assert daemon.terminate() == 0
     assert time.monotonic() - started < 10
     assert not [e for e in daemon.lines() if e.get("raw") or "Traceback" in json.dumps(e)]
+
+
+def _seconds_between(first: dict, second: dict) -> float:
+    """Seconds between two of the daemon's own log lines (its clock, not this busy test runner's)."""
+    return (datetime.fromisoformat(second["ts"]) - datetime.fromisoformat(first["ts"])).total_seconds()
+
+
+@pytest.mark.parametrize("bomb", ["alias", "template"])
+def test_a_bomb_through_sighup_is_refused_within_two_seconds_by_the_input_bounds(daemon, bomb):
+    """The bounds (bounded YAML, the template sandbox) refuse it, not the reload's 10 s time limit."""
+    good = daemon.config.read_text()
+    if bomb == "alias":
+        daemon.config.write_text(ALIAS_BOMB + good)
+    else:
+        (daemon.config.parent / "rules.yaml").write_text(TEMPLATE_BOMB_RULES)
+        daemon.config.write_text(good + "rules: [rules.yaml]\n")
+    daemon.process.send_signal(signal.SIGHUP)
+    rejected = daemon.wait_for_log("config reload rejected", 30)
+    started = daemon.wait_for_log("config reload: reading", 1)
+    assert _seconds_between(started, rejected) < 2.0
+    assert "took longer than" not in rejected["msg"]
+    assert daemon.terminate() == 0
 
 
 def test_sigterm_during_a_stuck_reload_exits_0_at_once(daemon):
