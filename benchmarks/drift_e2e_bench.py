@@ -20,60 +20,18 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parent.parent
+from end_to_end import ROOT, best, write_drift_files
+
 OUT = ROOT / "bench-out" / "drift-e2e"
 ROWS = 2_000_000
 REPEATS = 3
 TARGET = 4.0
 EXACT_KEYS = ("n_reference", "n_current", "drifted")
 CLOSE_KEYS = ("psi", "js", "ks", "wasserstein", "wasserstein_norm")
-
-
-def write_files() -> tuple[Path, Path]:
-    """Reference and current: one stable column, one small shift, one shift and one spread that drift."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    reference_path, current_path = OUT / "reference.parquet", OUT / "current.parquet"
-    if reference_path.exists() and current_path.exists():
-        return reference_path, current_path
-    rng = np.random.default_rng(2026)
-    reference = {"latency_ms": rng.gamma(2.0, 20.0, ROWS), "score": rng.normal(0.0, 1.0, ROWS),
-                 "amount": rng.lognormal(3.0, 1.0, ROWS), "age": rng.normal(40.0, 12.0, ROWS)}
-    current = {"latency_ms": rng.gamma(2.0, 20.0, ROWS), "score": rng.normal(0.02, 1.0, ROWS),
-               "amount": rng.lognormal(3.4, 1.0, ROWS), "age": rng.normal(40.0, 18.0, ROWS)}
-    for path, columns in ((reference_path, reference), (current_path, current)):
-        pq.write_table(pa.table(columns), path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").rename(path)
-    return reference_path, current_path
-
-
-def timed(command: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, child CPU seconds, stdout) of one run; exits on failure."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({result.returncode}): {result.stderr.strip()}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, result.stdout
-
-
-def best(command: list[str]) -> tuple[float, float, str]:
-    timed(command)  # untimed warm-up
-    runs = [timed(command) for _ in range(REPEATS)]
-    return min(r[0] for r in runs), min(r[1] for r in runs), runs[-1][2]
 
 
 def check_agreement(ours: dict, theirs: dict) -> None:
@@ -96,15 +54,15 @@ def check_agreement(ours: dict, theirs: dict) -> None:
 
 
 def main() -> None:
-    reference, current = write_files()
+    reference, current = write_drift_files(OUT, ROWS, seed=2026)
     monitor_command = [sys.executable, "-m", "monitor", "drift", "--reference", str(reference),
                        "--current", str(current), "--json"]
     scipy_command = [sys.executable, str(ROOT / "benchmarks" / "drift_scipy_baseline.py"), str(reference),
                      str(current)]
     print(f"monitor drift end to end: {ROWS:,} rows x 4 numeric columns of Parquet per side; "
           f"best of {REPEATS} after one warm-up; cores: {os.cpu_count()}")
-    monitor_wall, monitor_cpu, monitor_out = best(monitor_command)
-    scipy_wall, scipy_cpu, scipy_out = best(scipy_command)
+    monitor_wall, monitor_cpu, monitor_out = best(monitor_command, REPEATS)
+    scipy_wall, scipy_cpu, scipy_out = best(scipy_command, REPEATS)
     ours, theirs = json.loads(monitor_out), json.loads(scipy_out)
     check_agreement(ours, theirs)
     drifted = [c["column"] for c in ours["columns"] if c["drifted"]]

@@ -21,17 +21,14 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parent.parent
+from end_to_end import ROOT, best, write_drift_files
+
 OUT = ROOT / "bench-out" / "evidently"
 VENV = ROOT / "bench-out" / "evidently-venv"
 ROWS = 500_000
@@ -62,22 +59,6 @@ print(json.dumps(result))
 """
 
 
-def write_files() -> tuple[Path, Path]:
-    OUT.mkdir(parents=True, exist_ok=True)
-    reference_path, current_path = OUT / "reference.parquet", OUT / "current.parquet"
-    if reference_path.exists() and current_path.exists():
-        return reference_path, current_path
-    rng = np.random.default_rng(7)
-    reference = {"latency_ms": rng.gamma(2.0, 20.0, ROWS), "score": rng.normal(0.0, 1.0, ROWS),
-                 "amount": rng.lognormal(3.0, 1.0, ROWS), "age": rng.normal(40.0, 12.0, ROWS)}
-    current = {"latency_ms": rng.gamma(2.0, 20.0, ROWS), "score": rng.normal(0.02, 1.0, ROWS),
-               "amount": rng.lognormal(3.4, 1.0, ROWS), "age": rng.normal(40.0, 18.0, ROWS)}
-    for path, columns in ((reference_path, reference), (current_path, current)):
-        pq.write_table(pa.table(columns), path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").rename(path)
-    return reference_path, current_path
-
-
 def evidently_python() -> tuple[Path | None, str]:
     """The virtualenv's python with Evidently 0.7 importable, or None and why not."""
     python = VENV / "bin" / "python"
@@ -98,25 +79,6 @@ def evidently_python() -> tuple[Path | None, str]:
     return python, "installed"
 
 
-def timed(command: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, child CPU seconds, stdout) of one run; exits on failure."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        raise SystemExit(f"{command[0]} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), result.stdout
-
-
-def best(command: list[str]) -> tuple[float, float, str]:
-    timed(command)  # untimed warm-up: .pyc files, the page cache
-    runs = [timed(command) for _ in range(REPEATS)]
-    return min(r[0] for r in runs), min(r[1] for r in runs), runs[-1][2]
-
-
 def check_agreement(ours: dict, theirs: dict) -> None:
     by_name = {c["column"]: c for c in ours["columns"]}
     for name, column in theirs["columns"].items():
@@ -132,11 +94,11 @@ def check_agreement(ours: dict, theirs: dict) -> None:
 
 
 def main() -> None:
-    reference, current = write_files()
+    reference, current = write_drift_files(OUT, ROWS, seed=7)
     print(f"monitor drift vs Evidently 0.7 DataDriftPreset: {ROWS:,} rows x 4 numeric columns of Parquet per "
           f"side, end to end, best of {REPEATS} after one warm-up; cores: {os.cpu_count()}")
     monitor_s, monitor_cpu, monitor_out = best([sys.executable, "-m", "monitor", "drift", "--reference",
-                                                str(reference), "--current", str(current), "--json"])
+                                                str(reference), "--current", str(current), "--json"], REPEATS)
     print(f"  monitor drift   {monitor_s:6.2f} s wall  {monitor_cpu:6.2f} s CPU")
     python, how = evidently_python()
     if python is None:
@@ -144,7 +106,7 @@ def main() -> None:
         return
     script = OUT / "run_evidently.py"
     script.write_text(EVIDENTLY_SCRIPT)
-    evidently_s, evidently_cpu, evidently_out = best([str(python), str(script), str(reference), str(current)])
+    evidently_s, evidently_cpu, evidently_out = best([str(python), str(script), str(reference), str(current)], REPEATS)
     check_agreement(json.loads(monitor_out), json.loads(evidently_out))
     print(f"  Evidently       {evidently_s:6.2f} s wall  {evidently_cpu:6.2f} s CPU  "
           f"(virtualenv {how}: {VENV.relative_to(ROOT)})")
