@@ -300,6 +300,127 @@ class AlertmanagerConfig:
         return _url_problems(self, "url") + _positive_durations(self, "timeout")
 
 
+# -- Receivers and the route tree (Alertmanager's model) -------------------------------
+# Each integration config is owned by its integration module in monitor/outputs/; these
+# are only the typed, validated YAML shapes. Field names follow Alertmanager's
+# receiver configs where a field means the same thing.
+
+
+@dataclass(frozen=True)
+class PagerDutyConfig:
+    """PagerDuty Events API v2 (`pagerduty_configs`): trigger/resolve with the alert group's dedup_key."""
+
+    routing_key_env: str | None = None
+    routing_key_file: str | None = None
+    url: str = "https://events.pagerduty.com/v2/enqueue"
+    # Template for `source` (default: the daemon's host name) and `client` shown in PagerDuty.
+    source: str | None = None
+    client: str = "monitor"
+    client_url: str | None = None
+    send_resolved: bool = True
+    timeout: timedelta = timedelta(seconds=10)
+    allow_private: bool = False
+    # A Jinja2 file overriding the summary (sandboxed; a template error falls back to the built-in).
+    template: str | None = None
+
+    def yaml_check(self) -> Problems:
+        problems = _secret_pair_check("routing_key", self.routing_key_env, self.routing_key_file, required=True)
+        return problems + _url_problems(self, "url", "client_url") + _positive_durations(self, "timeout")
+
+
+@dataclass(frozen=True)
+class TeamsConfig:
+    """Microsoft Teams through a Workflows webhook (`msteams_configs`): an Adaptive Card."""
+
+    webhook_url_env: str | None = None
+    webhook_url_file: str | None = None
+    send_resolved: bool = True
+    timeout: timedelta = timedelta(seconds=10)
+    allow_private: bool = False
+    template: str | None = None
+
+    def yaml_check(self) -> Problems:
+        problems = _secret_pair_check("webhook_url", self.webhook_url_env, self.webhook_url_file, required=True)
+        return problems + _positive_durations(self, "timeout")
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    """Email over SMTP (`email_configs`): STARTTLS, optional auth, multipart text + HTML."""
+
+    to: list[str]
+    from_: str = field(default="monitor@localhost", metadata={"key": "from"})
+    # host:port of the SMTP server, as Alertmanager's `smarthost`.
+    smarthost: str = "localhost:25"
+    auth_username: str | None = None
+    auth_password_env: str | None = None
+    auth_password_file: str | None = None
+    # STARTTLS is required unless set false (a loopback relay); Alertmanager's `require_tls`.
+    require_tls: bool = True
+    hello: str = "localhost"
+    send_resolved: bool = True
+    timeout: timedelta = timedelta(seconds=15)
+    allow_private: bool = False
+    template: str | None = None
+
+    def yaml_check(self) -> Problems:
+        problems = _secret_pair_check("auth_password", self.auth_password_env, self.auth_password_file,
+                                      required=False)
+        if not self.to:
+            problems.append(("to", "needs at least one address"))
+        return problems + _positive_durations(self, "timeout")
+
+
+@dataclass(frozen=True)
+class AlertmanagerWebhookConfig:
+    """A generic webhook whose body is Alertmanager's webhook payload, version 4 (`webhook_configs`)."""
+
+    url: str | None = None
+    url_env: str | None = None
+    url_file: str | None = None
+    send_resolved: bool = True
+    # Alertmanager's max_alerts: 0 sends every alert of the group.
+    max_alerts: int = 0
+    timeout: timedelta = timedelta(seconds=10)
+    allow_private: bool = False
+
+    def yaml_check(self) -> Problems:
+        problems = _secret_pair_check("url", self.url_env, self.url_file, required=False)
+        if bool(self.url) == bool(self.url_env or self.url_file):
+            problems.append((None, "needs exactly one of 'url' or url_env/url_file"))
+        return problems + _url_problems(self, "url") + _positive_durations(self, "timeout")
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """A named receiver (`outputs.receivers[]`) holding one or more integrations."""
+
+    name: str
+    slack_configs: list[SlackConfig] = field(default_factory=list)
+    pagerduty_configs: list[PagerDutyConfig] = field(default_factory=list)
+    msteams_configs: list[TeamsConfig] = field(default_factory=list)
+    email_configs: list[EmailConfig] = field(default_factory=list)
+    webhook_configs: list[AlertmanagerWebhookConfig] = field(default_factory=list)
+
+    def yaml_check(self) -> Problems:
+        return _name_problem("name", self.name)
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """One node of the route tree (`outputs.route`), Alertmanager's route: unset fields inherit."""
+
+    receiver: str | None = None
+    # `label=value`, `label!=value`, `label=~regex`, `label!~regex` (Alertmanager's matchers).
+    matchers: list[str] = field(default_factory=list)
+    group_by: list[str] | None = None
+    group_wait: timedelta | None = None
+    group_interval: timedelta | None = None
+    repeat_interval: timedelta | None = None
+    continue_: bool = field(default=False, metadata={"key": "continue"})
+    routes: list["RouteConfig"] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class OutputsConfig:
     slack: SlackConfig | None = None
@@ -316,6 +437,13 @@ class OutputsConfig:
     # (default: prometheus.url) for graphs of an alert's query.
     report_url: str | None = None
     prometheus_url: str | None = None
+    # The route tree and its receivers. Without `route`, the legacy `slack` (and
+    # `alertmanager`) config is the root route's receiver `default`.
+    route: RouteConfig | None = None
+    receivers: list[ReceiverConfig] = field(default_factory=list)
+    # A dashboard link in every notification: a Jinja2 template over the alert's labels,
+    # e.g. "https://grafana.example/d/slo?var-service={{ labels.service }}".
+    dashboard_url: str | None = None
 
     def yaml_check(self) -> Problems:
         names = [w.name for w in self.webhooks]
@@ -336,6 +464,9 @@ class ReportsConfig:
     dir: str = "reports-out"
     # When the weekly report is written: "<weekday> HH:MM" in local time.
     weekly: str = "mon 08:00"
+    # Receivers (names in outputs.receivers) told when a weekly report is written:
+    # Slack gets the headline and a link, email gets the report itself.
+    announce: list[str] = field(default_factory=list)
 
     def yaml_check(self) -> Problems:
         problems = _name_problem("dir", self.dir)

@@ -126,6 +126,11 @@ class SloSpec:
     alert_annotations: Mapping[str, str] = field(default_factory=dict)
     page_alert: "AlertSettings" = field(default_factory=lambda: AlertSettings())
     ticket_alert: "AlertSettings" = field(default_factory=lambda: AlertSettings())
+    # Grouped SLOs (a monitor extension in Sloth files; OpenSLO's and Pyrra's grouping):
+    # one SLO instance per distinct value set of these labels in the SLI, each with its
+    # own budget and alerts. Empty: one SLO. More groups than `max_groups` is an error.
+    group_by: tuple[str, ...] = ()
+    max_groups: int = 100
     # Where it was defined, "FILE:LINE", for messages.
     source: str = ""
 
