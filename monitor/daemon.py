@@ -34,7 +34,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.alerting.lifecycle import AlertState
-from monitor.alerting.notifications import alert_payload
+from monitor.alerting.notifications import alert_event
 from monitor.config import Config, parse_weekly
 from monitor.errors import ConfigError, MonitorError
 from monitor.http_endpoints import HealthServer, parse_listen
@@ -189,7 +189,7 @@ class Daemon:
         if not firing:
             return
         ends_at = utc_now() + max(4 * config.schedule.evaluate_every, timedelta(minutes=5))
-        alerts = postable_alerts({"alerts": [alert_payload(a) for a in firing]})
+        alerts = postable_alerts([alert_event(a) for a in firing])
         for alert in alerts:
             alert["endsAt"] = iso_z(ends_at)
         result = AlertmanagerDestination(config.outputs.alertmanager).push(alerts)

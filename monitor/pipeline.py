@@ -30,6 +30,7 @@ from monitor.alerting.evaluate import evaluate_rules, promql_queries, rule_error
 from monitor.alerting.lifecycle import Alert, Transition, advance, rule_key
 from monitor.alerting.policy import apply_inhibition, apply_silences, plan_group_notifications, plan_rollbacks
 from monitor.alerting.repository import AlertRepository, QueuedNotification
+from monitor.alerting.routes import route_tree
 from monitor.alerting.rule_spec import Rule, load_rules
 from monitor.alerting.versions import observe_serving
 from monitor.config import Config
@@ -173,7 +174,8 @@ def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
     alerts = apply_inhibition(alerts, config.alerting.inhibit)
     rollbacks = plan_rollbacks(alerts, {r.alert: r for r in rules}, versions, config.alerting, at)
     group_notifications, groups = plan_group_notifications(rollbacks.alerts, repository.groups(),
-                                                           config.alerting, at)
+                                                           config.alerting, at,
+                                                           route_tree(config.outputs, config.alerting))
     cycle_id, queued = repository.save_cycle(
         evaluated_at=at, started_at=started_at, finished_at=clock(), signal_count=len(signals),
         previous=previous, alerts=rollbacks.alerts, transitions=transitions, groups=groups,

@@ -222,6 +222,26 @@ MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (kind, name)
         );
     """),
+    # Routes (monitor.alerting.routes): a group remembers the route that grouped it and
+    # the receiver it notified; Slack threads are per destination (one per slack_config
+    # of each receiver), the legacy single channel's rows becoming destination `slack`.
+    (7, """
+        ALTER TABLE alert_groups ADD COLUMN route_id TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE alert_groups ADD COLUMN receiver TEXT NOT NULL DEFAULT 'default';
+        ALTER TABLE slack_threads RENAME TO slack_threads_v6;
+        CREATE TABLE slack_threads (
+            destination TEXT NOT NULL,
+            group_key TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            open INTEGER NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (destination, group_key)
+        );
+        INSERT INTO slack_threads (destination, group_key, channel, ts, open, updated_at)
+            SELECT 'slack', group_key, channel, ts, open, updated_at FROM slack_threads_v6;
+        DROP TABLE slack_threads_v6;
+    """),
 ]
 
 

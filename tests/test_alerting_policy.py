@@ -55,14 +55,14 @@ def test_a_group_waits_group_wait_then_sends_every_alert_of_the_group_at_once():
     assert timeline.at(T0, a) == []
     [note] = timeline.at(minutes(1), a, b)
     assert note.kind is NotificationKind.FIRING
-    assert {x["labels"]["alertname"] for x in note.payload["alerts"]} == {"HighErrors", "HighLatency"}
-    assert note.payload["groupLabels"] == {"service": "checkout"}
+    assert {x.alertname for x in note.payload.alerts} == {"HighErrors", "HighLatency"}
+    assert note.payload.group_labels == {"service": "checkout"}
 
 
 def test_groups_are_separate_per_group_by_value_and_not_duplicated():
     timeline = Timeline(AlertingConfig(group_by=["service"]))
     notes = timeline.at(T0, alert("E", service="a"), alert("E", service="b"))
-    assert sorted(n.payload["groupLabels"]["service"] for n in notes) == ["a", "b"]
+    assert sorted(n.payload.group_labels["service"] for n in notes) == ["a", "b"]
     assert timeline.at(minutes(1), alert("E", service="a"), alert("E", service="b")) == []
 
 
@@ -72,7 +72,7 @@ def test_a_new_alert_in_a_notified_group_waits_for_group_interval():
     assert len(timeline.at(T0, a)) == 1
     assert timeline.at(minutes(2), a, b) == []
     [note] = timeline.at(minutes(5), a, b)
-    assert note.kind is NotificationKind.FIRING and note.payload["firing"] == 2
+    assert note.kind is NotificationKind.FIRING and note.payload.firing_count == 2
 
 
 @pytest.mark.parametrize("repeat, expected_repeats", [
@@ -97,8 +97,8 @@ def test_resolved_alerts_are_notified_once_and_only_if_they_were_notified_firing
     timeline.at(T0, a)
     resolved = replace(a, state=AlertState.RESOLVED, resolved_at=minutes(10))
     [note] = timeline.at(minutes(10), resolved)
-    assert note.kind is NotificationKind.RESOLVED and note.payload["status"] == "resolved"
-    assert note.payload["alerts"][0]["endsAt"] == "2026-11-22T00:10:00Z"
+    assert note.kind is NotificationKind.RESOLVED and note.payload.status == "resolved"
+    assert note.payload.alerts[0].ends_at == "2026-11-22T00:10:00Z"
     assert timeline.at(minutes(20), resolved) == []
     assert timeline.groups == {}
     never_told = alert("B", AlertState.RESOLVED)
@@ -161,7 +161,7 @@ def test_a_page_inhibits_the_ticket_of_the_same_slo_only():
     assert not marked[page.fingerprint].inhibited and not marked[other_ticket.fingerprint].inhibited
     [note] = Timeline(AlertingConfig(group_by=["..."])).at(T0, marked[ticket.fingerprint],
                                                            marked[page.fingerprint]) or [None]
-    assert [a["labels"]["alertname"] for a in note.payload["alerts"]] == ["SLOPage"]
+    assert [a.alertname for a in note.payload.alerts] == ["SLOPage"]
 
 
 def test_a_page_without_the_equal_labels_inhibits_nothing():
@@ -222,10 +222,10 @@ def test_a_firing_rollback_alert_on_a_newer_version_requests_a_rollback_to_last_
     plan = plan_rollbacks(by_fp(a), {"Drift": drift_rule()}, VERSIONS, AlertingConfig(), minutes(60 * 31))
     [note] = plan.notifications
     assert note.kind is NotificationKind.ROLLBACK_REQUESTED
-    assert {k: note.payload[k] for k in ("model", "bad_version", "last_known_good_version")} == \
+    assert {k: getattr(note.payload, k) for k in ("model", "bad_version", "last_known_good_version")} == \
         {"model": "ranker", "bad_version": "v2", "last_known_good_version": "v1"}
-    assert note.payload["evidence"] == {"drift_psi": 0.4}
-    assert note.payload["alert"]["startsAt"] == "2026-11-23T06:00:00Z"
+    assert note.payload.evidence == {"drift_psi": 0.4}
+    assert note.payload.alert.starts_at == "2026-11-23T06:00:00Z"
     assert plan.versions[("ranker", "v2")].rollback_fired_at is not None
     # Requested once per episode, then cancelled when it resolves.
     again = plan_rollbacks(plan.alerts, {"Drift": drift_rule()}, plan.versions, AlertingConfig(), minutes(60 * 32))
@@ -234,7 +234,7 @@ def test_a_firing_rollback_alert_on_a_newer_version_requests_a_rollback_to_last_
                 again.alerts.items()}
     [cancel] = plan_rollbacks(resolved, {"Drift": drift_rule()}, again.versions, AlertingConfig(),
                               minutes(60 * 33)).notifications
-    assert cancel.kind is NotificationKind.ROLLBACK_CANCELLED and cancel.payload["bad_version"] == "v2"
+    assert cancel.kind is NotificationKind.ROLLBACK_CANCELLED and cancel.payload.bad_version == "v2"
 
 
 @pytest.mark.parametrize("alert_args, why", [

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from monitor.alerting.events import AlertGroupEvent
 from monitor.outputs.assembly import build_delivery
 from monitor.outputs.outbox import DeliveryStatus
 from monitor.store import StateStore
@@ -28,13 +29,13 @@ def iso(at: datetime) -> str:
     return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def payload(kind: str, status: str, starts: datetime, ends: datetime | None = None) -> dict:
-    return {"kind": kind, "status": status, "groupKey": "g", "groupLabels": {"alertname": "ModelScoreDrift"},
+def payload(kind: str, status: str, starts: datetime, ends: datetime | None = None) -> AlertGroupEvent:
+    return AlertGroupEvent.from_dict({"kind": kind, "status": status, "groupKey": "g", "groupLabels": {"alertname": "ModelScoreDrift"},
             "alerts": [{"status": status, "labels": {"alertname": "ModelScoreDrift", "model": "ranker",
                                                      "version": "v2", "severity": "page"},
                         "annotations": {"summary": "ranker v2 scores drifted"}, "startsAt": iso(starts),
                         "endsAt": iso(ends) if ends else None, "value": 0.31, "evidence": {}}],
-            "firing": int(status == "firing"), "resolved": int(status == "resolved")}
+            "firing": int(status == "firing"), "resolved": int(status == "resolved")}, iso(ends or starts))
 
 
 def test_firing_then_resolved_alerts_reach_alertmanager(tmp_path, alertmanager):
@@ -49,7 +50,7 @@ def test_firing_then_resolved_alerts_reach_alertmanager(tmp_path, alertmanager):
     service = build_delivery(config, StateStore(tmp_path / "state.db"), clock, rng=random.Random(1))
     started = datetime.now(timezone.utc) - timedelta(minutes=10)
     firing = payload("firing", "firing", started)
-    service.outbox.enqueue(service.router.route("f", "firing", iso(started), firing), clock.now())
+    service.outbox.enqueue(service.router.route("f", firing), clock.now())
     service.worker.run_until_idle()
     (alert,) = [a for a in alertmanager.alerts() if a["labels"].get("model") == "ranker"]
     assert alert["labels"]["alertname"] == "ModelScoreDrift"
@@ -59,7 +60,7 @@ def test_firing_then_resolved_alerts_reach_alertmanager(tmp_path, alertmanager):
 
     ended = datetime.now(timezone.utc) - timedelta(seconds=5)
     resolved = payload("resolved", "resolved", started, ended)
-    service.outbox.enqueue(service.router.route("r", "resolved", iso(ended), resolved), clock.now())
+    service.outbox.enqueue(service.router.route("r", resolved), clock.now())
     service.worker.run_until_idle()
     # Alertmanager's GET lists active alerts by default; a resolved one has left that list.
     assert [a for a in alertmanager.alerts() if a["labels"].get("model") == "ranker"] == []
@@ -77,7 +78,7 @@ def test_an_unreachable_alertmanager_is_retried_not_dropped(tmp_path):
     clock = ManualClock()
     service = build_delivery(config, StateStore(tmp_path / "state.db"), clock)
     started = datetime.now(timezone.utc)
-    service.outbox.enqueue(service.router.route("f", "firing", iso(started), payload("firing", "firing", started)),
+    service.outbox.enqueue(service.router.route("f", payload("firing", "firing", started)),
                            clock.now())
     service.worker.drain_due()
     (delivery,) = service.outbox.deliveries()

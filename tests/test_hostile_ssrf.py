@@ -19,6 +19,7 @@ from typing import Callable
 
 import pytest
 
+from monitor.alerting.events import AlertGroupEvent, RollbackEvent
 from monitor.errors import ConfigError
 from monitor.outputs.address_guard import BlockedAddressError, checked_addresses
 from monitor.outputs.assembly import build_delivery
@@ -140,7 +141,7 @@ FIRING = {"kind": "firing", "status": "firing", "groupKey": "g", "groupLabels": 
           "alerts": [{"status": "firing", "labels": {"alertname": "SSRFProbe", "model": "ranker"},
                       "annotations": {"summary": "probe"}, "startsAt": "2026-11-22T21:00:00Z"}],
           "firing": 1, "resolved": 0}
-ROLLBACK = {"model": "ranker", "bad_version": "v2", "last_known_good_version": "v1", "reason": "drift",
+ROLLBACK = {"type": "rollback.requested", "model": "ranker", "bad_version": "v2", "last_known_good_version": "v1", "reason": "drift",
             "alert": {"labels": {"alertname": "SSRFProbe", "model": "ranker"}, "annotations": {}}}
 
 
@@ -155,12 +156,12 @@ def attempt(tmp_path, monkeypatch, servers: Servers, kind: str, root: str, allow
     extra = {"resolver": resolver} if resolver else {}
     service = build_delivery(config, StateStore(tmp_path / "state.db"), clock, rng=random.Random(1), **extra)
     if kind == "webhook":
-        items = service.router.route("r", "rollback.requested", "2026-11-22T21:05:00Z", ROLLBACK)
+        items = service.router.route("r", RollbackEvent.from_dict(ROLLBACK, "2026-11-22T21:05:00Z"))
     else:
         # A label unique to this attempt, so Alertmanager (which dedups on labels) counts it.
         payload = json.loads(json.dumps(FIRING))
         payload["alerts"][0]["labels"]["attempt"] = tmp_path.name
-        items = service.router.route("f", "firing", "2026-11-22T21:05:00Z", payload)
+        items = service.router.route("f", AlertGroupEvent.from_dict(payload, "2026-11-22T21:05:00Z"))
     assert len(items) == 1
     service.outbox.enqueue(items, clock.now())
     _connects.clear()

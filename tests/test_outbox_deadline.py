@@ -17,6 +17,7 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
+from monitor.alerting.events import AlertGroupEvent, RollbackEvent
 from monitor.outputs.assembly import build_delivery
 from monitor.outputs.http_transport import post_url
 from monitor.outputs.outbox import DeliveryStatus
@@ -41,7 +42,7 @@ OUTPUTS = {
 FIRING = {"kind": "firing", "status": "firing", "groupKey": "g", "groupLabels": {"alertname": "Drip"},
           "alerts": [{"status": "firing", "labels": {"alertname": "Drip"}, "annotations": {},
                       "startsAt": "2026-11-22T21:00:00Z"}], "firing": 1, "resolved": 0}
-ROLLBACK = {"model": "ranker", "bad_version": "v2", "last_known_good_version": "v1",
+ROLLBACK = {"type": "rollback.requested", "model": "ranker", "bad_version": "v2", "last_known_good_version": "v1",
             "alert": {"labels": {"alertname": "Drip", "model": "ranker"}}}
 
 
@@ -59,9 +60,9 @@ def test_a_dripping_receiver_is_cut_at_the_timeout_and_retried(kind, headers_fir
         clock = ManualClock()
         service = build_delivery(config, StateStore(tmp_path / "state.db"), clock, rng=random.Random(1))
         if kind == "webhook":
-            items = service.router.route("r", "rollback.requested", "2026-11-22T21:05:00Z", ROLLBACK)
+            items = service.router.route("r", RollbackEvent.from_dict(ROLLBACK, "2026-11-22T21:05:00Z"))
         else:
-            items = service.router.route("f", "firing", "2026-11-22T21:05:00Z", json.loads(json.dumps(FIRING)))
+            items = service.router.route("f", AlertGroupEvent.from_dict(FIRING, "2026-11-22T21:05:00Z"))
         service.outbox.enqueue(items, clock.now())
 
         started = time.monotonic()

@@ -6,6 +6,7 @@ import json
 import logging
 import random
 
+from monitor.alerting.events import AlertGroupEvent, RollbackEvent
 from monitor.cli import main
 from monitor.outputs.assembly import build_delivery
 from monitor.store import StateStore
@@ -49,10 +50,11 @@ def test_no_secret_appears_in_logs_errors_or_deliveries_json(tmp_path, monkeypat
         group = {"kind": "firing", "status": "firing", "groupKey": "g", "groupLabels": {"alertname": "A"},
                  "alerts": [{"status": "firing", "labels": {"alertname": "A", "model": "ranker", "version": "v2"},
                              "annotations": {}, "startsAt": "2026-11-22T21:00:00Z"}], "firing": 1, "resolved": 0}
-        rollback = {"model": "ranker", "bad_version": "v2", "last_known_good_version": "v1", "reason": "drift",
+        rollback = {"type": "rollback.requested", "model": "ranker", "bad_version": "v2", "last_known_good_version": "v1", "reason": "drift",
                     "alert": group["alerts"][0], "evidence": {}}
-        service.outbox.enqueue(service.router.route("g1", "firing", "2026-11-22T21:05:00Z", group), clock.now())
-        service.outbox.enqueue(service.router.route("r1", "rollback.requested", "2026-11-22T21:05:00Z", rollback),
+        service.outbox.enqueue(service.router.route("g1", AlertGroupEvent.from_dict(group, "2026-11-22T21:05:00Z")),
+                               clock.now())
+        service.outbox.enqueue(service.router.route("r1", RollbackEvent.from_dict(rollback, "2026-11-22T21:05:00Z")),
                                clock.now())
         slack.rate_limit_next(1, "1")
         receiver.fail_next(1, 500)
@@ -66,7 +68,7 @@ def test_no_secret_appears_in_logs_errors_or_deliveries_json(tmp_path, monkeypat
               allow_private: true
         """)
         wh_service = build_delivery(webhook_config, StateStore(tmp_path / "wh" / "state.db"), clock)
-        wh_service.outbox.enqueue(wh_service.router.route("g1", "firing", "x", group), clock.now())
+        wh_service.outbox.enqueue(wh_service.router.route("g1", AlertGroupEvent.from_dict(group, "x")), clock.now())
         slack.rate_limit_next(1, "1")
         wh_service.worker.run_until_idle()
         assert len(slack.accepted("incoming-webhook")) == 1

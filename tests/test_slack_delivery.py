@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from monitor.alerting.events import AlertGroupEvent
 from monitor.outputs.assembly import build_delivery
 from monitor.outputs.outbox import DeliveryStatus
 from monitor.store import StateStore
@@ -16,16 +17,17 @@ from standins.slack_api import SlackStandIn
 TOKEN = "xoxb-test-0000-secret-token"
 
 
-def group_payload(key: str, kind: str, status: str, service: str = "ranker") -> dict:
+def group_payload(key: str, kind: str, status: str, service: str = "ranker") -> AlertGroupEvent:
     alert_status = "resolved" if status == "resolved" else "firing"
-    return {"kind": kind, "status": status, "groupKey": key, "groupLabels": {"alertname": "SLOBudgetBurnPage"},
+    return AlertGroupEvent.from_dict({"kind": kind, "status": status, "groupKey": key, "groupLabels": {"alertname": "SLOBudgetBurnPage"},
             "alerts": [{"status": alert_status, "labels": {"alertname": "SLOBudgetBurnPage", "service": service,
                                                            "severity": "page"},
                         "annotations": {"summary": f"{service} is burning its error budget"},
                         "startsAt": "2026-11-22T21:00:00Z", "value": 15.2,
                         "endsAt": "2026-11-22T22:00:00Z" if alert_status == "resolved" else None,
                         "evidence": {"burn_rate_1h": 15.2, "burn_rate_5m": 20.0}}],
-            "firing": int(alert_status == "firing"), "resolved": int(alert_status == "resolved")}
+            "firing": int(alert_status == "firing"), "resolved": int(alert_status == "resolved")},
+        "2026-11-22T21:05:00Z")
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def setup(tmp_path, slack: SlackStandIn, slack_yaml: str | None = None):
 
 
 def queue(service, clock, key, payload):
-    service.outbox.enqueue(service.router.route(key, payload["kind"], "2026-11-22T21:05:00Z", payload), clock.now())
+    service.outbox.enqueue(service.router.route(key, payload), clock.now())
 
 
 def test_a_firing_group_posts_and_its_resolve_lands_in_the_thread_and_updates_the_parent(tmp_path, slack):

@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from monitor.alerting.events import RollbackEvent
 from monitor.daemon import Daemon
 from monitor.outputs.assembly import build_delivery
 from monitor.outputs.outbox import DeliveryStatus, Outbox, OutboxItem, RetryRefused
@@ -56,7 +57,7 @@ def start(config, store):
 
 
 def queue(service, clock, key: str) -> None:
-    service.outbox.enqueue(service.router.route(key, "rollback.requested", "2026-11-22T21:05:00Z", PAYLOAD),
+    service.outbox.enqueue(service.router.route(key, RollbackEvent.from_dict(PAYLOAD, "2026-11-22T21:05:00Z")),
                            clock.now())
 
 

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from monitor.alerting.events import AlertEvent, RollbackEvent
 from monitor.cli import main
 from monitor.outputs.assembly import build_delivery
 from monitor.outputs.outbox import DeliveryStatus
@@ -17,17 +18,17 @@ from standins.clock import ManualClock
 from standins.configs import new_webhook_secret, write_config
 from standins.webhook_receiver import WebhookReceiver
 
-ALERT = {"labels": {"alertname": "ModelScoreDrift", "model": "ranker", "version": "v2", "severity": "page"},
-         "annotations": {"summary": "ranker v2 prediction scores drifted", "runbook_url": "https://runbooks.example/drift"},
-         "startsAt": "2026-11-22T21:00:00Z", "endsAt": None}
-
-
-def rollback_payload(model: str = "ranker", bad: str = "v2", good: str = "v1") -> dict:
-    alert = json.loads(json.dumps(ALERT))
-    alert["labels"].update(model=model, version=bad)
-    return {"type": "rollback.requested", "model": model, "bad_version": bad, "last_known_good_version": good,
-            "reason": f"{model} {bad} prediction scores drifted", "alert": alert,
-            "evidence": {"psi": 0.31, "ks": 0.18}}
+def rollback_payload(model: str = "ranker", bad: str = "v2", good: str = "v1",
+                     kind: str = "rollback.requested") -> RollbackEvent:
+    alert = AlertEvent(
+        status="firing", state="firing",
+        labels={"alertname": "ModelScoreDrift", "model": model, "version": bad, "severity": "page"},
+        annotations={"summary": "ranker v2 prediction scores drifted",
+                     "runbook_url": "https://runbooks.example/drift"},
+        starts_at="2026-11-22T21:00:00Z", ends_at=None, fingerprint=f"fp-{model}-{bad}",
+        evidence={"psi": 0.31, "ks": 0.18})
+    return RollbackEvent(kind=kind, model=model, bad_version=bad, reason=f"{model} {bad} prediction scores drifted",
+                         alert=alert, created_at="2026-11-22T21:05:00Z", last_known_good_version=good)
 
 
 @pytest.fixture
@@ -60,8 +61,8 @@ def setup(tmp_path, url: str, schedule: str = "[0s, 200ms, 500ms]", extra: str =
     return config, store, clock, build_delivery(config, store, clock, rng=random.Random(7))
 
 
-def queue(service, clock, key: str, kind: str = "rollback.requested", payload: dict | None = None) -> int:
-    items = service.router.route(key, kind, "2026-11-22T21:05:00Z", payload or rollback_payload())
+def queue(service, clock, key: str, kind: str = "rollback.requested", payload: RollbackEvent | None = None) -> int:
+    items = service.router.route(key, payload or rollback_payload(kind=kind))
     return service.outbox.enqueue(items, clock.now())
 
 
@@ -193,9 +194,9 @@ def test_subscriptions_filter_by_event_type_and_labels(tmp_path, extra, kind, la
             secret_env: HOOK_SECRET
             {extra}
     """)
-    payload = rollback_payload(model=labels["model"])
+    payload = rollback_payload(model=labels["model"], kind=kind)
     service = build_delivery(config, StateStore(tmp_path / "state.db"), ManualClock())
-    items = service.router.route("k", kind, "2026-11-22T21:05:00Z", payload)
+    items = service.router.route("k", payload)
     assert bool(items) is wanted
 
 

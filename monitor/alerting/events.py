@@ -183,8 +183,10 @@ def event_to_json(event: Event) -> str:
 def event_from_json(kind: str, text: str | Mapping[str, Any], created_at: str | None = None) -> Event:
     """Decode a stored event of notification kind `kind` (today's rows and earlier releases' dicts)."""
     data = json.loads(text) if isinstance(text, str) else text
+    # The row's kind is authoritative: a payload may not repeat it (earlier releases' group dicts did,
+    # their rollback dicts not always).
     if kind in ROLLBACK_KINDS:
-        return RollbackEvent.from_dict(data, created_at)
+        return RollbackEvent.from_dict({**data, "type": kind}, created_at)
     if kind in ALERT_GROUP_KINDS:
-        return AlertGroupEvent.from_dict(data, created_at)
+        return AlertGroupEvent.from_dict({**data, "kind": kind}, created_at)
     raise ValueError(f"unknown notification kind {kind!r}")

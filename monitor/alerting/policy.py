@@ -5,9 +5,12 @@ Pure functions of (alert states, policy state, now), as Alertmanager's stages ar
 - silences mute matching alerts (`silences.py`);
 - inhibition mutes a target alert while a source alert with the same `equal`
   labels fires (default: an SLO's page mutes its ticket);
-- grouping batches alerts by `group_by` labels into one notification per group:
-  a new group waits `group_wait`, later changes wait `group_interval`, and an
-  unchanged group is re-sent every `repeat_interval`. Whether a group needs a
+- routing sends each alert down the route tree (`routes.py`): it reaches every
+  route `RouteTree.match` returns (more than one through `continue`);
+- grouping batches a route's alerts by that route's `group_by` labels into one
+  notification per group: a new group waits `group_wait`, later changes wait
+  `group_interval`, and an unchanged group is re-sent every `repeat_interval`,
+  each the route's own. Whether a group needs a
   notification is Alertmanager's `DedupStage.needsUpdate`: new firing alerts,
   newly resolved ones (with `send_resolved`), or the repeat interval elapsed;
 - rollback requests go out per alert, not per group: a deployer acts on each.
@@ -15,17 +18,21 @@ Pure functions of (alert states, policy state, now), as Alertmanager's stages ar
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Mapping, Sequence
 
+from monitor.alerting.events import AlertGroupEvent, RollbackEvent
 from monitor.alerting.lifecycle import Alert, AlertState, fingerprint
-from monitor.alerting.notifications import Notification, NotificationKind, alert_payload, iso
+from monitor.alerting.notifications import Notification, NotificationKind, alert_event, iso
+from monitor.alerting.routes import DEFAULT_RECEIVER, ROOT_ROUTE_ID, RouteMatch, RouteTree
 from monitor.alerting.rule_spec import Rule
 from monitor.alerting.silences import Silence, silencing
 from monitor.alerting.versions import (ModelVersion, VersionKey, is_newer, last_known_good,
                                        mark_rollback_fired)
-from monitor.config import AlertingConfig, InhibitRule
+from monitor.config import AlertingConfig, InhibitRule, RouteConfig
 
 ALL_LABELS = "..."
 
@@ -40,6 +47,10 @@ class GroupState:
     last_notified_at: datetime | None = None
     notified_firing: frozenset[str] = field(default_factory=frozenset)
     notified_resolved: frozenset[str] = field(default_factory=frozenset)
+    # The route that grouped it, and the receiver it notified: a group's resolve goes
+    # where its firing went, even after a reload moved or removed its route.
+    route_id: str = ROOT_ROUTE_ID
+    receiver: str = DEFAULT_RECEIVER
 
 
 def apply_silences(alerts: Mapping[str, Alert], silences: Sequence[Silence], at: datetime) -> dict[str, Alert]:
@@ -93,22 +104,38 @@ def group_labels_of(labels: Mapping[str, str], group_by: Sequence[str]) -> dict[
     return {k: labels.get(k, "") for k in group_by}
 
 
-def group_key_of(group_labels: Mapping[str, str]) -> str:
-    """A group's id: the fingerprint of its group-by labels, as an alert's is of its labels."""
-    return fingerprint(group_labels)
+def group_key_of(group_labels: Mapping[str, str], route_id: str = ROOT_ROUTE_ID) -> str:
+    """A group's id: the fingerprint of its group-by labels, as an alert's is of its labels.
+
+    The root route's groups keep exactly that (so group state stored before routes
+    existed carries on); a deeper route's key also covers its route id, as
+    Alertmanager's group key does, so one alert set grouped on two routes is two groups.
+    """
+    if route_id == ROOT_ROUTE_ID:
+        return fingerprint(group_labels)
+    text = json.dumps([route_id, sorted(group_labels.items())], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def plan_group_notifications(alerts: Mapping[str, Alert], groups: Mapping[str, GroupState],
-                             config: AlertingConfig, at: datetime
+                             config: AlertingConfig, at: datetime, tree: RouteTree | None = None
                              ) -> tuple[list[Notification], dict[str, GroupState]]:
-    """The group notifications due at `at`, and the groups' state after sending them."""
+    """The group notifications due at `at`, and the groups' state after sending them.
+
+    `tree` is the compiled `outputs.route` (default: one root route to the `default`
+    receiver with `config`'s grouping, which is what a config without routes means).
+    """
+    tree = tree or RouteTree(RouteConfig(receiver=DEFAULT_RECEIVER), config)
+    routes = tree.routes()
     members: dict[str, list[Alert]] = {}
-    group_labels: dict[str, dict[str, str]] = {}
+    new_state: dict[str, GroupState] = {}
     for alert in alerts.values():
-        labels = group_labels_of(alert.labels, config.group_by)
-        key = group_key_of(labels)
-        group_labels[key] = labels
-        members.setdefault(key, []).append(alert)
+        for match in tree.match(alert.labels):
+            labels = group_labels_of(alert.labels, match.group_by)
+            key = group_key_of(labels, match.route_id)
+            members.setdefault(key, []).append(alert)
+            new_state.setdefault(key, GroupState(key, labels, first_seen_at=at, route_id=match.route_id,
+                                                 receiver=match.receiver))
 
     notifications: list[Notification] = []
     new_groups: dict[str, GroupState] = {}
@@ -119,25 +146,25 @@ def plan_group_notifications(alerts: Mapping[str, Alert], groups: Mapping[str, G
         if state is None:
             if not firing:
                 continue
-            state = GroupState(key, group_labels[key], first_seen_at=at)
+            state = new_state[key]
+        # A group whose route a reload removed keeps its receiver, with the root's timing.
+        route = routes.get(state.route_id) or routes[ROOT_ROUTE_ID]
         # Resolved = told firing before, resolved now. An alert that went silent,
         # inhibited or no-data simply drops out: none of those means "resolved".
         resolved = {a.fingerprint for a in in_group
                     if a.state is AlertState.RESOLVED and a.fingerprint in state.notified_firing}
         resolved |= {fp for fp in state.notified_firing if fp not in alerts}
-        due = (state.first_seen_at + config.group_wait if state.last_notified_at is None
-               else state.last_notified_at + config.group_interval)
-        kind = _needs_update(state, firing, resolved, config, at) if at >= due else None
+        due = (state.first_seen_at + route.group_wait if state.last_notified_at is None
+               else state.last_notified_at + route.group_interval)
+        kind = _needs_update(state, firing, resolved, route, config.send_resolved, at) if at >= due else None
         if kind is not None:
             shown = [a for a in in_group if a.fingerprint in firing or a.fingerprint in resolved]
             shown.sort(key=lambda a: (a.state is not AlertState.FIRING, a.alertname, sorted(a.labels.items())))
-            notifications.append(Notification(
-                idempotency_key=f"{kind.value}:{key}:{iso(at)}",
-                kind=kind, created_at=at,
-                payload={"kind": kind.value, "status": "firing" if firing else "resolved",
-                         "groupKey": key, "groupLabels": dict(state.group_labels),
-                         "alerts": [alert_payload(a) for a in shown],
-                         "firing": len(firing), "resolved": len(resolved)}))
+            event = AlertGroupEvent(
+                kind=kind.value, status="firing" if firing else "resolved", group_key=key,
+                group_labels=dict(state.group_labels), alerts=tuple(alert_event(a) for a in shown),
+                created_at=iso(at) or "", receiver=state.receiver, route_id=state.route_id)
+            notifications.append(Notification(f"{kind.value}:{key}:{iso(at)}", kind, at, event))
             state = replace(state, last_notified_at=at, notified_firing=frozenset(firing),
                             notified_resolved=frozenset(resolved))
         if state.notified_firing or firing:
@@ -145,8 +172,8 @@ def plan_group_notifications(alerts: Mapping[str, Alert], groups: Mapping[str, G
     return notifications, new_groups
 
 
-def _needs_update(state: GroupState, firing: set[str], resolved: set[str], config: AlertingConfig,
-                  at: datetime) -> NotificationKind | None:
+def _needs_update(state: GroupState, firing: set[str], resolved: set[str], route: RouteMatch,
+                  send_resolved: bool, at: datetime) -> NotificationKind | None:
     if state.last_notified_at is None:
         return NotificationKind.FIRING if firing else None
     if not firing <= state.notified_firing:
@@ -155,9 +182,9 @@ def _needs_update(state: GroupState, firing: set[str], resolved: set[str], confi
         # Everything the receivers were told about has ended, or has only gone quiet
         # (no data, silenced): tell them about what really resolved, and nothing else.
         return NotificationKind.RESOLVED if resolved - state.notified_resolved else None
-    if config.send_resolved and not resolved <= state.notified_resolved:
+    if send_resolved and not resolved <= state.notified_resolved:
         return NotificationKind.RESOLVED
-    if at - state.last_notified_at >= config.repeat_interval:
+    if at - state.last_notified_at >= route.repeat_interval:
         return NotificationKind.REPEAT
     return None
 
@@ -188,23 +215,19 @@ def plan_rollbacks(alerts: Mapping[str, Alert], rules_by_name: Mapping[str, Rule
             good = last_known_good(versions, model, config.last_known_good_after)
             if good is None or good.version == version or not is_newer(versions, model, version, good):
                 continue  # nothing safer to roll back to
-            payload = {
-                "type": NotificationKind.ROLLBACK_REQUESTED.value,
-                "model": model, "bad_version": version, "last_known_good_version": good.version,
-                "reason": alert.annotations.get("summary") or f"{alert.alertname} firing for {model} {version}",
-                "alert": alert_payload(alert), "evidence": alert_payload(alert)["evidence"],
-            }
+            event = RollbackEvent(
+                kind=NotificationKind.ROLLBACK_REQUESTED.value, model=model, bad_version=version,
+                reason=alert.annotations.get("summary") or f"{alert.alertname} firing for {model} {version}",
+                alert=alert_event(alert), created_at=iso(at) or "", last_known_good_version=good.version)
             notifications.append(Notification(f"rollback.requested:{fp}:{iso(alert.fired_at)}",
-                                              NotificationKind.ROLLBACK_REQUESTED, at, payload))
+                                              NotificationKind.ROLLBACK_REQUESTED, at, event))
             out[fp] = replace(alert, rollback_requested_at=at)
         elif alert.rollback_requested_at is not None and alert.state is AlertState.RESOLVED:
-            payload = {
-                "type": NotificationKind.ROLLBACK_CANCELLED.value,
-                "model": model, "bad_version": version,
-                "reason": f"{alert.alertname} resolved at {iso(alert.resolved_at)}",
-                "alert": alert_payload(alert), "evidence": alert_payload(alert)["evidence"],
-            }
+            event = RollbackEvent(
+                kind=NotificationKind.ROLLBACK_CANCELLED.value, model=model, bad_version=version,
+                reason=f"{alert.alertname} resolved at {iso(alert.resolved_at)}", alert=alert_event(alert),
+                created_at=iso(at) or "")
             notifications.append(Notification(f"rollback.cancelled:{fp}:{iso(alert.fired_at)}",
-                                              NotificationKind.ROLLBACK_CANCELLED, at, payload))
+                                              NotificationKind.ROLLBACK_CANCELLED, at, event))
             out[fp] = replace(alert, rollback_requested_at=None)
     return RollbackPlan(notifications, out, versions)

@@ -15,7 +15,8 @@ from typing import Any, Mapping, Sequence
 
 from monitor.alerting.condition import Matcher
 from monitor.alerting.lifecycle import Alert, AlertState, Transition
-from monitor.alerting.notifications import PENDING, Notification, NotificationKind
+from monitor.alerting.notification_repository import NotificationRepository, QueuedNotification
+from monitor.alerting.notifications import Notification
 from monitor.alerting.policy import GroupState
 from monitor.alerting.silences import Silence, SilenceError
 from monitor.alerting.versions import ModelVersion, VersionKey
@@ -42,10 +43,8 @@ def _dt(value: float | None) -> datetime | None:
 #   gone from the alerts table and has no transition after the horizon (its rule was
 #   removed); so an episode that started long ago but ended or is still open inside
 #   the retention window keeps its start, which the report's incident needs;
-# - a notification goes once it is routed, no delivery references it any more, and
-#   none of the alerts it shows has a transition left at or before it: it then
-#   belongs to episodes already pruned (so a still-open episode keeps its first page,
-#   which the report's time to detect needs);
+# - a notification goes as `NotificationRepository.prune` says (after the transitions:
+#   it checks which of its alerts still have one);
 # - a cycle goes once no transition or notification references it.
 _PRUNE_TRANSITIONS = """
     DELETE FROM alert_transitions WHERE rowid IN (
@@ -56,18 +55,6 @@ _PRUNE_TRANSITIONS = """
                 AND NOT EXISTS (SELECT 1 FROM alert_transitions e WHERE e.fingerprint = t.fingerprint
                                 AND e.at >= :horizon)))
         ORDER BY t.at LIMIT :batch)
-"""
-_PRUNE_NOTIFICATIONS = """
-    DELETE FROM notifications WHERE id IN (
-        SELECT n.id FROM notifications n WHERE n.created_at < :horizon AND n.status != 'pending'
-            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)
-            AND NOT EXISTS (
-                SELECT 1 FROM (SELECT json_extract(j.value, '$.fingerprint') AS fingerprint
-                               FROM json_each(IIF(json_valid(n.payload), n.payload, '{}'), '$.alerts') j
-                               UNION ALL SELECT json_extract(IIF(json_valid(n.payload), n.payload, '{}'),
-                                                             '$.alert.fingerprint')) shown
-                JOIN alert_transitions e ON e.fingerprint = shown.fingerprint AND e.at <= n.created_at)
-        ORDER BY n.created_at LIMIT :batch)
 """
 _PRUNE_CYCLES = """
     DELETE FROM cycles WHERE id IN (
@@ -80,14 +67,6 @@ _PRUNE_CYCLES = """
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-@dataclass(frozen=True)
-class QueuedNotification:
-    id: int
-    notification: Notification
-    cycle_id: int | None
-    status: str
 
 
 @dataclass(frozen=True)
@@ -129,6 +108,7 @@ class AlertRepository:
 
     def __init__(self, store: StateStore):
         self.store = store
+        self.queue = NotificationRepository(store)
 
     # -- reads --------------------------------------------------------------------
 
@@ -139,7 +119,7 @@ class AlertRepository:
         return {row["group_key"]: GroupState(
             row["group_key"], json.loads(row["group_labels"]), _dt(row["first_seen_at"]),
             _dt(row["last_notified_at"]), frozenset(json.loads(row["notified_firing"])),
-            frozenset(json.loads(row["notified_resolved"])))
+            frozenset(json.loads(row["notified_resolved"])), row["route_id"], row["receiver"])
             for row in self.store.query("SELECT * FROM alert_groups")}
 
     def versions(self) -> dict[VersionKey, ModelVersion]:
@@ -151,15 +131,7 @@ class AlertRepository:
         return [_silence_from_row(r) for r in self.store.query("SELECT * FROM silences ORDER BY created_at, id")]
 
     def notifications(self, cycle_id: int | None = None, status: str | None = None) -> list[QueuedNotification]:
-        sql, params = "SELECT * FROM notifications WHERE 1=1", []
-        if cycle_id is not None:
-            sql, params = sql + " AND cycle_id = ?", params + [cycle_id]
-        if status is not None:
-            sql, params = sql + " AND status = ?", params + [status]
-        return [QueuedNotification(r["id"], Notification(r["idempotency_key"], NotificationKind(r["kind"]),
-                                                         _dt(r["created_at"]), json.loads(r["payload"])),
-                                   r["cycle_id"], r["status"])
-                for r in self.store.query(sql + " ORDER BY id", tuple(params))]
+        return self.queue.notifications(cycle_id, status)
 
     def transitions(self, until: datetime | None = None) -> list[LoggedTransition]:
         """Every logged state change (up to `until`), oldest first, in the order they were saved."""
@@ -197,7 +169,7 @@ class AlertRepository:
         params = {"horizon": _ts(horizon), "batch": int(batch)}
         with self.store.transaction() as conn:
             transitions = conn.execute(_PRUNE_TRANSITIONS, params).rowcount
-            notifications = conn.execute(_PRUNE_NOTIFICATIONS, params).rowcount  # after: see above
+            notifications = self.queue.prune(conn, horizon, batch)  # after the transitions: see above
             cycles = conn.execute(_PRUNE_CYCLES, params).rowcount
         return PrunedHistory(transitions, notifications, cycles)
 
@@ -215,9 +187,12 @@ class AlertRepository:
             cycle_id = int(cursor.lastrowid)
             self._write_alerts(conn, previous, alerts, evaluated_at)
             conn.execute("DELETE FROM alert_groups")
-            conn.executemany("INSERT INTO alert_groups VALUES (?, ?, ?, ?, ?, ?)", [
-                (g.group_key, _json(dict(g.group_labels)), _ts(g.first_seen_at), _ts(g.last_notified_at),
-                 _json(sorted(g.notified_firing)), _json(sorted(g.notified_resolved))) for g in groups.values()])
+            conn.executemany(
+                "INSERT INTO alert_groups (group_key, group_labels, first_seen_at, last_notified_at, "
+                "notified_firing, notified_resolved, route_id, receiver) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+                    (g.group_key, _json(dict(g.group_labels)), _ts(g.first_seen_at), _ts(g.last_notified_at),
+                     _json(sorted(g.notified_firing)), _json(sorted(g.notified_resolved)), g.route_id, g.receiver)
+                    for g in groups.values()])
             conn.executemany(
                 "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?) ON CONFLICT (model, version) DO UPDATE SET "
                 "first_seen_at = excluded.first_seen_at, last_seen_at = excluded.last_seen_at, "
@@ -227,14 +202,7 @@ class AlertRepository:
             conn.executemany("INSERT INTO alert_transitions VALUES (?, ?, ?, ?, ?, ?, ?)", [
                 (cycle_id, t.fingerprint, t.alertname, _json(dict(t.labels)), t.from_state.value,
                  t.to_state.value, _ts(t.at)) for t in transitions])
-            queued = []
-            for n in notifications:
-                cursor = conn.execute(
-                    "INSERT INTO notifications (idempotency_key, kind, created_at, cycle_id, payload, status) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-                    (n.idempotency_key, n.kind.value, _ts(n.created_at), cycle_id, _json(dict(n.payload)), PENDING))
-                if cursor.rowcount:
-                    queued.append(QueuedNotification(int(cursor.lastrowid), n, cycle_id, PENDING))
+            queued = [q for q in (self.queue.insert(conn, n, cycle_id) for n in notifications) if q is not None]
             conn.execute("UPDATE cycles SET notifications = ? WHERE id = ?", (len(queued), cycle_id))
         return cycle_id, queued
 

@@ -19,6 +19,8 @@ from monitor.config import AlertingConfig, OutputsConfig, RouteConfig
 
 # The root route's receiver when only the legacy `outputs.slack`/`outputs.alertmanager` is configured.
 DEFAULT_RECEIVER = "default"
+# The root route's id (Alertmanager's route key of the root).
+ROOT_ROUTE_ID = "{}"
 
 _MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$', re.S)
 
@@ -91,9 +93,9 @@ class RouteTree:
     def __init__(self, root: RouteConfig, defaults: AlertingConfig):
         if not root.receiver:
             raise ValueError("the root route needs a receiver")
-        base = RouteMatch("{}", root.receiver, tuple(defaults.group_by), defaults.group_wait,
+        base = RouteMatch(ROOT_ROUTE_ID, root.receiver, tuple(defaults.group_by), defaults.group_wait,
                           defaults.group_interval, defaults.repeat_interval)
-        self.root = self._compile(root, base, "{}", is_root=True)
+        self.root = self._compile(root, base, ROOT_ROUTE_ID, is_root=True)
 
     def _compile(self, node: RouteConfig, parent: RouteMatch, route_id: str, is_root: bool = False) -> _Node:
         matchers = tuple(parse_matcher(m) for m in node.matchers)
@@ -112,6 +114,16 @@ class RouteTree:
     def match(self, labels: Mapping[str, str]) -> list[RouteMatch]:
         """Every route the alert reaches, in tree order (more than one only through `continue`)."""
         return _match(self.root, labels)
+
+    def routes(self) -> dict[str, RouteMatch]:
+        """Every route by id, with its settings after inheritance."""
+        out: dict[str, RouteMatch] = {}
+        stack = [self.root]
+        while stack:
+            node = stack.pop()
+            out[node.route_id] = node.settings
+            stack.extend(node.children)
+        return out
 
     def receivers(self) -> set[str]:
         """Every receiver named anywhere in the tree."""

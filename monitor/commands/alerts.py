@@ -8,7 +8,7 @@ import sys
 
 from monitor.alerting.definition_error_repository import DefinitionErrorRepository
 from monitor.alerting.lifecycle import AlertState
-from monitor.alerting.notifications import alert_payload, iso
+from monitor.alerting.notifications import alert_event, iso
 from monitor.alerting.repository import AlertRepository
 from monitor.commands.state_file import add_state_arguments, open_state
 
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         broken = DefinitionErrorRepository(store).current()
     alerts.sort(key=lambda a: (_ORDER.get(a.state, 9), a.alertname, sorted(a.labels.items())))
     if args.json:
-        out = {"alerts": [{**alert_payload(a), "silenced_by": list(a.silenced_by), "inhibited": a.inhibited,
+        out = {"alerts": [{**alert_event(a).to_dict(), "silenced_by": list(a.silenced_by), "inhibited": a.inhibited,
                            "lastEvaluatedAt": iso(a.last_evaluated_at)} for a in alerts],
                "definition_errors": [{**b.error.to_json(), "since": iso(b.since), "cycle_id": b.cycle_id}
                                      for b in broken],

@@ -99,7 +99,8 @@ def signal_json(signal: Signal) -> dict[str, Any]:
 def notification_json(queued: QueuedNotification) -> dict[str, Any]:
     n = queued.notification
     return {"id": queued.id, "idempotency_key": n.idempotency_key, "kind": n.kind.value, "status": queued.status,
-            "created_at": iso_z(n.created_at), "cycle_id": queued.cycle_id, "payload": n.payload}
+            "created_at": iso_z(n.created_at), "cycle_id": queued.cycle_id,
+            "payload": n.payload.to_dict()}
 
 
 def report_json(report: CycleReport) -> dict[str, Any]:

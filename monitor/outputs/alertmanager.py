@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
+from monitor.alerting.events import AlertEvent, AlertGroupEvent
 from monitor.config import AlertmanagerConfig
 from monitor.outputs import http_transport
 from monitor.outputs.address_guard import BlockedAddressError, Resolver, system_resolver
@@ -24,24 +25,24 @@ DESTINATION = "alertmanager"
 ALERTS_PATH = "/api/v2/alerts"
 
 
-def postable_alerts(payload: Mapping[str, Any], generator_url: str | None = None) -> list[dict[str, Any]]:
-    """An alert group notification's alerts in Alertmanager's API v2 shape."""
+def postable_alerts(alerts: Sequence[AlertEvent], generator_url: str | None = None) -> list[dict[str, Any]]:
+    """Alerts in Alertmanager's API v2 shape (`postableAlerts`)."""
     out: list[dict[str, Any]] = []
-    for alert in payload.get("alerts", []):
-        item: dict[str, Any] = {"labels": {k: str(v) for k, v in alert.get("labels", {}).items()},
-                                "annotations": {k: str(v) for k, v in alert.get("annotations", {}).items()}}
-        if alert.get("startsAt"):
-            item["startsAt"] = alert["startsAt"]
-        if alert.get("status") == "resolved" and alert.get("endsAt"):
-            item["endsAt"] = alert["endsAt"]
+    for alert in alerts:
+        item: dict[str, Any] = {"labels": dict(alert.labels), "annotations": dict(alert.annotations)}
+        if alert.starts_at:
+            item["startsAt"] = alert.starts_at
+        if not alert.firing and alert.ends_at:
+            item["endsAt"] = alert.ends_at
         if generator_url:
             item["generatorURL"] = generator_url
         out.append(item)
     return out
 
 
-def alerts_body(payload: Mapping[str, Any], generator_url: str | None = None) -> str:
-    return json.dumps(postable_alerts(payload, generator_url), separators=(",", ":"))
+def alerts_body(event: AlertGroupEvent, generator_url: str | None = None) -> str:
+    """The body forwarding one alert group notification's alerts."""
+    return json.dumps(postable_alerts(event.alerts, generator_url), separators=(",", ":"))
 
 
 class AlertmanagerDestination:

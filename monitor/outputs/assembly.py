@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import random
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from monitor.outputs.alertmanager import AlertmanagerDestination
 from monitor.outputs.backoff import RetrySchedule
 from monitor.outputs.clock import Clock, SystemClock
 from monitor.outputs.outbox import Outbox
+from monitor.outputs.receivers import Integration
 from monitor.outputs.routing import LinkBuilder, Router, route_pending_notifications
 from monitor.outputs.slack import SlackDestination
 from monitor.outputs.webhooks import WebhookDestination
@@ -49,21 +51,44 @@ def build_delivery(config: Config, store: StateStore, clock: Clock | None = None
     schedule = RetrySchedule(tuple(outputs.retry_schedule)) if outputs.retry_schedule else RetrySchedule()
     expire_after_s = outputs.expire_after.total_seconds() if outputs.expire_after else None
     outbox = Outbox(store, schedule, expire_after_s, rng)
+    links = LinkBuilder(outputs.report_url, outputs.prometheus_url or config.prometheus.url,
+                        _rule_exprs(config))
+    router = Router(outputs, links)
     destinations: dict[str, Destination] = {}
-    if outputs.slack:
-        destinations["slack"] = SlackDestination(outputs.slack, store, resolver=resolver)
+    for integrations in router.integrations().values():
+        for integration in integrations:
+            destinations[integration.destination] = _integration_destination(integration, store, clock, resolver)
     for subscription in outputs.webhooks:
         webhook = WebhookDestination(subscription, clock, resolver)
         destinations[webhook.name] = webhook
     if outputs.alertmanager:
         destinations["alertmanager"] = AlertmanagerDestination(outputs.alertmanager, resolver)
-    links = LinkBuilder(outputs.report_url, outputs.prometheus_url or config.prometheus.url,
-                        _rule_exprs(config))
-    router = Router(outputs, links)
     outbox.target_digests = router.target_digests()
     for name in outbox.enable_changed_destinations():
         log.info("destination %s re-enabled: its configured target changed since it answered 410 Gone", name)
     return DeliveryService(outbox, router, OutboxWorker(outbox, destinations, clock), clock)
+
+
+# Integration kind -> (module, class) of its destination; each class is built as
+# `Class(name, config, resolver=..., clock=...)`, the contract every integration module keeps.
+# Slack is built here directly: its threads live in the state store.
+INTEGRATION_DESTINATIONS: dict[str, tuple[str, str]] = {
+    "pagerduty": ("monitor.outputs.pagerduty", "PagerDutyDestination"),
+    "msteams": ("monitor.outputs.teams", "TeamsDestination"),
+    "email": ("monitor.outputs.email", "EmailDestination"),
+    "webhook": ("monitor.outputs.am_webhook", "AlertmanagerWebhookDestination"),
+}
+
+
+def _integration_destination(integration: Integration, store: StateStore, clock: Clock,
+                             resolver: Resolver) -> Destination:
+    """The destination sending one receiver integration's deliveries."""
+    if integration.kind == "slack":
+        return SlackDestination(integration.config, store, resolver=resolver, name=integration.destination)
+    module, class_name = INTEGRATION_DESTINATIONS[integration.kind]
+    # Imported when configured: a config without PagerDuty never loads its module.
+    destination_class = getattr(importlib.import_module(module), class_name)
+    return destination_class(integration.destination, integration.config, resolver=resolver, clock=clock)
 
 
 def _rule_exprs(config: Config) -> dict[str, str]:

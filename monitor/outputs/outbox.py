@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterable, Iterator
 
+from monitor.alerting.notification_repository import NotificationRepository
 from monitor.errors import MonitorError
 from monitor.outputs.backoff import RetrySchedule
 from monitor.outputs.results import SendOutcome, SendResult
@@ -121,6 +122,8 @@ class Outbox:
     def __init__(self, store: StateStore, schedule: RetrySchedule | None = None,
                  expire_after_s: float | None = None, rng: random.Random | None = None):
         self.store = store
+        # The notifications table is alerting's: the outbox only settles a notification's status.
+        self.notifications = NotificationRepository(store)
         self.schedule = schedule or RetrySchedule()
         # A delivery that keeps being rate limited (which does not use up the schedule)
         # still gives up after this long. Default: the schedule with its largest jitter,
@@ -238,8 +241,7 @@ class Outbox:
         if DeliveryStatus.PENDING.value in statuses or not statuses:
             return
         failed = statuses & {s.value for s in FINISHED_FAILED}
-        conn.execute("UPDATE notifications SET status = ? WHERE id = ?",
-                     ("failed" if failed else "delivered", notification_id))
+        self.notifications.settle(conn, notification_id, any_failed=bool(failed))
 
     def enable_destination(self, destination: str) -> bool:
         """Send to a destination again after a 410 (e.g. its URL was fixed); True if it was disabled."""
@@ -298,7 +300,7 @@ class Outbox:
                          "finished_at = NULL, last_status_code = NULL, last_error = NULL WHERE id = ?",
                          (DeliveryStatus.PENDING.value, now, now + self.expire_after_s, delivery_id))
             if delivery.notification_id is not None:
-                conn.execute("UPDATE notifications SET status = 'routed' WHERE id = ?", (delivery.notification_id,))
+                self.notifications.mark_rerouted(conn, delivery.notification_id)
         return self.get(delivery_id)
 
     def prune(self, finished_before: float, batch: int) -> int:

@@ -9,7 +9,11 @@ existing queues, metrics and dashboards carry on across the upgrade.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from monitor.alerting.routes import DEFAULT_RECEIVER
+from monitor.config import OutputsConfig, ReceiverConfig
 
 # Integration kinds, as the receiver config keys name them (without `_configs`).
 INTEGRATIONS = ("slack", "pagerduty", "msteams", "email", "webhook")
@@ -21,3 +25,34 @@ def integration_destination(receiver: str, integration: str, index: int = 0) -> 
     if receiver == DEFAULT_RECEIVER and integration == "slack" and index == 0:
         return LEGACY_SLACK
     return f"{receiver}/{integration}" + (f"#{index + 1}" if index else "")
+
+
+@dataclass(frozen=True)
+class Integration:
+    """One integration of one receiver: an outbox destination and the config that sends to it."""
+
+    receiver: str
+    kind: str                  # one of INTEGRATIONS
+    index: int                 # among the receiver's integrations of this kind
+    config: Any
+
+    @property
+    def destination(self) -> str:
+        return integration_destination(self.receiver, self.kind, self.index)
+
+
+def receivers_by_name(outputs: OutputsConfig) -> dict[str, ReceiverConfig]:
+    """`outputs.receivers` by name, plus the implicit `default`: the legacy `outputs.slack` (if set),
+    unless a receiver named `default` is configured."""
+    found = {receiver.name: receiver for receiver in outputs.receivers}
+    if DEFAULT_RECEIVER not in found:
+        found[DEFAULT_RECEIVER] = ReceiverConfig(DEFAULT_RECEIVER,
+                                                 slack_configs=[outputs.slack] if outputs.slack else [])
+    return found
+
+
+def integrations_of(receiver: ReceiverConfig) -> list[Integration]:
+    """Every integration of a receiver, in config order per kind."""
+    return [Integration(receiver.name, kind, index, config)
+            for kind in INTEGRATIONS
+            for index, config in enumerate(getattr(receiver, f"{kind}_configs"))]

@@ -1,35 +1,34 @@
 """Which destinations each queued notification goes to, and the body each will be sent.
 
-Alert group notifications (firing, repeat, resolved) go to Slack and Alertmanager;
-rollback events go to every webhook subscription that lists the event type and
-whose `match` labels the alert carries. Routing reads the `notifications` table
-the alerting stage fills (status `pending`) and, in one transaction, writes the
-deliveries and marks the notification `routed`: a crash in between routes it again,
-and the deliveries' unique key keeps that from queuing anything twice.
+An alert group event goes to every integration of its receiver (the route that
+grouped it named the receiver: `outputs.route`, `outputs.receivers`), one outbox
+destination per integration (`receivers.integration_destination`), and to the
+legacy `outputs.alertmanager` forwarder. Rollback events go to every webhook
+subscription that lists the event type and whose `match` labels the alert carries.
+Routing takes the `pending` notifications (`NotificationRepository`) and, in one
+transaction, writes the deliveries and marks the notification `routed`: a crash in
+between routes it again, and the deliveries' unique key keeps that from queuing
+anything twice.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Mapping, Sequence
 from urllib.parse import quote
 
+from monitor.alerting.events import AlertEvent, AlertGroupEvent, Event, event_to_json
+from monitor.alerting.notification_repository import NotificationRepository, QueuedNotification
 from monitor.config import OutputsConfig
-from monitor.outputs import alertmanager, slack
+from monitor.outputs import alertmanager
 from monitor.outputs.outbox import Outbox, OutboxItem
+from monitor.outputs.receivers import Integration, integrations_of, receivers_by_name
 from monitor.outputs.webhooks import destination_name, rollback_event_body, subscribed
-from monitor.timeutil import from_unix, iso_z
 
 log = logging.getLogger(__name__)
-
-ALERT_GROUP_KINDS = ("firing", "resolved", "repeat")
-ROLLBACK_KINDS = ("rollback.requested", "rollback.cancelled")
-ROUTED = "routed"
-NO_DESTINATION = "no_destination"
 
 
 @dataclass(frozen=True)
@@ -41,15 +40,15 @@ class LinkBuilder:
     # alertname -> the PromQL of its rule, for rules written as PromQL.
     expr_by_alertname: Mapping[str, str] = field(default_factory=dict)
 
-    def for_alerts(self, alerts: list[Mapping[str, Any]]) -> dict[str, str]:
+    def for_alerts(self, alerts: Sequence[AlertEvent]) -> dict[str, str]:
         links: dict[str, str] = {}
         if self.report_url:
             links["report"] = self.report_url
-        names = {a.get("labels", {}).get("alertname") for a in alerts}
+        names = {a.alertname for a in alerts}
         exprs = {self.expr_by_alertname[n] for n in names if n in self.expr_by_alertname}
         if self.prometheus_url and len(exprs) == 1:
             links["prometheus"] = prometheus_graph_url(self.prometheus_url, exprs.pop())
-        runbooks = {a.get("annotations", {}).get("runbook_url") for a in alerts} - {None, ""}
+        runbooks = {a.annotations.get("runbook_url") for a in alerts} - {None, ""}
         if len(runbooks) == 1:
             links["runbook"] = runbooks.pop()
         return links
@@ -64,68 +63,76 @@ def prometheus_graph_url(base_url: str, expr: str, range_input: str = "6h") -> s
 class Router:
     outputs: OutputsConfig
     links: LinkBuilder = field(default_factory=LinkBuilder)
+    # Receivers an event went nowhere for, already logged (once per process, not per event).
+    _unreachable_logged: set[str] = field(default_factory=set, compare=False, repr=False)
+
+    def integrations(self) -> dict[str, list[Integration]]:
+        """Receiver name -> its integrations (the implicit `default` being the legacy `outputs.slack`)."""
+        return {name: integrations_of(receiver) for name, receiver in receivers_by_name(self.outputs).items()}
 
     def destinations(self) -> list[str]:
         """Every destination name this config sends to."""
-        names = [slack.DESTINATION] if self.outputs.slack else []
-        names += [destination_name(w) for w in self.outputs.webhooks]
-        if self.outputs.alertmanager:
-            names.append(alertmanager.DESTINATION)
-        return names
+        return list(self._targets())
 
     def target_digests(self) -> dict[str, str]:
         """Per destination, a digest of its configured target (URL, channel, secret names; never a
         secret's value): a destination disabled by a 410 is re-enabled when this changes."""
-        configs: dict[str, object] = {}
-        if self.outputs.slack:
-            configs[slack.DESTINATION] = self.outputs.slack
-        for subscription in self.outputs.webhooks:
-            configs[destination_name(subscription)] = subscription
-        if self.outputs.alertmanager:
-            configs[alertmanager.DESTINATION] = self.outputs.alertmanager
-        return {name: hashlib.sha256(repr(config).encode()).hexdigest()[:32] for name, config in configs.items()}
+        return {name: hashlib.sha256(repr(config).encode()).hexdigest()[:32]
+                for name, config in self._targets().items()}
 
-    def route(self, notification_key: str, kind: str, created_at: str, payload: Mapping[str, Any],
-              notification_id: int | None = None) -> list[OutboxItem]:
+    def _targets(self) -> dict[str, object]:
+        targets: dict[str, object] = {}
+        for integrations in self.integrations().values():
+            targets.update((i.destination, i.config) for i in integrations)
+        for subscription in self.outputs.webhooks:
+            targets[destination_name(subscription)] = subscription
+        if self.outputs.alertmanager:
+            targets[alertmanager.DESTINATION] = self.outputs.alertmanager
+        return targets
+
+    def route(self, notification_key: str, event: Event, notification_id: int | None = None) -> list[OutboxItem]:
         """The deliveries for one notification."""
-        items: list[OutboxItem] = []
-        if kind in ALERT_GROUP_KINDS:
-            alerts = list(payload.get("alerts", []))
-            links = self.links.for_alerts(alerts)
-            group_key = payload.get("groupKey")
-            if self.outputs.slack:
-                body = json.dumps({**payload, "links": links}, separators=(",", ":"))
-                items.append(OutboxItem(notification_key, slack.DESTINATION, kind, body, group_key, notification_id))
-            if self.outputs.alertmanager:
-                items.append(OutboxItem(notification_key, alertmanager.DESTINATION, kind,
-                                        alertmanager.alerts_body(payload, links.get("prometheus")), group_key,
-                                        notification_id))
-        elif kind in ROLLBACK_KINDS:
-            alert = payload.get("alert") or {}
-            links = self.links.for_alerts([alert])
-            body = rollback_event_body(kind, created_at, payload, links)
-            for subscription in self.outputs.webhooks:
-                if subscribed(subscription, kind, alert.get("labels", {})):
-                    items.append(OutboxItem(notification_key, destination_name(subscription), kind, body, None,
-                                            notification_id))
-        else:
-            log.warning("notification %s has unknown kind %r: not routed", notification_key, kind)
+        if isinstance(event, AlertGroupEvent):
+            return self._route_group(notification_key, event, notification_id)
+        links = self.links.for_alerts([event.alert])
+        body = rollback_event_body(event, links)
+        return [OutboxItem(notification_key, destination_name(subscription), event.kind, body, None,
+                           notification_id)
+                for subscription in self.outputs.webhooks
+                if subscribed(subscription, event.kind, event.alert.labels)]
+
+    def _route_group(self, notification_key: str, event: AlertGroupEvent,
+                     notification_id: int | None) -> list[OutboxItem]:
+        links = self.links.for_alerts(event.alerts)
+        body = event_to_json(event.with_links(links))
+        items = [OutboxItem(notification_key, integration.destination, event.kind, body, event.group_key,
+                            notification_id)
+                 for integration in self.integrations().get(event.receiver, [])]
+        if self.outputs.alertmanager:
+            items.append(OutboxItem(notification_key, alertmanager.DESTINATION, event.kind,
+                                    alertmanager.alerts_body(event, links.get("prometheus")), event.group_key,
+                                    notification_id))
+        if not items and event.receiver not in self._unreachable_logged:
+            self._unreachable_logged.add(event.receiver)
+            log.warning("alert group notifications for receiver %r go nowhere: it has no integrations%s",
+                        event.receiver, "" if event.receiver in self.integrations()
+                        else " (no receiver of that name is configured)")
         return items
 
 
 def route_pending_notifications(outbox: Outbox, router: Router, now: float) -> int:
     """Move every `pending` notification into the outbox; returns how many deliveries were queued."""
     queued = 0
+    notifications = NotificationRepository(outbox.store)
     with outbox.store.transaction() as conn:
-        for row in conn.execute("SELECT id, idempotency_key, kind, created_at, payload FROM notifications "
-                                "WHERE status = 'pending' ORDER BY id").fetchall():
-            queued += _route_one(conn, outbox, router, row, now)
+        for pending in notifications.pending(conn):
+            queued += _route_one(conn, outbox, router, notifications, pending, now)
     return queued
 
 
-def _route_one(conn: sqlite3.Connection, outbox: Outbox, router: Router, row: sqlite3.Row, now: float) -> int:
-    created_at = iso_z(from_unix(row["created_at"]))
-    items = router.route(row["idempotency_key"], row["kind"], created_at, json.loads(row["payload"]), row["id"])
+def _route_one(conn: sqlite3.Connection, outbox: Outbox, router: Router, notifications: NotificationRepository,
+               pending: QueuedNotification, now: float) -> int:
+    items = router.route(pending.notification.idempotency_key, pending.notification.payload, pending.id)
     added = outbox.enqueue(items, now, conn=conn)
-    conn.execute("UPDATE notifications SET status = ? WHERE id = ?", (ROUTED if items else NO_DESTINATION, row["id"]))
+    notifications.mark_routed(conn, pending.id, len(items))
     return added

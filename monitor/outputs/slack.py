@@ -1,10 +1,11 @@
-"""Slack: alert group notifications through slack-sdk, threaded per alert group.
+"""Slack: alert group notifications through slack-sdk, threaded per alert group and destination.
 
 With a bot token (`chat.postMessage` / `chat.update`): a group's first firing
 notification is a new channel message; later ones (repeats, alerts joining,
 resolves) are replies in its thread, and a resolve also updates the parent so the
 channel shows at a glance that it is over. With an incoming webhook there is no
-thread: each notification is its own message.
+thread: each notification is its own message. Each slack_config of each receiver
+is its own destination with its own threads (the legacy `outputs.slack` is `slack`).
 
 slack-sdk's own retry handlers are switched off: the outbox owns retries, so
 attempts are counted honestly and a 429's Retry-After is honoured by the outbox.
@@ -29,6 +30,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from monitor.addresses import http_url_problem
+from monitor.alerting.events import AlertGroupEvent, event_from_json
 from monitor.config import SlackConfig
 from monitor.errors import MonitorError
 from monitor.outputs import http_transport
@@ -85,6 +87,7 @@ class GuardedWebClient(WebClient):
 
 @dataclass(frozen=True)
 class SlackThread:
+    destination: str
     group_key: str
     channel: str
     ts: str
@@ -92,24 +95,29 @@ class SlackThread:
 
 
 class SlackThreads:
-    """The parent message of each alert group's current episode (`slack_threads`)."""
+    """The parent message of each alert group's current episode, per destination (`slack_threads`)."""
 
-    def __init__(self, store: StateStore):
+    def __init__(self, store: StateStore, destination: str = DESTINATION):
         self.store = store
+        self.destination = destination
 
     def get(self, group_key: str) -> SlackThread | None:
-        rows = self.store.query("SELECT * FROM slack_threads WHERE group_key = ?", (group_key,))
-        return SlackThread(rows[0]["group_key"], rows[0]["channel"], rows[0]["ts"], bool(rows[0]["open"])) \
-            if rows else None
+        rows = self.store.query("SELECT * FROM slack_threads WHERE destination = ? AND group_key = ?",
+                                (self.destination, group_key))
+        if not rows:
+            return None
+        row = rows[0]
+        return SlackThread(row["destination"], row["group_key"], row["channel"], row["ts"], bool(row["open"]))
 
     def start(self, group_key: str, channel: str, ts: str, now: float) -> None:
         with self.store.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO slack_threads (group_key, channel, ts, open, updated_at) "
-                         "VALUES (?, ?, ?, 1, ?)", (group_key, channel, ts, now))
+            conn.execute("INSERT OR REPLACE INTO slack_threads (destination, group_key, channel, ts, open, "
+                         "updated_at) VALUES (?, ?, ?, ?, 1, ?)", (self.destination, group_key, channel, ts, now))
 
     def close(self, group_key: str, now: float) -> None:
         with self.store.transaction() as conn:
-            conn.execute("UPDATE slack_threads SET open = 0, updated_at = ? WHERE group_key = ?", (now, group_key))
+            conn.execute("UPDATE slack_threads SET open = 0, updated_at = ? WHERE destination = ? AND group_key = ?",
+                         (now, self.destination, group_key))
 
 
 class _SlackFailure(Exception):
@@ -118,24 +126,25 @@ class _SlackFailure(Exception):
 
 
 class SlackDestination:
-    """Posts alert group notifications to one Slack channel."""
-
-    name = DESTINATION
+    """Posts alert group notifications to one Slack channel (one slack_config of one receiver)."""
 
     def __init__(self, config: SlackConfig, store: StateStore, timeout_s: float | None = None,
-                 resolver: Resolver = system_resolver):
+                 resolver: Resolver = system_resolver, name: str = DESTINATION):
+        self.name = name
         self.config = config
-        self.threads = SlackThreads(store)
+        self.threads = SlackThreads(store, name)
         self.timeout_s = timeout_s if timeout_s is not None else config.timeout.total_seconds()
         self.resolver = resolver
 
     def send(self, delivery: Delivery) -> SendResult:
-        payload = delivery.payload
-        message = build_alert_group_message(payload, payload.get("links"))
+        event = event_from_json(delivery.event_type, delivery.body)
+        if not isinstance(event, AlertGroupEvent):
+            return SendResult(SendOutcome.REFUSED, error=f"slack: cannot render a {delivery.event_type} event")
+        message = build_alert_group_message(event)
         try:
             if self.config.webhook_url_env or self.config.webhook_url_file:
                 return self._send_incoming_webhook(message)
-            return self._send_threaded(delivery, payload, message)
+            return self._send_threaded(delivery, event, message)
         except _SlackFailure as failure:
             return failure.result
         except _Refused as refused:
@@ -150,14 +159,14 @@ class SlackDestination:
         return GuardedWebClient(token=token, base_url=self.config.base_url, timeout_s=self.timeout_s,
                                 allow_private=self.config.allow_private, resolver=self.resolver)
 
-    def _send_threaded(self, delivery: Delivery, payload: dict[str, Any], message: SlackMessage) -> SendResult:
+    def _send_threaded(self, delivery: Delivery, event: AlertGroupEvent, message: SlackMessage) -> SendResult:
         client = self._client()
-        group_key = delivery.group_key or payload.get("groupKey") or delivery.notification_key
-        resolved = payload.get("status") == "resolved"
+        group_key = delivery.group_key or event.group_key or delivery.notification_key
+        resolved = event.status == "resolved"
         thread = self.threads.get(group_key)
         now = float(delivery.last_attempt_at or delivery.created_at)
         if thread is None or not thread.open:
-            if payload.get("kind") != "firing" and thread is not None:
+            if event.kind != "firing" and thread is not None:
                 # A late resolve/repeat of a closed episode: reply in the old thread.
                 reply = self._call(client.chat_postMessage, channel=thread.channel, thread_ts=thread.ts,
                                    text=message.text, blocks=message.blocks)
@@ -174,9 +183,9 @@ class SlackDestination:
         if "reply_ts" not in progress:
             reply = self._call(client.chat_postMessage, channel=thread.channel, thread_ts=thread.ts,
                                text=message.text, blocks=message.blocks,
-                               reply_broadcast=payload.get("kind") == "repeat", progress=progress)
+                               reply_broadcast=event.kind == "repeat", progress=progress)
             progress["reply_ts"] = reply["ts"]
-        if payload.get("kind") in ("firing", "resolved"):
+        if event.kind in ("firing", "resolved"):
             self._call(client.chat_update, channel=thread.channel, ts=thread.ts, text=message.text,
                        blocks=message.blocks, progress=progress)
         if resolved:

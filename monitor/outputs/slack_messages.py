@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from monitor.alerting.events import AlertGroupEvent
 from monitor.alerting.templates import humanize
 
 # Slack's documented limits (api.slack.com/reference/block-kit).
@@ -80,8 +81,11 @@ def common_labels(alerts: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {k: v for k, v in first.items() if all(a.get("labels", {}).get(k) == v for a in alerts[1:])}
 
 
-def build_alert_group_message(payload: Mapping[str, Any], links: Mapping[str, str] | None = None) -> SlackMessage:
+def build_alert_group_message(event: AlertGroupEvent | Mapping[str, Any],
+                              links: Mapping[str, str] | None = None) -> SlackMessage:
     """The Block Kit message for one alert group notification (firing, repeat or resolved)."""
+    # Minimal bridge to the typed event; the typed renderer replaces this at merge.
+    payload = event.to_dict() if isinstance(event, AlertGroupEvent) else event
     alerts: list[Mapping[str, Any]] = list(payload.get("alerts", []))
     links = dict(links or payload.get("links") or {})
     heading = title(payload)

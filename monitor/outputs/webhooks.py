@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Mapping
 
+from monitor.alerting.events import RollbackEvent, finite_or_none
 from monitor.config import WebhookConfig
 from monitor.errors import MonitorError
 from monitor.outputs import http_transport
@@ -40,25 +41,24 @@ def subscribed(subscription: WebhookConfig, event_type: str, labels: Mapping[str
     return event_type in subscription.events and all(labels.get(k) == v for k, v in subscription.match.items())
 
 
-def rollback_event_body(event_type: str, created_at: str, payload: Mapping[str, Any],
-                        links: Mapping[str, str]) -> str:
+def rollback_event_body(event: RollbackEvent, links: Mapping[str, str]) -> str:
     """The JSON body of a rollback.requested / rollback.cancelled event (fixed at queue time)."""
-    alert = payload.get("alert") or {}
-    event = {
-        "type": event_type,
-        "timestamp": created_at,
+    alert = event.alert
+    body = {
+        "type": event.kind,
+        "timestamp": event.created_at,
         "data": {
-            "model": payload.get("model"),
-            "bad_version": payload.get("bad_version"),
-            "last_known_good_version": payload.get("last_known_good_version"),
-            "reason": payload.get("reason"),
-            "alert": {"labels": alert.get("labels", {}), "annotations": alert.get("annotations", {}),
-                      "startsAt": alert.get("startsAt"), "endsAt": alert.get("endsAt")},
-            "evidence": payload.get("evidence", {}),
+            "model": event.model,
+            "bad_version": event.bad_version,
+            "last_known_good_version": event.last_known_good_version,
+            "reason": event.reason,
+            "alert": {"labels": dict(alert.labels), "annotations": dict(alert.annotations),
+                      "startsAt": alert.starts_at, "endsAt": alert.ends_at},
+            "evidence": {k: finite_or_none(v) for k, v in event.evidence.items()},
             "links": dict(links),
         },
     }
-    return json.dumps(event, separators=(",", ":"), allow_nan=False)
+    return json.dumps(body, separators=(",", ":"), allow_nan=False)
 
 
 def ping_body(at: datetime, subscription: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from monitor.alerting.events import AlertGroupEvent, RollbackEvent
 from monitor.alerting.lifecycle import AlertState
 from monitor.alerting.repository import AlertRepository
 from monitor.report.model import (ChangeSection, IncidentRow, IncidentSection, SectionStatus, SeverityMttr,
@@ -70,14 +71,14 @@ def _notified(store: StateStore) -> tuple[dict[str, list[float]], dict[str, list
     for queued in AlertRepository(store).notifications():
         n = queued.notification
         at = n.created_at.timestamp()
-        if n.kind.value in NOTIFYING_KINDS:
-            for alert in n.payload.get("alerts", []):
-                if alert.get("status") == "firing" and alert.get("fingerprint"):
-                    firing.setdefault(alert["fingerprint"], []).append(at)
-        elif n.kind.value == "rollback.requested":
-            fp = (n.payload.get("alert") or {}).get("fingerprint")
-            if fp:
-                rollbacks.setdefault(fp, []).append(at)
+        event = n.payload
+        if n.kind.value in NOTIFYING_KINDS and isinstance(event, AlertGroupEvent):
+            for alert in event.alerts:
+                if alert.firing and alert.fingerprint:
+                    firing.setdefault(alert.fingerprint, []).append(at)
+        elif n.kind.value == "rollback.requested" and isinstance(event, RollbackEvent):
+            if event.alert.fingerprint:
+                rollbacks.setdefault(event.alert.fingerprint, []).append(at)
     return firing, rollbacks
 
 
@@ -157,8 +158,9 @@ def build_change_section(store: StateStore | None, period: ReportPeriod) -> Chan
     requested: set[tuple[str, str]] = set()
     for queued in repository.notifications():
         n = queued.notification
-        if n.kind.value == "rollback.requested" and period.start <= n.created_at < period.end:
-            requested.add((str(n.payload.get("model", "")), str(n.payload.get("bad_version", ""))))
+        if (n.kind.value == "rollback.requested" and isinstance(n.payload, RollbackEvent)
+                and period.start <= n.created_at < period.end):
+            requested.add((n.payload.model, n.payload.bad_version))
     rows = []
     for (model, version), seen in sorted(repository.versions().items()):
         if seen.last_seen_at is not None and seen.last_seen_at < period.start:
