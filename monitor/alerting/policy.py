@@ -149,16 +149,16 @@ def plan_group_notifications(alerts: Mapping[str, Alert], groups: Mapping[str, G
             state = new_state[key]
         # A group whose route a reload removed keeps its receiver, with the root's timing.
         route = routes.get(state.route_id) or routes[ROOT_ROUTE_ID]
-        # Resolved = told firing before, resolved now. An alert that went silent,
-        # inhibited or no-data simply drops out: none of those means "resolved".
-        resolved = {a.fingerprint for a in in_group
-                    if a.state is AlertState.RESOLVED and a.fingerprint in state.notified_firing}
-        resolved |= {fp for fp in state.notified_firing if fp not in alerts}
+        # Resolved = told firing before, resolved (or gone) now, even if a reload routes
+        # it elsewhere now. An alert that went silent, inhibited or no-data simply drops
+        # out: none of those means "resolved".
+        resolved = {fp for fp in state.notified_firing
+                    if fp not in alerts or alerts[fp].state is AlertState.RESOLVED}
         due = (state.first_seen_at + route.group_wait if state.last_notified_at is None
                else state.last_notified_at + route.group_interval)
         kind = _needs_update(state, firing, resolved, route, config.send_resolved, at) if at >= due else None
         if kind is not None:
-            shown = [a for a in in_group if a.fingerprint in firing or a.fingerprint in resolved]
+            shown = [alerts[fp] for fp in sorted(firing | resolved) if fp in alerts]
             shown.sort(key=lambda a: (a.state is not AlertState.FIRING, a.alertname, sorted(a.labels.items())))
             event = AlertGroupEvent(
                 kind=kind.value, status="firing" if firing else "resolved", group_key=key,
