@@ -435,7 +435,8 @@ def test_a_slack_webhook_url_without_a_scheme_fails_the_delivery_without_printin
                "alerts": [{"status": "firing", "labels": {"alertname": "A", "severity": "page"}, "annotations": {},
                            "startsAt": "2026-11-22T21:00:00Z", "value": 1.0, "endsAt": None, "evidence": {}}],
                "firing": 1, "resolved": 0}
-    service.outbox.enqueue(service.router.route("f", AlertGroupEvent.from_dict(payload, "2026-11-22T21:05:00Z")), clock.now())
+    event = AlertGroupEvent.from_dict(payload, "2026-11-22T21:05:00Z")
+    service.outbox.enqueue(service.router.route("f", event), clock.now())
     service.worker.run_until_idle()
     (delivery,) = service.outbox.deliveries()
     assert delivery.attempts == 1 and "SLACK_WEBHOOK_URL" in delivery.last_error

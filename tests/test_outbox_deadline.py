@@ -6,7 +6,6 @@ A per-read socket timeout never fires against a receiver that sends a byte every
 
 from __future__ import annotations
 
-import json
 import random
 import socket
 import ssl

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.alerting.evaluate import evaluate_rules
+from monitor.alerting.events import AlertGroupEvent
 from monitor.alerting.lifecycle import AlertState, advance
 from monitor.alerting.notifications import Notification, NotificationKind
 from monitor.alerting.policy import plan_group_notifications
@@ -124,8 +125,7 @@ def test_a_firing_alert_keeps_its_whole_episode_and_notifications(twins):
         transitions = [(t.to_state, t.at) for t in driver.repository.transitions()
                        if t.fingerprint == long_alert.fingerprint]
         notified = [q.notification.created_at for q in driver.repository.notifications()
-                    if any(a.get("fingerprint") == long_alert.fingerprint
-                           for a in q.notification.payload.get("alerts", []))]
+                    if any(a.fingerprint == long_alert.fingerprint for a in q.notification.payload.alerts)]
         return transitions, notified
 
     assert history(pruned) == history(kept)
@@ -175,7 +175,9 @@ def test_a_queued_delivery_and_its_notification_outlive_the_retention(tmp_path):
         _, queued = repository.save_cycle(
             evaluated_at=T0, started_at=T0, finished_at=T0, signal_count=0, previous={}, alerts={},
             transitions=[], groups={}, versions={},
-            notifications=[Notification(f"k{i}", NotificationKind.RESOLVED, T0, {"alerts": []}) for i in range(2)])
+            notifications=[Notification(f"k{i}", NotificationKind.RESOLVED, T0, AlertGroupEvent(
+                kind="resolved", status="resolved", group_key=f"g{i}", group_labels={}, alerts=(),
+                created_at="2026-09-07T00:00:00Z")) for i in range(2)])
         outbox = Outbox(store)
         outbox.enqueue([OutboxItem(q.notification.idempotency_key, "slack", "resolved", "{}", None, q.id)
                         for q in queued], T0.timestamp())

@@ -83,10 +83,6 @@ class Delivery:
     last_error: str | None
     progress: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def payload(self) -> Any:
-        return json.loads(self.body)
-
     def as_json(self) -> dict[str, Any]:
         """The delivery as `monitor deliveries --json` shows it (the body is left out: it can be large)."""
         return {
