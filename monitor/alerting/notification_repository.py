@@ -15,7 +15,6 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
 
 from monitor.alerting.events import event_from_json, event_to_json
 from monitor.alerting.notifications import PENDING, Notification, NotificationKind
@@ -120,6 +119,3 @@ def _from_row(row: sqlite3.Row) -> QueuedNotification:
     return QueuedNotification(row["id"], Notification(row["idempotency_key"], kind, created_at, event),
                               row["cycle_id"], row["status"])
 
-
-__all__: Sequence[str] = ["NotificationRepository", "QueuedNotification", "ROUTED", "NO_DESTINATION",
-                          "DELIVERED", "FAILED"]

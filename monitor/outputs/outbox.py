@@ -1,7 +1,7 @@
 """The durable outbox: every delivery is written before any attempt and kept until it is done.
 
 A delivery is one notification for one destination (`slack`, `webhook:NAME`,
-`alertmanager`). Its life: `pending` -> `delivered` after a 2xx, or `expired` when
+`alertmanager`, or one receiver's integration: `RECEIVER/INTEGRATION`). Its life: `pending` -> `delivered` after a 2xx, or `expired` when
 the retry schedule runs out, or `disabled` when the receiver answered 410. Every
 attempt is counted in the row *before* the request leaves (so a crash mid-send
 still shows the attempt), and the outcome is committed after the answer. A crash

@@ -37,12 +37,13 @@ from monitor.outputs import http_transport
 from monitor.outputs.address_guard import BlockedAddressError, Resolver, system_resolver
 from monitor.outputs.backoff import parse_retry_after_s
 from monitor.outputs.outbox import Delivery
+from monitor.outputs.receivers import LEGACY_SLACK
 from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
 from monitor.outputs.slack_messages import SlackMessage, build_alert_group_message
 from monitor.secrets import read_secret
 from monitor.store import StateStore
 
-DESTINATION = "slack"
+DESTINATION = LEGACY_SLACK  # the legacy `outputs.slack`; receivers' Slack configs are `RECEIVER/slack`
 _QUIET_LOGGER = logging.Logger("monitor.outputs.slack.sdk", level=logging.CRITICAL + 1)
 # Web API answers are small JSON documents; a larger one is cut here (and fails to parse).
 MAX_API_RESPONSE_BYTES = 1 << 20
