@@ -40,7 +40,7 @@ class Scenario:
     """A config and state file of its own, stepped through the fleet's history."""
 
     def __init__(self, name: str, fleet_config_path: Path, tmp_path: Path, capsys, extra_rules: str | None = None,
-                 alerting: dict | None = None):
+                 alerting: dict | None = None, outputs: dict | None = None):
         config = yaml.safe_load(fleet_config_path.read_text())
         config["rules"] = [str(DEFAULT_RULES)]
         if extra_rules:
@@ -49,6 +49,8 @@ class Scenario:
         config["state"] = {"path": str(tmp_path / "state.db")}
         if alerting:
             config["alerting"] = alerting
+        if outputs:
+            config["outputs"] = {**(config.get("outputs") or {}), **outputs}
         # Beside the fleet's own config, so its relative paths (slos/, predictions/) resolve.
         self.config = fleet_config_path.parent / f"scenario-{name}.yaml"
         self.config.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -164,6 +166,41 @@ def test_slo_page_fires_once_resolves_after_the_incident_and_inhibits_its_ticket
     assert all(i >= 5 for i in told_ticket_at), told_ticket_at
     # The other service's ticket is not muted by recommender's page.
     assert scenario.notified("SLOBurnTicket2h", service="fraud-detector")[0] == ("firing", "firing")
+
+
+ROUTES = {
+    "route": {"receiver": "default", "routes": [
+        {"matchers": ["severity=page"], "receiver": "oncall", "group_by": ["service"], "continue": True},
+        {"matchers": ["service=recommender"], "receiver": "recommender-chat"},
+    ]},
+    "receivers": [{"name": "oncall"}, {"name": "recommender-chat"}],
+}
+
+
+def test_routes_group_the_page_for_each_receiver_it_reaches_and_the_resolve_follows(
+        fleet, fleet_end, fleet_config_path, tmp_path, capsys):
+    scenario = Scenario("routes", fleet_config_path, tmp_path, capsys, extra_rules=FAST_TICKET_RULE, outputs=ROUTES)
+    page = {"alertname": "SLOErrorBudgetBurnPage", "service": "recommender"}
+    # As in the scenario above: firing from -20h+20m, resolved at -18h (keep_firing_for counts from -18.5h).
+    for offset in (-20 - 1 / 6, -20 + 1 / 3, -19, -18.5, -18):
+        scenario.run(fleet_end + hours(offset))
+    assert page_condition(fleet, "recommender", fleet_end + hours(-20 + 1 / 3))
+
+    def told(alertname: str, **labels: str) -> list[tuple[int, str, str, dict]]:
+        return [(i, n["kind"], n["payload"]["receiver"], n["payload"]["groupLabels"])
+                for i, c in enumerate(scenario.cycles) for n in c["notifications"]
+                for a in n["payload"].get("alerts", [])
+                if a["labels"]["alertname"] == alertname and all(a["labels"].get(k) == v for k, v in labels.items())]
+
+    # The page reaches the on-call route (grouped by service) and, through `continue`, the
+    # recommender route (the default grouping, by alertname); its resolve reaches both again.
+    assert sorted(told(**page)) == [
+        (1, "firing", "oncall", {"service": "recommender"}),
+        (1, "firing", "recommender-chat", {"alertname": "SLOErrorBudgetBurnPage"}),
+        (4, "resolved", "oncall", {"service": "recommender"}),
+        (4, "resolved", "recommender-chat", {"alertname": "SLOErrorBudgetBurnPage"})]
+    # Another service's ticket matches no child route: the root's receiver has it.
+    assert {r for _, _, r, _ in told("SLOBurnTicket2h", service="fraud-detector")} == {"default"}
 
 
 def test_gpu_idle_goes_pending_and_fires_6h_later_across_restarts(fleet, fleet_end, fleet_config_path, tmp_path,
