@@ -250,6 +250,9 @@ class SlackConfig:
     # Loopback and private addresses (an egress proxy, a stand-in) are refused unless set;
     # cloud metadata and link-local addresses are refused even then.
     allow_private: bool = False
+    # A Jinja2 file overriding the message's text (sandboxed, mrkdwn-escaped; a template
+    # error falls back to the built-in text).
+    template: str | None = None
 
     def yaml_check(self) -> Problems:
         problems = _secret_pair_check("token", self.token_env, self.token_file, required=False)

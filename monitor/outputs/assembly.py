@@ -7,13 +7,13 @@ import random
 from dataclasses import dataclass
 
 from monitor.config import Config
-from monitor.errors import MonitorError
 from monitor.outputs.address_guard import Resolver, system_resolver
 from monitor.outputs.alertmanager import AlertmanagerDestination
 from monitor.outputs.backoff import RetrySchedule
 from monitor.outputs.clock import Clock, SystemClock
 from monitor.outputs.outbox import Outbox
-from monitor.outputs.routing import LinkBuilder, Router, route_pending_notifications
+from monitor.outputs.links import LinkBuilder
+from monitor.outputs.routing import Router, route_pending_notifications
 from monitor.outputs.slack import SlackDestination
 from monitor.outputs.webhooks import WebhookDestination
 from monitor.outputs.worker import Destination, OutboxWorker
@@ -57,22 +57,9 @@ def build_delivery(config: Config, store: StateStore, clock: Clock | None = None
         destinations[webhook.name] = webhook
     if outputs.alertmanager:
         destinations["alertmanager"] = AlertmanagerDestination(outputs.alertmanager, resolver)
-    links = LinkBuilder(outputs.report_url, outputs.prometheus_url or config.prometheus.url,
-                        _rule_exprs(config))
-    router = Router(outputs, links)
+    router = Router(outputs, LinkBuilder.from_config(config))
     outbox.target_digests = router.target_digests()
     for name in outbox.enable_changed_destinations():
         log.info("destination %s re-enabled: its configured target changed since it answered 410 Gone", name)
     return DeliveryService(outbox, router, OutboxWorker(outbox, destinations, clock), clock)
 
-
-def _rule_exprs(config: Config) -> dict[str, str]:
-    """alertname -> PromQL for the config's PromQL rules (for graph links); empty if rules do not load."""
-    if not config.rule_files:
-        return {}
-    try:
-        from monitor.alerting.rule_spec import load_rules
-        return {rule.alert: rule.expr for rule in load_rules(config) if rule.expr}
-    except (MonitorError, ImportError) as exc:
-        log.warning("graph links left out: rules did not load: %s", str(exc).splitlines()[0] if str(exc) else exc)
-        return {}

@@ -16,10 +16,11 @@ import logging
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Mapping
-from urllib.parse import quote
 
+from monitor.alerting.events import AlertEvent, AlertGroupEvent
 from monitor.config import OutputsConfig
 from monitor.outputs import alertmanager, slack
+from monitor.outputs.links import LinkBuilder
 from monitor.outputs.outbox import Outbox, OutboxItem
 from monitor.outputs.webhooks import destination_name, rollback_event_body, subscribed
 from monitor.timeutil import from_unix, iso_z
@@ -30,34 +31,6 @@ ALERT_GROUP_KINDS = ("firing", "resolved", "repeat")
 ROLLBACK_KINDS = ("rollback.requested", "rollback.cancelled")
 ROUTED = "routed"
 NO_DESTINATION = "no_destination"
-
-
-@dataclass(frozen=True)
-class LinkBuilder:
-    """Links a responder wants beside an alert: the report, a Prometheus graph, the runbook."""
-
-    report_url: str | None = None
-    prometheus_url: str | None = None
-    # alertname -> the PromQL of its rule, for rules written as PromQL.
-    expr_by_alertname: Mapping[str, str] = field(default_factory=dict)
-
-    def for_alerts(self, alerts: list[Mapping[str, Any]]) -> dict[str, str]:
-        links: dict[str, str] = {}
-        if self.report_url:
-            links["report"] = self.report_url
-        names = {a.get("labels", {}).get("alertname") for a in alerts}
-        exprs = {self.expr_by_alertname[n] for n in names if n in self.expr_by_alertname}
-        if self.prometheus_url and len(exprs) == 1:
-            links["prometheus"] = prometheus_graph_url(self.prometheus_url, exprs.pop())
-        runbooks = {a.get("annotations", {}).get("runbook_url") for a in alerts} - {None, ""}
-        if len(runbooks) == 1:
-            links["runbook"] = runbooks.pop()
-        return links
-
-
-def prometheus_graph_url(base_url: str, expr: str, range_input: str = "6h") -> str:
-    """Prometheus' graph page for `expr` (the UI's g0.* query parameters)."""
-    return f"{base_url.rstrip('/')}/graph?g0.expr={quote(expr, safe='')}&g0.tab=0&g0.range_input={range_input}"
 
 
 @dataclass(frozen=True)
@@ -90,8 +63,7 @@ class Router:
         """The deliveries for one notification."""
         items: list[OutboxItem] = []
         if kind in ALERT_GROUP_KINDS:
-            alerts = list(payload.get("alerts", []))
-            links = self.links.for_alerts(alerts)
+            links = self.links.for_event(AlertGroupEvent.from_dict(payload))
             group_key = payload.get("groupKey")
             if self.outputs.slack:
                 body = json.dumps({**payload, "links": links}, separators=(",", ":"))
@@ -102,7 +74,7 @@ class Router:
                                         notification_id))
         elif kind in ROLLBACK_KINDS:
             alert = payload.get("alert") or {}
-            links = self.links.for_alerts([alert])
+            links = self.links.for_alerts([AlertEvent.from_dict(alert)])
             body = rollback_event_body(kind, created_at, payload, links)
             for subscription in self.outputs.webhooks:
                 if subscribed(subscription, kind, alert.get("labels", {})):

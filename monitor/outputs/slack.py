@@ -29,6 +29,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from monitor.addresses import http_url_problem
+from monitor.alerting.events import AlertGroupEvent, event_from_json
 from monitor.config import SlackConfig
 from monitor.errors import MonitorError
 from monitor.outputs import http_transport
@@ -131,7 +132,9 @@ class SlackDestination:
 
     def send(self, delivery: Delivery) -> SendResult:
         payload = delivery.payload
-        message = build_alert_group_message(payload, payload.get("links"))
+        event = event_from_json(delivery.event_type, delivery.body)
+        assert isinstance(event, AlertGroupEvent)  # the router sends Slack alert group events only
+        message = build_alert_group_message(event, self.config.template)
         try:
             if self.config.webhook_url_env or self.config.webhook_url_file:
                 return self._send_incoming_webhook(message)
