@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -152,3 +153,36 @@ def test_a_pasted_silence_command_silences_exactly_that_alert_even_with_hostile_
     assert {m.label for m in matchers} == set(alert_labels)
     assert not all(m.matches({**alert_labels, "model": "other"}) for m in matchers)
     assert (silence.ends_at - silence.starts_at).total_seconds() == 4 * 3600
+
+
+def _github_anchor(heading: str) -> str:
+    """GitHub's heading anchor: lower-case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_default_rule_links_to_a_readme_runbook_that_says_what_to_do():
+    readme = (REPO / "README.md").read_text()
+    sections = {_github_anchor(m.group(1)): m.group(2)
+                for m in re.finditer(r"^### ([^\n]+)\n(.*?)(?=^#{2,3} |\Z)", readme, re.M | re.S)}
+    rules = [rule for path in DEFAULT_RULES for rule in load_rule_file(path)]
+    assert rules
+    for rule in rules:
+        runbook = rule.annotations.get("runbook_url", "")
+        assert runbook.startswith("#"), f"{rule.alert} has no README runbook_url"
+        section = sections.get(runbook[1:])
+        assert section is not None, f"{rule.alert}: README has no heading for {runbook}"
+        for part in ("What it means", "First checks", "Silence", "Fix"):
+            assert f"**{part}" in section, (rule.alert, part)
+
+
+def test_a_relative_runbook_is_resolved_against_the_configured_base():
+    base = "https://wiki.example/ml/README.md"
+    links = replace(default_links(), runbook_base_url=base)
+    [rule] = [r for path in DEFAULT_RULES for r in load_rule_file(path) if r.alert == "GPUIdle"]
+    a = AlertEvent(status="firing", state="firing", labels={"alertname": "GPUIdle", "model": "m"},
+                   annotations=dict(rule.annotations), starts_at=None, ends_at=None, fingerprint="f")
+    assert links.for_event(group(a))["runbook"] == "https://wiki.example/ml/README.md#gpuidle"
+    [resolved] = links.with_absolute_runbooks(group(a)).alerts
+    assert resolved.annotations["runbook_url"] == "https://wiki.example/ml/README.md#gpuidle"
+    absolute = replace(a, annotations={"runbook_url": "https://rb.example/x"})
+    assert links.for_event(group(absolute))["runbook"] == "https://rb.example/x"

@@ -16,7 +16,9 @@ one argument).
 Link keys (`AlertGroupEvent.links`): `report`, `prometheus` (the group's graph, the
 key earlier releases used), `runbook`, `dashboard`, `graph:<fingerprint>` (one per
 alert), and `silence_command_<1h|4h|24h>`, which are shell command lines, not URLs:
-`url_links` keeps only the links a client can open.
+`url_links` keeps only the links a client can open. A relative `runbook_url` (the
+default rules ship `#anchor`s into the README's runbooks) is resolved against
+`outputs.runbook_base_url`.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import json
 import logging
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Mapping, Sequence
-from urllib.parse import quote
+from urllib.parse import quote, urljoin, urlsplit
 
 from monitor.alerting import templates
 from monitor.alerting.events import AlertEvent, AlertGroupEvent
@@ -126,6 +128,8 @@ class LinkBuilder:
     dashboard_url: str | None = None
     # Where the daemon's config is: the silence command names it, so it runs as pasted.
     config_path: str | None = None
+    # What a relative `runbook_url` annotation (`#anchor`) is relative to.
+    runbook_base_url: str | None = None
 
     @classmethod
     def from_config(cls, config: "Config", rules: Sequence["Rule"] | None = None) -> "LinkBuilder":
@@ -137,7 +141,20 @@ class LinkBuilder:
         signals = {rule.alert: signal for rule in rules if (signal := _condition_signal(rule))}
         config_path = None if config.source_path.startswith("<") else config.source_path
         return cls(outputs.report_url, outputs.prometheus_url or config.prometheus.url, exprs, signals,
-                   outputs.dashboard_url, config_path)
+                   outputs.dashboard_url, config_path, outputs.runbook_base_url)
+
+    def with_absolute_runbooks(self, event: AlertGroupEvent) -> AlertGroupEvent:
+        """The event with every relative `runbook_url` annotation made absolute (receivers read annotations)."""
+        alerts = tuple(replace(a, annotations={**a.annotations, "runbook_url": self.runbook(a)})
+                       if a.annotations.get("runbook_url") else a for a in event.alerts)
+        return replace(event, alerts=alerts)
+
+    def runbook(self, alert: AlertEvent) -> str:
+        """The alert's `runbook_url`, resolved against `runbook_base_url` when it is relative ("" if none)."""
+        url = alert.annotations.get("runbook_url", "").strip()
+        if url and self.runbook_base_url and not urlsplit(url).scheme:
+            return urljoin(self.runbook_base_url, url)
+        return url
 
     def for_event(self, event: AlertGroupEvent) -> dict[str, str]:
         """Every link of one alert group notification."""
@@ -156,7 +173,7 @@ class LinkBuilder:
         links: dict[str, str] = {}
         if self.report_url:
             links[REPORT] = self.report_url
-        runbooks = {a.annotations.get("runbook_url", "") for a in alerts} - {""}
+        runbooks = {self.runbook(a) for a in alerts} - {""}
         if len(runbooks) == 1:
             links[RUNBOOK] = runbooks.pop()
         if not self.prometheus_url or not alerts:

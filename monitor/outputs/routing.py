@@ -63,7 +63,9 @@ class Router:
         """The deliveries for one notification."""
         items: list[OutboxItem] = []
         if kind in ALERT_GROUP_KINDS:
-            links = self.links.for_event(AlertGroupEvent.from_dict(payload))
+            event = self.links.with_absolute_runbooks(AlertGroupEvent.from_dict(payload))
+            payload = event.to_dict()
+            links = self.links.for_event(event)
             group_key = payload.get("groupKey")
             if self.outputs.slack:
                 body = json.dumps({**payload, "links": links}, separators=(",", ":"))
