@@ -468,6 +468,11 @@ class OutputsConfig:
             elif any(d < timedelta(0) for d in self.retry_schedule):
                 problems.append(("retry_schedule", "delays must not be negative"))
         problems += _positive_durations(self, "expire_after")
+        if self.dashboard_url is not None:
+            from monitor.outputs.links import dashboard_template_problem
+            problem = dashboard_template_problem(self.dashboard_url)
+            if problem:
+                problems.append(("dashboard_url", problem))
         return problems + _url_problems(self, "report_url", "prometheus_url", "runbook_base_url")
 
 

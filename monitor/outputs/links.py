@@ -114,6 +114,18 @@ def silence_command(labels: Mapping[str, str], duration: str, alertname: str, co
     return " ".join(shlex.quote(w) for w in words)
 
 
+def dashboard_template_problem(template: str) -> str | None:
+    """Why `outputs.dashboard_url` cannot make a link (checked at load), or None."""
+    sample = {k: quote(v, safe="") for k, v in templates.SAMPLE_LABELS.items()}
+    try:
+        url = templates.render_checked(template, labels=sample, common_labels=sample).strip()
+    except Exception as exc:  # noqa: BLE001 - syntax, sandbox and bound errors alike
+        return f"invalid template: {getattr(exc, 'message', None) or exc}"
+    if not url.startswith(("https://", "http://")):
+        return "must render to an http(s) URL"
+    return None
+
+
 @dataclass(frozen=True)
 class LinkBuilder:
     """Builds an event's links from the config and the rules (pure once built)."""
@@ -145,9 +157,13 @@ class LinkBuilder:
 
     def with_absolute_runbooks(self, event: AlertGroupEvent) -> AlertGroupEvent:
         """The event with every relative `runbook_url` annotation made absolute (receivers read annotations)."""
-        alerts = tuple(replace(a, annotations={**a.annotations, "runbook_url": self.runbook(a)})
-                       if a.annotations.get("runbook_url") else a for a in event.alerts)
-        return replace(event, alerts=alerts)
+        return replace(event, alerts=tuple(self.with_absolute_runbook(a) for a in event.alerts))
+
+    def with_absolute_runbook(self, alert: AlertEvent) -> AlertEvent:
+        """The alert with a relative `runbook_url` annotation made absolute (a rollback event's alert too)."""
+        if not alert.annotations.get("runbook_url"):
+            return alert
+        return replace(alert, annotations={**alert.annotations, "runbook_url": self.runbook(alert)})
 
     def runbook(self, alert: AlertEvent) -> str:
         """The alert's `runbook_url`, resolved against `runbook_base_url` when it is relative ("" if none)."""

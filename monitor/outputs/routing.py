@@ -76,7 +76,10 @@ class Router:
                                         notification_id))
         elif kind in ROLLBACK_KINDS:
             alert = payload.get("alert") or {}
-            links = self.links.for_alerts([AlertEvent.from_dict(alert)])
+            alert_event = self.links.with_absolute_runbook(AlertEvent.from_dict(alert))
+            if alert:
+                payload = {**payload, "alert": {**alert, "annotations": dict(alert_event.annotations)}}
+            links = self.links.for_alerts([alert_event])
             body = rollback_event_body(kind, created_at, payload, links)
             for subscription in self.outputs.webhooks:
                 if subscribed(subscription, kind, alert.get("labels", {})):
