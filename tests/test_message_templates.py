@@ -96,5 +96,7 @@ def test_slack_uses_the_receivers_template_for_its_text_and_falls_back_when_it_b
     expected = "*SLOErrorBudgetBurnPage* for &lt;!channel&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt;"
     assert message.text == expected
     assert any(b.get("text", {}).get("text") == expected for b in message.blocks)
+    huge = build_alert_group_message(event(count=120, description="&<>" * 2000), good)
+    assert len(huge.blocks) <= 50 and huge.text == expected
     broken = write(tmp_path, "{{ oops", "broken.j2")
     assert build_alert_group_message(event(), broken).text == build_alert_group_message(event()).text

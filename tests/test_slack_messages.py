@@ -125,3 +125,5 @@ def test_each_alert_has_its_graph_and_the_group_its_dashboard_and_silence_comman
     [silence] = [blk for blk in message.blocks if "*Silence*" in blk.get("text", {}).get("text", "")]
     for duration in ("1h", "4h", "24h"):
         assert f"{duration}: ```{escape_mrkdwn(command.replace('1h', duration))}```" in silence["text"]["text"]
+    resolved = build_alert_group_message(group([replace(a, status="resolved")], status="resolved", links=links))
+    assert "*Silence*" not in json.dumps(resolved.blocks)

@@ -266,5 +266,6 @@ _logged: set[str] = set()
 
 def _log_once(message: str) -> None:
     if message not in _logged:
-        _logged.add(message)
+        if len(_logged) < 1000:  # a message quoting label values could otherwise grow it forever
+            _logged.add(message)
         log.warning("%s", message)

@@ -35,6 +35,8 @@ Escape = Literal["html", "mrkdwn", "none"]
 # A message is bigger than an annotation (an HTML email), but still bounded.
 MAX_SOURCE_CHARS = 65536
 MAX_OUTPUT_CHARS = 65536
+# Distinct (file, error) pairs remembered for logging once; past it, failures are logged every time.
+_MAX_LOGGED = 1000
 
 
 def escape_mrkdwn(text: object) -> str:
@@ -90,7 +92,8 @@ class _TemplateFiles:
         with self._lock:
             self.errors[integration] = self.errors.get(integration, 0) + 1
             first = (path, error) not in self._logged
-            self._logged.add((path, error))
+            if len(self._logged) < _MAX_LOGGED:  # errors quoting values could otherwise grow it forever
+                self._logged.add((path, error))
         if first:
             log.warning("message template %s (%s) failed, the built-in text is sent instead: %s",
                         path, integration, error)

@@ -116,7 +116,7 @@ def build_alert_group_message(event: AlertGroupEvent, template: str | None = Non
     buttons = _link_buttons(links, alerts)
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
-    silence = _silence_section(links)
+    silence = _silence_section(links) if event.status == "firing" else None  # nothing left to silence
     if silence:
         blocks.append(silence)
     blocks.append({"type": "context", "elements": [
