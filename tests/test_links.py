@@ -185,3 +185,20 @@ def test_a_relative_runbook_is_resolved_against_the_configured_base():
     assert resolved.annotations["runbook_url"] == "https://wiki.example/ml/README.md#gpuidle"
     absolute = replace(a, annotations={"runbook_url": "https://rb.example/x"})
     assert links.for_event(group(absolute))["runbook"] == "https://rb.example/x"
+
+
+def test_a_group_with_no_labels_in_common_offers_no_silence_that_would_mute_everything():
+    event = AlertGroupEvent(kind="firing", status="firing", group_key="g", group_labels={}, alerts=(
+        AlertEvent(status="firing", state="firing", labels={"a": "1"}, annotations={}, starts_at=None, ends_at=None,
+                   fingerprint="1"),
+        AlertEvent(status="firing", state="firing", labels={"b": "2"}, annotations={}, starts_at=None, ends_at=None,
+                   fingerprint="2")), created_at="2026-11-22T21:05:00Z")
+    assert silence_commands(LinkBuilder().for_event(event)) == {}
+
+
+def test_the_silence_command_names_the_config_by_its_absolute_path(tmp_path, monkeypatch):
+    (tmp_path / "monitor.yaml").write_text("state: {path: state.db}\n")
+    monkeypatch.chdir(tmp_path)
+    from monitor.config import load_config
+    built = LinkBuilder.from_config(load_config("monitor.yaml"), rules=[]).for_event(group(alert(alertname="X")))
+    assert shlex.split(built["silence_command_1h"])[-2:] == ["--config", str(tmp_path / "monitor.yaml")]

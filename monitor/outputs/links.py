@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shlex
 from dataclasses import dataclass, field, replace
@@ -151,7 +152,7 @@ class LinkBuilder:
             rules = _load_rules(config)
         exprs = {rule.alert: rule.expr for rule in rules if rule.expr}
         signals = {rule.alert: signal for rule in rules if (signal := _condition_signal(rule))}
-        config_path = None if config.source_path.startswith("<") else config.source_path
+        config_path = None if config.source_path.startswith("<") else os.path.abspath(config.source_path)
         return cls(outputs.report_url, outputs.prometheus_url or config.prometheus.url, exprs, signals,
                    outputs.dashboard_url, config_path, outputs.runbook_base_url)
 
@@ -180,7 +181,7 @@ class LinkBuilder:
         if dashboard:
             links[DASHBOARD] = dashboard
         alertname = common.get("alertname") or event.group_labels.get("alertname", "")
-        for duration in SILENCE_DURATIONS:
+        for duration in SILENCE_DURATIONS if common else ():  # no labels in common: it would silence everything
             links[silence_command_key(duration)] = silence_command(common, duration, alertname, self.config_path)
         return links
 
