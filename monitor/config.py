@@ -250,6 +250,9 @@ class SlackConfig:
     # Loopback and private addresses (an egress proxy, a stand-in) are refused unless set;
     # cloud metadata and link-local addresses are refused even then.
     allow_private: bool = False
+    # A Jinja2 file overriding the message's text (sandboxed, mrkdwn-escaped; a template
+    # error falls back to the built-in text).
+    template: str | None = None
 
     def yaml_check(self) -> Problems:
         problems = _secret_pair_check("token", self.token_env, self.token_file, required=False)
@@ -421,6 +424,12 @@ class RouteConfig:
     routes: list["RouteConfig"] = field(default_factory=list)
 
 
+# The README's runbooks, which the default rules' `runbook_url: "#anchor"` annotations name.
+# pyproject.toml names no canonical repository URL yet: set `outputs.runbook_base_url` to
+# where your team reads them (a fork, an internal wiki) until it does.
+DEFAULT_RUNBOOK_BASE_URL = "https://github.com/monitor/monitor/blob/main/README.md"
+
+
 @dataclass(frozen=True)
 class OutputsConfig:
     slack: SlackConfig | None = None
@@ -444,6 +453,9 @@ class OutputsConfig:
     # A dashboard link in every notification: a Jinja2 template over the alert's labels,
     # e.g. "https://grafana.example/d/slo?var-service={{ labels.service }}".
     dashboard_url: str | None = None
+    # Where a rule's relative `runbook_url` (the default rules' `#anchor`s) points: the
+    # README's runbooks, or your own copy of them.
+    runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
 
     def yaml_check(self) -> Problems:
         names = [w.name for w in self.webhooks]
@@ -456,7 +468,12 @@ class OutputsConfig:
             elif any(d < timedelta(0) for d in self.retry_schedule):
                 problems.append(("retry_schedule", "delays must not be negative"))
         problems += _positive_durations(self, "expire_after")
-        return problems + _url_problems(self, "report_url", "prometheus_url")
+        if self.dashboard_url is not None:
+            from monitor.outputs.links import dashboard_template_problem
+            problem = dashboard_template_problem(self.dashboard_url)
+            if problem:
+                problems.append(("dashboard_url", problem))
+        return problems + _url_problems(self, "report_url", "prometheus_url", "runbook_base_url")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import math
 import re
 from functools import lru_cache
 from datetime import timedelta
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 from jinja2 import Template, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError
@@ -189,12 +189,19 @@ def _to_jinja(template: str) -> str:
     return _DOLLAR_NAMES.sub(r"\1", template)
 
 
-def _compile(template: str) -> Template:
-    """The template compiled in the bounded sandbox; raises on syntax and forbidden statements."""
-    if len(template) > MAX_TEMPLATE_CHARS:
-        raise TemplateBoundError(f"the template is longer than {MAX_TEMPLATE_CHARS} characters")
+def sandbox(*, autoescape: bool = False, finalize: Callable[[Any], Any] | None = None) -> SandboxedEnvironment:
+    """The bounded annotation sandbox, with HTML autoescape or an output `finalize` (message templates)."""
+    return _ENV.overlay(autoescape=autoescape, finalize=finalize)
+
+
+def compile_template(template: str, env: SandboxedEnvironment | None = None,
+                     max_chars: int = MAX_TEMPLATE_CHARS) -> Template:
+    """The template compiled in the bounded sandbox; raises on syntax, size and forbidden statements."""
+    env = env or _ENV
+    if len(template) > max_chars:
+        raise TemplateBoundError(f"the template is longer than {max_chars} characters")
     source = _to_jinja(template)
-    tree = _ENV.parse(source)
+    tree = env.parse(source)
     for node in tree.find_all(_FORBIDDEN_STATEMENTS):
         raise TemplateBoundError(f"'{type(node).__name__.lower()}' statements are not available in annotations "
                                  f"(template line {node.lineno})")
@@ -206,8 +213,12 @@ def _compile(template: str) -> Template:
             raise TemplateBoundError(f"recursive for loops are not available in annotations "
                                      f"(template line {loop.lineno})")
         bounded = nodes.Filter(loop.iter, "_loop_items", [], [], None, None, lineno=loop.lineno)
-        loop.iter = bounded.set_environment(_ENV)
-    return _ENV.from_string(tree)
+        loop.iter = bounded.set_environment(env)
+    return env.from_string(tree)
+
+
+def _compile(template: str) -> Template:
+    return compile_template(template)
 
 
 @lru_cache(maxsize=1024)
@@ -218,14 +229,24 @@ def _compiled(template: str) -> Template:
 
 def _render_bounded(compiled: Template, labels: Mapping[str, str], value: float | None,
                     evidence: Mapping[str, float | None]) -> str:
+    return render_compiled(compiled, {"labels": dict(labels), "value": value, "evidence": _Evidence(evidence)})
+
+
+def render_compiled(compiled: Template, context: Mapping[str, Any], max_output_chars: int = MAX_OUTPUT_CHARS) -> str:
+    """Render a compiled template, refusing output past `max_output_chars`; raises on any failure."""
     parts: list[str] = []
     length = 0
-    for chunk in compiled.generate(labels=dict(labels), value=value, evidence=_Evidence(evidence)):
+    for chunk in compiled.generate(**context):
         length += len(chunk)
-        if length > MAX_OUTPUT_CHARS:
-            raise TemplateBoundError(f"the output is longer than {MAX_OUTPUT_CHARS} characters")
+        if length > max_output_chars:
+            raise TemplateBoundError(f"the output is longer than {max_output_chars} characters")
         parts.append(chunk)
     return "".join(parts)
+
+
+def render_checked(template: str, **context: Any) -> str:
+    """Render a short template (a URL, a line) in the annotation sandbox; raises on any failure."""
+    return render_compiled(_compiled(template), context)
 
 
 def template_problem(template: str, labels: Mapping[str, str] | None = None) -> str | None:

@@ -8,14 +8,14 @@ import random
 from dataclasses import dataclass
 
 from monitor.config import Config
-from monitor.errors import MonitorError
 from monitor.outputs.address_guard import Resolver, system_resolver
 from monitor.outputs.alertmanager import AlertmanagerDestination
 from monitor.outputs.backoff import RetrySchedule
 from monitor.outputs.clock import Clock, SystemClock
 from monitor.outputs.outbox import Outbox
+from monitor.outputs.links import LinkBuilder
 from monitor.outputs.receivers import Integration
-from monitor.outputs.routing import LinkBuilder, Router, route_pending_notifications
+from monitor.outputs.routing import Router, route_pending_notifications
 from monitor.outputs.slack import SlackDestination
 from monitor.outputs.webhooks import WebhookDestination
 from monitor.outputs.worker import Destination, OutboxWorker
@@ -51,9 +51,7 @@ def build_delivery(config: Config, store: StateStore, clock: Clock | None = None
     schedule = RetrySchedule(tuple(outputs.retry_schedule)) if outputs.retry_schedule else RetrySchedule()
     expire_after_s = outputs.expire_after.total_seconds() if outputs.expire_after else None
     outbox = Outbox(store, schedule, expire_after_s, rng)
-    links = LinkBuilder(outputs.report_url, outputs.prometheus_url or config.prometheus.url,
-                        _rule_exprs(config))
-    router = Router(outputs, links)
+    router = Router(outputs, LinkBuilder.from_config(config))
     destinations: dict[str, Destination] = {}
     for integrations in router.integrations().values():
         for integration in integrations:
@@ -89,15 +87,3 @@ def _integration_destination(integration: Integration, store: StateStore, clock:
     # Imported when configured: a config without PagerDuty never loads its module.
     destination_class = getattr(importlib.import_module(module), class_name)
     return destination_class(integration.destination, integration.config, resolver=resolver, clock=clock)
-
-
-def _rule_exprs(config: Config) -> dict[str, str]:
-    """alertname -> PromQL for the config's PromQL rules (for graph links); empty if rules do not load."""
-    if not config.rule_files:
-        return {}
-    try:
-        from monitor.alerting.rule_spec import load_rules
-        return {rule.alert: rule.expr for rule in load_rules(config) if rule.expr}
-    except (MonitorError, ImportError) as exc:
-        log.warning("graph links left out: rules did not load: %s", str(exc).splitlines()[0] if str(exc) else exc)
-        return {}

@@ -129,6 +129,21 @@ class DeliveryCollector(Collector):
         yield from (deliveries, pending, expired, disabled)
 
 
+class TemplateErrorCollector(Collector):
+    """Message templates that failed and fell back to the built-in text, per integration."""
+
+    def collect(self):
+        from monitor.outputs.message_templates import template_error_counts
+        from monitor.outputs.receivers import INTEGRATIONS
+        errors = CounterMetricFamily("monitor_template_errors",
+                                     "Message template renders that failed and sent the built-in text instead",
+                                     labels=["integration"])
+        counts = template_error_counts()
+        for integration in sorted(set(INTEGRATIONS) | set(counts)):
+            errors.add_metric([integration], counts.get(integration, 0))
+        yield errors
+
+
 class DaemonMetrics:
     """The daemon's health instruments, on their own registry (no default process noise mixed in)."""
 
@@ -157,6 +172,7 @@ class DaemonMetrics:
         r.register(self.signals)
         self.deliveries = DeliveryCollector()
         r.register(self.deliveries)
+        r.register(TemplateErrorCollector())
         for result in ("success", "error"):
             self.cycles.labels(result)
             self.config_reloads.labels(result)

@@ -16,47 +16,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
-from urllib.parse import quote
+from dataclasses import dataclass, field, replace
 
-from monitor.alerting.events import AlertEvent, AlertGroupEvent, Event, event_to_json
+from monitor.alerting.events import AlertGroupEvent, Event, event_to_json
 from monitor.alerting.notification_repository import NotificationRepository, QueuedNotification
 from monitor.config import OutputsConfig
 from monitor.outputs import alertmanager
+from monitor.outputs.links import LinkBuilder
 from monitor.outputs.outbox import Outbox, OutboxItem
 from monitor.outputs.receivers import Integration, integrations_of, receivers_by_name
 from monitor.outputs.webhooks import destination_name, rollback_event_body, subscribed
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LinkBuilder:
-    """Links a responder wants beside an alert: the report, a Prometheus graph, the runbook."""
-
-    report_url: str | None = None
-    prometheus_url: str | None = None
-    # alertname -> the PromQL of its rule, for rules written as PromQL.
-    expr_by_alertname: Mapping[str, str] = field(default_factory=dict)
-
-    def for_alerts(self, alerts: Sequence[AlertEvent]) -> dict[str, str]:
-        links: dict[str, str] = {}
-        if self.report_url:
-            links["report"] = self.report_url
-        names = {a.alertname for a in alerts}
-        exprs = {self.expr_by_alertname[n] for n in names if n in self.expr_by_alertname}
-        if self.prometheus_url and len(exprs) == 1:
-            links["prometheus"] = prometheus_graph_url(self.prometheus_url, exprs.pop())
-        runbooks = {a.annotations.get("runbook_url") for a in alerts} - {None, ""}
-        if len(runbooks) == 1:
-            links["runbook"] = runbooks.pop()
-        return links
-
-
-def prometheus_graph_url(base_url: str, expr: str, range_input: str = "6h") -> str:
-    """Prometheus' graph page for `expr` (the UI's g0.* query parameters)."""
-    return f"{base_url.rstrip('/')}/graph?g0.expr={quote(expr, safe='')}&g0.tab=0&g0.range_input={range_input}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +65,7 @@ class Router:
         """The deliveries for one notification."""
         if isinstance(event, AlertGroupEvent):
             return self._route_group(notification_key, event, notification_id)
+        event = replace(event, alert=self.links.with_absolute_runbook(event.alert))
         links = self.links.for_alerts([event.alert])
         body = rollback_event_body(event, links)
         return [OutboxItem(notification_key, destination_name(subscription), event.kind, body, None,
@@ -103,7 +75,8 @@ class Router:
 
     def _route_group(self, notification_key: str, event: AlertGroupEvent,
                      notification_id: int | None) -> list[OutboxItem]:
-        links = self.links.for_alerts(event.alerts)
+        event = self.links.with_absolute_runbooks(event)
+        links = self.links.for_event(event)
         body = event_to_json(event.with_links(links))
         items = [OutboxItem(notification_key, integration.destination, event.kind, body, event.group_key,
                             notification_id)

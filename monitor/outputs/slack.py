@@ -141,7 +141,7 @@ class SlackDestination:
         event = event_from_json(delivery.event_type, delivery.body)
         if not isinstance(event, AlertGroupEvent):
             return SendResult(SendOutcome.REFUSED, error=f"slack: cannot render a {delivery.event_type} event")
-        message = build_alert_group_message(event)
+        message = build_alert_group_message(event, self.config.template)
         try:
             if self.config.webhook_url_env or self.config.webhook_url_file:
                 return self._send_incoming_webhook(message)

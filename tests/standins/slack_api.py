@@ -20,7 +20,12 @@ from urllib.parse import parse_qs
 
 from .http_base import LoopbackServer, QuietHandler
 
-_MENTION = re.compile(r"<[!@#]")
+# A ping or a link (`<!channel>`, `<@U1>`, `<#C1>`); `<!date^...>` is Slack's date formatting, not a ping.
+_MENTION = re.compile(r"<(?:[@#]|!(?!date\^))")
+# Slack's documented date token: <!date^UNIX^TOKEN_STRING[^OPTIONAL_LINK]|FALLBACK>.
+_DATE = re.compile(r"<!date\^[^>]*>")
+_VALID_DATE = re.compile(r"<!date\^\d+\^[^|^>]*\{(?:date|date_num|date_short|date_long|date_pretty|date_short_pretty|"
+                        r"date_long_pretty|time|time_secs)\}[^|^>]*(?:\^https?://[^|>]+)?\|[^<>|]+>")
 
 
 @dataclass
@@ -130,6 +135,7 @@ class SlackStandIn:
                 problems.append(f"{kind} text of {len(text)} characters (limit {limit})")
             if kind != "header" and _MENTION.search(text):
                 problems.append(f"unescaped mention in {text[:80]!r}")
+            problems += [f"malformed date token {d!r}" for d in _DATE.findall(text) if not _VALID_DATE.fullmatch(d)]
         if _MENTION.search(args.get("text") or ""):
             problems.append("unescaped mention in the text fallback")
         header = next((t for t, k in _texts(blocks) if k == "header"), "")
