@@ -7,6 +7,8 @@ wherever it lands.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from monitor.alerting.events import AlertGroupEvent
 
 # Labels that say *what* is affected, in the order a reader wants them after the alert name.
@@ -38,3 +40,15 @@ def truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: max(0, limit - 1)] + "…"
+
+
+# Links in the order a responder wants them; the rest follow by name. (JSON storage sorts keys.)
+LINK_ORDER = ("runbook", "dashboard", "graph", "report")
+
+
+def ordered_links(links: Mapping[str, str]) -> list[tuple[str, str]]:
+    """`links` as (name, target) pairs: runbook, dashboard, graph, report first, then by name."""
+    def rank(name: str) -> tuple[int, str]:
+        base = name.split("_")[0]
+        return (LINK_ORDER.index(base) if base in LINK_ORDER else len(LINK_ORDER), name)
+    return sorted(links.items(), key=lambda item: rank(item[0]))

@@ -29,7 +29,7 @@ from monitor.config import PagerDutyConfig
 from monitor.errors import MonitorError
 from monitor.outputs import http_transport
 from monitor.outputs.address_guard import BlockedAddressError, Resolver, system_resolver
-from monitor.outputs.alert_text import group_title, one_line, truncate
+from monitor.outputs.alert_text import group_title, one_line, ordered_links, truncate
 from monitor.outputs.backoff import parse_retry_after_s
 from monitor.outputs.clock import Clock, SystemClock
 from monitor.outputs.message_templates import render_override
@@ -131,9 +131,14 @@ def custom_details(event: AlertGroupEvent, command_links: dict[str, str]) -> dic
         details["route"] = truncate(event.route_id, MAX_DETAIL_VALUE_CHARS)
     if command_links:
         details["commands"] = {k: truncate(v, MAX_DETAIL_VALUE_CHARS) for k, v in command_links.items()}
-    # Hostile or huge alerts: drop listed alerts from the end until the details fit.
-    while details["alerts"] and _json_size(details) > DETAILS_BUDGET_BYTES:
-        details["alerts"].pop()
+    # Hostile or huge alerts: list alerts while the details fit (each alert's size plus a comma).
+    alerts, details["alerts"] = details["alerts"], []
+    used = _json_size(details)
+    for item in alerts:
+        used += _json_size(item) + 1
+        if used > DETAILS_BUDGET_BYTES:
+            break
+        details["alerts"].append(item)
     shown = len(details["alerts"])
     if shown < len(event.alerts):
         details["alerts_not_shown"] = len(event.alerts) - shown
@@ -174,7 +179,7 @@ def render_pagerduty(event: AlertGroupEvent, config: PagerDutyConfig, routing_ke
     alertname = event.group_labels.get("alertname") or common.get("alertname")
     if alertname:
         payload["class"] = truncate(one_line(alertname), MAX_FIELD_CHARS)
-    url_links = {k: v for k, v in event.links.items() if is_http_url(v)}
+    url_links = {k: v for k, v in ordered_links(event.links) if is_http_url(v)}
     # Links that are not URLs (the `monitor silence add ...` line to paste) go to the details.
     payload["custom_details"] = custom_details(event, {k: v for k, v in event.links.items() if k not in url_links})
     body: dict[str, Any] = {"routing_key": routing_key, "event_action": "trigger", "dedup_key": key,
