@@ -214,6 +214,10 @@ def test_hostile_labels_reach_the_channel_as_typed_and_the_card_stays_under_28_k
     for text in texts(card):
         assert markup_in(text) == []
     note = next(f["value"] for f in card["body"][2]["facts"] if f["title"] == "note")   # common to all
+    first_alert_facts = {f["title"]: f["value"] for f in card["body"][3]["items"][1]["facts"]}
+    assert first_alert_facts["…"] == f"and {32 - 12} more labels"
+    assert (first_alert_facts["value"], first_alert_facts["burn\\_rate\\_1h"]) == ("15.2", "15.2"), \
+        "value and evidence are shown however many labels an alert has"
     shown_note = _shown_as(note)
     assert HOSTILE.startswith(shown_note.rstrip("…")), "a label value is shown as typed (cut, never rewritten)"
     assert "<script>" in _shown_as(escape_markdown(HOSTILE)) and "evil.example" in shown_note

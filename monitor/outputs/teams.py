@@ -52,7 +52,9 @@ USER_AGENT = "monitor-msteams/1"
 MAX_MESSAGE_BYTES = 28_000
 MESSAGE_BUDGET_BYTES = 26_000
 MAX_ALERTS_SHOWN = 10
-MAX_FACTS = 20
+MAX_FACTS = 20                        # facts in the group's FactSet
+MAX_ALERT_LABELS = 12                 # an alert's own labels shown (then "and N more labels")
+MAX_EVIDENCE = 8
 MAX_TITLE_CHARS = 200
 # Text limits, tightened step by step until the card fits (a hostile group's labels can be huge).
 _TEXT_LIMITS = ((2000, 300), (1000, 120), (300, 40))   # (main text, each fact or line value)
@@ -107,7 +109,7 @@ def _facts(values: dict[str, Any], value_chars: int) -> list[dict[str, str]]:
     items = sorted(values.items())
     facts = [_fact(k, v, value_chars) for k, v in items[:MAX_FACTS]]
     if len(items) > MAX_FACTS:
-        facts.append({"title": "…", "value": f"and {len(items) - MAX_FACTS} more"})
+        facts.append({"title": "…", "value": f"and {len(items) - MAX_FACTS} more labels"})
     return facts
 
 
@@ -120,11 +122,14 @@ def _alert_container(alert: AlertEvent, common: dict[str, str], value_chars: int
     # What makes this alert this alert first, then the rest; then its value and evidence.
     shown = {k: own[k] for k in IDENTITY_LABELS if k in own}
     shown.update({k: v for k, v in sorted(own.items()) if k not in shown})
-    facts = [_fact(k, v, value_chars) for k, v in list(shown.items())[:MAX_FACTS]]
+    facts = [_fact(k, v, value_chars) for k, v in list(shown.items())[:MAX_ALERT_LABELS]]
+    if len(shown) > MAX_ALERT_LABELS:
+        facts.append({"title": "…", "value": f"and {len(shown) - MAX_ALERT_LABELS} more labels"})
     if alert.value is not None:
         facts.append(_fact("value", f"{alert.value:g}", value_chars))
+    # The evidence is why it fired: always shown, however many labels the alert has.
     facts += [_fact(k, "no data" if v is None else f"{v:g}", value_chars)
-              for k, v in sorted(alert.evidence.items())[: MAX_FACTS - min(len(facts), MAX_FACTS)]]
+              for k, v in sorted(alert.evidence.items())[:MAX_EVIDENCE]]
     if alert.starts_at:
         facts.append(_fact("since", alert.starts_at, value_chars))
     items: list[dict[str, Any]] = [{"type": "TextBlock", "text": bounded(heading, 2 * value_chars), "wrap": True,
