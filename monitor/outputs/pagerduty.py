@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import socket
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -37,7 +36,6 @@ from monitor.outputs.outbox import Delivery
 from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
 from monitor.secrets import read_secret, redact
 
-log = logging.getLogger(__name__)
 
 USER_AGENT = "monitor-pagerduty/1"
 DEDUP_KEY_PREFIX = "monitor/"

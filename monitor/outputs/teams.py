@@ -23,7 +23,6 @@ and never put in an error.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import unicodedata
 from typing import Any
@@ -42,7 +41,6 @@ from monitor.outputs.pagerduty import group_severity, is_http_url, link_text
 from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
 from monitor.secrets import read_secret, redact
 
-log = logging.getLogger(__name__)
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
