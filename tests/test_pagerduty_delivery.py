@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import random
+import time
 
 import pytest
 
@@ -61,7 +62,7 @@ def pagerduty(monkeypatch):
         yield standin
 
 
-def setup(tmp_path, standin: PagerDutyStandIn, extra: str = ""):
+def setup(tmp_path, standin: PagerDutyStandIn, extra: str = "", timeout: str = "2s"):
     """A config with one receiver whose PagerDuty integration points at the stand-in; the real outbox and worker."""
     config = write_config(tmp_path, f"""
         retry_schedule: [0s, 5s, 5m]
@@ -73,7 +74,7 @@ def setup(tmp_path, standin: PagerDutyStandIn, extra: str = ""):
               - routing_key_env: PD_ROUTING_KEY
                 url: {standin.url}
                 allow_private: true
-                timeout: 2s
+                timeout: {timeout}
                 source: monitor-test-host
                 client_url: https://monitor.example/
 {extra}
@@ -147,6 +148,24 @@ def test_a_429_with_retry_after_waits_exactly_that_long_without_using_up_the_sch
     assert clock.slept == [7.0] * 4
     (delivery,) = outbox.deliveries()
     assert (delivery.status, delivery.attempts, delivery.failures) == (DeliveryStatus.DELIVERED, 5, 0)
+
+
+def test_a_timeout_after_pagerduty_took_the_event_is_retried_into_the_same_alert(tmp_path, pagerduty, caplog):
+    """The worst retry: PagerDuty processed the trigger but the answer came too late. Still one alert."""
+    _, clock, outbox, worker, name = setup(tmp_path, pagerduty, timeout="300ms")
+    queue(outbox, clock, name, "firing:g1", group("firing"))
+    pagerduty.slow_next(1, 0.8)
+    with caplog.at_level(logging.INFO):
+        worker.run_until_idle()
+    deadline = time.monotonic() + 5
+    while len(pagerduty.requests) < 2 and time.monotonic() < deadline:   # the slow one finishes late
+        time.sleep(0.05)
+    assert [r.answered for r in pagerduty.requests] == [202, 202], "both reached PagerDuty"
+    (incident,) = pagerduty.alerts
+    assert len(incident.log) == 2 and {e["dedup_key"] for e in incident.log} == {dedup_key(group("firing"))}
+    (delivery,) = outbox.deliveries()
+    assert (delivery.status, delivery.attempts, delivery.failures) == (DeliveryStatus.DELIVERED, 2, 1)
+    assert "no answer from PagerDuty: timed out" in caplog.text
 
 
 def test_a_failover_replica_sending_the_same_group_reaches_the_same_open_alert(tmp_path, pagerduty):
