@@ -20,7 +20,7 @@ from monitor.config import PagerDutyConfig, TeamsConfig
 from monitor.outputs.pagerduty import MAX_SUMMARY_CHARS, render_pagerduty
 from monitor.outputs.teams import message_bytes, render_teams
 from standins.pagerduty import schema_errors
-from standins.teams import MAX_MESSAGE_BYTES, message_problems
+from standins.teams import MAX_MESSAGE_BYTES, message_markup, message_problems
 
 RULE_FILES = sorted(Path(monitor.default_rules.__file__).parent.glob("*.yaml"))
 DAEMON_LABELS = {"service": "ranker", "slo": "availability", "slo_id": "ranker-availability", "model": "ranker",
@@ -71,5 +71,5 @@ def test_every_default_rule_renders_for_pagerduty_and_teams_within_their_limits(
             assert len(body["payload"]["summary"]) <= MAX_SUMMARY_CHARS
             assert body["payload"]["class"] == rule.alert
         message = render_teams(event, teams_config)
-        assert message_problems(message) == [], rule.alert
+        assert message_problems(message) == [] and message_markup(message) == [], rule.alert
         assert len(message_bytes(message)) <= MAX_MESSAGE_BYTES, rule.alert

@@ -22,7 +22,8 @@ from monitor.store import StateStore
 from standins.clock import ManualClock
 from standins.faults import Fault
 from standins.configs import write_config
-from standins.teams import MAX_MESSAGE_BYTES, TeamsStandIn, markup_in, message_problems
+from standins.teams import (MAX_MESSAGE_BYTES, TeamsStandIn, card_texts, markup_in, message_markup,
+                            message_problems)
 
 LINKS = {"runbook": "https://github.com/example/monitor#slobudgetburnpage",
          "dashboard": "https://grafana.example/d/slo?var-service=ranker",
@@ -82,30 +83,13 @@ def queue(outbox: Outbox, clock: ManualClock, name: str, key: str, event: AlertG
     outbox.enqueue([OutboxItem(key, name, event.kind, event_to_json(event), event.group_key)], clock.now())
 
 
-def texts(card: dict) -> list[str]:
-    """Every TextBlock text and Fact title/value of a card, in order."""
-    found: list[str] = []
-
-    def walk(element: dict) -> None:
-        if element.get("type") == "TextBlock":
-            found.append(element["text"])
-        for fact in element.get("facts", []):
-            found.extend((fact["title"], fact["value"]))
-        for item in element.get("items", []):
-            walk(item)
-
-    for element in card["body"]:
-        walk(element)
-    return found
-
-
 def test_a_firing_card_and_its_resolve_arrive_as_valid_adaptive_cards_with_link_buttons(tmp_path, teams):
     _, clock, outbox, worker, name = setup(tmp_path)
     assert name == "ranking/msteams"
     queue(outbox, clock, name, "firing:g1", group("firing"))
     queue(outbox, clock, name, "resolved:g1", group("resolved"))
     worker.run_until_idle()
-    assert teams.problems() == []
+    assert teams.problems() == [] and teams.markup() == []
     firing, resolved = teams.accepted()
     assert firing.content_type == "application/json"
     assert firing.message["attachments"][0]["contentType"] == CARD_CONTENT_TYPE
@@ -122,7 +106,7 @@ def test_a_firing_card_and_its_resolve_arrive_as_valid_adaptive_cards_with_link_
     assert card["actions"] == [
         {"type": "Action.OpenUrl", "title": "Runbook", "url": LINKS["runbook"]},
         {"type": "Action.OpenUrl", "title": "Dashboard", "url": LINKS["dashboard"]}]
-    assert any(LINKS["silence_1h"] in _shown_as(t) for t in texts(card)), "the silence command line is shown to paste"
+    assert any(LINKS["silence_1h"] in _shown_as(t) for t in card_texts(card)), "the silence command line is shown to paste"
     assert resolved.card["body"][0]["text"].startswith("\\[RESOLVED\\]")
     assert resolved.card["body"][0]["color"] == "Good"
     assert [d.status for d in outbox.deliveries()] == [DeliveryStatus.DELIVERED] * 2
@@ -211,8 +195,7 @@ def test_hostile_labels_reach_the_channel_as_typed_and_the_card_stays_under_28_k
             if e["type"] == "TextBlock" and re.fullmatch(r"and \d+ more", e["text"])]
     shown = sum(1 for e in card["body"] if e["type"] == "Container")
     assert shown >= 1 and more == [f"and {60 - shown} more"]
-    for text in texts(card):
-        assert markup_in(text) == []
+    assert request.markup == [], "no label text became a link, an image or HTML"
     note = next(f["value"] for f in card["body"][2]["facts"] if f["title"] == "note")   # common to all
     first_alert_facts = {f["title"]: f["value"] for f in card["body"][3]["items"][1]["facts"]}
     assert first_alert_facts["…"] == f"and {32 - 12} more labels"
@@ -251,5 +234,37 @@ def test_a_rendered_card_is_valid_and_within_the_limit_for_firing_repeat_and_res
     config = type("C", (), {"template": None})()
     for kind in ("firing", "repeat", "resolved"):
         message = render_teams(group(kind), config)
-        assert message_problems(message) == [], kind
+        assert message_problems(message) == [] and message_markup(message) == [], kind
         assert len(message_bytes(message)) <= MAX_MESSAGE_BYTES
+
+
+def _with_card(**changes) -> dict:
+    message = render_teams(group("firing"), type("C", (), {"template": None})())
+    message["attachments"][0]["content"].update(changes)
+    return message
+
+
+@pytest.mark.parametrize("message", [
+    {"type": "message", "attachments": []},
+    {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.teams.card.o365connector",
+                                         "content": {}}]},
+    _with_card(version="2.0"),
+    _with_card(type="MessageCard"),
+    _with_card(body=[{"type": "TextBlock"}]),
+    _with_card(body=[{"type": "FactSet", "facts": [{"title": "n", "value": 3}]}]),
+    _with_card(body=[{"type": "Marquee", "text": "hi"}]),
+    _with_card(body=[{"type": "TextBlock", "text": "x", "color": "red"}]),
+    _with_card(actions=[{"type": "Action.OpenUrl", "title": "x", "url": "javascript:alert(1)"}]),
+], ids=["no attachments", "a connector message card", "a card version Teams does not render",
+        "not an AdaptiveCard", "a TextBlock without text", "a fact value that is not a string",
+        "an unknown element", "a colour outside the enum", "a javascript: URL button"])
+def test_the_standin_refuses_what_teams_would_not_render(message):
+    assert message_problems(message) != []
+
+
+def test_the_standin_finds_a_link_or_html_that_card_text_would_render():
+    message = _with_card(body=[{"type": "TextBlock", "text": "see [here](https://evil.example/)"},
+                               {"type": "FactSet", "facts": [{"title": "t", "value": "<b>x</b>"}]}])
+    assert message_problems(message) == []
+    found = message_markup(message)
+    assert [m.split()[0] for m in found] == ["link_open", "html_inline", "html_inline"]
