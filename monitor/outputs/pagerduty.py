@@ -74,7 +74,7 @@ def group_severity(event: AlertGroupEvent) -> str:
     """The most severe of the firing alerts (of all alerts when none fires)."""
     alerts = [a for a in event.alerts if a.firing] or list(event.alerts)
     if not alerts:
-        return SEVERITY_BY_LABEL.get(event.group_labels.get("severity", ""), UNKNOWN_SEVERITY)
+        return SEVERITY_BY_LABEL.get(event.group_labels.get("severity", "").strip().lower(), UNKNOWN_SEVERITY)
     return max((alert_severity(a) for a in alerts), key=SEVERITIES.index)
 
 
@@ -149,7 +149,7 @@ def _json_size(value: Any) -> int:
 
 def render_pagerduty(event: AlertGroupEvent, config: PagerDutyConfig, routing_key: str, *,
                      default_source: str = "monitor") -> dict[str, Any]:
-    """The Events API v2 body for one alert group notification (pure: no IO, no clock).
+    """The Events API v2 body for one alert group notification (no network, no clock, no secret read).
 
     A resolved group is `resolve` with the same dedup_key and no payload (as the docs'
     resolve example); anything still firing is `trigger`, which PagerDuty applies to

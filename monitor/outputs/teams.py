@@ -174,7 +174,7 @@ def message_bytes(message: dict[str, Any]) -> bytes:
 
 
 def render_teams(event: AlertGroupEvent, config: TeamsConfig) -> dict[str, Any]:
-    """The Workflows webhook body for one alert group notification, under Teams' message limit (pure)."""
+    """The Workflows webhook body for one alert group notification, under Teams' message limit (no network)."""
     main_text = render_override(config.template, event, integration="msteams", escape="markdown",
                                 fallback=default_text(event)) or default_text(event)
     message: dict[str, Any] = {}
