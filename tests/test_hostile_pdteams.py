@@ -20,7 +20,9 @@ outputs:
 
 
 def config(integration: str, body: str) -> str:
-    return HEAD + f"      {integration}:\n        - " + textwrap.indent(textwrap.dedent(body).strip(), " " * 10)[10:] + "\n"
+    """One integration entry under the receiver, `body` (YAML lines) as its keys."""
+    keys = textwrap.indent(textwrap.dedent(body).strip(), " " * 10)[10:]
+    return HEAD + f"      {integration}:\n        - {keys}\n"
 
 
 ROWS = [

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from monitor.alerting.events import AlertEvent, AlertGroupEvent, event_to_json
+from monitor.config import PagerDutyConfig
 from monitor.outputs.backoff import RetrySchedule
 from monitor.outputs.outbox import DeliveryStatus, Outbox, OutboxItem
 from monitor.outputs.pagerduty import (MAX_SUMMARY_CHARS, THROTTLE_BACKOFF_S, PagerDutyDestination, dedup_key,
@@ -283,7 +284,7 @@ def test_severity_maps_from_our_severity_label(severities, expected):
 
 
 def test_every_rendered_event_satisfies_the_documented_schema():
-    config = type("C", (), {"template": None, "source": None, "client": "monitor", "client_url": None})()
+    config = PagerDutyConfig(routing_key_env="PD_ROUTING_KEY")
     for kind in ("firing", "repeat", "resolved"):
         for links in ({}, LINKS):
             body = render_pagerduty(group(kind, links=links), config, ROUTING_KEY)
@@ -291,8 +292,7 @@ def test_every_rendered_event_satisfies_the_documented_schema():
 
 
 def test_the_standin_refuses_what_pagerduty_documents_as_invalid():
-    valid = render_pagerduty(group("firing"), type("C", (), {"template": None, "source": None, "client": "m",
-                                                             "client_url": None})(), ROUTING_KEY)
+    valid = render_pagerduty(group("firing"), PagerDutyConfig(routing_key_env="PD_ROUTING_KEY"), ROUTING_KEY)
     broken = [
         {k: v for k, v in valid.items() if k != "payload"},
         {**valid, "event_action": "escalate"},
@@ -307,3 +307,16 @@ def test_the_standin_refuses_what_pagerduty_documents_as_invalid():
         {**valid, "payload_typo": 1},
     ]
     assert [bool(schema_errors(b)) for b in broken] == [True] * len(broken)
+
+
+def test_a_private_pagerduty_url_is_refused_without_allow_private(tmp_path, pagerduty):
+    """Loopback is a private address: without allow_private the SSRF guard refuses it before any request."""
+    _, clock, outbox, _, name = setup(tmp_path, pagerduty)
+    config = PagerDutyConfig(routing_key_env="PD_ROUTING_KEY", url=pagerduty.url)
+    worker = OutboxWorker(outbox, {name: PagerDutyDestination(name, config, clock=clock)}, clock)
+    queue(outbox, clock, name, "firing:g1", group("firing"))
+    worker.run_until_idle()
+    (delivery,) = outbox.deliveries()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.EXPIRED, 1)
+    assert delivery.last_error.startswith("ranking/pagerduty: ") and "127.0.0.1" in delivery.last_error
+    assert pagerduty.requests == [] and ROUTING_KEY not in delivery.last_error

@@ -13,6 +13,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from monitor.alerting.events import AlertEvent, AlertGroupEvent, event_to_json
+from monitor.config import TeamsConfig
 from monitor.outputs.backoff import RetrySchedule
 from monitor.outputs.outbox import DeliveryStatus, Outbox, OutboxItem
 from monitor.outputs.receivers import integration_destination
@@ -106,7 +107,7 @@ def test_a_firing_card_and_its_resolve_arrive_as_valid_adaptive_cards_with_link_
     assert card["actions"] == [
         {"type": "Action.OpenUrl", "title": "Runbook", "url": LINKS["runbook"]},
         {"type": "Action.OpenUrl", "title": "Dashboard", "url": LINKS["dashboard"]}]
-    assert any(LINKS["silence_1h"] in _shown_as(t) for t in card_texts(card)), "the silence command line is shown to paste"
+    assert any(LINKS["silence_1h"] in _shown_as(t) for t in card_texts(card)), "the silence command is shown to paste"
     assert resolved.card["body"][0]["text"].startswith("\\[RESOLVED\\]")
     assert resolved.card["body"][0]["color"] == "Good"
     assert [d.status for d in outbox.deliveries()] == [DeliveryStatus.DELIVERED] * 2
@@ -231,7 +232,7 @@ def test_escaped_label_text_renders_exactly_as_typed_with_no_markup(value):
 
 
 def test_a_rendered_card_is_valid_and_within_the_limit_for_firing_repeat_and_resolved():
-    config = type("C", (), {"template": None})()
+    config = TeamsConfig(webhook_url_env="TEAMS_WEBHOOK_URL")
     for kind in ("firing", "repeat", "resolved"):
         message = render_teams(group(kind), config)
         assert message_problems(message) == [] and message_markup(message) == [], kind
@@ -239,7 +240,7 @@ def test_a_rendered_card_is_valid_and_within_the_limit_for_firing_repeat_and_res
 
 
 def _with_card(**changes) -> dict:
-    message = render_teams(group("firing"), type("C", (), {"template": None})())
+    message = render_teams(group("firing"), TeamsConfig(webhook_url_env="TEAMS_WEBHOOK_URL"))
     message["attachments"][0]["content"].update(changes)
     return message
 
@@ -268,3 +269,16 @@ def test_the_standin_finds_a_link_or_html_that_card_text_would_render():
     assert message_problems(message) == []
     found = message_markup(message)
     assert [m.split()[0] for m in found] == ["link_open", "html_inline", "html_inline"]
+
+
+def test_a_workflow_url_on_a_private_address_is_refused_without_allow_private_and_never_shown(tmp_path, teams):
+    """Loopback is a private address: without allow_private the SSRF guard refuses it before any request."""
+    _, clock, outbox, _, name = setup(tmp_path)
+    worker = OutboxWorker(outbox, {name: TeamsDestination(name, TeamsConfig(webhook_url_env="TEAMS_WEBHOOK_URL"),
+                                                          clock=clock)}, clock)
+    queue(outbox, clock, name, "firing:g1", group("firing"))
+    worker.run_until_idle()
+    (delivery,) = outbox.deliveries()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.EXPIRED, 1)
+    assert delivery.last_error.startswith("ranking/msteams: ") and "127.0.0.1" in delivery.last_error
+    assert teams.signature not in delivery.last_error and teams.requests == []
