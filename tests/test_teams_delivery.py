@@ -256,9 +256,12 @@ def _with_card(**changes) -> dict:
     _with_card(body=[{"type": "Marquee", "text": "hi"}]),
     _with_card(body=[{"type": "TextBlock", "text": "x", "color": "red"}]),
     _with_card(actions=[{"type": "Action.OpenUrl", "title": "x", "url": "javascript:alert(1)"}]),
+    _with_card(actions=[{"type": "Action.OpenUrl", "title": f"{i}", "url": f"https://e.example/{i}"}
+                        for i in range(7)]),
 ], ids=["no attachments", "a connector message card", "a card version Teams does not render",
         "not an AdaptiveCard", "a TextBlock without text", "a fact value that is not a string",
-        "an unknown element", "a colour outside the enum", "a javascript: URL button"])
+        "an unknown element", "a colour outside the enum", "a javascript: URL button",
+        "seven buttons where Teams shows six"])
 def test_the_standin_refuses_what_teams_would_not_render(message):
     assert message_problems(message) != []
 
@@ -282,3 +285,14 @@ def test_a_workflow_url_on_a_private_address_is_refused_without_allow_private_an
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.EXPIRED, 1)
     assert delivery.last_error.startswith("ranking/msteams: ") and "127.0.0.1" in delivery.last_error
     assert teams.signature not in delivery.last_error and teams.requests == []
+
+
+def test_more_links_than_teams_shows_buttons_for_go_into_action_sets_and_none_is_lost():
+    links = {**LINKS, **{f"graph_{i}": f"https://prometheus.example/graph?g0.expr=q{i}" for i in range(12)}}
+    event = group("firing").with_links(links)
+    message = render_teams(event, TeamsConfig(webhook_url_env="TEAMS_WEBHOOK_URL"))
+    assert message_problems(message) == []
+    card = message["attachments"][0]["content"]
+    buttons = card["actions"] + [a for e in card["body"] if e["type"] == "ActionSet" for a in e["actions"]]
+    assert sorted(b["url"] for b in buttons) == sorted(v for v in links.values() if v.startswith("https://"))
+    assert [b["title"] for b in card["actions"][:2]] == ["Runbook", "Dashboard"]

@@ -53,6 +53,7 @@ MAX_ALERTS_SHOWN = 10
 MAX_FACTS = 20                        # facts in the group's FactSet
 MAX_ALERT_LABELS = 12                 # an alert's own labels shown (then "and N more labels")
 MAX_EVIDENCE = 8
+MAX_ACTIONS = 6                       # Teams' host config: buttons shown per action set
 MAX_TITLE_CHARS = 200
 # Text limits, tightened step by step until the card fits (a hostile group's labels can be huge).
 _TEXT_LIMITS = ((2000, 300), (1000, 120), (300, 40))   # (main text, each fact or line value)
@@ -162,10 +163,14 @@ def _card(event: AlertGroupEvent, main_text: str, shown: int, text_chars: int,
             body.append({"type": "TextBlock", "text": f"{escape_markdown(link_text(name))}: "
                                                       f"{bounded(escape_markdown(target), 2 * value_chars)}",
                          "fontType": "Monospace", "wrap": True, "isSubtle": True})
+    # Teams shows at most MAX_ACTIONS buttons per set and hides the rest: more links go in
+    # action sets in the body, so every link stays reachable.
+    for start in range(MAX_ACTIONS, len(actions), MAX_ACTIONS):
+        body.append({"type": "ActionSet", "actions": actions[start:start + MAX_ACTIONS]})
     card: dict[str, Any] = {"type": "AdaptiveCard", "$schema": CARD_SCHEMA, "version": CARD_VERSION,
                             "msteams": {"width": "Full"}, "body": body}
     if actions:
-        card["actions"] = actions
+        card["actions"] = actions[:MAX_ACTIONS]
     return card
 
 

@@ -7,7 +7,8 @@ a JSON POST to the workflow's URL with its `sig`; a message whose `attachments` 
 Adaptive Cards (content type `application/vnd.microsoft.card.adaptive`; message cards
 are not supported by Workflows); a card of `type` AdaptiveCard with a `version` Teams
 renders (1.0 to 1.5) and body elements and actions of the schema's types with their
-required properties and enum values; at most 28 KB in all.
+required properties and enum values, at most six buttons per action set (Teams hides
+the rest); at most 28 KB in all.
 
 One check goes beyond what Teams refuses, because it is what would hurt a reader:
 every TextBlock text and Fact title and value is rendered as CommonMark (markdown-it),
@@ -38,6 +39,7 @@ CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MAX_MESSAGE_BYTES = 28_000
 WORKFLOW_PATH = "/workflows/0c0ffee0c0ffee0c0ffee0c0ffee0c0f/triggers/manual/paths/invoke"
 TEAMS_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")
+MAX_ACTIONS = 6          # Teams' host config (actions.maxActions): more buttons are not shown
 
 _TEXT_COLORS = {"default", "dark", "light", "accent", "good", "warning", "attention"}
 _TEXT_SIZES = {"default", "small", "medium", "large", "extralarge"}
@@ -71,12 +73,7 @@ def card_problems(card: Any) -> list[str]:
         return problems + ["card body is not a list"]
     for element in body:
         problems += _element_problems(element, "body")
-    actions = card.get("actions", [])
-    if not isinstance(actions, list):
-        return problems + ["card actions is not a list"]
-    for action in actions:
-        problems += _action_problems(action)
-    return problems
+    return problems + _actions_problems(card.get("actions", []), "card")
 
 
 def _element_problems(element: Any, where: str) -> list[str]:
@@ -110,8 +107,16 @@ def _element_problems(element: Any, where: str) -> list[str]:
         for column in element.get("columns", []):
             problems += _element_problems(column, f"{where}.ColumnSet")
     elif kind == "ActionSet":
-        for action in element.get("actions", []):
-            problems += _action_problems(action)
+        problems += _actions_problems(element.get("actions"), f"{where}.ActionSet")
+    return problems
+
+
+def _actions_problems(actions: Any, where: str) -> list[str]:
+    if not isinstance(actions, list):
+        return [f"{where}: actions is not a list"]
+    problems = [p for action in actions for p in _action_problems(action)]
+    if len(actions) > MAX_ACTIONS:
+        problems.append(f"{where}: {len(actions)} actions; Teams shows {MAX_ACTIONS} and hides the rest")
     return problems
 
 
