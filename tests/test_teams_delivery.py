@@ -10,6 +10,8 @@ import random
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from monitor.alerting.events import AlertEvent, AlertGroupEvent, event_to_json
@@ -17,7 +19,8 @@ from monitor.config import TeamsConfig
 from monitor.outputs.backoff import RetrySchedule
 from monitor.outputs.outbox import DeliveryStatus, Outbox, OutboxItem
 from monitor.outputs.receivers import integration_destination
-from monitor.outputs.teams import CARD_CONTENT_TYPE, TeamsDestination, escape_markdown, message_bytes, render_teams
+from monitor.outputs.teams import (CARD_CONTENT_TYPE, TeamsDestination, escape_markdown, message_bytes, plain_line,
+                                   render_teams)
 from monitor.outputs.worker import OutboxWorker
 from monitor.store import StateStore
 from standins.clock import ManualClock
@@ -216,19 +219,46 @@ def test_hostile_labels_reach_the_channel_as_typed_and_the_card_stays_under_28_k
     "**not bold** and _not italic_",
     "- not a list item",
     "12. not a numbered item",
+    "3) not a numbered item either",
+    "---",
+    "+ not a list item",
+    "15.2 and 3)",
     "# not a heading",
     "back\\slash \\[escaped\\] already",
     "`code` and ~~strike~~",
     "ranker (v2) at 99.9%",
+    "&lt;b&gt; &amp; &#91;",
 ], ids=["a markdown link shows as typed", "a markdown image shows as typed", "an autolink shows as typed",
         "a script tag shows as typed", "an HTML image shows as typed", "emphasis shows as typed",
-        "a leading dash is not a list", "a leading number is not a list", "a leading hash is not a heading",
-        "backslashes survive", "code and strikethrough show as typed", "ordinary text is left alone"])
+        "a leading dash is not a list", "a leading number is not a list",
+        "a leading number with a parenthesis is not a list", "three dashes are not a rule", "a leading plus is not a list",
+        "a number at the start is left alone", "a leading hash is not a heading",
+        "backslashes survive", "code and strikethrough show as typed", "ordinary text is left alone",
+        "entity references show as typed"])
 def test_escaped_label_text_renders_exactly_as_typed_with_no_markup(value):
     escaped = escape_markdown(value)
     assert markup_in(escaped) == []
     assert _shown_as(escaped) == value
-    assert "<em>" not in MarkdownIt("commonmark").render(escaped)
+    rendered = MarkdownIt("commonmark").render(escaped)
+    assert rendered.startswith("<p>") and rendered.count("<p>") == 1, f"one plain paragraph, not {rendered!r}"
+    assert "<em>" not in rendered and "<strong>" not in rendered
+
+
+# Pieces of CommonMark syntax, so generated text is mostly the text that could become markup.
+MARKDOWN_PIECES = ["[", "]", "(", ")", "](", "![", "<", ">", "<b>", "*", "**", "_", "`", "~~", "|", "\\", "-", "+",
+                   "1.", "2)", "#", "=", "&amp;", "&#60;", "&lt", ";", "https://e.example/", " ", "\n", "a", "9"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), max_size=60),
+                 st.lists(st.sampled_from(MARKDOWN_PIECES), max_size=12).map("".join)))
+def test_any_label_text_renders_as_one_paragraph_of_exactly_that_text(value):
+    escaped = escape_markdown(value)
+    assert markup_in(escaped) == []
+    if plain_line(value):
+        rendered = MarkdownIt("commonmark").render(escaped)
+        assert rendered.startswith("<p>") and rendered.count("<p>") == 1, rendered
+        assert _shown_as(escaped) == plain_line(value)
 
 
 def test_a_rendered_card_is_valid_and_within_the_limit_for_firing_repeat_and_resolved():

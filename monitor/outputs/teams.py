@@ -59,10 +59,12 @@ MAX_TITLE_CHARS = 200
 _TEXT_LIMITS = ((2000, 300), (1000, 120), (300, 40))   # (main text, each fact or line value)
 
 # The CommonMark characters that start markdown in a TextBlock: emphasis, code, links and
-# images (no link or image without `[`), autolinks and HTML, headings, tables, strikethrough.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
-# A list item or a numbered item at the start of a line.
-_LIST_START = re.compile(r"^(\s*)([-+]|\d+\.)(?=\s|$)")
+# images (no link or image without `[`), autolinks and HTML, headings, tables, strikethrough,
+# and entity references (`&lt;` would show as `<`, not as typed).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
+# What makes a line a list item (`- x`, `+ x`, `1. x`, `1) x`) or a thematic break (`---`).
+_LIST_MARKER = re.compile(r"^([-+]|\d{1,9}[.)])(?=\s|$)")
+_RULE = re.compile(r"^-(?=[-\s]*$)")
 _COLOR = {"critical": "Attention", "error": "Attention", "warning": "Warning", "info": "Accent"}
 
 
@@ -74,8 +76,9 @@ def plain_line(text: str) -> str:
 def escape_markdown(text: str) -> str:
     """`text` shown as typed in an Adaptive Card TextBlock or Fact: no link, emphasis, list or HTML."""
     escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", plain_line(text))
-    return _LIST_START.sub(lambda m: m.group(1) + "\\" + m.group(2) if m.group(2) in "-+"
-                           else m.group(1) + m.group(2)[:-1] + "\\.", escaped)
+    # Only the line's start can open a block (plain_line leaves one line, no leading space).
+    escaped = _LIST_MARKER.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], escaped)
+    return _RULE.sub(r"\\-", escaped)
 
 
 def bounded(text: str, limit: int) -> str:
