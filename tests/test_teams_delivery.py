@@ -231,7 +231,8 @@ def test_hostile_labels_reach_the_channel_as_typed_and_the_card_stays_under_28_k
 ], ids=["a markdown link shows as typed", "a markdown image shows as typed", "an autolink shows as typed",
         "a script tag shows as typed", "an HTML image shows as typed", "emphasis shows as typed",
         "a leading dash is not a list", "a leading number is not a list",
-        "a leading number with a parenthesis is not a list", "three dashes are not a rule", "a leading plus is not a list",
+        "a leading number with a parenthesis is not a list", "three dashes are not a rule",
+        "a leading plus is not a list",
         "a number at the start is left alone", "a leading hash is not a heading",
         "backslashes survive", "code and strikethrough show as typed", "ordinary text is left alone",
         "entity references show as typed"])
