@@ -266,6 +266,16 @@ def test_hostile_labels_render_within_the_documented_limits(tmp_path, pagerduty)
     assert details["alerts"][0]["labels"]["…"] == f"and {84 - 64} more"
 
 
+def test_dedup_keys_differ_between_groups_and_receivers_and_never_collide_on_a_missing_group_key():
+    keys = {dedup_key(group("firing")), dedup_key(group("firing", receiver="finance")),
+            dedup_key(group("firing", group_key="other")),
+            dedup_key(AlertGroupEvent(kind="firing", status="firing", group_key="", group_labels={"a": "1"},
+                                      alerts=(), created_at="")),
+            dedup_key(AlertGroupEvent(kind="firing", status="firing", group_key="", group_labels={"a": "2"},
+                                      alerts=(), created_at=""))}
+    assert len(keys) == 5 and all(k.startswith("monitor/") and len(k) <= 255 for k in keys)
+
+
 @pytest.mark.parametrize("severities, expected", [
     (("page",), "critical"),
     (("ticket",), "warning"),

@@ -62,7 +62,10 @@ UNKNOWN_SEVERITY = "error"
 
 def dedup_key(event: AlertGroupEvent) -> str:
     """`monitor/` + sha256(receiver, group key): the same on trigger, repeat, retry, failover and resolve."""
-    digest = hashlib.sha256(f"{event.receiver}\x00{event.group_key}".encode()).hexdigest()
+    # A group without a key (never written by this release) is named by its labels, so
+    # unrelated groups can never share one incident.
+    group = event.group_key or json.dumps(dict(event.group_labels), sort_keys=True)
+    digest = hashlib.sha256(f"{event.receiver}\x00{group}".encode()).hexdigest()
     return DEDUP_KEY_PREFIX + digest
 
 
