@@ -3,8 +3,9 @@
 Rendered in the bounded sandbox of monitor.alerting.templates (the same limits as
 annotations: no statements that build or recurse, no nested loops, bounded loops,
 integers and output), with the escaping of the target format applied to every
-`{{ ... }}`: "html" (email, Teams HTML) HTML-escapes, "mrkdwn" (Slack) escapes
-Slack's `&`, `<` and `>` so a label cannot ping or forge a link, "none" (PagerDuty's
+`{{ ... }}`: "html" (email) HTML-escapes, "mrkdwn" (Slack) escapes Slack's `&`, `<`
+and `>` so a label cannot ping or forge a link, "markdown" (Teams' Adaptive Card text)
+escapes markdown as `teams.escape_markdown` does, "none" (PagerDuty's
 plain summary) prints values as they are.
 
 A template sees the event as Alertmanager's templates do (`status`, `receiver`,
@@ -31,7 +32,7 @@ from monitor.alerting.events import AlertGroupEvent, Event
 
 log = logging.getLogger(__name__)
 
-Escape = Literal["html", "mrkdwn", "none"]
+Escape = Literal["html", "mrkdwn", "markdown", "none"]
 # A message is bigger than an annotation (an HTML email), but still bounded.
 MAX_SOURCE_CHARS = 65536
 MAX_OUTPUT_CHARS = 65536
@@ -48,8 +49,15 @@ def _finalize_mrkdwn(value: Any) -> str:
     return escape_mrkdwn("" if value is None else value)
 
 
+def _finalize_markdown(value: Any) -> str:
+    # Teams' Adaptive Card text is a markdown subset: HTML or Slack escaping would still let
+    # `[text](url)` in a label render as a link. Imported here: teams imports this module.
+    from monitor.outputs.teams import escape_markdown
+    return escape_markdown("" if value is None else str(value))
+
+
 _ENVIRONMENTS = {"html": templates.sandbox(autoescape=True), "mrkdwn": templates.sandbox(finalize=_finalize_mrkdwn),
-                 "none": templates.sandbox()}
+                 "markdown": templates.sandbox(finalize=_finalize_markdown), "none": templates.sandbox()}
 
 
 @dataclass(frozen=True)
