@@ -18,7 +18,7 @@ from monitor.alerting.routes import DEFAULT_RECEIVER, RouteTree, _Node, route_tr
 from monitor.alerting.rule_spec import Rule
 from monitor.config import Config, OutputsConfig, ReceiverConfig, RouteConfig
 from monitor.errors import ConfigError, Problem
-from monitor.typed_yaml import YamlFile, mapping_get, node_line
+from monitor.typed_yaml import YamlFile, node_line
 
 
 def known_receivers(outputs: OutputsConfig) -> list[str]:
@@ -97,18 +97,31 @@ class _Lines:
             self.root = doc.documents[0] if doc.documents else None
 
     def at(self, *keys: str | int) -> int | None:
+        """The line of the last key or list item of `keys` found (a key's own line, as
+        typed_yaml reports its problems), or None."""
         node = self.root
         found = None
         for key in keys:
             if isinstance(key, int):
                 items = node.value if isinstance(node, yaml.SequenceNode) else []
                 node = items[key] if key < len(items) else None
+                line = node_line(node) if node is not None else None
             else:
-                node = mapping_get(node, key) if node is not None else None
+                pair = _mapping_pair(node, key)
+                node = pair[1] if pair else None
+                line = node_line(pair[0]) if pair else None
             if node is None:
                 break
-            found = node_line(node)
+            found = line
         return found
+
+
+def _mapping_pair(node: yaml.Node | None, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+                return key_node, value_node
+    return None
 
 
 # -- warnings -------------------------------------------------------------------------
