@@ -156,17 +156,19 @@ def possible_receivers(tree: RouteTree, labels: _Labels) -> list[str]:
 
 def _possible(node: _Node, labels: _Labels) -> list[str]:
     found: list[str] = []
-    surely_taken = False
+    some_child_matches = False
     for child in node.children:
         verdict = _verdict(child, labels)
         if verdict is False:
             continue
         found.extend(_possible(child, labels))
-        if verdict is True and not child.continue_:
-            surely_taken = True
-            break
-    # The node itself takes the alert when no child did (Alertmanager's fallback).
-    if not surely_taken:
+        if verdict is True:
+            some_child_matches = True
+            if not child.continue_:
+                break
+    # The node itself takes the alert only when no child matched, even one that continues
+    # (Alertmanager's Route.Match), so it is possible unless some child surely matches.
+    if not some_child_matches:
         found.append(node.settings.receiver)
     return found
 
