@@ -222,6 +222,10 @@ MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (kind, name)
         );
     """),
+    # No data is not silence (rules' `no_data`): since when an alert in no_data has had none.
+    (8, """
+        ALTER TABLE alerts ADD COLUMN no_data_since REAL;
+    """),
 ]
 
 
