@@ -273,6 +273,12 @@ RULE_ROWS = [
     pytest.param(Row(with_rules(RULES.replace("condition: slo_page == 1",
                                               "condition: slo_page == 1\n        keep_firing_for: 999999y")),
                      "rules.yaml:7"), id="a rule's keep_firing_for beyond ten years is refused"),
+    pytest.param(Row(with_rules(RULES.replace("condition: slo_page == 1", "condition: slo_page == 1\n        no_data: silence")),
+                     "rules.yaml:7: groups[0].rules[0].no_data: must be one of 'alert', 'ok', 'keep'"),
+                 id="a no_data policy that is not alert, ok or keep is refused"),
+    pytest.param(Row(with_rules(RULES.replace("condition: slo_page == 1", "condition: slo_page == 1\n        no_data_for: 30")),
+                     "rules.yaml:7: groups[0].rules[0].no_data_for"),
+                 id="a no_data_for without a unit is refused"),
 ]
 
 
