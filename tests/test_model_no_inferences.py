@@ -97,7 +97,7 @@ def test_a_model_whose_inference_series_vanish_pages_within_the_rules_for(fleet,
         found = cycles.no_inferences(model)
         summary = found.pop("summary", None)
         assert found == states, at
-    assert summary == f"ModelNoInferences for model={model}, version=: no data since {first_silent:%Y-%m-%dT%H:%M:%SZ}"
+    assert summary == f"ModelNoInferences for model={model}: no data since {first_silent:%Y-%m-%dT%H:%M:%SZ}"
 
     # The page is notified in the cycle it fires, with the rule's severity and the nodata label.
     paged = [n for n in cycle["notifications"] if '"alertstate": "nodata"' in json.dumps(n)

@@ -203,7 +203,7 @@ def _no_data_step(rule: Rule, before: Alert | None, labels: dict[str, str], fp: 
 def _no_data_annotations(rule: Rule, labels: Mapping[str, str], since: datetime) -> dict[str, str]:
     """The rule's own annotations (a runbook link...), with a summary and description about the silence."""
     shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items())
-                      if k not in ("alertname", "severity", NO_DATA_LABEL))
+                      if v and k not in ("alertname", "severity", NO_DATA_LABEL))  # an empty label is no label
     annotations = {key: render(template, labels, None, {}) for key, template in rule.annotations.items()
                    if key not in ("summary", "description")}
     annotations["summary"] = f"{rule.alert}{' for ' + shown if shown else ''}: no data since {iso_z(since)}"
