@@ -46,8 +46,8 @@ def route_check(config: Config) -> dict[str, int]:
         line = lines.at("outputs", "receivers", index, "name")
         where = f"outputs.receivers[{index}].name"
         if receiver.name in names:
-            problems.append(Problem(config.source_path, line, f"{where}: duplicate receiver name "
-                                                              f"{receiver.name!r} (first: receivers[{names[receiver.name]}])"))
+            problems.append(Problem(config.source_path, line, f"{where}: duplicate receiver name {receiver.name!r} "
+                                                              f"(first: receivers[{names[receiver.name]}])"))
         names.setdefault(receiver.name, index)
         if receiver.name == DEFAULT_RECEIVER and outputs.slack is not None:
             problems.append(Problem(config.source_path, line,
