@@ -423,6 +423,25 @@ class RouteConfig:
     continue_: bool = field(default=False, metadata={"key": "continue"})
     routes: list["RouteConfig"] = field(default_factory=list)
 
+    def yaml_check(self) -> Problems:
+        # The matcher grammar lives with the route tree that runs it (imported here, at
+        # check time, because alerting imports this module).
+        from monitor.alerting.routes import parse_matcher
+
+        problems: Problems = []
+        if self.receiver is not None:
+            problems += _name_problem("receiver", self.receiver)
+        for index, text in enumerate(self.matchers):
+            try:
+                parse_matcher(text)
+            except ValueError as exc:
+                problems.append((f"matchers[{index}]", str(exc)))
+        if self.group_by is not None:
+            problems += _label_name_problems("group_by", [n for n in self.group_by if n != "..."])
+        if self.group_wait is not None and self.group_wait < timedelta(0):
+            problems.append(("group_wait", "must not be negative"))
+        return problems + _positive_durations(self, "group_interval", "repeat_interval")
+
 
 # The README's runbooks, which the default rules' `runbook_url: "#anchor"` annotations name.
 # pyproject.toml names no canonical repository URL yet: set `outputs.runbook_base_url` to

@@ -242,6 +242,10 @@ MIGRATIONS: list[tuple[int, str]] = [
             SELECT 'slack', group_key, channel, ts, open, updated_at FROM slack_threads_v6;
         DROP TABLE slack_threads_v6;
     """),
+    # No data is not silence (rules' `no_data`): since when an alert in no_data has had none.
+    (8, """
+        ALTER TABLE alerts ADD COLUMN no_data_since REAL;
+    """),
 ]
 
 

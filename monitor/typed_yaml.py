@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import stat
 import types
 import typing
@@ -381,7 +382,7 @@ class YamlFile:
         if check is not None:
             semantic_problems = check()
             for key, message in semantic_problems:
-                target = given[key][0] if key in given else node
+                target = _problem_node(given, key, node)
                 path = f"{where}.{key}" if where and key else (key or where or "document")
                 self.error(target, f"{path}: {message}")
             if semantic_problems:
@@ -391,6 +392,24 @@ class YamlFile:
     def _fail(self, node: yaml.Node, message: str) -> _Invalid:
         self.error(node, message)
         return INVALID
+
+
+def _problem_node(given: dict[str, tuple[yaml.Node, yaml.Node]], key: str | None, node: yaml.Node) -> yaml.Node:
+    """The node a `yaml_check` problem is reported at: its key's line, or with `key[i]`
+    (`matchers[2]`) that list item's line; the object's own line for None or a key not given."""
+    if key in given:
+        return given[key][0]
+    found = _INDEXED_KEY.match(key or "")
+    if found and found.group(1) in given:
+        items = given[found.group(1)][1]
+        index = int(found.group(2))
+        if isinstance(items, yaml.SequenceNode) and index < len(items.value):
+            return items.value[index]
+        return given[found.group(1)][0]
+    return node
+
+
+_INDEXED_KEY = re.compile(r"^(\w+)\[(\d+)\]$")
 
 
 def plain(node: yaml.Node) -> Any:

@@ -57,6 +57,10 @@ from monitor.alerting.rule_check import rule_check  # noqa: E402  (alerting impo
 
 FILE_CHECKS.append(rule_check)
 
+from monitor.alerting.route_check import route_check  # noqa: E402  (alerting imports config, not us)
+
+FILE_CHECKS.append(route_check)
+
 from monitor.drift.log_check import prediction_log_check  # noqa: E402  (drift imports config, not us)
 
 FILE_CHECKS.append(prediction_log_check)

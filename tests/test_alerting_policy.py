@@ -241,9 +241,13 @@ def test_a_firing_rollback_alert_on_a_newer_version_requests_a_rollback_to_last_
     pytest.param(("v1",), "the last-known-good version itself", id="no rollback from the last-known-good version"),
     pytest.param(("v2", AlertState.PENDING), "pending", id="no rollback while pending"),
     pytest.param(("v2",), "silenced", id="no rollback while silenced"),
+    pytest.param(("v2",), "no data", id="no rollback for a no-data alert: no data says nothing about a version"),
 ])
 def test_no_rollback_request(alert_args, why):
     a = drift_alert(*alert_args, silenced_by=("s1",) if why == "silenced" else ())
+    if why == "no data":
+        a = replace(a, labels={**a.labels, "alertstate": "nodata"})
+        assert a.is_no_data_alert
     plan = plan_rollbacks(by_fp(a), {"Drift": drift_rule()}, VERSIONS, AlertingConfig(), minutes(60 * 31))
     assert plan.notifications == []
 

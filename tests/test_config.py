@@ -130,8 +130,10 @@ def test_config_path_precedence(monkeypatch):
 
 
 def test_every_yaml_example_in_the_readme_loads(tmp_path):
-    """The README's config examples are what users copy: they must stay valid."""
+    """The README's config and rule file examples are what users copy: they must stay valid."""
     import re
+
+    from monitor.alerting.rule_spec import load_rule_file
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     examples = re.findall(r"```yaml\n(.*?)```", readme, re.S)
@@ -142,7 +144,10 @@ def test_every_yaml_example_in_the_readme_loads(tmp_path):
     for i, example in enumerate(examples):
         path = tmp_path / f"example-{i}.yaml"
         path.write_text(example)
-        load_config(path)
+        if example.startswith("version: monitor/v1"):
+            assert load_rule_file(path)
+        else:
+            load_config(path)
 
 
 @pytest.mark.parametrize("text, seconds", [

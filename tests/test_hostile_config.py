@@ -274,6 +274,66 @@ RULE_ROWS = [
     pytest.param(Row(with_rules(RULES.replace("condition: slo_page == 1",
                                               "condition: slo_page == 1\n        keep_firing_for: 999999y")),
                      "rules.yaml:7"), id="a rule's keep_firing_for beyond ten years is refused"),
+    pytest.param(Row(with_rules(RULES.replace("condition: slo_page == 1",
+                                              "condition: slo_page == 1\n        no_data: silence")),
+                     "rules.yaml:7: groups[0].rules[0].no_data: must be one of 'alert', 'ok', 'keep'"),
+                 id="a no_data policy that is not alert, ok or keep is refused"),
+    pytest.param(Row(with_rules(RULES.replace("condition: slo_page == 1",
+                                              "condition: slo_page == 1\n        no_data_for: 30")),
+                     "rules.yaml:7: groups[0].rules[0].no_data_for"),
+                 id="a no_data_for without a unit is refused"),
+]
+
+
+# A route tree over two receivers; ROUTE's children (from line 7) are replaced per row.
+ROUTE_HEAD = ("outputs:\n  receivers:\n    - {name: ops, webhook_configs: [{url: 'https://hooks.example/ops'}]}\n"
+              "    - {name: pager}\n  route:\n    receiver: ops\n")
+
+
+def route_row(children: str, where: str, *, head: str = ROUTE_HEAD) -> Row:
+    return Row({"monitor.yaml": head + "    routes:\n" + children}, where)
+
+
+ROUTE_ROWS = [
+    pytest.param(route_row("      - receiver: pagr\n        matchers: [severity=page]\n",
+                           "monitor.yaml:8: outputs.route.routes[0].receiver: unknown receiver 'pagr'"),
+                 id="a route to an unknown receiver names the line of its receiver"),
+    pytest.param(route_row("      - receiver: pager\n        routes:\n          - {receiver: nobody}\n",
+                           "monitor.yaml:10: outputs.route.routes[0].routes[0].receiver: unknown receiver"),
+                 id="a nested route to an unknown receiver names its path in the tree"),
+    pytest.param(route_row("      - receiver: pager\n        matchers:\n          - severity=page\n"
+                           "          - 'team=~\"(rank\"'\n",
+                           "monitor.yaml:11: outputs.route.routes[0].matchers[1]: invalid regex"),
+                 id="a matcher with an invalid regex names its own line"),
+    pytest.param(route_row("      - receiver: pager\n        matchers: ['severity page']\n",
+                           "monitor.yaml:9: outputs.route.routes[0].matchers[0]: expected label=value"),
+                 id="a matcher with no operator is refused"),
+    pytest.param(route_row("      - receiver: pager\n        matchers: ['1team=ranking']\n",
+                           "monitor.yaml:9: outputs.route.routes[0].matchers[0]"),
+                 id="a matcher on an invalid label name is refused"),
+    pytest.param(route_row("      - {receiver: pager, group_by: [alertname, 'model-name']}\n",
+                           "monitor.yaml:8: outputs.route.routes[0].group_by"),
+                 id="a route grouping by something that is not a label name is refused"),
+    pytest.param(route_row("      - {receiver: pager, repeat_interval: 0s}\n",
+                           "monitor.yaml:8: outputs.route.routes[0].repeat_interval: must be longer than 0s"),
+                 id="a route repeating every 0s is refused"),
+    pytest.param(route_row("      - {receiver: pager, group_wait: -1m}\n", "monitor.yaml:8"),
+                 id="a negative group_wait is refused"),
+    pytest.param(route_row("      - {receiver: pager}\n",
+                           "monitor.yaml:5: outputs.route: the root route needs a receiver",
+                           head=ROUTE_HEAD.replace("    receiver: ops\n", "    group_by: [alertname]\n")),
+                 id="a root route without a receiver is refused"),
+    pytest.param(route_row("      - {receiver: ops}\n",
+                           "monitor.yaml:4: outputs.receivers[1].name: duplicate receiver name 'ops'",
+                           head=ROUTE_HEAD.replace("name: pager", "name: ops")),
+                 id="two receivers with one name are refused at the second"),
+    pytest.param(route_row("      - {receiver: pager}\n",
+                           "monitor.yaml:4: reports.announce[1]: unknown receiver 'finance'",
+                           head="reports:\n  announce:\n    - ops\n    - finance\n" + ROUTE_HEAD),
+                 id="a report announced to an unknown receiver is refused at its name"),
+    pytest.param(route_row("      - {receiver: default}\n",
+                           "monitor.yaml:8: outputs.route.routes[0].receiver: unknown receiver 'default'"),
+                 id="the implicit default receiver exists only with the legacy outputs.slack"),
 ]
 
 TIME_ROWS = [
@@ -345,7 +405,7 @@ def _without_check_summary(outcome: Outcome) -> Outcome:
     return Outcome(outcome.code, outcome.stdout, "\n".join(lines[:-1]), outcome.seconds)
 
 
-@pytest.mark.parametrize("row", CONFIG_ROWS + SPEC_ROWS + RULE_ROWS)
+@pytest.mark.parametrize("row", CONFIG_ROWS + SPEC_ROWS + RULE_ROWS + ROUTE_ROWS)
 def test_a_broken_file_is_one_line_naming_its_file_and_line(tmp_path, capsys, row):
     outcome = run_in_process(_materialise(row, tmp_path), capsys)
     # "FILE:LINE: message", or "FILE: message" for a file-wide problem with no line.

@@ -388,3 +388,60 @@ def test_an_slo_query_with_a_type_error_is_refused_offline_at_its_spec(tmp_path,
     assert err.splitlines() == [
         f"{tmp_path / 'slo.yaml'}:7: SLO 's-typo': error query: invalid PromQL: ranges only allowed for vector "
         f"selectors: rate(sum(errors)[{{{{.window}}}}])", "1 problem(s) found"]
+
+
+# A route tree with a receiver that notifies (pager) and a null receiver (blackhole, as
+# Alertmanager allows); rules whose alerts can only land on blackhole are warned about.
+ROUTED = """\
+outputs:
+  receivers:
+    - name: pager
+      webhook_configs: [{url: 'https://hooks.example/pager'}]
+    - name: blackhole
+  route:
+    receiver: pager
+    routes:
+      - {matchers: [severity=info], receiver: blackhole}
+      - {matchers: [severity=page], receiver: blackhole, continue: true}
+      - {matchers: [severity=page], receiver: pager}
+      - {matchers: ['model=~"shadow-.*"'], receiver: blackhole}
+      - {matchers: ['team=""', severity=ticket], receiver: blackhole}
+"""
+
+
+def one_rule(rule: str) -> str:
+    return "version: monitor/v1\ngroups:\n  - name: g\n    rules:\n      - " + rule.replace("\n", "\n        ") + "\n"
+
+
+@pytest.mark.parametrize("outputs, rule, warned", [
+    (ROUTED, "alert: Noise\nexpr: up == 0\nlabels: {severity: info}", ["blackhole"]),
+    (ROUTED, "alert: Paged\ncondition: slo_page == 1\nlabels: {severity: page}", None),
+    (ROUTED, "alert: Drift\ncondition: drift_share > 0.5\nlabels: {severity: warning}", None),
+    (ROUTED, "alert: SloTicket\ncondition: slo_ticket == 1\nlabels: {severity: ticket}", ["blackhole"]),
+    (ROUTED, "alert: TeamTicket\ncondition: slo_ticket == 1\nlabels: {severity: ticket, team: ml}", None),
+    (ROUTED, "alert: StaleTicket\nexpr: time() - last_success > 3600\nlabels: {severity: ticket}", None),
+    (ROUTED.replace("      - {matchers: [severity=page], receiver: pager}\n", ""),
+     "alert: Paged\ncondition: slo_page == 1\nlabels: {severity: page}", ["blackhole"]),
+    (ROUTED.replace("receiver: pager\n    routes", "receiver: blackhole\n    routes"),
+     "alert: Anything\nexpr: up == 0\nlabels: {severity: warning}", ["blackhole"]),
+    (ROUTED + "  alertmanager: {url: 'http://alertmanager.example:9093'}\n",
+     "alert: Noise\nexpr: up == 0\nlabels: {severity: info}", None),
+], ids=["a rule whose severity routes only to the null receiver is warned about",
+        "continue takes a page on from the null receiver to one that notifies",
+        "a model matcher on a signal that carries model may or may not match: no warning",
+        "a team matcher on a signal without that label sees the empty string and matches",
+        "the rule's own team label keeps it off the null receiver",
+        "a PromQL rule's instances may carry a team label: no warning",
+        "a route that continues but is the only match is where the alert ends, not its parent",
+        "a null root receiver takes what no child takes",
+        "Alertmanager receives every alert: no warning"])
+def test_check_warns_when_a_rules_alerts_reach_only_receivers_with_no_integrations(tmp_path, capsys, outputs,
+                                                                                    rule, warned):
+    code, out, err = check(write_outputs_config(tmp_path, outputs, rules=one_rule(rule)), capsys)
+    assert code == 0 and out.startswith("ok: "), err
+    if warned is None:
+        assert err == ""
+    else:
+        name = rule.split("\n")[0].removeprefix("alert: ")
+        assert err.splitlines() == [f"{tmp_path / 'rules' / 'r.yaml'}:5: warning: rule {name}'s alerts reach only "
+                                    f"receivers with no integrations ({', '.join(warned)}): nobody is notified"]

@@ -7,10 +7,20 @@ the instance's, plus `alertname`), as in Prometheus. Per evaluation:
   it has held for the rule's `for`; a `for` of 0 fires at once.
 - condition FALSE: pending -> inactive; firing -> resolved, unless the rule has
   `keep_firing_for`, which holds it firing until the condition stays false that long.
-- condition UNKNOWN (no data): -> no_data, keeping pending-since and fired-at, so
-  a gap in the data neither resolves an alert nor restarts its `for` clock.
-  When data returns, a no_data alert that had fired goes back to firing, one
-  that was pending goes back to pending with its original start.
+- condition UNKNOWN (no data: NaN, empty, a series that vanished; never 0): -> no_data,
+  keeping pending-since and fired-at, so a gap in the data neither resolves an
+  alert nor restarts its `for` clock. When data returns, a no_data alert that had
+  fired goes back to firing, one that was pending goes back to pending with its
+  original start.
+
+No data is not silence: once an alert has had no data for its rule's `no_data_for`,
+the rule's `no_data` policy decides (Grafana's model):
+
+- `alert` (the default): a no-data alert fires beside it, with the same labels plus
+  `alertstate="nodata"` and a summary saying since when; it resolves when data returns.
+- `ok`: no data counts as the condition not holding: a firing alert resolves, a
+  pending one ends (and an alert that was not active stays quiet).
+- `keep`: the alert stays in no_data, as it was, until data returns.
 
 Pure: takes the previous states, this cycle's outcomes and `at`, returns the new
 states and the transitions. Persisting them is `repository.py`'s job.
@@ -26,8 +36,14 @@ from enum import Enum
 from typing import Mapping, Sequence
 
 from monitor.alerting.condition import Instance, Truth
-from monitor.alerting.rule_spec import Rule
+from monitor.alerting.rule_spec import NoDataPolicy, Rule
 from monitor.alerting.templates import render
+from monitor.durations import format_duration
+from monitor.timeutil import iso_z
+
+# The label that tells a no-data alert from the alert it stands for (Grafana's `alertstate`).
+NO_DATA_LABEL = "alertstate"
+NO_DATA_VALUE = "nodata"
 
 
 class AlertState(Enum):
@@ -57,6 +73,13 @@ class Alert:
     silenced_by: tuple[str, ...] = ()
     inhibited: bool = False
     rollback_requested_at: datetime | None = None
+    # When its condition last went from having data to having none (set while no_data).
+    no_data_since: datetime | None = None
+
+    @property
+    def is_no_data_alert(self) -> bool:
+        """The alert that says another one has had no data for too long (`no_data: alert`)."""
+        return self.labels.get(NO_DATA_LABEL) == NO_DATA_VALUE
 
     @property
     def has_fired(self) -> bool:
@@ -115,6 +138,7 @@ def advance(previous: Mapping[str, Alert], rules: Sequence[Rule],
         if rule.alert not in outcomes:
             continue
         seen: set[str] = set()
+        stepped: dict[str, tuple[dict[str, str], Alert | None]] = {}
         for instance in outcomes[rule.alert]:
             labels = alert_labels(rule, instance.labels)
             fp = fingerprint(labels)
@@ -124,15 +148,70 @@ def advance(previous: Mapping[str, Alert], rules: Sequence[Rule],
             before = previous.get(fp)
             after = _step(rule, before, labels, fp, instance.truth, instance.value, instance.evidence, at)
             _record(current, transitions, before, after, fp, labels, at)
+            stepped[fp] = (labels, after)
         absent_truth = absent_means.get(rule.alert, Truth.UNKNOWN)
         for fp, before in previous.items():
-            if before.alertname != rule.alert or fp in seen:
+            if before.alertname != rule.alert or fp in seen or before.is_no_data_alert:
                 continue
             if before.state in (AlertState.INACTIVE, AlertState.RESOLVED) and absent_truth is not Truth.TRUE:
                 continue
             after = _step(rule, before, dict(before.labels), fp, absent_truth, None, {}, at)
             _record(current, transitions, before, after, fp, dict(before.labels), at)
+            stepped[fp] = (dict(before.labels), after)
+        if rule.no_data is NoDataPolicy.ALERT:
+            _advance_no_data_alerts(rule, previous, current, transitions, stepped, at)
     return current, transitions
+
+
+def _advance_no_data_alerts(rule: Rule, previous: Mapping[str, Alert], current: dict[str, Alert],
+                            transitions: list[Transition], stepped: Mapping[str, tuple[dict[str, str], Alert | None]],
+                            at: datetime) -> None:
+    """Fire a no-data alert for each of the rule's alerts that has had no data for `no_data_for`,
+    and resolve the ones whose alert has data again (or is no longer tracked)."""
+    handled: set[str] = set()
+    for labels, after in stepped.values():
+        since = after.no_data_since if after is not None and after.state is AlertState.NO_DATA else None
+        silent_since = since if since is not None and at - since >= rule.no_data_for else None
+        no_data_labels = {**labels, NO_DATA_LABEL: NO_DATA_VALUE}
+        fp = fingerprint(no_data_labels)
+        handled.add(fp)
+        before = previous.get(fp)
+        _record(current, transitions, before, _no_data_step(rule, before, no_data_labels, fp, silent_since, at),
+                fp, no_data_labels, at)
+    for fp, before in previous.items():
+        if before.alertname == rule.alert and before.is_no_data_alert and fp not in handled:
+            _record(current, transitions, before, _no_data_step(rule, before, dict(before.labels), fp, None, at),
+                    fp, dict(before.labels), at)
+
+
+def _no_data_step(rule: Rule, before: Alert | None, labels: dict[str, str], fp: str,
+                  silent_since: datetime | None, at: datetime) -> Alert | None:
+    """A no-data alert after one evaluation: firing while its alert has had no data since
+    `silent_since` (None: it has data, or not for long enough)."""
+    if silent_since is not None:
+        if before is not None and before.state is AlertState.FIRING:
+            return replace(before, last_evaluated_at=at)
+        return Alert(fp, rule.alert, rule_key(rule), labels, _no_data_annotations(rule, labels, silent_since),
+                     AlertState.FIRING, at, active_since=silent_since, fired_at=at)
+    if before is None:
+        return None
+    if before.state is AlertState.FIRING:
+        return replace(before, state=AlertState.RESOLVED, resolved_at=at, last_evaluated_at=at)
+    return replace(before, last_evaluated_at=at)
+
+
+def _no_data_annotations(rule: Rule, labels: Mapping[str, str], since: datetime) -> dict[str, str]:
+    """The rule's own annotations (a runbook link...), with a summary and description about the silence."""
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items())
+                      if v and k not in ("alertname", "severity", NO_DATA_LABEL))  # an empty label is no label
+    annotations = {key: render(template, labels, None, {}) for key, template in rule.annotations.items()
+                   if key not in ("summary", "description")}
+    annotations["summary"] = f"{rule.alert}{' for ' + shown if shown else ''}: no data since {iso_z(since)}"
+    annotations["description"] = (
+        f"The condition of {rule.alert} has had no data (its series are absent or NaN) since {iso_z(since)}, "
+        f"for more than its no_data_for of {format_duration(rule.no_data_for)}. This alert resolves when data "
+        f"returns; set the rule's no_data to ok or keep to change this.")
+    return annotations
 
 
 def _record(current: dict[str, Alert], transitions: list[Transition], before: Alert | None,
@@ -153,11 +232,23 @@ def _step(rule: Rule, before: Alert | None, labels: dict[str, str], fp: str, tru
     """The alert after one evaluation; None when it is (or becomes) inactive with nothing to keep."""
     state = before.state if before else AlertState.INACTIVE
     if truth is Truth.UNKNOWN:
+        if rule.no_data is NoDataPolicy.OK:
+            if before is None or state in (AlertState.INACTIVE, AlertState.RESOLVED):
+                return _step(rule, before, labels, fp, Truth.FALSE, None, {}, at)  # quiet, and no data is ok
+            since = (before.no_data_since or at) if state is AlertState.NO_DATA else at
+            if at - since >= rule.no_data_for:
+                # As a false condition since the data stopped (keep_firing_for counts from then too).
+                after = _step(rule, replace(before, state=AlertState.FIRING if before.has_fired else state,
+                                            false_since=since), labels, fp, Truth.FALSE, None, {}, at)
+                if after is not None and after.state is AlertState.FIRING:  # held by keep_firing_for
+                    return replace(after, state=AlertState.NO_DATA, no_data_since=since)
+                return after
         if before is None or state is AlertState.RESOLVED:
             # Nothing was happening: record that there is no data, with no history.
             return Alert(fp, rule.alert, rule_key(rule), labels, _annotations(rule, labels, None, {}),
-                         AlertState.NO_DATA, at, value=None)
-        return replace(before, state=AlertState.NO_DATA, last_evaluated_at=at, value=None)
+                         AlertState.NO_DATA, at, value=None, no_data_since=at)
+        since = (before.no_data_since or at) if state is AlertState.NO_DATA else at
+        return replace(before, state=AlertState.NO_DATA, last_evaluated_at=at, value=None, no_data_since=since)
 
     if truth is Truth.TRUE:
         annotations = _annotations(rule, labels, value, evidence)
@@ -167,7 +258,7 @@ def _step(rule: Rule, before: Alert | None, labels: dict[str, str], fp: str, tru
                           active_since=at, value=value, evidence=dict(evidence))
         else:
             alert = replace(before, labels=labels, annotations=annotations, last_evaluated_at=at, value=value,
-                            evidence=dict(evidence), false_since=None,
+                            evidence=dict(evidence), false_since=None, no_data_since=None,
                             state=AlertState.FIRING if before.has_fired else AlertState.PENDING)
         if alert.state is AlertState.PENDING and at - alert.active_since >= rule.for_duration:
             alert = replace(alert, state=AlertState.FIRING, fired_at=at)
@@ -182,9 +273,9 @@ def _step(rule: Rule, before: Alert | None, labels: dict[str, str], fp: str, tru
         return None  # pending (or no_data before firing) -> inactive
     false_since = before.false_since or at
     if state is AlertState.FIRING and at - false_since < rule.keep_firing_for:
-        return replace(before, last_evaluated_at=at, false_since=false_since, value=value)
+        return replace(before, last_evaluated_at=at, false_since=false_since, value=value, no_data_since=None)
     return replace(before, state=AlertState.RESOLVED, resolved_at=at, last_evaluated_at=at,
-                   false_since=None, value=value)
+                   false_since=None, value=value, no_data_since=None)
 
 
 def _annotations(rule: Rule, labels: Mapping[str, str], value: float | None,

@@ -206,8 +206,8 @@ def plan_rollbacks(alerts: Mapping[str, Alert], rules_by_name: Mapping[str, Rule
     versions = dict(versions)
     for fp, alert in sorted(alerts.items()):
         rule = rules_by_name.get(alert.alertname)
-        if rule is None or not rule.requests_rollback:
-            continue
+        if rule is None or not rule.requests_rollback or alert.is_no_data_alert:
+            continue  # no data says nothing about a version: never a reason to roll it back
         model, version = alert.labels.get("model", ""), alert.labels.get("version", "")
         if alert.state is AlertState.FIRING:
             versions = mark_rollback_fired(versions, model, version, alert.fired_at or at)

@@ -214,11 +214,14 @@ class AlertRepository:
                  and a.resolved_at is not None and a.resolved_at.timestamp() < horizon]
         conn.executemany("DELETE FROM alerts WHERE fingerprint = ?", [(fp,) for fp in gone])
         conn.executemany(
-            "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO alerts (fingerprint, alertname, rule, labels, annotations, state, "
+            "last_evaluated_at, active_since, fired_at, resolved_at, false_since, value, evidence, silenced_by, "
+            "inhibited, rollback_requested_at, no_data_since) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(a.fingerprint, a.alertname, a.rule, _json(dict(a.labels)), _json(dict(a.annotations)),
               a.state.value, _ts(a.last_evaluated_at), _ts(a.active_since), _ts(a.fired_at), _ts(a.resolved_at),
               _ts(a.false_since), a.value, _json(dict(a.evidence)), _json(list(a.silenced_by)),
-              int(a.inhibited), _ts(a.rollback_requested_at))
+              int(a.inhibited), _ts(a.rollback_requested_at), _ts(a.no_data_since))
              for fp, a in alerts.items() if fp not in gone])
 
     # -- silences ---------------------------------------------------------------------
@@ -251,7 +254,7 @@ def _alert_from_row(row: sqlite3.Row) -> Alert:
         active_since=_dt(row["active_since"]), fired_at=_dt(row["fired_at"]), resolved_at=_dt(row["resolved_at"]),
         false_since=_dt(row["false_since"]), value=row["value"], evidence=json.loads(row["evidence"]),
         silenced_by=tuple(json.loads(row["silenced_by"])), inhibited=bool(row["inhibited"]),
-        rollback_requested_at=_dt(row["rollback_requested_at"]))
+        rollback_requested_at=_dt(row["rollback_requested_at"]), no_data_since=_dt(row["no_data_since"]))
 
 
 def _silence_from_row(row: sqlite3.Row) -> Silence:

@@ -9,6 +9,7 @@ enable) puts just that rule in error at run time (monitor.definition_errors).
 from __future__ import annotations
 
 from monitor.alerting.condition import result_labels
+from monitor.alerting.route_check import routing_warnings
 from monitor.alerting.rule_spec import Rule, load_rules
 from monitor.config import Config
 from monitor.errors import ConfigError, Problem
@@ -37,17 +38,18 @@ def _problem(rule: Rule, message: str) -> Problem:
 def delivery_warnings(config: Config) -> list[str]:
     """Why some alerts would reach no one, as `monitor check` warnings (the config is valid either way).
 
-    Alert notifications (firing, repeat, resolved) go to Slack and Alertmanager;
-    webhooks receive only rollback events, for alerts their `match` labels accept.
+    Alert notifications (firing, repeat, resolved) go to the receivers their route
+    reaches (the legacy config: Slack) and to Alertmanager; webhooks receive only rollback events, for alerts their `match` labels accept.
     """
     rules = load_rules(config)
     outputs = config.outputs
     warnings = []
-    if rules and outputs.slack is None and outputs.alertmanager is None:
+    if rules and outputs.route is None and outputs.slack is None and outputs.alertmanager is None:
         webhooks = " (webhooks receive only rollback events)" if outputs.webhooks else ""
         warnings.append(f"{config.source_path}: warning: alerts have nowhere to go: no outputs.slack or "
                         f"outputs.alertmanager is configured{webhooks}, so {len(rules)} alert rules only show "
                         f"in `monitor alerts`")
+    warnings += routing_warnings(config, rules)
     subscribers = [w for w in outputs.webhooks if "rollback.requested" in w.events]
     for rule in rules:
         if rule.requests_rollback and not any(_may_match(rule, w.match) for w in subscribers):

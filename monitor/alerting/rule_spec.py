@@ -14,6 +14,8 @@ The format stays close to Prometheus alerting rules so an SRE reads it at sight:
             labels: {severity: page}
             annotations: {summary: "{{ $labels.service }} burns its budget"}
             actions: [rollback]               # publish a rollback request to webhooks
+            no_data: alert                    # or ok, keep (see NoDataPolicy)
+            no_data_for: 30m
 
 The YAML models (`*Spec`) are parsed strictly by `typed_yaml`; `load_rules`
 compiles them into `Rule`, the frozen model the engine runs, so nothing
@@ -50,6 +52,18 @@ class Action(Enum):
     ROLLBACK = "rollback"
 
 
+class NoDataPolicy(Enum):
+    """What an alert whose condition has no data (NaN, empty, a vanished series) becomes
+    once that has lasted `no_data_for` (Grafana's "no data" handling)."""
+
+    ALERT = "alert"   # a no-data alert fires (the rule's labels plus alertstate="nodata")
+    OK = "ok"         # no data counts as the condition not holding: a firing alert resolves
+    KEEP = "keep"     # the alert keeps its state until data returns
+
+
+DEFAULT_NO_DATA_FOR = timedelta(minutes=30)
+
+
 # -- the file format ------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -62,6 +76,8 @@ class RuleSpec:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     actions: list[Literal["rollback"]] = field(default_factory=list)
+    no_data: Literal["alert", "ok", "keep"] = "alert"
+    no_data_for: timedelta = DEFAULT_NO_DATA_FOR
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
         problems: list[tuple[str | None, str]] = []
@@ -76,7 +92,7 @@ class RuleSpec:
                 problems.append(("labels", f"{name!r} is not a valid label name"))
             if name in RESERVED_LABELS:
                 problems.append(("labels", f"{name!r} is set by the engine"))
-        for key in ("for_", "keep_firing_for"):
+        for key in ("for_", "keep_firing_for", "no_data_for"):
             if getattr(self, key) < timedelta(0):
                 problems.append((key.rstrip("_"), "must not be negative"))
         return problems
@@ -115,6 +131,8 @@ class Rule:
     condition_text: str | None = None
     expr: str | None = None
     expr_line: int | None = None
+    no_data: NoDataPolicy = NoDataPolicy.ALERT
+    no_data_for: timedelta = DEFAULT_NO_DATA_FOR
 
     @property
     def where(self) -> str:
@@ -219,4 +237,5 @@ def _compile_rule(doc: YamlFile, group: str, spec: RuleSpec, node) -> Rule | Non
         condition=condition, condition_text=spec.condition,
         expr=spec.expr.strip() if spec.expr is not None else None,
         expr_line=node_line(expr_node) if expr_node is not None else None,
+        no_data=NoDataPolicy(spec.no_data), no_data_for=spec.no_data_for,
     )

@@ -34,6 +34,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("run", "monitor.commands.run", "run the daemon (or one cycle with --once)"),
     Command("alerts", "monitor.commands.alerts", "list current alerts"),
     Command("silence", "monitor.commands.silence", "add, list or expire silences"),
+    Command("routes", "monitor.commands.routes", "test the route tree: which receivers a label set reaches"),
     Command("deliver", "monitor.commands.deliver",
             "send queued notifications (Slack, webhooks, Alertmanager) from the outbox"),
     Command("deliveries", "monitor.commands.deliveries",
