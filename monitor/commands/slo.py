@@ -124,7 +124,7 @@ def format_table(results: list[SloResult], at: datetime) -> str:
     header = ["SLO", "objective", *[f"burn {k}" for k in window_keys], "burn period", "budget left", "page", "ticket"]
     rows = []
     for r in results:
-        rows.append([r.spec.id, f"{r.spec.objective * 100:g}%",
+        rows.append([r.id, f"{r.spec.objective * 100:g}%",
                      *[_number(r.burn_rate.get(k)) for k in window_keys],
                      f"{_number(r.burn_rate[r.period_key])} ({r.period_key})",
                      "-" if r.error_budget_remaining is None else f"{r.error_budget_remaining * 100:.1f}%",
@@ -136,5 +136,5 @@ def format_table(results: list[SloResult], at: datetime) -> str:
         lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
     for r in results:
         for problem in r.problems:
-            lines.append(f"{r.spec.id}: {problem}")
+            lines.append(f"{r.id}: {problem}")
     return "\n".join(lines) + "\n"
