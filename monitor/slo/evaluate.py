@@ -149,7 +149,7 @@ def slo_windows(spec: SloSpec, at: datetime) -> dict[str, timedelta]:
     return {**WINDOWS, spec.period_key: spec.period_window(at)}
 
 
-def _promql_duration(window: timedelta) -> str:
+def promql_duration(window: timedelta) -> str:
     # Calendar periods so far are arbitrary lengths; whole seconds are plenty.
     return format_duration(timedelta(seconds=max(1, round(window.total_seconds()))))
 
@@ -197,7 +197,7 @@ def _measure_direct(source: QueryEngine, specs: list[SloSpec], at: datetime,
         for key, window in spec_windows.items():
             if key in hours:
                 continue
-            duration = _promql_duration(window)
+            duration = promql_duration(window)
             exprs = sli_queries(spec, duration)
             for expr in exprs.values():
                 plan.add(duration, expr)
@@ -315,7 +315,7 @@ def _measure_recorded_ungrouped(source: QueryEngine, specs: list[SloSpec], at: d
     for i in calendar_specs:
         spec = specs[i]
         window = spec.period_window(at)
-        duration = _promql_duration(window)
+        duration = promql_duration(window)
         exprs = sli_queries(spec, duration)
         for expr in exprs.values():
             direct_plan.add(duration, expr)
