@@ -253,3 +253,62 @@ def test_groups_gone_from_the_short_windows_are_no_data_there_and_stay_instances
         assert result.error_ratio["5m"] is None and result.burn_rate["5m"] is None
         assert result.events_total["5m"] is None
         assert result.error_ratio["1h"] is not None
+
+
+def test_monitor_slo_shows_one_row_per_group_and_fails_over_max_groups(fleet, fleet_config_path, tmp_path, capsys):
+    at = (_incident_start(fleet) + timedelta(minutes=30)).isoformat()
+    spec = tmp_path / "gateway.yaml"
+    spec.write_text(_spec_text())
+    assert main(["slo", "--config", str(fleet_config_path), "--spec", str(spec), "--at", at, "--json"]) == 0
+    slos = json.loads(capsys.readouterr().out)["slos"]
+    assert [(s["id"], s["slo_id"], s["group"]) for s in slos] == [
+        (f'{GATEWAY_SERVICE}-availability{{endpoint="{e}"}}', f"{GATEWAY_SERVICE}-availability", {"endpoint": e})
+        for e in sorted(GATEWAY_ENDPOINTS)]
+    assert [s["group"]["endpoint"] for s in slos if s["alerts"]["page"]] == [GATEWAY_BURNING_ENDPOINT]
+
+    spec.write_text(_spec_text(max_groups=3))
+    assert main(["slo", "--config", str(fleet_config_path), "--spec", str(spec), "--at", at]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (f"monitor: error: SLO {GATEWAY_SERVICE}-availability: 5 groups of (endpoint) "
+                                    f"exceed max_groups 3; raise max_groups or group by fewer labels")
+    assert "exceed max_groups 3" in captured.out  # the table's problem line
+
+
+def _raw_spec(tmp_path: Path, by: str) -> list:
+    selector = SELECTOR.replace("{extra}", "")
+    bad = selector[:-1] + ',code=~"5.."}'
+    path = tmp_path / "raw.yaml"
+    path.write_text(f"""\
+version: prometheus/v1
+service: {GATEWAY_SERVICE}
+slos:
+  - name: availability-raw
+    objective: {OBJECTIVE * 100:g}
+    group_by: [endpoint]
+    sli:
+      raw:
+        error_ratio_query: sum{by}(rate({bad}[{{{{.window}}}}])) / sum{by}(rate({selector}[{{{{.window}}}}]))
+""")
+    return load_spec_files([str(path)], default_period=timedelta(days=30))
+
+
+def test_a_raw_sli_that_keeps_its_group_labels_is_split_by_them(fleet, prom, tmp_path):
+    at = _incident_start(fleet) + timedelta(minutes=30)
+    results = evaluate_slos(prom, _raw_spec(tmp_path, " by (endpoint) "), at)
+    assert [r.group_labels["endpoint"] for r in results] == sorted(GATEWAY_ENDPOINTS)
+    for result in results:
+        want = _expected(fleet, result.group_labels["endpoint"], at)
+        for key in ("5m", "30m", "1h", "6h"):
+            assert result.error_ratio[key] == pytest.approx(want["ratios"][key], rel=INSIDE_HISTORY_REL)
+        assert result.page == want["page"]
+
+
+def test_a_raw_sli_that_drops_its_group_labels_is_a_definition_error(fleet, prom, tmp_path):
+    at = _incident_start(fleet) + timedelta(minutes=30)
+    [result] = evaluate_slos(prom, _raw_spec(tmp_path, ""), at)
+    assert result.group == () and result.page is None
+    [signal] = slo_signals([result])
+    assert signal.name == "definition_error"
+    assert signal.labels["error"] == ("grouping: a series of the raw SLI lacks the group_by label 'endpoint': a "
+                                      "grouped SLO's error ratio query must keep its group labels "
+                                      "(`... by (endpoint)`)")

@@ -13,6 +13,7 @@ from monitor.config import Config, config_path_from, load_config
 from monitor.errors import MonitorError
 from monitor.secrets import redact
 from monitor.slo import EvaluationMode, evaluate_slos, load_slo_specs, load_spec_files
+from monitor.slo.groups import GroupingError
 from monitor.slo.evaluate import SloResult, slo_windows
 from monitor.slo.rule_file import write_rule_file
 from monitor.sources.prometheus import PrometheusSource
@@ -94,12 +95,15 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(redact(json.dumps(doc, indent=2, allow_nan=False)) + "\n")
     else:
         sys.stdout.write(redact(format_table(results, at)))
+    grouping = {r.spec.id: r.query_error for r in results if isinstance(r.query_error, GroupingError)}
+    for spec_id, error in grouping.items():
+        print(f"monitor: error: SLO {spec_id}: {error.message}", file=sys.stderr)  # type: ignore[union-attr]
     if failed:
         # The figures are printed (the failed ones as no data) but a script must not read them as complete.
         print(f"monitor: error: {failed} of {source.stats.queries + source.stats.skipped} Prometheus queries "
               f"failed; their windows show as no data", file=sys.stderr)
         return 1
-    return 0
+    return 1 if grouping else 0
 
 
 def run_rules(args: argparse.Namespace) -> int:
