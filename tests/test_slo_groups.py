@@ -312,3 +312,23 @@ def test_a_raw_sli_that_drops_its_group_labels_is_a_definition_error(fleet, prom
     assert signal.labels["error"] == ("grouping: a series of the raw SLI lacks the group_by label 'endpoint': a "
                                       "grouped SLO's error ratio query must keep its group labels "
                                       "(`... by (endpoint)`)")
+
+
+def test_the_report_has_one_row_per_group_with_its_own_attainment_and_burn_rate_chart(fleet, prom, tmp_path):
+    from monitor.report.period import ReportPeriod
+    from monitor.report.slo_section import build_slo_section
+
+    start = _incident_start(fleet) - timedelta(hours=23)
+    period = ReportPeriod(start, start + timedelta(days=1), "day", "the day around the endpoint's burn")
+    section = build_slo_section(prom, _specs(tmp_path), period)
+    assert [r.slo_id for r in section.rows] == [f'{GATEWAY_SERVICE}-availability{{endpoint="{e}"}}'
+                                                for e in sorted(GATEWAY_ENDPOINTS)]
+    for row in section.rows:
+        endpoint = row.slo_id.split('"')[1]
+        bad, total = _counters(fleet, endpoint)
+        end, first = pd.Timestamp(period.end), pd.Timestamp(period.start)
+        want = 1 - (bad.loc[end] - bad.loc[first]) / (total.loc[end] - total.loc[first])
+        assert row.attainment == pytest.approx(want, rel=1e-9)
+        peak = max(v for v in row.burn_rate.values if v is not None)
+        # The burning endpoint's hourly burn rate peaks over the hour of its 40-minute 5% burn.
+        assert (peak > 14.4) == (endpoint == GATEWAY_BURNING_ENDPOINT), (endpoint, peak)
