@@ -17,6 +17,11 @@ partials asked every cycle as instant queries:
 
 Windows of 6 hours or less are not touched: they stay exact, queried directly.
 
+A grouped spec's queries are `sum by` its group labels; each hour keeps one value
+per group (the period tables' `key`: `groups.group_key`, "" for an ungrouped spec),
+so a group's long windows sum its own hours, and the query count does not grow
+with the number of groups.
+
 Bound (held by tests/test_incremental_slo.py): events within 0.5% relative of the
 window's own `rate(q[W]) * W`, for windows with at least 1,000 events. Prometheus
 extrapolates a window's rate to its ends; the sum extrapolates at every hour boundary
