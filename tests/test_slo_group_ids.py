@@ -39,3 +39,19 @@ def test_an_ungrouped_spec_keeps_its_id_and_the_empty_key():
 def test_an_absent_label_is_the_empty_value_as_in_sum_by():
     assert group_of({"endpoint": "/x"}, ("endpoint", "method")) == (("endpoint", "/x"), ("method", ""))
     assert by_clause(" rate(x[5m]) ", ("endpoint", "method")) == "sum by (endpoint, method) (rate(x[5m]))"
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("sum by (endpoint) (rate(x[5m]))", "sum by (endpoint) (rate(x[5m]))"),
+    ("sum by(endpoint)(rate(x[5m]))", "sum by(endpoint)(rate(x[5m]))"),
+    ("sum by (endpoint) (rate(x[5m])) / sum by (endpoint) (rate(y[5m]))",
+     "sum by (endpoint) (sum by (endpoint) (rate(x[5m])) / sum by (endpoint) (rate(y[5m])))"),
+    ("sum by (route) (rate(x[5m]))", "sum by (endpoint) (sum by (route) (rate(x[5m])))"),
+    ('sum(rate(x{a=")"}[5m])) by (endpoint)', 'sum by (endpoint) (sum(rate(x{a=")"}[5m])) by (endpoint))'),
+], ids=["a plain sum by the group labels is kept",
+        "without spaces too",
+        "a ratio of two sums is wrapped whole",
+        "a sum by other labels is regrouped",
+        "the trailing by form is wrapped"])
+def test_the_group_sum_wraps_only_what_needs_it(query, expected):
+    assert by_clause(query, ("endpoint",)) == expected

@@ -21,12 +21,13 @@ import json
 import re
 from typing import Iterable, Mapping, Sequence
 
-from monitor.slo.spec import EventsSli, SloSpec, render_window, summed
+from monitor.slo.spec import EventsSli, SloSpec, _closing_paren, render_window, summed
 from monitor.sources.prometheus import QueryError
 
 # One instance's label values, in `group_by` order; () for an ungrouped spec.
 Group = tuple[tuple[str, str], ...]
 
+_SUM_BY = re.compile(r"sum\s+by\s*\(([^()]*)\)\s*\(")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # Labels monitor itself puts on SLO signals, alerts and generated rules: a group label
 # of the same name would overwrite one of them.
@@ -79,8 +80,14 @@ def group_of(labels: Mapping[str, str], group_by: Sequence[str]) -> Group:
 
 
 def by_clause(query: str, group_by: Sequence[str]) -> str:
-    """`sum by (labels) (query)`: one series per group, as rates add."""
-    return f"sum by ({', '.join(group_by)}) ({query.strip()})"
+    """`sum by (labels) (query)`: one series per group, as rates add; a query that already is
+    one plain `sum by` the same labels is kept as written (as `summed` keeps a `sum(...)`)."""
+    query = query.strip()
+    written = _SUM_BY.match(query)
+    if (written and [name.strip() for name in written.group(1).split(",") if name.strip()] == list(group_by)
+            and _closing_paren(query, written.end() - 1) == len(query) - 1):
+        return query
+    return f"sum by ({', '.join(group_by)}) ({query})"
 
 
 def events_queries(spec: SloSpec, duration: str) -> dict[str, str]:
