@@ -218,7 +218,7 @@ class _Daemon:
 
 
 def test_only_the_burning_group_pages_and_a_vanished_group_is_no_data_never_resolved(
-        fleet, fleet_config_path, tmp_path, capsys):
+        fleet, fleet_config_path, tmp_path, capsys, caplog):
     daemon = _Daemon(fleet_config_path, tmp_path, capsys)
     at = _incident_start(fleet) + timedelta(minutes=30)
     cycle = daemon.run(at, _spec_text())
@@ -239,6 +239,8 @@ def test_only_the_burning_group_pages_and_a_vanished_group_is_no_data_never_reso
         "kind": "slo", "name": f"{GATEWAY_SERVICE}-availability",
         "error": "too_many_groups: 5 groups of (endpoint) exceed max_groups 2; "
                  "raise max_groups or group by fewer labels"}]
+    assert (f"1 definitions in error (their alerts keep their state): slo {GATEWAY_SERVICE}-availability: "
+            f"too_many_groups: 5 groups of (endpoint) exceed max_groups 2") in caplog.text  # the cycle's log
     assert daemon.pages() == {GATEWAY_BURNING_ENDPOINT: "no_data"}
     assert not [s for s in cycle["signals"] if s["name"].startswith("slo_")]
 
