@@ -23,6 +23,7 @@ from monitor.simulate.fleet import GATEWAY_BURNING_ENDPOINT, GATEWAY_ENDPOINTS, 
 from monitor.slo import evaluate_slos, load_spec_files, slo_signals
 from monitor.slo.burn_rate import WINDOWS
 from monitor.slo.evaluate import slo_windows
+from monitor.slo.groups import TooManyGroups
 from monitor.sources.prometheus import PrometheusSource
 from monitor.store import StateStore
 
@@ -177,6 +178,15 @@ def test_more_groups_than_max_groups_is_a_definition_error_not_a_truncation(flee
     [signal] = slo_signals([result])
     assert signal.name == "definition_error" and signal.labels["name"] == f"{GATEWAY_SERVICE}-availability"
     assert "too_many_groups: 5 groups of (endpoint) exceed max_groups 4" in signal.labels["error"]
+
+
+def test_a_spec_over_max_groups_keeps_no_closed_hours(fleet, prom, tmp_path):
+    at = _incident_start(fleet) + timedelta(minutes=30)
+    with StateStore(tmp_path / "state.db") as store:
+        [result] = evaluate_slos(prom, _specs(tmp_path, max_groups=4), at, store=store)
+        rows = store.query("SELECT COUNT(*) FROM period_values")[0][0]
+    assert isinstance(result.query_error, TooManyGroups)
+    assert rows == 0
 
 
 def test_group_labels_reach_metrics_next_to_slo_id(fleet, prom, tmp_path):

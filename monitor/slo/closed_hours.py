@@ -253,6 +253,13 @@ def _backfill(source: PrometheusSource, repository: PeriodRepository, specs: Seq
                     f"query returned {len(answer.series)} series; an SLI query must return one")
                 ok = False
                 continue
+            if specs[i].group_by and len(answer.series) > specs[i].max_groups:
+                # Not stored: a spec over its bound must not fill the state file with its groups
+                # (its evaluation reports TooManyGroups from the direct windows).
+                problems.setdefault(i, []).append(
+                    f"{len(answer.series)} groups exceed max_groups {specs[i].max_groups}; hours not kept")
+                ok = False
+                continue
             for series in answer.series:
                 # One row per group (the period tables' key); "" for an ungrouped spec.
                 key = group_key(group_of(series.labels, specs[i].group_by))
