@@ -22,6 +22,7 @@ from monitor.cost.presets import ModelMetricsError, resolve_model_metrics
 from monitor.errors import ConfigError, Problem
 from monitor.promql_selectors import is_label_name
 from monitor.slo.loading import load_slo_specs
+from monitor.slo.groups import by_clause
 from monitor.slo.spec import EventsSli, render_window, summed
 
 # Functions Prometheus 2.x has that the parser (Prometheus 3's grammar) does not:
@@ -69,7 +70,10 @@ def slo_promql_check(config: Config) -> dict[str, int]:
         for role, query in wanted.items():
             rendered = render_window(query, _CHECK_WINDOW)
             checked += 1
-            problem = promql_problem(summed(rendered) if isinstance(spec.sli, EventsSli) else rendered)
+            if isinstance(spec.sli, EventsSli):
+                # As evaluated: summed, or summed by a grouped spec's labels.
+                rendered = by_clause(rendered, spec.group_by) if spec.group_by else summed(rendered)
+            problem = promql_problem(rendered)
             if problem:
                 file, _, line = spec.source.rpartition(":")
                 problems.append(Problem(file or spec.source, int(line) if line.isdigit() else None,

@@ -25,7 +25,8 @@ class Signal:
 
 # name -> (labels it carries, meaning). Booleans are 1.0 / 0.0 (None when undecidable).
 CATALOGUE: dict[str, tuple[tuple[str, ...], str]] = {
-    # SLOs (monitor.slo): one per SLO, or per SLO and window.
+    # SLOs (monitor.slo): one per SLO, or per SLO and window; a grouped SLO's per group,
+    # carrying its group labels too (monitor.slo.groups).
     "slo_error_ratio": (("slo_id", "service", "slo", "window"), "bad / total events over the window"),
     "slo_burn_rate": (("slo_id", "service", "slo", "window"), "error ratio / (1 - objective)"),
     "slo_error_budget_remaining": (("slo_id", "service", "slo"), "1 - consumed budget share over the period"),

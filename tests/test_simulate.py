@@ -93,10 +93,11 @@ def test_simulate_writes_metrics_truth_config_specs_and_logs(tmp_path, capsys):
     truth = json.loads((out / "truth.json").read_text())
     assert truth["end"] == "2026-11-20T12:00:00Z" and truth["seed"] == 3
     assert {i["kind"] for i in truth["incidents"]} == {
-        "error_spike", "slow_burn", "latency_regression", "drift", "gpu_idle", "traffic_stopped", "pipeline_stale"}
+        "error_spike", "slow_burn", "latency_regression", "drift", "gpu_idle", "traffic_stopped", "pipeline_stale",
+        "endpoint_errors"}
     text = (out / "metrics.om").read_text()
     assert text.endswith("# EOF\n")
-    for name in ("http_requests_total{", "nv_inference_count{", "nv_inference_request_success{",
+    for name in ("http_requests_total{", "gateway_requests_total{", "nv_inference_count{", "nv_inference_request_success{",
                  "nv_inference_request_failure{", "model_prediction_score_bucket{", "DCGM_FI_DEV_GPU_UTIL{",
                  "DCGM_FI_DEV_FB_USED{", "DCGM_FI_DEV_FB_FREE{", "DCGM_FI_DEV_POWER_USAGE{"):
         assert name in text

@@ -13,6 +13,7 @@ from monitor.config import Config, config_path_from, load_config
 from monitor.errors import MonitorError
 from monitor.secrets import redact
 from monitor.slo import EvaluationMode, evaluate_slos, load_slo_specs, load_spec_files
+from monitor.slo.groups import GroupingError
 from monitor.slo.evaluate import SloResult, slo_windows
 from monitor.slo.rule_file import write_rule_file
 from monitor.sources.prometheus import PrometheusSource
@@ -94,12 +95,15 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(redact(json.dumps(doc, indent=2, allow_nan=False)) + "\n")
     else:
         sys.stdout.write(redact(format_table(results, at)))
+    grouping = {r.spec.id: r.query_error for r in results if isinstance(r.query_error, GroupingError)}
+    for spec_id, error in grouping.items():
+        print(f"monitor: error: SLO {spec_id}: {error.message}", file=sys.stderr)  # type: ignore[union-attr]
     if failed:
         # The figures are printed (the failed ones as no data) but a script must not read them as complete.
         print(f"monitor: error: {failed} of {source.stats.queries + source.stats.skipped} Prometheus queries "
               f"failed; their windows show as no data", file=sys.stderr)
         return 1
-    return 0
+    return 1 if grouping else 0
 
 
 def run_rules(args: argparse.Namespace) -> int:
@@ -124,7 +128,7 @@ def format_table(results: list[SloResult], at: datetime) -> str:
     header = ["SLO", "objective", *[f"burn {k}" for k in window_keys], "burn period", "budget left", "page", "ticket"]
     rows = []
     for r in results:
-        rows.append([r.spec.id, f"{r.spec.objective * 100:g}%",
+        rows.append([r.id, f"{r.spec.objective * 100:g}%",
                      *[_number(r.burn_rate.get(k)) for k in window_keys],
                      f"{_number(r.burn_rate[r.period_key])} ({r.period_key})",
                      "-" if r.error_budget_remaining is None else f"{r.error_budget_remaining * 100:.1f}%",
@@ -136,5 +140,5 @@ def format_table(results: list[SloResult], at: datetime) -> str:
         lines.append("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
     for r in results:
         for problem in r.problems:
-            lines.append(f"{r.spec.id}: {problem}")
+            lines.append(f"{r.id}: {problem}")
     return "\n".join(lines) + "\n"

@@ -13,7 +13,12 @@ short SLO windows have one-minute samples):
 - `ranker` version v2 deployed as a 30% canary whose prediction scores drift;
 - GPU idle period on `churn-scorer`'s GPU, utilisation ~2% for 8 hours;
 - `legacy-tagger` stops receiving traffic for the last 5 hours;
-- the `user-features` pipeline stops succeeding for 5 hours (freshness).
+- the `user-features` pipeline stops succeeding for 5 hours (freshness);
+- `inference-gateway`'s `/v1/recommend` endpoint fails 5% of requests for 40 minutes,
+  6 hours before the end, while its four other endpoints stay healthy (grouped SLOs).
+
+The gateway's per-endpoint series are drawn from their own generator (seeded from
+the fleet's seed), so adding them left every other series exactly as it was.
 """
 
 from __future__ import annotations
@@ -66,6 +71,12 @@ NODE_GPU_HOURLY_COST = {"gpu-node-2": 3.10}
 CONFIG_GPU_PRICE = 2.50
 DRIFTED_SCORE_BETA = (4.0, 3.0)
 CANARY_SHARE = 0.3
+# The gateway in front of the models: requests per minute per (endpoint, method).
+GATEWAY_SERVICE = "inference-gateway"
+GATEWAY_ENDPOINTS = {"/v1/search": ("POST", 600.0), "/v1/recommend": ("POST", 400.0),
+                     "/v1/embed": ("POST", 300.0), "/v1/score": ("POST", 200.0), "/healthz": ("GET", 60.0)}
+GATEWAY_BURNING_ENDPOINT = "/v1/recommend"
+GATEWAY_BURN_ERROR_RATIO = 0.05
 
 
 @dataclass
@@ -130,12 +141,15 @@ def generate_fleet(days: int = 7, seed: int = 1, end: datetime | None = None) ->
         "gpu_idle": ("churn-scorer", *window(16, 8)),
         "traffic_stopped": ("legacy-tagger", *window(5, None)),
         "pipeline_stale": ("user-features", *window(14, 9)),
+        "endpoint_errors": (GATEWAY_SERVICE, *window(6, 5 + 20 / 60)),
     }
     for kind, (subject, s, e) in incidents.items():
         record = {"id": f"{kind}-{subject}", "kind": kind, "start": iso_z(s),
                   "end": iso_z(e) if e else None}
         record["model" if kind in ("drift", "gpu_idle", "traffic_stopped") else
                "pipeline" if kind == "pipeline_stale" else "service"] = subject
+        if kind == "endpoint_errors":
+            record["endpoint"] = GATEWAY_BURNING_ENDPOINT
         if kind == "drift":
             record["version"] = "v2"
             record["last_known_good_version"] = "v1"
@@ -206,7 +220,29 @@ def generate_fleet(days: int = 7, seed: int = 1, end: datetime | None = None) ->
     last_success = np.maximum.accumulate(np.where(runs, timestamps, timestamps[0]))
     fleet.series.append(SimSeries("feature_pipeline_last_success_timestamp_seconds",
                                   {"pipeline": "user-features"}, last_success, kind="gauge"))
+    # Its own generator: the draws above, and so every earlier series, are unchanged.
+    _add_gateway(fleet, diurnal, mask(*incidents["endpoint_errors"][1:]), np.random.default_rng([seed, 14]))
     return fleet
+
+
+def _add_gateway(fleet: Fleet, diurnal: np.ndarray, burning: np.ndarray, rng: np.random.Generator) -> None:
+    """Per-endpoint request counters of one service, as an HTTP server library exports them.
+
+    Every (endpoint, method, code) counter exists from the start (client libraries
+    initialise them), so a healthy endpoint's 5xx counter is 0, not absent.
+    """
+    minutes = len(fleet.timestamps)
+    for endpoint, (method, per_minute) in GATEWAY_ENDPOINTS.items():
+        requests = rng.poisson(per_minute * diurnal * rng.normal(1.0, 0.03, minutes).clip(0.8, 1.2))
+        error_ratio = np.full(minutes, BASELINE_ERROR_RATIO)
+        if endpoint == GATEWAY_BURNING_ENDPOINT:
+            error_ratio[burning] = GATEWAY_BURN_ERROR_RATIO
+        errors = rng.binomial(requests, error_ratio)
+        throttled = rng.binomial(requests - errors, 0.002)
+        labels = {"service": GATEWAY_SERVICE, "endpoint": endpoint, "method": method}
+        for code, counts in (("200", requests - errors - throttled), ("429", throttled), ("500", errors)):
+            fleet.series.append(SimSeries("gateway_requests_total", {**labels, "code": code},
+                                          np.cumsum(counts.astype(np.float64))))
 
 
 def _starting_at(values: np.ndarray, first: int) -> np.ndarray:

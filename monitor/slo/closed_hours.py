@@ -17,6 +17,11 @@ partials asked every cycle as instant queries:
 
 Windows of 6 hours or less are not touched: they stay exact, queried directly.
 
+A grouped spec's queries are `sum by` its group labels; each hour keeps one value
+per group (the period tables' `key`: `groups.group_key`, "" for an ungrouped spec),
+so a group's long windows sum its own hours, and the query count does not grow
+with the number of groups.
+
 Bound (held by tests/test_incremental_slo.py): events within 0.5% relative of the
 window's own `rate(q[W]) * W`, for windows with at least 1,000 events. Prometheus
 extrapolates a window's rate to its ends; the sum extrapolates at every hour boundary
@@ -38,7 +43,8 @@ from typing import Mapping, Sequence
 
 from monitor.durations import format_duration
 from monitor.incremental import HOUR, PeriodRepository, PeriodValue, closed_boundary, contiguous_runs, hour_ends
-from monitor.slo.spec import EventsSli, SloSpec, render_window, summed
+from monitor.slo.groups import Group, events_queries, group_from_key, group_key, group_of
+from monitor.slo.spec import EventsSli, SloSpec
 from monitor.sources.prometheus import (Answer, InstantQuery, InstantResult, PrometheusSource, Query, QueryError,
                                        RangeQuery, RangeResult)
 from monitor.store import StateStore
@@ -57,10 +63,13 @@ ROLES = ("bad", "total")
 
 @dataclass
 class WindowEvents:
-    """One SLO window's bad and total events from closed hours and partials (None: no data)."""
+    """One SLO window's bad and total events per group (None: no data), from closed hours and partials.
 
-    bad: float | None = None
-    total: float | None = None
+    An ungrouped spec has the one group `()`, always present; a grouped spec has the
+    groups that had data in the window's hours or partials.
+    """
+
+    events: dict[Group, list[float | None]] = field(default_factory=dict)  # group -> [bad, total]
     problems: list[str] = field(default_factory=list)
 
 
@@ -74,14 +83,16 @@ def long_windows(spec: SloSpec, windows: Mapping[str, timedelta]) -> dict[str, t
 def series_set(spec: SloSpec) -> str:
     """The series set of one SLO's hourly events: its id and a digest of its queries."""
     assert isinstance(spec.sli, EventsSli)
-    digest = hashlib.sha256(json.dumps([spec.sli.error_query, spec.sli.total_query]).encode()).hexdigest()[:16]
+    measured: list = [spec.sli.error_query, spec.sli.total_query]
+    if spec.group_by:
+        # Regrouping measures other figures: a new set, backfilled, never mixed with the old.
+        measured.append(list(spec.group_by))
+    digest = hashlib.sha256(json.dumps(measured).encode()).hexdigest()[:16]
     return f"slo/{spec.id}/{digest}"
 
 
 def _queries(spec: SloSpec, duration: str) -> dict[str, str]:
-    assert isinstance(spec.sli, EventsSli)
-    return {"bad": summed(render_window(spec.sli.error_query, duration)),
-            "total": summed(render_window(spec.sli.total_query, duration))}
+    return events_queries(spec, duration)
 
 
 def _duration(window: timedelta) -> str:
@@ -161,33 +172,42 @@ def measure_long_windows(source: PrometheusSource, store: StateStore, specs: Seq
         measured: dict[str, WindowEvents] = {}
         for key, window_plan in plan.items():
             hour_totals = totals[window_plan.hours_after][sets[i]]
-            events = WindowEvents(problems=list(hour_problems.get(i, ())))
-            for role in ROLES:
-                hours = hour_totals.get((role, ""))
-                parts = [(part, _value(answers[part.queries[role]], events.problems)) for part in window_plan.parts]
-                if hours is None and all(value is None for _, value in parts):
-                    continue  # no data in any part: no data, never 0
-                value = (hours.total if hours else 0.0) + sum(
-                    part.sign * part.seconds * v for part, v in parts if v is not None)
-                setattr(events, role, max(value, 0.0))
-            events.problems = list(dict.fromkeys(events.problems))
-            measured[key] = events
+            window = WindowEvents(problems=list(hour_problems.get(i, ())))
+            if not specs[i].group_by:
+                window.events[()] = [None, None]
+            for index, role in enumerate(ROLES):
+                parts = [(part, _values(answers[part.queries[role]], specs[i], window.problems))
+                         for part in window_plan.parts]
+                groups = {group_from_key(k) for r, k in hour_totals if r == role}
+                groups.update(group for _, values in parts for group in values)
+                if not specs[i].group_by:
+                    groups = {()}
+                for group in groups:
+                    hours = hour_totals.get((role, group_key(group)))
+                    values = [(part, found[group]) for part, found in parts if found.get(group) is not None]
+                    if hours is None and not values:
+                        continue  # no data in any part: no data, never 0
+                    value = (hours.total if hours else 0.0) + sum(part.sign * part.seconds * v for part, v in values)
+                    window.events.setdefault(group, [None, None])[index] = max(value, 0.0)
+            window.problems = list(dict.fromkeys(window.problems))
+            measured[key] = window
         out.append(measured)
     return out
 
 
-def _value(answer: Answer, problems: list[str]) -> float | None:
+def _values(answer: Answer, spec: SloSpec, problems: list[str]) -> dict[Group, float | None]:
+    """Per group, the value of an instant answer (an ungrouped spec: its one value, `()`)."""
     if isinstance(answer, QueryError):
         problems.append(answer.message)
-        return None
+        return {}
     assert isinstance(answer, InstantResult)
     if answer.warnings:
         problems.append(f"partial data: {'; '.join(answer.warnings)}")
-    values = [s.value for s in answer.samples if s.value is not None and math.isfinite(s.value)]
-    if len(answer.samples) > 1:
+    if not spec.group_by and len(answer.samples) > 1:
         problems.append(f"query returned {len(answer.samples)} series; an SLI query must return one")
-        return None
-    return values[0] if values else None
+        return {}
+    return {group_of(s.labels, spec.group_by): s.value if s.value is not None and math.isfinite(s.value) else None
+            for s in answer.samples}
 
 
 def _backfill(source: PrometheusSource, repository: PeriodRepository, specs: Sequence[SloSpec],
@@ -228,16 +248,25 @@ def _backfill(source: PrometheusSource, repository: PeriodRepository, specs: Seq
                 continue
             assert isinstance(answer, RangeResult)
             warned = warned or bool(answer.warnings)
-            if len(answer.series) > 1:
+            if len(answer.series) > 1 and not specs[i].group_by:
                 problems.setdefault(i, []).append(
                     f"query returned {len(answer.series)} series; an SLI query must return one")
                 ok = False
                 continue
+            if specs[i].group_by and len(answer.series) > specs[i].max_groups:
+                # Not stored: a spec over its bound must not fill the state file with its groups
+                # (its evaluation reports TooManyGroups from the direct windows).
+                problems.setdefault(i, []).append(
+                    f"{len(answer.series)} groups exceed max_groups {specs[i].max_groups}; hours not kept")
+                ok = False
+                continue
             for series in answer.series:
+                # One row per group (the period tables' key); "" for an ungrouped spec.
+                key = group_key(group_of(series.labels, specs[i].group_by))
                 for t, v in zip(series.timestamps.tolist(), series.values.tolist()):
                     end = from_unix(t)
                     if end in hours and math.isfinite(v):
-                        hours[end].append(PeriodValue(role, "", v * seconds))
+                        hours[end].append(PeriodValue(role, key, v * seconds))
         if ok:
             (partial if warned else complete).setdefault(sets[i], {}).update(hours)
     if complete:

@@ -11,7 +11,8 @@ returns every SLO's error ratio and event rate (the engine folds those too).
 
 Event queries are per-second rates over the window (as in Sloth), so events in a
 window are rate x window length; `sum()` around each keeps multi-series queries
-to one number per SLO, as rates add.
+to one number per SLO, as rates add. A grouped spec's are `sum by (its group
+labels)`: still one query per window, one series per group (monitor.slo.groups).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from monitor.durations import format_duration
 from monitor.slo.burn_rate import (PAGE_CONDITIONS, TICKET_CONDITIONS, WINDOWS, alert_decision, burn_rate,
                                    error_budget_remaining, error_ratio)
 from monitor.slo.closed_hours import measure_long_windows
-from monitor.slo.spec import CalendarPeriod, EventsSli, RawSli, SloSpec, render_window, summed
+from monitor.slo.groups import (Group, GroupingError, TooManyGroups, events_queries, group_of,
+                                instance_id)
+from monitor.slo.spec import CalendarPeriod, EventsSli, RawSli, SloSpec, render_window
 from monitor.sources.prometheus import (DEFAULT_FOLD, Answer, InstantQuery, InstantResult, PrometheusUnavailable,
                                        Query, QueryError)
 from monitor.timeutil import utc
@@ -69,17 +72,29 @@ class SloResult:
     problems: tuple[str, ...] = ()
     # The first query of this SLO that failed, if any: with `server_fault` False the
     # SLO's own PromQL is wrong (only this SLO is in error), else the server failed.
+    # A grouped spec over `max_groups` has one result with a `TooManyGroups` here.
     query_error: QueryError | None = None
+    # A grouped spec's instance: its label values in `group_by` order; () when ungrouped.
+    group: Group = ()
 
     @property
     def period_key(self) -> str:
         return self.spec.period_key
 
+    @property
+    def id(self) -> str:
+        """The instance's id: the spec's, plus its group's label values (monitor.slo.groups)."""
+        return instance_id(self.spec.id, self.group)
+
+    @property
+    def group_labels(self) -> dict[str, str]:
+        return dict(self.group)
+
     def to_json(self) -> dict:
         """The `monitor slo --json` shape for this SLO (None stays null)."""
         spec = self.spec
         out = {
-            "id": spec.id, "service": spec.service, "name": spec.name,
+            "id": self.id, "service": spec.service, "name": spec.name,
             "objective": spec.objective, "period": self.period_key,
             "error_budget_remaining": self.error_budget_remaining,
             "events": {"total": self.events_total.get(self.period_key), "bad": self.events_bad.get(self.period_key)},
@@ -88,16 +103,12 @@ class SloResult:
             "alerts": {"page": self.page, "ticket": self.ticket},
             "source": spec.source,
         }
+        if spec.group_by:
+            out["slo_id"] = spec.id
+            out["group"] = self.group_labels
         if self.problems:
             out["problems"] = list(self.problems)
         return out
-
-
-@dataclass
-class _Answer:
-    value: float | None = None
-    problem: str | None = None
-    error: QueryError | None = None
 
 
 @dataclass
@@ -110,21 +121,47 @@ class _Plan:
         self.by_window.setdefault(window, {})[expr] = None
 
 
+# Per window key: (bad events, total events, raw ratio).
+_Values = dict[str, tuple[float | None, float | None, float | None]]
+
+
+@dataclass
+class _Measurement:
+    """One spec's numbers per group (an ungrouped spec: the one group `()`), its
+    problems, and its first failed query."""
+
+    groups: dict[Group, _Values] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    error: QueryError | None = None
+
+
+@dataclass
+class _Parsed:
+    """One sub-query's answer: a value per group (absent group: no series for it)."""
+
+    values: dict[Group, float | None] = field(default_factory=dict)
+    problem: str | None = None
+    error: QueryError | None = None
+
+
 def slo_windows(spec: SloSpec, at: datetime) -> dict[str, timedelta]:
     """The windows one SLO is evaluated over at `at`: 5m..3d and its period (so far, for calendar ones)."""
     return {**WINDOWS, spec.period_key: spec.period_window(at)}
 
 
-def _promql_duration(window: timedelta) -> str:
+def promql_duration(window: timedelta) -> str:
     # Calendar periods so far are arbitrary lengths; whole seconds are plenty.
     return format_duration(timedelta(seconds=max(1, round(window.total_seconds()))))
 
 
 def sli_queries(spec: SloSpec, duration: str) -> dict[str, str]:
-    """The PromQL for one SLO over one window: `bad`/`total` event rates, or a raw `ratio`."""
+    """The PromQL for one SLO over one window: `bad`/`total` event rates, or a raw `ratio`.
+
+    A grouped spec's event queries are `sum by (its labels)`: one query for all its
+    groups. A raw ratio is the user's own aggregation, which must keep those labels.
+    """
     if isinstance(spec.sli, EventsSli):
-        return {"bad": summed(render_window(spec.sli.error_query, duration)),
-                "total": summed(render_window(spec.sli.total_query, duration))}
+        return events_queries(spec, duration)
     return {"ratio": render_window(spec.sli.error_ratio_query, duration)}
 
 
@@ -133,6 +170,8 @@ def evaluate_slos(source: QueryEngine, specs: list[SloSpec], at: datetime, *,
                   subqueries_per_query: int = DEFAULT_SUBQUERIES_PER_QUERY, store=None) -> list[SloResult]:
     """Every SLO's error ratios, burn rates, budget and page/ticket decisions at `at`, in `specs` order.
 
+    A grouped spec gives one result per group present in any of its windows (in
+    label-value order); over its `max_groups`, one result carrying `TooManyGroups`.
     With a state `store`, direct mode takes the windows over 6 hours of events SLIs
     from closed hours kept there (monitor.slo.closed_hours); shorter ones stay direct.
     """
@@ -141,11 +180,8 @@ def evaluate_slos(source: QueryEngine, specs: list[SloSpec], at: datetime, *,
         measured = _measure_recorded(source, specs, at, subqueries_per_query)
     else:
         measured = _measure_direct(source, specs, at, subqueries_per_query, store)
-    return [_result(spec, at, measured[index], min_events) for index, spec in enumerate(specs)]
-
-
-# Per SLO: window key -> (bad events, total events, raw ratio), problems, and the first failed query.
-_Measurement = tuple[dict[str, tuple[float | None, float | None, float | None]], list[str], QueryError | None]
+    return [result for spec, measurement in zip(specs, measured)
+            for result in _results(spec, at, measurement, min_events)]
 
 
 def _measure_direct(source: QueryEngine, specs: list[SloSpec], at: datetime,
@@ -161,7 +197,7 @@ def _measure_direct(source: QueryEngine, specs: list[SloSpec], at: datetime,
         for key, window in spec_windows.items():
             if key in hours:
                 continue
-            duration = _promql_duration(window)
+            duration = promql_duration(window)
             exprs = sli_queries(spec, duration)
             for expr in exprs.values():
                 plan.add(duration, expr)
@@ -169,61 +205,105 @@ def _measure_direct(source: QueryEngine, specs: list[SloSpec], at: datetime,
         planned.append(per_window)
     answers = _run_plan(source, plan, at, subqueries_per_query)
     measured: list[_Measurement] = []
-    for per_window, spec_windows, hours in zip(planned, windows, from_hours):
+    for spec, per_window, spec_windows, hours in zip(specs, planned, windows, from_hours):
         # A wrong SLI query fails its short windows too (always asked directly), so
         # `error` names it even when its closed hours only record problems.
-        values, problems, error = _from_answers(per_window, answers)
-        for key, events in hours.items():
-            values[key] = (events.bad, events.total, None)
-            problems += [f"{key}: {problem}" for problem in events.problems]
-        measured.append(({key: values[key] for key in spec_windows}, list(dict.fromkeys(problems)), error))
+        measurement = _from_answers(spec, per_window, answers)
+        for key, window_events in hours.items():
+            measurement.problems += [f"{key}: {problem}" for problem in window_events.problems]
+            for group, (bad, total) in window_events.events.items():
+                measurement.groups.setdefault(group, {})[key] = (bad, total, None)
+        measured.append(_complete(measurement, spec_windows))
     return measured
 
 
-def _from_answers(per_window: dict[str, tuple[str, timedelta, dict[str, str]]],
-                  answers: dict[str, _Answer]) -> _Measurement:
-    values: dict[str, tuple[float | None, float | None, float | None]] = {}
-    problems: list[str] = []
-    error: QueryError | None = None
+def _complete(measurement: _Measurement, spec_windows: Mapping[str, timedelta]) -> _Measurement:
+    """Every group with every window in the spec's order: a window without the group is no data
+    (a group that vanished from the short windows is no data there, never healthy)."""
+    nothing = (None, None, None)
+    measurement.groups = {group: {key: values.get(key, nothing) for key in spec_windows}
+                          for group, values in sorted(measurement.groups.items())}
+    measurement.problems = list(dict.fromkeys(measurement.problems))
+    return measurement
+
+
+def _from_answers(spec: SloSpec, per_window: dict[str, tuple[str, timedelta, dict[str, str]]],
+                  answers: Mapping[str, InstantResult | QueryError]) -> _Measurement:
+    measurement = _Measurement(groups={} if spec.group_by else {(): {}})
     for key, (_duration, window, exprs) in per_window.items():
-        got = {role: answers[expr] for role, expr in exprs.items()}
-        problems += [f"{key}: {a.problem}" for a in got.values() if a.problem]
-        error = error or next((a.error for a in got.values() if a.error is not None), None)
+        got = {role: _parse(answers[expr], spec) for role, expr in exprs.items()}
+        measurement.problems += [f"{key}: {a.problem}" for a in got.values() if a.problem]
+        measurement.error = measurement.error or next((a.error for a in got.values() if a.error is not None), None)
         seconds = window.total_seconds()
         if "ratio" in got:
-            values[key] = (None, None, got["ratio"].value)
-        else:
-            bad, total = got["bad"].value, got["total"].value
-            values[key] = (bad * seconds if bad is not None else None,
-                           total * seconds if total is not None else None, None)
-    return values, list(dict.fromkeys(problems)), error
+            for group, value in got["ratio"].values.items():
+                measurement.groups.setdefault(group, {})[key] = (None, None, value)
+            continue
+        bad, total = got["bad"].values, got["total"].values
+        for group in dict.fromkeys([*total, *bad]):
+            b, t = bad.get(group), total.get(group)
+            measurement.groups.setdefault(group, {})[key] = (b * seconds if b is not None else None,
+                                                              t * seconds if t is not None else None, None)
+    return measurement
 
 
 def _run_plan(source: QueryEngine, plan: _Plan, at: datetime, subqueries_per_query: int
-              ) -> dict[str, _Answer]:
+              ) -> dict[str, InstantResult | QueryError]:
     wanted = {expr: InstantQuery(expr, at) for exprs in plan.by_window.values() for expr in exprs}
     answers = source.run(wanted.values(), fold=subqueries_per_query)
-    return {expr: _single(answers[query]) for expr, query in wanted.items()}  # type: ignore[arg-type]
+    return {expr: answers[query] for expr, query in wanted.items()}  # type: ignore[misc]
 
 
-def _single(result: InstantResult | QueryError) -> _Answer:
+def _parse(result: InstantResult | QueryError, spec: SloSpec) -> _Parsed:
+    """One answer as values per group of `spec` (the same query may serve specs grouped differently)."""
     if isinstance(result, QueryError):
-        return _Answer(problem=result.message if isinstance(result, PrometheusUnavailable) else str(result),
+        return _Parsed(problem=result.message if isinstance(result, PrometheusUnavailable) else str(result),
                        error=result)
-    return _one_value([s.value for s in result.samples], "; ".join(result.warnings) or None)
+    warning = "; ".join(result.warnings)
+    problem = f"partial data: {warning}" if warning else None
+    if not spec.group_by:
+        if len(result.samples) > 1:
+            return _Parsed(problem=f"query returned {len(result.samples)} series; an SLI query must return one")
+        return _Parsed({(): _finite(result.samples[0].value) if result.samples else None}, problem)
+    values: dict[Group, float | None] = {}
+    for sample in result.samples:
+        missing = [name for name in spec.group_by if name not in sample.labels]
+        if missing and isinstance(spec.sli, RawSli):
+            # Events queries are summed `by` the group labels here; a raw ratio is the
+            # user's own aggregation, and one without the labels cannot be split.
+            error = GroupingError(spec.id, f"a series of the raw SLI lacks the group_by label {missing[0]!r}: a "
+                                           f"grouped SLO's error ratio query must keep its group labels "
+                                           f"(`... by ({', '.join(spec.group_by)})`)")
+            return _Parsed(problem=error.message, error=error)
+        group = group_of(sample.labels, spec.group_by)
+        if group in values:
+            error = GroupingError(spec.id, f"the raw SLI returned several series for "
+                                           f"{instance_id(spec.id, group)}: it must aggregate to one series "
+                                           f"per group (`... by ({', '.join(spec.group_by)})`)")
+            return _Parsed(problem=error.message, error=error)
+        values[group] = _finite(sample.value)
+    return _Parsed(values, problem)
 
 
-def _one_value(values: list[float | None], warning: str | None) -> _Answer:
-    if len(values) > 1:
-        return _Answer(problem=f"query returned {len(values)} series; an SLI query must return one")
-    value = values[0] if values else None
-    if value is not None and not math.isfinite(value):
-        value = None
-    return _Answer(value, f"partial data: {warning}" if warning else None)
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _measure_recorded(source: QueryEngine, specs: list[SloSpec], at: datetime,
                       subqueries_per_query: int) -> list[_Measurement]:
+    # Grouped specs are measured directly in recorded mode: their groups are whatever
+    # the SLI's series hold now, which a recorded `sloth_id` alone does not say.
+    grouped = [i for i, spec in enumerate(specs) if spec.group_by]
+    if not grouped:
+        return _measure_recorded_ungrouped(source, specs, at, subqueries_per_query)
+    direct = iter(_measure_direct(source, [specs[i] for i in grouped], at, subqueries_per_query))
+    others = [spec for spec in specs if not spec.group_by]
+    recorded = iter(_measure_recorded_ungrouped(source, others, at, subqueries_per_query) if others else [])
+    return [next(direct) if spec.group_by else next(recorded) for spec in specs]
+
+
+def _measure_recorded_ungrouped(source: QueryEngine, specs: list[SloSpec], at: datetime,
+                                subqueries_per_query: int) -> list[_Measurement]:
     # Rolling windows are recorded; a calendar period "so far" changes length every
     # evaluation and cannot be, so those few sub-queries go direct.
     keys = list(WINDOWS) + sorted({s.period_key for s in specs if not isinstance(s.period, CalendarPeriod)})
@@ -235,7 +315,7 @@ def _measure_recorded(source: QueryEngine, specs: list[SloSpec], at: datetime,
     for i in calendar_specs:
         spec = specs[i]
         window = spec.period_window(at)
-        duration = _promql_duration(window)
+        duration = promql_duration(window)
         exprs = sli_queries(spec, duration)
         for expr in exprs.values():
             direct_plan.add(duration, expr)
@@ -244,7 +324,7 @@ def _measure_recorded(source: QueryEngine, specs: list[SloSpec], at: datetime,
     batch = {q: InstantQuery(q, at) for q in queries.values()}
     direct = {expr: InstantQuery(expr, at) for exprs in direct_plan.by_window.values() for expr in exprs}
     results = source.run([*batch.values(), *direct.values()], fold=subqueries_per_query)
-    answers = {expr: _single(results[query]) for expr, query in direct.items()}  # type: ignore[arg-type]
+    answers = {expr: results[query] for expr, query in direct.items()}
     # window key -> sloth_id -> (ratio, total rate)
     recorded: dict[str, dict[str, list[float | None]]] = {}
     window_problems: dict[str, str] = {}
@@ -281,18 +361,40 @@ def _measure_recorded(source: QueryEngine, specs: list[SloSpec], at: datetime,
             # 0/0 records NaN: no events, which the total (0) already says.
             values[key] = (bad, total, None)
         if i in calendar_planned:
-            calendar_values, calendar_problems, error = _from_answers(calendar_planned[i], answers)
-            values.update(calendar_values)
-            problems += calendar_problems
+            calendar = _from_answers(spec, calendar_planned[i], answers)  # type: ignore[arg-type]
+            values.update(calendar.groups[()])
+            problems += calendar.problems
+            error = calendar.error
         if not any(spec.id in table for table in recorded.values()) and not window_problems:
             problems.append("no recorded series for this SLO: is the `monitor slo rules` file loaded?")
         ordered = {key: values[key] for key in slo_windows(spec, at)}
-        out.append((ordered, problems, error))
+        out.append(_Measurement({(): ordered}, problems, error))
     return out
 
 
-def _result(spec: SloSpec, at: datetime, measured: _Measurement, min_events: float) -> SloResult:
-    values, problems, query_error = measured
+def _results(spec: SloSpec, at: datetime, measured: _Measurement, min_events: float) -> list[SloResult]:
+    """The spec's results: one per group (one for an ungrouped spec)."""
+    if spec.group_by and len(measured.groups) > spec.max_groups:
+        # Never the first N: an SLO silently missing some of its groups reads as healthy.
+        error = TooManyGroups(spec.id, spec.group_by, len(measured.groups), spec.max_groups)
+        return [_without_numbers(spec, at, [error.message, *measured.problems], error)]
+    if spec.group_by and not measured.groups:
+        # No instance to evaluate; a broken query or a problem must still be told.
+        return [_without_numbers(spec, at, measured.problems, measured.error)] if (
+            measured.problems or measured.error) else []
+    return [_result(spec, at, group, values, measured, min_events) for group, values in measured.groups.items()]
+
+
+def _without_numbers(spec: SloSpec, at: datetime, problems: list[str], error: QueryError | None) -> SloResult:
+    """A grouped spec's one result when it has no instances to show: no data, its problems, its error."""
+    keys = dict.fromkeys(slo_windows(spec, at), None)
+    return SloResult(spec=spec, at=at, error_ratio=keys, burn_rate=keys, events_total=keys, events_bad=keys,
+                     error_budget_remaining=None, page=None, ticket=None, problems=tuple(problems),
+                     query_error=error)
+
+
+def _result(spec: SloSpec, at: datetime, group: Group, values: _Values, measured: _Measurement,
+            min_events: float) -> SloResult:
     ratios: dict[str, float | None] = {}
     for key, (bad, total, raw_ratio) in values.items():
         if isinstance(spec.sli, RawSli):
@@ -315,4 +417,4 @@ def _result(spec: SloSpec, at: datetime, measured: _Measurement, min_events: flo
         error_budget_remaining=budget,
         page=alert_decision(PAGE_CONDITIONS, burns, period_length),
         ticket=alert_decision(TICKET_CONDITIONS, burns, period_length),
-        problems=tuple(problems), query_error=query_error)
+        problems=tuple(measured.problems), query_error=measured.error, group=group)

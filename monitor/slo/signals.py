@@ -14,8 +14,12 @@ def _flag(value: bool | None) -> float | None:
 def slo_signals(results: list[SloResult]) -> list[Signal]:
     """Per SLO: error ratio and burn rate per window, budget remaining, page and ticket (1/0, None = no data).
 
-    An SLO whose own query the server rejected (`query_error`, not a server fault)
-    has no numbers: it gives one `definition_error` signal instead.
+    An SLO whose own query the server rejected (`query_error`, not a server fault),
+    or a grouped one over its `max_groups`, has no numbers: it gives one
+    `definition_error` signal instead, named by the spec's id.
+
+    A grouped spec's instance carries its group labels by their own names next to
+    `slo_id` (the spec's id), so each group is its own alert and /metrics series.
     """
     signals: list[Signal] = []
     for result in results:
@@ -23,7 +27,9 @@ def slo_signals(results: list[SloResult]) -> list[Signal]:
         if result.query_error is not None and not result.query_error.server_fault:
             signals.append(DefinitionError.of(DefinitionKind.SLO, spec.id, result.query_error).signal())
             continue
-        labels = {"slo_id": spec.id, "service": spec.service, "slo": spec.name}
+        if spec.group_by and not result.group:
+            continue  # a grouped spec with no instance: its problems are in the result, no series to give
+        labels = {"slo_id": spec.id, "service": spec.service, "slo": spec.name, **result.group_labels}
         burn_evidence = {f"burn_rate_{key}": value for key, value in result.burn_rate.items()}
         for key, value in result.error_ratio.items():
             signals.append(Signal("slo_error_ratio", {**labels, "window": key}, value))

@@ -5,6 +5,8 @@ Sloth's plugin blocks (`slo_plugins`, an SLO's `plugins`) change how Sloth
 *generates rules*; they do not change what the SLO means, so they are accepted and
 ignored. An SLI `plugin` is Go code that builds the query: we cannot run it, so it
 is a clear error rather than a silently missing SLO.
+
+`group_by` and `max_groups` on an SLO are monitor's extension (monitor.slo.groups).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import yaml
 
 from monitor.durations import format_duration
+from monitor.slo.groups import group_by_problem
 from monitor.slo.spec import WINDOW_PLACEHOLDER, AlertSettings, EventsSli, RawSli, SloSpec
 from monitor.typed_yaml import INVALID, YamlFile, mapping_get, node_line
 
@@ -96,10 +99,18 @@ class SlothSlo:
     interval: Any = None
     plugins: Any = None
     slo_plugins: Any = None
+    # Monitor extensions (Sloth has no grouped SLOs): one SLO instance per value set
+    # of these labels in the SLI, at most `max_groups` of them.
+    group_by: list[str] = field(default_factory=list)
+    max_groups: int = 100
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
         if not self.name.strip():
             return [("name", "must not be empty")]
+        if problem := group_by_problem(self.group_by):
+            return [("group_by", problem)]
+        if self.max_groups < 1:
+            return [("max_groups", f"must be at least 1, got {self.max_groups}")]
         # Sloth's objective is a percentage. Below 1 it is almost surely a ratio written
         # the OpenSLO way (0.999 would allow 99.001% errors), so we refuse it loudly.
         if not 1 <= self.objective < 100:
@@ -143,6 +154,7 @@ def specs_from_document(doc: YamlFile, node: yaml.Node, default_period: timedelt
             alert_name=alerting.name, alert_labels=dict(alerting.labels),
             alert_annotations=dict(alerting.annotations),
             page_alert=_alert(alerting.page_alert), ticket_alert=_alert(alerting.ticket_alert),
+            group_by=tuple(slo.group_by), max_groups=slo.max_groups,
             source=f"{doc.path}:{line}"))
     return out
 
