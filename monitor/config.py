@@ -443,10 +443,6 @@ class RouteConfig:
         return problems + _positive_durations(self, "group_interval", "repeat_interval")
 
 
-# The README's runbooks, which the default rules' `runbook_url: "#anchor"` annotations name.
-# pyproject.toml names no canonical repository URL yet: set `outputs.runbook_base_url` to
-# where your team reads them (a fork, an internal wiki) until it does.
-DEFAULT_RUNBOOK_BASE_URL = "https://github.com/monitor/monitor/blob/main/README.md"
 
 
 @dataclass(frozen=True)
@@ -472,9 +468,10 @@ class OutputsConfig:
     # A dashboard link in every notification: a Jinja2 template over the alert's labels,
     # e.g. "https://grafana.example/d/slo?var-service={{ labels.service }}".
     dashboard_url: str | None = None
-    # Where a rule's relative `runbook_url` (the default rules' `#anchor`s) points: the
-    # README's runbooks, or your own copy of them.
-    runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    # Where a rule's relative `runbook_url` (the default rules' `#anchor`s) points: where your
+    # team reads the README's runbooks (your repository, an internal wiki). Unset, a relative
+    # runbook gets no link: a guessed URL would be a dead link at 3 a.m.
+    runbook_base_url: str | None = None
 
     def yaml_check(self) -> Problems:
         names = [w.name for w in self.webhooks]

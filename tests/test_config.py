@@ -134,6 +134,7 @@ def test_every_yaml_example_in_the_readme_loads(tmp_path):
     import re
 
     from monitor.alerting.rule_spec import load_rule_file
+    from monitor.slo.loading import load_spec_files
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     examples = re.findall(r"```yaml\n(.*?)```", readme, re.S)
@@ -146,6 +147,8 @@ def test_every_yaml_example_in_the_readme_loads(tmp_path):
         path.write_text(example)
         if example.startswith("version: monitor/v1"):
             assert load_rule_file(path)
+        elif example.startswith("version: prometheus/v1"):
+            assert load_spec_files([path])
         else:
             load_config(path)
 

@@ -162,15 +162,16 @@ class LinkBuilder:
 
     def with_absolute_runbook(self, alert: AlertEvent) -> AlertEvent:
         """The alert with a relative `runbook_url` annotation made absolute (a rollback event's alert too)."""
-        if not alert.annotations.get("runbook_url"):
-            return alert
-        return replace(alert, annotations={**alert.annotations, "runbook_url": self.runbook(alert)})
+        resolved = self.runbook(alert)
+        if not resolved:
+            return alert  # none, or relative with nowhere to resolve it: left as the rule wrote it
+        return replace(alert, annotations={**alert.annotations, "runbook_url": resolved})
 
     def runbook(self, alert: AlertEvent) -> str:
         """The alert's `runbook_url`, resolved against `runbook_base_url` when it is relative ("" if none)."""
         url = alert.annotations.get("runbook_url", "").strip()
-        if url and self.runbook_base_url and not urlsplit(url).scheme:
-            return urljoin(self.runbook_base_url, url)
+        if url and not urlsplit(url).scheme:
+            return urljoin(self.runbook_base_url, url) if self.runbook_base_url else ""
         return url
 
     def for_event(self, event: AlertGroupEvent) -> dict[str, str]:
