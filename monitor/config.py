@@ -362,13 +362,29 @@ class EmailConfig:
     timeout: timedelta = timedelta(seconds=15)
     allow_private: bool = False
     template: str | None = None
+    # A PEM file of CA certificates to verify the server's STARTTLS certificate with
+    # (a private CA); default: the system's trust store.
+    tls_ca_file: str | None = None
 
     def yaml_check(self) -> Problems:
         problems = _secret_pair_check("auth_password", self.auth_password_env, self.auth_password_file,
                                       required=False)
         if not self.to:
             problems.append(("to", "needs at least one address"))
+        if smarthost_problem(self.smarthost):
+            problems.append(("smarthost", smarthost_problem(self.smarthost)))
+        if bool(self.auth_password_env or self.auth_password_file) and not self.auth_username:
+            problems.append(("auth_username", "a password is configured but no auth_username"))
         return problems + _positive_durations(self, "timeout")
+
+
+def smarthost_problem(smarthost: str) -> str | None:
+    """Why `smarthost` is not host:port (as Alertmanager's), or None."""
+    host, sep, port = smarthost.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host.strip() or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"expected host:port such as 'smtp.example.com:587', got {smarthost!r}"
+    return None
 
 
 @dataclass(frozen=True)
