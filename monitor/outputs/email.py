@@ -239,9 +239,10 @@ class _PinnedSMTP(smtplib.SMTP):
     """smtplib's client, connected to the address the SSRF guard checked while keeping the host
     name for EHLO and certificate verification (smtplib would resolve the name again)."""
 
-    def __init__(self, address: str, **kwargs: Any):
+    def __init__(self, host: str, address: str, **kwargs: Any):
         self._address = address
         super().__init__(**kwargs)
+        self._host = host  # what starttls() verifies the certificate against (smtplib sets it only here)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return socket.create_connection((self._address, port), timeout, self.source_address)
@@ -331,7 +332,7 @@ class EmailDestination:
         deadline = _Deadline(config.timeout.total_seconds())
         last_error: OSError | None = None
         for address in addresses:
-            smtp = _PinnedSMTP(address, local_hostname=config.hello, timeout=deadline.left())
+            smtp = _PinnedSMTP(self.host, address, local_hostname=config.hello, timeout=deadline.left())
             try:
                 smtp.connect(self.host, self.port)
             except OSError as exc:
