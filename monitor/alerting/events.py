@@ -190,10 +190,13 @@ class ReportEvent:
     created_at: str
     html_path: str = ""
     url: str | None = None
+    # The receivers to tell (`reports.announce` when the report was written).
+    receivers: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "week": self.week, "title": self.title, "headline": list(self.headline),
-                "createdAt": self.created_at, "htmlPath": self.html_path, "url": self.url}
+                "createdAt": self.created_at, "htmlPath": self.html_path, "url": self.url,
+                "receivers": list(self.receivers)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], created_at: str | None = None) -> "ReportEvent":
@@ -201,7 +204,8 @@ class ReportEvent:
                    title=str(data.get("title") or data.get("week") or ""),
                    headline=tuple(str(s) for s in data.get("headline") or ()),
                    created_at=str(data.get("createdAt") or created_at or ""),
-                   html_path=str(data.get("htmlPath") or ""), url=data.get("url") or None)
+                   html_path=str(data.get("htmlPath") or ""), url=data.get("url") or None,
+                   receivers=tuple(str(r) for r in data.get("receivers") or ()))
 
 
 Event = AlertGroupEvent | RollbackEvent | ReportEvent

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import quote
 
+from monitor.alerting.events import REPORT_PUBLISHED, ReportEvent
 from monitor.config import OutputsConfig
 from monitor.outputs import alertmanager, slack
 from monitor.outputs.outbox import Outbox, OutboxItem
+from monitor.outputs.report_announce import report_deliveries
 from monitor.outputs.webhooks import destination_name, rollback_event_body, subscribed
 from monitor.timeutil import from_unix, iso_z
 
@@ -108,6 +110,9 @@ class Router:
                 if subscribed(subscription, kind, alert.get("labels", {})):
                     items.append(OutboxItem(notification_key, destination_name(subscription), kind, body, None,
                                             notification_id))
+        elif kind == REPORT_PUBLISHED:
+            items = report_deliveries(ReportEvent.from_dict(payload, created_at), self.outputs, notification_key,
+                                      notification_id)
         else:
             log.warning("notification %s has unknown kind %r: not routed", notification_key, kind)
         return items

@@ -29,12 +29,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from monitor.addresses import http_url_problem
+from monitor.alerting.events import REPORT_PUBLISHED, ReportEvent
 from monitor.config import SlackConfig
 from monitor.errors import MonitorError
 from monitor.outputs import http_transport
 from monitor.outputs.address_guard import BlockedAddressError, Resolver, system_resolver
 from monitor.outputs.backoff import parse_retry_after_s
 from monitor.outputs.outbox import Delivery
+from monitor.outputs.report_announce import report_slack_message
 from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
 from monitor.outputs.slack_messages import SlackMessage, build_alert_group_message
 from monitor.secrets import read_secret
@@ -131,10 +133,16 @@ class SlackDestination:
 
     def send(self, delivery: Delivery) -> SendResult:
         payload = delivery.payload
-        message = build_alert_group_message(payload, payload.get("links"))
+        report = delivery.event_type == REPORT_PUBLISHED
+        message = report_slack_message(ReportEvent.from_dict(payload)) if report \
+            else build_alert_group_message(payload, payload.get("links"))
         try:
             if self.config.webhook_url_env or self.config.webhook_url_file:
                 return self._send_incoming_webhook(message)
+            if report:  # an announcement is its own channel message, never in an alert's thread
+                posted = self._call(self._client().chat_postMessage, channel=self.config.channel,
+                                    text=message.text, blocks=message.blocks)
+                return SendResult.delivered(ts=posted.get("ts"))
             return self._send_threaded(delivery, payload, message)
         except _SlackFailure as failure:
             return failure.result
