@@ -186,7 +186,7 @@ def render_email(event: AlertGroupEvent, config: EmailConfig, message_id: str | 
     return message
 
 
-_RELATIVE_HREF = re.compile(r'href="(?![a-z][a-z0-9+.-]*:|#)([^"]*)"', re.I)
+_RELATIVE_HREF = re.compile(r'\s+href="(?![a-z][a-z0-9+.-]*:|#)([^"]*)"', re.I)
 
 
 def report_html_for_email(html: str, report_url: str | None) -> str:
@@ -194,7 +194,7 @@ def report_html_for_email(html: str, report_url: str | None) -> str:
     `report_url` when set, and are dropped otherwise (an email has no directory to be relative to)."""
     def absolute(match: re.Match[str]) -> str:
         if report_url:
-            return f'href="{urljoin(report_url if report_url.endswith("/") else report_url + "/", match[1])}"'
+            return f' href="{urljoin(report_url if report_url.endswith("/") else report_url + "/", match[1])}"'
         return ""
     return _RELATIVE_HREF.sub(absolute, html)
 
