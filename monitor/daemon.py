@@ -207,10 +207,14 @@ class Daemon:
             at = self.evaluation_time()
             written = self._report_writer(config, at)
             log.info("weekly report written to %s", config.resolve_path(config.reports.dir))
-            if isinstance(written, WrittenReport):
-                announce_written_report(self.store, config, written, at)
         except Exception as exc:  # noqa: BLE001 - a failed report must not stop alerting
             log.exception("weekly report failed: %s", exc)
+            return
+        if isinstance(written, WrittenReport):
+            try:
+                announce_written_report(self.store, config, written, at)
+            except Exception as exc:  # noqa: BLE001 - the report is written; alerting carries on
+                log.exception("weekly report written, but its announcement could not be queued: %s", exc)
 
     # -- health ----------------------------------------------------------------
 

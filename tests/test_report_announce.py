@@ -38,11 +38,11 @@ import yaml
 from matplotlib.image import imread
 
 from monitor.alerting.events import REPORT_PUBLISHED, ReportEvent
-from monitor.config import load_config
+from monitor.config import EmailConfig, OutputsConfig, ReceiverConfig, SlackConfig, load_config
 from monitor.daemon import Daemon
 from monitor.outputs.email import EmailDestination, report_html_for_email
 from monitor.outputs.outbox import Delivery, DeliveryStatus
-from monitor.outputs.report_announce import report_link, report_slack_message
+from monitor.outputs.report_announce import report_deliveries, report_link, report_slack_message
 from monitor.outputs.slack import SlackDestination
 from monitor.outputs.worker import OutboxWorker
 from monitor.simulate.local_prometheus import free_port
@@ -276,3 +276,22 @@ def test_the_report_link(report_url, link):
 def test_without_report_url_the_emails_relative_links_are_dropped():
     page = '<p><a href="../index.html">all</a> <a href="#cost">cost</a> <a href="https://x.example/">x</a></p>'
     assert report_html_for_email(page, None) == '<p><a>all</a> <a href="#cost">cost</a> <a href="https://x.example/">x</a></p>'
+
+
+def test_each_announced_receivers_slack_and_email_integrations_get_one_delivery(tmp_path):
+    page = tmp_path / "index.html"
+    page.write_text("<!DOCTYPE html><html><body><svg class=\"chart\"></svg></body></html>")
+    event = ReportEvent(REPORT_PUBLISHED, "2026-W47", "Week 47, 2026", ("1 of 2 SLOs were met.",),
+                        "2026-11-23T08:00:00Z", html_path=str(page), receivers=("default", "leads", "ghost"))
+    outputs = OutputsConfig(
+        slack=SlackConfig(channel="#alerts", token_env="T"),
+        receivers=[ReceiverConfig("leads", slack_configs=[SlackConfig(channel="#leads", token_env="T")],
+                                  email_configs=[EmailConfig(to=["a@example.com"]), EmailConfig(to=["b@example.com"])]),
+                   ReceiverConfig("quiet", email_configs=[EmailConfig(to=["c@example.com"])])])
+    items = report_deliveries(event, outputs, "report.published:2026-W47", 7)
+    assert [(i.destination, i.event_type, i.notification_id) for i in items] == [
+        ("slack", REPORT_PUBLISHED, 7), ("leads/slack", REPORT_PUBLISHED, 7), ("leads/email", REPORT_PUBLISHED, 7),
+        ("leads/email#2", REPORT_PUBLISHED, 7)]
+    for item in items:
+        assert ReportEvent.from_dict(json.loads(item.body)) == event
+        assert (json.loads(item.body).get("html") == page.read_text()) is ("email" in item.destination)

@@ -278,7 +278,11 @@ class EmailDestination:
         self.host, self.port = _split_smarthost(config.smarthost)
 
     def send(self, delivery: Delivery) -> SendResult:
-        event = event_from_json(delivery.event_type, delivery.body)
+        try:
+            event = event_from_json(delivery.event_type, delivery.body)
+        except (ValueError, TypeError, AttributeError) as exc:
+            return SendResult(SendOutcome.REFUSED, error=f"email: delivery {delivery.id} cannot be decoded: "
+                                                          f"{type(exc).__name__}")
         if isinstance(event, ReportEvent):
             html = delivery.payload.get(REPORT_HTML_KEY)
             message = render_report_email(event, self.config, html if isinstance(html, str) else None,

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from monitor.alerting.events import REPORT_PUBLISHED, ReportEvent, event_to_json
+from monitor.alerting.routes import DEFAULT_RECEIVER
 from monitor.config import Config, OutputsConfig
 from monitor.outputs.email import REPORT_HTML_KEY
 from monitor.outputs.outbox import OutboxItem
@@ -97,6 +98,11 @@ def report_deliveries(event: ReportEvent, outputs: OutputsConfig, key: str,
     html: str | None = None
     for name in event.receivers:
         receiver = receivers.get(name)
+        if receiver is None and name == DEFAULT_RECEIVER and outputs.slack is not None:
+            # The legacy single-channel config is the receiver `default`: its channel hears of it too.
+            items.append(OutboxItem(key, integration_destination(name, "slack"), REPORT_PUBLISHED,
+                                    event_to_json(event), None, notification_id))
+            continue
         if receiver is None:
             log.warning("report %s: reports.announce names receiver %r, which outputs.receivers does not define",
                         event.week, name)
