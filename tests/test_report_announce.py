@@ -4,8 +4,9 @@ The daemon's weekly job writes the 2026-W47 report and queues a `report.publishe
 notification for `reports.announce`; routing queues a delivery for the announced
 receiver's Slack and email integrations; the outbox worker sends them to the Slack
 stand-in and to a real SMTP server on loopback (aiosmtpd). The email is parsed
-back (multipart/alternative: text + the report page as HTML) and the HTML part is
-opened in headless Chromium.
+back (multipart/alternative: text + the report page as HTML, its charts PNG parts
+referenced by cid:) and the HTML part is opened in headless Chromium, its cid:
+images resolved to the message's parts as a mail client does.
 
 "Loads nothing from the network" is shown positively, not by the absence of an
 error message: Chromium runs with `--proxy-server` pointing at a loopback HTTP
@@ -21,6 +22,7 @@ by exact host (and path), so a request from the page to any other place counts.
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import re
@@ -208,10 +210,23 @@ def test_slack_gets_the_headline_bullets_and_a_link(announced):
     assert button["url"] == "https://reports.example/weekly/2026-W47/"
 
 
+_SVG = re.compile(r"<svg\b.*?</svg>", re.S)
+_CHART_IMG = re.compile(r'<img class="chart" src="cid:([^"]+)" alt="([^"]*)"[^>]*>')
+
+
+def html_and_images(message: EmailMessage) -> tuple[str, dict[str, bytes]]:
+    """The HTML part and the images it may reference, by Content-ID (as a mail client resolves cid:)."""
+    html_part = message.get_body(("html",))
+    related = next(p for p in message.iter_parts() if p.get_content_type() == "multipart/related")
+    images = {part["Content-ID"].strip("<>"): part.get_content() for part in related.iter_parts()
+              if part.get_content_maintype() == "image"}
+    return html_part.get_content().replace("\r\n", "\n"), images  # SMTP's line ends
+
+
 def test_the_email_is_the_report_itself_plus_a_text_part(announced):
     [message] = announced.mail_messages
     assert message.get_content_type() == "multipart/alternative"
-    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "multipart/related"]
     assert message["Subject"] == "ML service review: Week 47, 2026 (16–22 Nov)"
     assert message["To"] == "ML leads <ml-leads@example.com>"
     assert re.fullmatch(r"<msg_[0-9a-f]{26}@reports\.example\.com>", message["Message-ID"])
@@ -219,23 +234,38 @@ def test_the_email_is_the_report_itself_plus_a_text_part(announced):
     for sentence in announced.report_json["headline"]["sentences"]:
         assert f"- {sentence}" in text
     assert "Full report: https://reports.example/weekly/2026-W47/" in text
-    html = message.get_body(("html",)).get_content().replace("\r\n", "\n")  # SMTP's line ends
+    html, images = html_and_images(message)
     page = announced.written_html.read_text()
-    # The page as written, its relative links made absolute under report_url.
-    assert html == report_html_for_email(page, "https://reports.example/weekly/2026-W47/")
+    # Every chart of the page is a PNG part the HTML references by Content-ID, in the page's order.
+    svgs = _SVG.findall(page)
+    referenced = _CHART_IMG.findall(html)
+    assert len(svgs) >= 3 and len(referenced) == len(svgs) and "<svg" not in html
+    assert [alt for _, alt in referenced] == [re.search(r'aria-label="([^"]*)"', svg)[1] for svg in svgs]
+    assert sorted(images) == sorted(cid for cid, _ in referenced)
+    assert all(png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000 for png in images.values())
+    # Apart from the charts, the page as written, its relative links made absolute under report_url.
+    assert _CHART_IMG.sub("CHART", html) == report_html_for_email(
+        _SVG.sub("CHART", page), "https://reports.example/weekly/2026-W47/")
     assert 'href="https://reports.example/weekly/2026-W47/report.json"' in html
     assert 'href="https://reports.example/weekly/index.html"' in html
-    charts = len(re.findall(r"<svg\b", page))
-    assert charts >= 3 and len(re.findall(r"<svg\b", html)) == charts
-    # Nothing a mail client would fetch: no src, no CSS url(), no <img>/<link>/<script>; only <a href> links.
-    fetched = [ref for ref in external_references(html) if not re.search(rf'<a href="{re.escape(ref)}"', html)]
+    # Nothing a mail client would fetch: no http(s) src, no CSS url(), no <link>/<script>; only <a href> links
+    # and the cid: images inside the message.
+    sources = re.findall(r"<img\b[^>]*\bsrc=\"([^\"]*)\"", html)
+    assert len(sources) == len(re.findall(r"<img\b", html)) == len(svgs)
+    assert all(source.startswith("cid:") for source in sources)
+    fetched = [ref for ref in external_references(html) if not re.search(rf'<a href="{re.escape(ref)}"', html)
+               and not ref.startswith("cid:") and ref != "<img>"]
     assert fetched == [] and html5_errors(html) == []
 
 
 def test_the_email_html_renders_in_chromium_with_its_charts_and_fetches_nothing(announced, tmp_path):
     [message] = announced.mail_messages
+    html, images = html_and_images(message)
+    # A mail client shows a cid: image from the message's own part; a data: URI is that, for a browser.
+    inlined = re.sub(r'src="cid:([^"]+)"',
+                     lambda m: f'src="data:image/png;base64,{base64.b64encode(images[m[1]]).decode()}"', html)
     page = tmp_path / "email.html"
-    page.write_text(message.get_body(("html",)).get_content(), encoding="utf-8")
+    page.write_text(inlined, encoding="utf-8")
     control = tmp_path / "control.html"
     control.write_text('<!DOCTYPE html><html><body><img src="http://assets.example.test/logo.png"></body></html>')
     with CountingProxy() as proxy:

@@ -192,11 +192,13 @@ class ReportEvent:
     url: str | None = None
     # The receivers to tell (`reports.announce` when the report was written).
     receivers: tuple[str, ...] = ()
+    # The page drawn for email (charts as PNG attachments), when one was written.
+    email_path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "week": self.week, "title": self.title, "headline": list(self.headline),
                 "createdAt": self.created_at, "htmlPath": self.html_path, "url": self.url,
-                "receivers": list(self.receivers)}
+                "receivers": list(self.receivers), "emailPath": self.email_path}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], created_at: str | None = None) -> "ReportEvent":
@@ -205,7 +207,8 @@ class ReportEvent:
                    headline=tuple(str(s) for s in data.get("headline") or ()),
                    created_at=str(data.get("createdAt") or created_at or ""),
                    html_path=str(data.get("htmlPath") or ""), url=data.get("url") or None,
-                   receivers=tuple(str(r) for r in data.get("receivers") or ()))
+                   receivers=tuple(str(r) for r in data.get("receivers") or ()),
+                   email_path=str(data.get("emailPath") or ""))
 
 
 Event = AlertGroupEvent | RollbackEvent | ReportEvent

@@ -34,6 +34,7 @@ duplicate. Errors name the smarthost and the server's reply, never the password.
 
 from __future__ import annotations
 
+import base64
 import re
 import smtplib
 import socket
@@ -63,6 +64,8 @@ from monitor.timeutil import utc
 MAX_SUBJECT_CHARS = 255
 # The outbox body key holding the report page an announcement email carries.
 REPORT_HTML_KEY = "html"
+# ... and its images: Content-ID (without <>) -> base64 PNG.
+REPORT_IMAGES_KEY = "images"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _SAFE_HREF = re.compile(r"^https?://", re.I)
 
@@ -200,9 +203,10 @@ def report_html_for_email(html: str, report_url: str | None) -> str:
 
 
 def render_report_email(event: ReportEvent, config: EmailConfig, html: str | None,
-                        message_id: str | None = None) -> EmailMessage:
-    """The weekly report announcement: the report page itself as the HTML part (its charts are inline
-    SVG, so it loads nothing), the headline and link as the text part."""
+                        message_id: str | None = None, images: Mapping[str, bytes] | None = None) -> EmailMessage:
+    """The weekly report announcement: the report page itself as the HTML part, its chart `images`
+    (Content-ID -> PNG) as related parts it references by `cid:`, and the headline and link as the
+    text part. multipart/alternative [text/plain, multipart/related [text/html, image/png...]]."""
     subject = _one_line(f"ML service review: {event.title or event.week}")
     message = _envelope(config, subject, event.created_at, message_id)
     lines = [subject, ""] + [f"- {sentence}" for sentence in event.headline]
@@ -213,6 +217,10 @@ def render_report_email(event: ReportEvent, config: EmailConfig, html: str | Non
     message.set_content("\n".join(lines) + "\n")
     if html:
         message.add_alternative(report_html_for_email(html, event.url), subtype="html")
+        html_part = message.get_body(("html",))
+        for number, (content_id, png) in enumerate(sorted((images or {}).items()), start=1):
+            html_part.add_related(png, maintype="image", subtype="png", cid=f"<{content_id}>",
+                                  filename=f"chart-{number}.png", disposition="inline")
     return message
 
 
@@ -284,9 +292,16 @@ class EmailDestination:
             return SendResult(SendOutcome.REFUSED, error=f"email: delivery {delivery.id} cannot be decoded: "
                                                           f"{type(exc).__name__}")
         if isinstance(event, ReportEvent):
-            html = delivery.payload.get(REPORT_HTML_KEY)
+            payload = delivery.payload
+            html = payload.get(REPORT_HTML_KEY)
+            try:
+                images = {str(cid): base64.b64decode(data, validate=True)
+                          for cid, data in (payload.get(REPORT_IMAGES_KEY) or {}).items()}
+            except (ValueError, TypeError, AttributeError):
+                return SendResult(SendOutcome.REFUSED, error=f"email: delivery {delivery.id}: its chart images "
+                                                              f"are not base64")
             message = render_report_email(event, self.config, html if isinstance(html, str) else None,
-                                          delivery.message_id)
+                                          delivery.message_id, images)
         elif isinstance(event, AlertGroupEvent):
             if event.status == "resolved" and not self.config.send_resolved:
                 return SendResult.delivered(None)  # Alertmanager: not sent, and nothing to retry
@@ -398,4 +413,4 @@ def _reply_text(text: bytes | str) -> str:
 
 
 __all__ = ["EmailDestination", "render_email", "render_report_email", "email_subject", "report_html_for_email",
-           "message_id_header", "REPORT_HTML_KEY"]
+           "message_id_header", "REPORT_HTML_KEY", "REPORT_IMAGES_KEY"]

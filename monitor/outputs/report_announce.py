@@ -9,8 +9,13 @@ retries, ordering and `monitor deliveries` like every other notification:
 
 - Slack gets the headline bullets and a link to the report (`report_slack_message`);
 - email gets the report page itself as its HTML part, plus a text part
-  (`monitor.outputs.email.render_report_email`). The page is read when the
-  delivery is queued and kept in its body, so a retry sends exactly the same mail.
+  (`monitor.outputs.email.render_report_email`). Its charts are PNG parts the HTML
+  references by `cid:` (Gmail and Outlook draw no inline SVG, and an email must
+  fetch nothing): that copy of the page is drawn when the report is written and
+  kept next to it as `email.json` ({"html", "images": {Content-ID: base64 PNG}}).
+  It is read when the delivery is queued and kept in the delivery's body, so a
+  retry sends exactly the same mail. Without it (a report written by an older
+  release), the page as written, with its inline SVG charts, is sent.
 
 The link is `outputs.report_url`: used as it is, or, when it ends in `/` (the
 published reports directory), followed by the week's directory (`2026-W47/`).
@@ -18,27 +23,32 @@ published reports directory), followed by the week's directory (`2026-W47/`).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from monitor.alerting.events import REPORT_PUBLISHED, ReportEvent, event_to_json
 from monitor.alerting.routes import DEFAULT_RECEIVER
 from monitor.config import Config, OutputsConfig
-from monitor.outputs.email import REPORT_HTML_KEY
+from monitor.outputs.email import REPORT_HTML_KEY, REPORT_IMAGES_KEY
 from monitor.outputs.outbox import OutboxItem
 from monitor.outputs.receivers import integration_destination
 from monitor.outputs.slack_messages import (MAX_BUTTON_TEXT, MAX_FALLBACK_TEXT, MAX_HEADER_TEXT, MAX_SECTION_TEXT,
                                             MAX_URL, SlackMessage, escape_mrkdwn, truncate)
 from monitor.report.period import ReportPeriod
-from monitor.report.render import WrittenReport, period_title
+from monitor.report.files import write_atomic
+from monitor.report.render import WrittenReport, period_title, render_report_email_html
 from monitor.store import StateStore
 from monitor.timeutil import iso_z, utc
 
 log = logging.getLogger(__name__)
 
 PENDING = "pending"
+# The page drawn for email, beside the report's index.html.
+EMAIL_COPY_NAME = "email.json"
 
 
 def report_link(report_url: str | None, week: str) -> str | None:
@@ -85,9 +95,27 @@ def announce_written_report(store: StateStore, config: Config, written: WrittenR
     if not config.reports.announce:
         return None
     event = report_event(written, config.reports.announce, config.outputs.report_url, now)
+    if written.model is not None and _announces_email(config):
+        event = replace(event, email_path=str(write_email_copy(written)))
     if queue_report_announcement(store, event):
         log.info("weekly report %s announced to %s", event.week, ", ".join(event.receivers))
     return event
+
+
+def _announces_email(config: Config) -> bool:
+    return any(receiver.email_configs for receiver in config.outputs.receivers
+               if receiver.name in config.reports.announce)
+
+
+def write_email_copy(written: WrittenReport) -> Path:
+    """Draw the page for email (PNG charts by Content-ID) and write it as email.json beside the page."""
+    assert written.model is not None
+    email = render_report_email_html(written.model)
+    path = Path(written.html).resolve().parent / EMAIL_COPY_NAME
+    document = {REPORT_HTML_KEY: email.html,
+                REPORT_IMAGES_KEY: {cid: base64.b64encode(png).decode("ascii") for cid, png in email.images.items()}}
+    write_atomic(path, json.dumps(document, separators=(",", ":"), sort_keys=True))
+    return path
 
 
 def report_deliveries(event: ReportEvent, outputs: OutputsConfig, key: str,
@@ -95,7 +123,7 @@ def report_deliveries(event: ReportEvent, outputs: OutputsConfig, key: str,
     """One delivery per Slack and email integration of each announced receiver."""
     receivers = {receiver.name: receiver for receiver in outputs.receivers}
     items: list[OutboxItem] = []
-    html: str | None = None
+    email: dict | None = None
     for name in event.receivers:
         receiver = receivers.get(name)
         if receiver is None and name == DEFAULT_RECEIVER and outputs.slack is not None:
@@ -111,24 +139,34 @@ def report_deliveries(event: ReportEvent, outputs: OutputsConfig, key: str,
         for index, _ in enumerate(receiver.slack_configs):
             items.append(OutboxItem(key, integration_destination(name, "slack", index), REPORT_PUBLISHED, body,
                                     None, notification_id))
-        if receiver.email_configs and html is None:
-            html = _read_page(event)
+        if receiver.email_configs and email is None:
+            email = _read_email_copy(event)
         for index, _ in enumerate(receiver.email_configs):
-            email_body = json.dumps({**event.to_dict(), REPORT_HTML_KEY: html}, separators=(",", ":"),
-                                    sort_keys=True)
+            email_body = json.dumps({**event.to_dict(), **email}, separators=(",", ":"), sort_keys=True)
             items.append(OutboxItem(key, integration_destination(name, "email", index), REPORT_PUBLISHED,
                                     email_body, None, notification_id))
     return items
 
 
-def _read_page(event: ReportEvent) -> str | None:
+def _read_email_copy(event: ReportEvent) -> dict:
+    """{"html", "images"} for the email: the copy drawn for email, else the page as written."""
+    if event.email_path:
+        try:
+            document = json.loads(Path(event.email_path).read_text(encoding="utf-8"))
+            if isinstance(document.get(REPORT_HTML_KEY), str) and isinstance(document.get(REPORT_IMAGES_KEY), dict):
+                return {REPORT_HTML_KEY: document[REPORT_HTML_KEY], REPORT_IMAGES_KEY: document[REPORT_IMAGES_KEY]}
+            log.warning("report %s: %s is not an email copy of the page; sending the page", event.week,
+                        event.email_path)
+        except (OSError, ValueError) as exc:
+            log.warning("report %s: cannot read %s: %s; sending the page", event.week, event.email_path,
+                        getattr(exc, "strerror", None) or exc)
     try:
-        return Path(event.html_path).read_text(encoding="utf-8")
+        return {REPORT_HTML_KEY: Path(event.html_path).read_text(encoding="utf-8"), REPORT_IMAGES_KEY: {}}
     except (OSError, UnicodeDecodeError) as exc:
         # The email still goes out, with the headline and the link.
         log.warning("report %s: cannot read %s for the announcement email: %s", event.week, event.html_path,
                     getattr(exc, "strerror", None) or exc)
-        return None
+        return {REPORT_HTML_KEY: None, REPORT_IMAGES_KEY: {}}
 
 
 def report_slack_message(event: ReportEvent) -> SlackMessage:
