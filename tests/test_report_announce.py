@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -40,14 +40,18 @@ import yaml
 from matplotlib.image import imread
 
 from monitor.alerting.events import REPORT_PUBLISHED, ReportEvent
+from monitor.alerting.notifications import NotificationKind
+from monitor.alerting.repository import AlertRepository
 from monitor.config import EmailConfig, OutputsConfig, ReceiverConfig, SlackConfig, load_config
 from monitor.daemon import Daemon
 from monitor.outputs.email import EmailDestination, report_html_for_email
 from monitor.outputs.outbox import Delivery, DeliveryStatus
-from monitor.outputs.report_announce import report_deliveries, report_link, report_slack_message
+from monitor.outputs.report_announce import (queue_report_announcement, report_deliveries, report_link,
+                                             report_slack_message)
 from monitor.outputs.slack import SlackDestination
 from monitor.outputs.worker import OutboxWorker
 from monitor.simulate.local_prometheus import free_port
+from monitor.store import StateStore
 from smtp_server import SmtpServer
 from standins.slack_api import SlackStandIn
 from test_report_checks import external_references, html5_errors
@@ -166,8 +170,10 @@ def announced(sim_dir, prometheus, fleet_end, tmp_path_factory) -> Announced:
         # Monday 08:00 after the simulated week: the job reports on ISO week 2026-W47.
         daemon = Daemon(str(config_path), replay_from=fleet_end + timedelta(hours=8))
         try:
+            assert daemon.run_one_cycle().ok  # alerting history, which the report reads back
             daemon.write_weekly_report()
-            daemon.write_weekly_report()  # the same week written again is not announced again
+            # The same week written again reads the queued announcement back and is not announced again.
+            daemon.write_weekly_report()
             daemon.delivery.route_pending()
             receiver = next(r for r in load_config(config_path).outputs.receivers if r.name == "leadership")
             destinations = dict(daemon.delivery.worker.destinations)
@@ -188,7 +194,8 @@ def announced(sim_dir, prometheus, fleet_end, tmp_path_factory) -> Announced:
 
 
 def test_one_announcement_is_queued_and_delivered_to_the_announced_receiver_only(announced):
-    assert [(n[0], n[1]) for n in announced.notifications] == [(f"{REPORT_PUBLISHED}:2026-W47", REPORT_PUBLISHED)]
+    announcements = [n for n in announced.notifications if n[1] == REPORT_PUBLISHED]
+    assert announcements == [(f"{REPORT_PUBLISHED}:2026-W47", REPORT_PUBLISHED, "delivered")]
     assert sorted((d.destination, d.status) for d in announced.deliveries) == [
         ("leadership/email", DeliveryStatus.DELIVERED), ("leadership/slack", DeliveryStatus.DELIVERED)]
     assert len(announced.mail_messages) == 1 and len(announced.slack_calls) == 1
@@ -325,3 +332,20 @@ def test_each_announced_receivers_slack_and_email_integrations_get_one_delivery(
     for item in items:
         assert ReportEvent.from_dict(json.loads(item.body)) == event
         assert (json.loads(item.body).get("html") == page.read_text()) is ("email" in item.destination)
+
+
+def test_a_queued_announcement_is_queued_once_and_reads_back_with_the_alerting_history(tmp_path):
+    # The next report's incident and change sections read every notification: a report.published
+    # row among them must decode, not break next week's report.
+    store = StateStore(tmp_path / "state.db")
+    try:
+        event = ReportEvent(REPORT_PUBLISHED, "2026-W47", "Week 47, 2026", ("1 of 2 SLOs were met.",),
+                            "2026-11-23T08:00:00Z", html_path=str(tmp_path / "index.html"), receivers=("leads",))
+        assert queue_report_announcement(store, event) is True
+        assert queue_report_announcement(store, event) is False
+        [queued] = AlertRepository(store).notifications()
+        assert queued.notification.kind is NotificationKind.REPORT_PUBLISHED and queued.status == "pending"
+        assert ReportEvent.from_dict(queued.notification.payload) == event
+        assert queued.notification.created_at == datetime(2026, 11, 23, 8, tzinfo=timezone.utc)
+    finally:
+        store.close()
