@@ -58,8 +58,9 @@ class _Handler:
         if self.data_reply:
             return self.data_reply
         auth = session.auth_data if isinstance(session.auth_data, dict) else {}
-        self.received.append(ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.original_content),
-                                          bool(session.ssl), auth.get("login"), auth.get("mechanism")))
+        self.received.append(ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos),
+                                          bytes(envelope.original_content), bool(session.ssl), auth.get("login"),
+                                          auth.get("mechanism")))
         return "250 Message accepted for delivery"
 
 

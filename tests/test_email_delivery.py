@@ -8,8 +8,6 @@ session used, and the outbox's outcome for each class of SMTP answer.
 
 from __future__ import annotations
 
-import re
-from dataclasses import replace
 from datetime import timedelta
 from email import policy
 from email.parser import BytesParser

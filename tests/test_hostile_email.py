@@ -12,7 +12,8 @@ def receiver_config(email_yaml: str) -> str:
             "  receivers:\n"
             "    - name: finance\n"
             "      email_configs:\n"
-            "        - to: [finance@example.com]\n" + "".join(f"          {line}\n" for line in email_yaml.splitlines()))
+            "        - to: [finance@example.com]\n"
+            + "".join(f"          {line}\n" for line in email_yaml.splitlines()))
 
 
 ROWS = [

@@ -147,8 +147,8 @@ def _daemon_config(sim_dir: Path, prometheus_url: str, tmp: Path, slack_base_url
         "report_url": REPORT_URL,
         "receivers": [
             {"name": "leadership",
-             "slack_configs": [{"channel": "#ml-review", "token_env": "ANNOUNCE_SLACK_TOKEN", "base_url": slack_base_url,
-                                "allow_private": True}],
+             "slack_configs": [{"channel": "#ml-review", "token_env": "ANNOUNCE_SLACK_TOKEN",
+                                "base_url": slack_base_url, "allow_private": True}],
              "email_configs": [{"to": ["ML leads <ml-leads@example.com>"], "from": "monitor@reports.example.com",
                                 "smarthost": smarthost, "require_tls": False, "allow_private": True}]},
             {"name": "not-announced",
@@ -312,7 +312,8 @@ def test_the_report_link(report_url, link):
 
 def test_without_report_url_the_emails_relative_links_are_dropped():
     page = '<p><a href="../index.html">all</a> <a href="#cost">cost</a> <a href="https://x.example/">x</a></p>'
-    assert report_html_for_email(page, None) == '<p><a>all</a> <a href="#cost">cost</a> <a href="https://x.example/">x</a></p>'
+    assert report_html_for_email(page, None) == \
+        '<p><a>all</a> <a href="#cost">cost</a> <a href="https://x.example/">x</a></p>'
 
 
 def test_each_announced_receivers_slack_and_email_integrations_get_one_delivery(tmp_path):

@@ -326,7 +326,8 @@ class EmailDestination:
             outcome = SendOutcome.REFUSED if all(code >= 500 for code in codes) else SendOutcome.FAILED
             replies = "; ".join(f"{rcpt}: {code} {_reply_text(text)}" for rcpt, (code, text)
                                 in sorted(exc.recipients.items()))
-            return SendResult(outcome, min(codes, default=None), error=redact(f"{where}: recipients refused: {replies}"))
+            return SendResult(outcome, min(codes, default=None),
+                              error=redact(f"{where}: recipients refused: {replies}"))
         except smtplib.SMTPResponseException as exc:
             outcome = SendOutcome.REFUSED if exc.smtp_code >= 500 else SendOutcome.FAILED
             return SendResult(outcome, exc.smtp_code,
