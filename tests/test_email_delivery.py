@@ -341,3 +341,16 @@ def test_a_missing_password_file_fails_naming_the_file_only(tmp_path, sender_for
                               "a service name instead of a port"])
 def test_smarthost_must_be_host_and_port(smarthost, ok):
     assert (smarthost_problem(smarthost) is None) is ok
+
+
+def test_a_non_ascii_password_is_refused_without_echoing_it(tmp_path, sender_for):
+    cert, key = self_signed_certificate(tmp_path)
+    secret = tmp_path / "smtp-password"
+    secret.write_text("pässwörd-ünïcode")
+    with SmtpServer(tls_context=server_tls_context(cert, key), credentials=("monitor", PASSWORD)) as server:
+        sender = sender_for(email_config(server, tls_ca_file=str(cert), auth_username="monitor",
+                                         auth_password_file=str(secret)))
+        sender.queue(group_event(alert(service="ranker")))
+        result, delivery = sender.attempt()
+    assert result.outcome is SendOutcome.REFUSED and "not ASCII" in result.error
+    assert "pässwörd" not in delivery.last_error and "ä" not in delivery.last_error

@@ -291,6 +291,15 @@ class EmailDestination:
         except (ValueError, TypeError, AttributeError) as exc:
             return SendResult(SendOutcome.REFUSED, error=f"email: delivery {delivery.id} cannot be decoded: "
                                                           f"{type(exc).__name__}")
+        try:
+            message = self._message(delivery, event)
+        except (ValueError, TypeError) as exc:  # an address or header the email library will not write
+            return SendResult(SendOutcome.REFUSED, error=f"email: cannot build the message: {exc}")
+        if isinstance(message, SendResult):
+            return message
+        return self.send_message(message)
+
+    def _message(self, delivery: Delivery, event: object) -> EmailMessage | SendResult:
         if isinstance(event, ReportEvent):
             payload = delivery.payload
             html = payload.get(REPORT_HTML_KEY)
@@ -300,15 +309,13 @@ class EmailDestination:
             except (ValueError, TypeError, AttributeError):
                 return SendResult(SendOutcome.REFUSED, error=f"email: delivery {delivery.id}: its chart images "
                                                               f"are not base64")
-            message = render_report_email(event, self.config, html if isinstance(html, str) else None,
-                                          delivery.message_id, images)
-        elif isinstance(event, AlertGroupEvent):
+            return render_report_email(event, self.config, html if isinstance(html, str) else None,
+                                       delivery.message_id, images)
+        if isinstance(event, AlertGroupEvent):
             if event.status == "resolved" and not self.config.send_resolved:
                 return SendResult.delivered(None)  # Alertmanager: not sent, and nothing to retry
-            message = render_email(event, self.config, delivery.message_id)
-        else:
-            return SendResult(SendOutcome.REFUSED, error=f"email: cannot send a {delivery.event_type} event")
-        return self.send_message(message)
+            return render_email(event, self.config, delivery.message_id)
+        return SendResult(SendOutcome.REFUSED, error=f"email: cannot send a {delivery.event_type} event")
 
     def send_message(self, message: EmailMessage) -> SendResult:
         """One SMTP conversation delivering `message` to `config.to`."""
@@ -337,6 +344,9 @@ class EmailDestination:
         except ssl.SSLCertVerificationError as exc:
             return SendResult(SendOutcome.REFUSED,
                               error=f"{where}: the server's TLS certificate does not verify: {exc.verify_message}")
+        except UnicodeEncodeError:  # smtplib speaks ASCII: never echo the text (it may be the password)
+            return SendResult(SendOutcome.REFUSED, error=f"{where}: the user name, password or an address is not "
+                                                          f"ASCII, which this SMTP conversation cannot carry")
         except smtplib.SMTPServerDisconnected as exc:
             return SendResult(SendOutcome.FAILED, error=f"{where}: the server closed the connection ({exc})")
         except (OSError, smtplib.SMTPException) as exc:
