@@ -8,6 +8,10 @@ session used, and the outbox's outcome for each class of SMTP answer.
 
 from __future__ import annotations
 
+import re
+import socket
+import time
+from dataclasses import replace
 from datetime import timedelta
 from email import policy
 from email.parser import BytesParser
@@ -354,3 +358,28 @@ def test_a_non_ascii_password_is_refused_without_echoing_it(tmp_path, sender_for
         result, delivery = sender.attempt()
     assert result.outcome is SendOutcome.REFUSED and "not ASCII" in result.error
     assert "pässwörd" not in delivery.last_error and "ä" not in delivery.last_error
+
+
+def test_one_groups_firing_and_resolved_emails_share_a_thread_and_differ_in_message_id():
+    config = email_config("127.0.0.1:25")
+    firing = render_email(group_event(alert(service="ranker")), config, message_id="msg_1")
+    resolved = render_email(group_event(alert(service="ranker", status="resolved"), kind="resolved"), config,
+                            message_id="msg_2")
+    other = render_email(replace(group_event(alert(service="ranker")), group_key="{}:{alertname=\"Other\"}"),
+                         config, message_id="msg_3")
+    assert firing["References"] == resolved["References"] != other["References"]
+    assert re.fullmatch(r"<grp_[0-9a-f]{26}@alerts\.example\.com>", firing["References"])
+    assert firing["Message-ID"] != resolved["Message-ID"]
+
+
+def test_a_server_that_never_answers_fails_at_the_timeout(sender_for):
+    with socket.socket() as listener:  # accepts connections (the kernel's backlog) but never says 220
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        sender = sender_for(email_config(f"127.0.0.1:{listener.getsockname()[1]}", timeout=timedelta(seconds=1)))
+        sender.queue(group_event(alert(service="ranker")))
+        started = time.monotonic()
+        result, delivery = sender.attempt()
+        took = time.monotonic() - started
+    assert (result.outcome, delivery.status) == (SendOutcome.FAILED, DeliveryStatus.PENDING)
+    assert "timed out" in result.error and 0.9 < took < 5

@@ -35,6 +35,7 @@ duplicate. Errors name the smarthost and the server's reply, never the password.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import smtplib
 import socket
@@ -182,6 +183,9 @@ def render_email(event: AlertGroupEvent, config: EmailConfig, message_id: str | 
     """The email for one alert group notification: multipart/alternative, text then HTML."""
     subject = email_subject(event)
     message = _envelope(config, subject, event.created_at, message_id)
+    # One alert group's emails (firing, repeats, resolved) share a References id, so mail
+    # clients that thread by it (Thunderbird, Outlook, Apple Mail) show them as one thread.
+    message["References"] = group_thread_id(event, config)
     message.set_content(email_text(event, subject))
     html = render_override(config.template, event, integration="email", escape="html",
                            fallback=email_html(event, subject))
@@ -229,6 +233,12 @@ def message_id_header(message_id: str, config: EmailConfig) -> str:
     domain = config.from_.rpartition("@")[2].strip(" >") or config.hello
     domain = re.sub(r"[^A-Za-z0-9.-]", "", domain) or "monitor.invalid"
     return f"<{message_id}@{domain}>"
+
+
+def group_thread_id(event: AlertGroupEvent, config: EmailConfig) -> str:
+    """`<grp_…@domain>`: the same for every notification of one alert group on one receiver."""
+    digest = hashlib.sha256(f"{event.receiver}\x00{event.group_key}".encode()).hexdigest()[:26]
+    return message_id_header(f"grp_{digest}", config)
 
 
 def _date_header(created_at: str) -> str:
