@@ -38,8 +38,8 @@ from monitor.outputs.outbox import OutboxItem
 from monitor.outputs.receivers import integration_destination
 from monitor.outputs.slack_messages import (MAX_BUTTON_TEXT, MAX_FALLBACK_TEXT, MAX_HEADER_TEXT, MAX_SECTION_TEXT,
                                             MAX_URL, SlackMessage, escape_mrkdwn, truncate)
-from monitor.report.period import ReportPeriod
 from monitor.report.files import write_atomic
+from monitor.report.period import ReportPeriod
 from monitor.report.render import WrittenReport, period_title, render_report_email_html
 from monitor.store import StateStore
 from monitor.timeutil import iso_z, utc
