@@ -365,13 +365,29 @@ class EmailConfig:
     timeout: timedelta = timedelta(seconds=15)
     allow_private: bool = False
     template: str | None = None
+    # A PEM file of CA certificates to verify the server's STARTTLS certificate with
+    # (a private CA); default: the system's trust store.
+    tls_ca_file: str | None = None
 
     def yaml_check(self) -> Problems:
         problems = _secret_pair_check("auth_password", self.auth_password_env, self.auth_password_file,
                                       required=False)
         if not self.to:
             problems.append(("to", "needs at least one address"))
+        if smarthost_problem(self.smarthost):
+            problems.append(("smarthost", smarthost_problem(self.smarthost)))
+        if bool(self.auth_password_env or self.auth_password_file) and not self.auth_username:
+            problems.append(("auth_username", "a password is configured but no auth_username"))
         return problems + _positive_durations(self, "timeout")
+
+
+def smarthost_problem(smarthost: str) -> str | None:
+    """Why `smarthost` is not host:port (as Alertmanager's), or None."""
+    host, sep, port = smarthost.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host.strip() or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"expected host:port such as 'smtp.example.com:587', got {smarthost!r}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -625,6 +641,7 @@ class Config:
             ("models", f"duplicate model name {n!r}") for n in sorted({n for n in names if names.count(n) > 1})]
         problems += _non_negative(self, "slo_min_events")
         problems += _positive_durations(self, "slo_period")
+        problems += _announce_problems(self)
         return problems
 
     @property
@@ -641,6 +658,15 @@ class Config:
             if m.name == name:
                 return m
         raise KeyError(name)
+
+
+def _announce_problems(config: "Config") -> Problems:
+    """`reports.announce` may name only receivers that exist (`default`: the legacy `outputs.slack`)."""
+    known = {receiver.name for receiver in config.outputs.receivers}
+    if config.outputs.slack is not None:
+        known.add("default")
+    return [("reports", f"announce names receiver {name!r}, which outputs.receivers does not define")
+            for name in config.reports.announce if name not in known]
 
 
 def config_path_from(cli_value: str | None) -> str:

@@ -43,6 +43,8 @@ from monitor.outputs.alertmanager import AlertmanagerDestination, postable_alert
 from monitor.outputs.assembly import DeliveryService, build_delivery
 from monitor.outputs.metrics import DaemonMetrics
 from monitor.outputs.report import write_weekly_report
+from monitor.outputs.report_announce import announce_written_report
+from monitor.report.render import WrittenReport
 from monitor.outputs.results import SendOutcome
 from monitor.pipeline import CycleReport, Definitions, load_definitions, run_cycle
 from monitor.sources.prometheus import PrometheusSource
@@ -202,10 +204,17 @@ class Daemon:
         with self._swap_lock:
             config = self.config
         try:
-            self._report_writer(config, self.evaluation_time())
+            at = self.evaluation_time()
+            written = self._report_writer(config, at)
             log.info("weekly report written to %s", config.resolve_path(config.reports.dir))
         except Exception as exc:  # noqa: BLE001 - a failed report must not stop alerting
             log.exception("weekly report failed: %s", exc)
+            return
+        if isinstance(written, WrittenReport):
+            try:
+                announce_written_report(self.store, config, written, at)
+            except Exception as exc:  # noqa: BLE001 - the report is written; alerting carries on
+                log.exception("weekly report written, but its announcement could not be queued: %s", exc)
 
     # -- health ----------------------------------------------------------------
 

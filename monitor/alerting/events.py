@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 ALERT_GROUP_KINDS = ("firing", "resolved", "repeat")
 ROLLBACK_KINDS = ("rollback.requested", "rollback.cancelled")
+REPORT_PUBLISHED = "report.published"
 
 
 def finite_or_none(value: Any) -> float | None:
@@ -173,7 +174,44 @@ class RollbackEvent:
                    links=_text_map(data.get("links")))
 
 
-Event = AlertGroupEvent | RollbackEvent
+@dataclass(frozen=True)
+class ReportEvent:
+    """A weekly report was written: announce it to the receivers in `reports.announce`.
+
+    `headline` is the report's headline as sentences (the bullets readers see first);
+    `html_path` is the written page on the daemon's disk (the email carries the page
+    itself), `url` where people open it (`outputs.report_url`, when set).
+    """
+
+    kind: str                          # REPORT_PUBLISHED
+    week: str                          # the period's key, "2026-W47"
+    title: str                         # "Week 47, 2026 (16–22 Nov)"
+    headline: tuple[str, ...]
+    created_at: str
+    html_path: str = ""
+    url: str | None = None
+    # The receivers to tell (`reports.announce` when the report was written).
+    receivers: tuple[str, ...] = ()
+    # The page drawn for email (charts as PNG attachments), when one was written.
+    email_path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "week": self.week, "title": self.title, "headline": list(self.headline),
+                "createdAt": self.created_at, "htmlPath": self.html_path, "url": self.url,
+                "receivers": list(self.receivers), "emailPath": self.email_path}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], created_at: str | None = None) -> "ReportEvent":
+        return cls(kind=str(data.get("kind") or REPORT_PUBLISHED), week=str(data.get("week") or ""),
+                   title=str(data.get("title") or data.get("week") or ""),
+                   headline=tuple(str(s) for s in data.get("headline") or ()),
+                   created_at=str(data.get("createdAt") or created_at or ""),
+                   html_path=str(data.get("htmlPath") or ""), url=data.get("url") or None,
+                   receivers=tuple(str(r) for r in data.get("receivers") or ()),
+                   email_path=str(data.get("emailPath") or ""))
+
+
+Event = AlertGroupEvent | RollbackEvent | ReportEvent
 
 
 def event_to_json(event: Event) -> str:
@@ -189,4 +227,6 @@ def event_from_json(kind: str, text: str | Mapping[str, Any], created_at: str | 
         return RollbackEvent.from_dict({**data, "type": kind}, created_at)
     if kind in ALERT_GROUP_KINDS:
         return AlertGroupEvent.from_dict({**data, "kind": kind}, created_at)
+    if kind == REPORT_PUBLISHED:
+        return ReportEvent.from_dict(data, created_at)
     raise ValueError(f"unknown notification kind {kind!r}")

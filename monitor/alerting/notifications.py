@@ -23,6 +23,8 @@ class NotificationKind(Enum):
     REPEAT = "repeat"
     ROLLBACK_REQUESTED = "rollback.requested"
     ROLLBACK_CANCELLED = "rollback.cancelled"
+    # Queued by the weekly report job, not by alerting (monitor.outputs.report_announce).
+    REPORT_PUBLISHED = "report.published"
 
 
 PENDING = "pending"

@@ -18,13 +18,14 @@ import logging
 import sqlite3
 from dataclasses import dataclass, field, replace
 
-from monitor.alerting.events import AlertGroupEvent, Event, event_to_json
+from monitor.alerting.events import AlertGroupEvent, Event, ReportEvent, event_to_json
 from monitor.alerting.notification_repository import NotificationRepository, QueuedNotification
 from monitor.config import OutputsConfig
 from monitor.outputs import alertmanager
 from monitor.outputs.links import LinkBuilder
 from monitor.outputs.outbox import Outbox, OutboxItem
 from monitor.outputs.receivers import Integration, integrations_of, receivers_by_name
+from monitor.outputs.report_announce import report_deliveries
 from monitor.outputs.webhooks import destination_name, rollback_event_body, subscribed
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class Router:
         """The deliveries for one notification."""
         if isinstance(event, AlertGroupEvent):
             return self._route_group(notification_key, event, notification_id)
+        if isinstance(event, ReportEvent):
+            return report_deliveries(event, self.outputs, notification_key, notification_id)
         event = replace(event, alert=self.links.with_absolute_runbook(event.alert))
         links = self.links.for_alerts([event.alert])
         body = rollback_event_body(event, links)

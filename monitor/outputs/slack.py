@@ -30,7 +30,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from monitor.addresses import http_url_problem
-from monitor.alerting.events import AlertGroupEvent, event_from_json
+from monitor.alerting.events import AlertGroupEvent, ReportEvent, event_from_json
 from monitor.config import SlackConfig
 from monitor.errors import MonitorError
 from monitor.outputs import http_transport
@@ -38,6 +38,7 @@ from monitor.outputs.address_guard import BlockedAddressError, Resolver, system_
 from monitor.outputs.backoff import parse_retry_after_s
 from monitor.outputs.outbox import Delivery
 from monitor.outputs.receivers import LEGACY_SLACK
+from monitor.outputs.report_announce import report_slack_message
 from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
 from monitor.outputs.slack_messages import SlackMessage, build_alert_group_message
 from monitor.secrets import read_secret
@@ -139,12 +140,19 @@ class SlackDestination:
 
     def send(self, delivery: Delivery) -> SendResult:
         event = event_from_json(delivery.event_type, delivery.body)
-        if not isinstance(event, AlertGroupEvent):
+        if isinstance(event, ReportEvent):
+            message = report_slack_message(event)
+        elif isinstance(event, AlertGroupEvent):
+            message = build_alert_group_message(event, self.config.template)
+        else:
             return SendResult(SendOutcome.REFUSED, error=f"slack: cannot render a {delivery.event_type} event")
-        message = build_alert_group_message(event, self.config.template)
         try:
             if self.config.webhook_url_env or self.config.webhook_url_file:
                 return self._send_incoming_webhook(message)
+            if isinstance(event, ReportEvent):  # an announcement is its own channel message, never in a thread
+                posted = self._call(self._client().chat_postMessage, channel=self.config.channel,
+                                    text=message.text, blocks=message.blocks)
+                return SendResult.delivered(ts=posted.get("ts"))
             return self._send_threaded(delivery, event, message)
         except _SlackFailure as failure:
             return failure.result

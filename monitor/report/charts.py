@@ -4,15 +4,21 @@ Each function takes report data and returns an `<svg>` element as text, ready to
 embed: no XML prolog, ids prefixed so several charts can share one HTML document,
 a viewBox and no fixed size so it scales to a phone or a printed page. Text stays
 text (`svg.fonttype: none`): smaller files, and matplotlib escapes it as XML.
+
+For email (`charts_as_png`), the same functions return an `<img src="cid:…">` tag
+instead and hand over the chart as a PNG: Gmail and Outlook do not draw inline SVG,
+and an email must not fetch its images from anywhere.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import io
 import re
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import matplotlib
 
@@ -79,7 +85,38 @@ def _styled(draw):
     return wrapper
 
 
+# 2x the 72-dpi layout: sharp on high-density screens.
+PNG_DPI = 144
+# Inside `charts_as_png`: Content-ID -> PNG bytes of each chart drawn.
+_PNG_SINK: contextvars.ContextVar[dict[str, bytes] | None] = contextvars.ContextVar("png_sink", default=None)
+
+
+@contextmanager
+def charts_as_png() -> Iterator[dict[str, bytes]]:
+    """Within the block, chart functions return `<img src="cid:ID">` and put the PNG under ID in the dict."""
+    images: dict[str, bytes] = {}
+    token = _PNG_SINK.set(images)
+    try:
+        yield images
+    finally:
+        _PNG_SINK.reset(token)
+
+
+def _to_png_img(figure: Figure, title: str, sink: dict[str, bytes]) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=PNG_DPI, metadata={"Software": None})
+    data = buffer.getvalue()
+    content_id = f"chart{len(sink) + 1}.{hashlib.sha1(data).hexdigest()[:12]}@monitor"
+    sink[content_id] = data
+    # The page's charts are ~1.3 CSS px per point (96/72); never wider than the mail's column.
+    max_width_px = round(figure.get_figwidth() * 96)
+    return (f'<img class="chart" src="cid:{content_id}" alt="{_attr(title)}" width="{max_width_px}" '
+            f'style="display:block;width:100%;max-width:{max_width_px}px;height:auto">')
+
+
 def _to_svg(figure: Figure, title: str) -> str:
+    if (sink := _PNG_SINK.get()) is not None:
+        return _to_png_img(figure, title, sink)
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = buffer.getvalue()

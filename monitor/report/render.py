@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sysconfig
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
@@ -124,10 +124,27 @@ def render_report_html(model: ReportModel, environment: jinja2.Environment | Non
 
 
 @dataclass(frozen=True)
+class EmailReport:
+    """The page for an email: charts as `cid:` images, their PNGs by Content-ID (without <>)."""
+
+    html: str
+    images: dict[str, bytes]
+
+
+def render_report_email_html(model: ReportModel, environment: jinja2.Environment | None = None) -> EmailReport:
+    """The same page with its charts drawn as PNG attachments (mail clients do not all draw SVG)."""
+    with charts.charts_as_png() as images:
+        drawn = draw_charts(model)
+    return EmailReport(render_report_html(model, environment, drawn), dict(images))
+
+
+@dataclass(frozen=True)
 class WrittenReport:
     html: Path
     json: Path
     archive_index: Path
+    # What was written, for whoever announces it (the email renders its own copy of the page).
+    model: ReportModel | None = field(default=None, compare=False, repr=False)
 
 
 def write_report(model: ReportModel, out_dir: Path, environment: jinja2.Environment | None = None,
@@ -146,7 +163,7 @@ def write_report(model: ReportModel, out_dir: Path, environment: jinja2.Environm
     except OSError as exc:
         where = exc.filename or report_dir
         raise ReportWriteError(f"cannot write the report to {where}: {exc.strerror or exc}") from None
-    return WrittenReport(html_path, json_path, index)
+    return WrittenReport(html_path, json_path, index, model)
 
 
 @dataclass(frozen=True)
