@@ -42,9 +42,9 @@ from matplotlib.image import imread
 from monitor.alerting.events import REPORT_PUBLISHED, ReportEvent
 from monitor.alerting.notifications import NotificationKind
 from monitor.alerting.repository import AlertRepository
-from monitor.config import EmailConfig, OutputsConfig, ReceiverConfig, SlackConfig, load_config
+from monitor.config import EmailConfig, OutputsConfig, ReceiverConfig, SlackConfig
 from monitor.daemon import Daemon
-from monitor.outputs.email import EmailDestination, report_html_for_email
+from monitor.outputs.email import report_html_for_email
 from monitor.outputs.outbox import Delivery, DeliveryStatus
 from monitor.outputs.report_announce import (queue_report_announcement, report_deliveries, report_link,
                                              report_slack_message)
@@ -339,7 +339,7 @@ def test_a_queued_announcement_is_queued_once_and_reads_back_with_the_alerting_h
         assert queue_report_announcement(store, event) is False
         [queued] = AlertRepository(store).notifications()
         assert queued.notification.kind is NotificationKind.REPORT_PUBLISHED and queued.status == "pending"
-        assert ReportEvent.from_dict(queued.notification.payload) == event
+        assert queued.notification.payload == event
         assert queued.notification.created_at == datetime(2026, 11, 23, 8, tzinfo=timezone.utc)
     finally:
         store.close()

@@ -35,6 +35,7 @@ duplicate. Errors name the smarthost and the server's reply, never the password.
 from __future__ import annotations
 
 import base64
+import json
 import hashlib
 import re
 import smtplib
@@ -311,7 +312,7 @@ class EmailDestination:
 
     def _message(self, delivery: Delivery, event: object) -> EmailMessage | SendResult:
         if isinstance(event, ReportEvent):
-            payload = delivery.payload
+            payload = json.loads(delivery.body)  # the event plus the email copy of the page
             html = payload.get(REPORT_HTML_KEY)
             try:
                 images = {str(cid): base64.b64decode(data, validate=True)
