@@ -143,7 +143,7 @@ def specs_from_document(doc: YamlFile, node: yaml.Node, default_period: timedelt
             alert_name=alerting.name, alert_labels=dict(alerting.labels),
             alert_annotations=dict(alerting.annotations),
             page_alert=_alert(alerting.page_alert), ticket_alert=_alert(alerting.ticket_alert),
-            source=f"{doc.path}:{line}"))
+            spec_format=VERSION, source=f"{doc.path}:{line}"))
     return out
 
 
