@@ -77,8 +77,9 @@ def test_monitor_slo_rules_passes_promtool_check_rules(fleet_config_path, tmp_pa
     checked = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     text = path.read_text()
-    # 7 SLOs: ratio + event rate for 7 windows and the period, and a page and ticket alert each.
-    assert "SUCCESS: 126 rules found" in checked.stdout
+    # 7 SLOs: ratio + event rate for 7 windows and the period, Sloth's 7 metadata series,
+    # and a page and ticket alert each.
+    assert "SUCCESS: 175 rules found" in checked.stdout
     assert text.count("record: slo:sli_error:ratio_rate5m\n") == 7
     assert "record: slo:sli_error:ratio_rate28d" in text and "record: slo:sli_error:ratio_rate30d" in text
     assert "(14.4 * 0.001)" in text and "(13.44 * 0.001)" in text and "(6 * 0.01)" in text
@@ -87,7 +88,8 @@ def test_monitor_slo_rules_passes_promtool_check_rules(fleet_config_path, tmp_pa
 def test_prometheus_loads_the_rule_file(recorded_prometheus):
     groups = requests.get(f"{recorded_prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     names = {g["name"] for g in groups}
-    assert {"monitor-slo-sli-5m", "monitor-slo-sli-30d", "monitor-slo-sli-28d", "monitor-slo-alerts"} <= names
+    assert {"monitor-slo-sli-5m", "monitor-slo-sli-30d", "monitor-slo-sli-28d", "monitor-slo-meta",
+            "monitor-slo-alerts"} <= names
 
 
 def _recorded_at(source: PrometheusSource, window_key: str, at: datetime) -> datetime:
