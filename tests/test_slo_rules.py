@@ -14,14 +14,17 @@ from __future__ import annotations
 import shutil
 import subprocess
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+import jsonschema
 import pytest
 import requests
+import yaml
 
 from monitor.cli import main
 from monitor.config import load_config
 from monitor.simulate.local_prometheus import LocalPrometheus
-from monitor.slo import EvaluationMode, evaluate_slos, load_slo_specs
+from monitor.slo import EvaluationMode, evaluate_slos, load_slo_specs, load_spec_files
 from monitor.slo.rule_file import write_rule_file
 from monitor.sources.prometheus import PrometheusSource
 
@@ -141,3 +144,140 @@ def test_recorded_ratios_equal_the_direct_computation(recorded_prometheus, prom,
         assert decided["recommender-requests-availability"] == (True, False)
     else:
         assert decided["legacy-tagger-requests-availability"] == (None, False)
+
+
+# --- Sloth compatibility: metadata series, flags, PrometheusRule, grouped and calendar SLOs ---
+
+CRD = Path(__file__).parent / "fixtures" / "prometheus-operator" / "monitoring.coreos.com_prometheusrules.yaml"
+SLOTH_GETTING_STARTED = Path(__file__).parent / "fixtures" / "sloth" / "getting-started.yml"
+METADATA_RECORDS = ("slo:objective:ratio", "slo:error_budget:ratio", "slo:time_period:days",
+                    "slo:current_burn_rate:ratio", "slo:period_burn_rate:ratio",
+                    "slo:period_error_budget_remaining:ratio", "sloth_slo_info")
+
+
+def _generate(capsys, *args: str) -> dict:
+    assert main(["slo", "rules", "--spec", str(SLOTH_GETTING_STARTED), *args]) == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def _rules(doc: dict) -> list[dict]:
+    groups = doc["spec"]["groups"] if "spec" in doc else doc["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def _promtool_check(tmp_path: Path, doc: dict) -> str:
+    path = tmp_path / "checked.yml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    checked = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    return checked.stdout
+
+
+def test_sloth_metadata_series_have_sloths_names_labels_and_expressions(capsys):
+    spec = load_spec_files([SLOTH_GETTING_STARTED], default_period=timedelta(days=30))[0]
+    rules = {rule["record"]: rule for rule in _rules(_generate(capsys)) if rule.get("record") in METADATA_RECORDS}
+    assert set(rules) == set(METADATA_RECORDS)
+    ids = {"sloth_id": spec.id, "sloth_service": spec.service, "sloth_slo": spec.name}
+    selector = f'{{sloth_id="{spec.id}", sloth_service="{spec.service}", sloth_slo="{spec.name}"}}'
+    # Sloth's expressions (internal/plugin/slo/core/metadata_rules_v1/plugin.go), byte for byte.
+    assert rules["slo:objective:ratio"]["expr"] == "vector(0.999)"
+    assert rules["slo:error_budget:ratio"]["expr"] == "vector(1-0.999)"
+    assert rules["slo:time_period:days"]["expr"] == "vector(30)"
+    assert rules["slo:current_burn_rate:ratio"]["expr"] == (
+        f"slo:sli_error:ratio_rate5m{selector}\n/ on(sloth_id, sloth_slo, sloth_service) group_left\n"
+        f"slo:error_budget:ratio{selector}\n")
+    assert rules["slo:period_burn_rate:ratio"]["expr"].startswith(f"slo:sli_error:ratio_rate30d{selector}\n")
+    assert rules["slo:period_error_budget_remaining:ratio"]["expr"] == f"1 - slo:period_burn_rate:ratio{selector}"
+    for rule in rules.values():
+        assert rule["labels"].items() >= {**ids, **spec.labels}.items(), rule["record"]
+    info = rules["sloth_slo_info"]["labels"]
+    assert info["sloth_mode"] == "cli-gen-prom" and info["sloth_spec"] == "prometheus/v1"
+    assert info["sloth_objective"] == "99.9" and info["sloth_version"].startswith("monitor-")
+
+
+def test_spec_labels_and_extra_labels_are_on_every_rule(capsys, tmp_path):
+    doc = _generate(capsys, "--extra-labels", "cluster=eu-1", "--extra-labels", "env=prod")
+    spec = load_spec_files([SLOTH_GETTING_STARTED], default_period=timedelta(days=30))[0]
+    assert spec.labels  # owner, tier, ... from the Sloth file
+    for rule in _rules(doc):
+        assert rule["labels"].items() >= {"cluster": "eu-1", "env": "prod", **spec.labels}.items(), rule
+    _promtool_check(tmp_path, doc)
+
+
+@pytest.mark.parametrize("flags, records, alerts", [
+    ((), True, True),
+    (("--disable-recordings",), False, True),
+    (("--disable-alerts",), True, False),
+    (("--disable-recordings", "--disable-alerts"), False, False),
+], ids=["both by default", "recordings left out", "alerts left out", "both left out"])
+def test_disable_flags_leave_out_recordings_or_alerts(capsys, tmp_path, flags, records, alerts):
+    doc = _generate(capsys, *flags)
+    rules = _rules(doc)
+    assert any("record" in r for r in rules) == records
+    assert any("alert" in r for r in rules) == alerts
+    _promtool_check(tmp_path, doc)
+
+
+def _strict(schema: dict) -> dict:
+    """The CRD schema with unknown fields refused (as `kubectl apply --validate=strict` does), metadata aside."""
+    schema = dict(schema)
+    if schema.get("pattern", "").startswith("^(?i)"):
+        # Go's RE2 takes a flag group anywhere; Python's re only at the start.
+        schema["pattern"] = "(?i)^" + schema["pattern"][len("^(?i)"):]
+    if "properties" in schema:
+        schema["properties"] = {k: v if k == "metadata" else _strict(v) for k, v in schema["properties"].items()}
+        schema.setdefault("additionalProperties", False)
+    if "items" in schema:
+        schema["items"] = _strict(schema["items"])
+    return schema
+
+
+def test_prometheusrule_output_passes_the_crd_schema_and_promtool(tmp_path):
+    out = tmp_path / "slos.yaml"
+    assert main(["slo", "rules", "--spec", str(SLOTH_GETTING_STARTED), "--format", "prometheusrule",
+                 "--name", "my-slos", "--namespace", "monitoring", "--metadata-label", "release=kube-prometheus",
+                 "--extra-labels", "cluster=eu-1", "-o", str(out)]) == 0
+    doc = yaml.safe_load(out.read_text())
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1" and doc["kind"] == "PrometheusRule"
+    assert doc["metadata"] == {"name": "my-slos", "namespace": "monitoring",
+                               "labels": {"release": "kube-prometheus"}}
+    crd = yaml.safe_load(CRD.read_text())
+    schema = _strict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    validator = jsonschema.Draft4Validator(schema)  # OpenAPI v3 schemas are JSON Schema draft 4 plus extensions
+    validator.validate(doc)
+    # The strict schema does refuse what the operator would not take.
+    broken = {**doc, "spec": {"groups": [{**doc["spec"]["groups"][0], "rulez": []}]}}
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate(broken)
+    assert "SUCCESS" in _promtool_check(tmp_path, doc["spec"])
+    info = next(r for r in _rules(doc) if r.get("record") == "sloth_slo_info")
+    assert info["labels"]["sloth_mode"] == "cli-gen-k8s"
+
+
+def test_output_file_is_written_whole_and_replaces_the_old_one(tmp_path, capsys):
+    out = tmp_path / "rules.yml"
+    out.write_text("old\n")
+    assert main(["slo", "rules", "--spec", str(SLOTH_GETTING_STARTED), "-o", str(out)]) == 0
+    assert capsys.readouterr().out == ""
+    assert yaml.safe_load(out.read_text())["groups"]
+    assert [p.name for p in tmp_path.iterdir()] == ["rules.yml"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--extra-labels", "novalue"], "--extra-labels"),
+    (["--extra-labels", "1bad=x"], "--extra-labels"),
+    (["--extra-labels", "sloth_id=x"], "--extra-labels"),
+    (["--namespace", "monitoring"], "--namespace"),
+    (["--format", "prometheusrule", "--name", "Not_A_Name"], "--name"),
+    (["--format", "prometheusrule", "--metadata-label", "a=b c"], "--metadata-label"),
+    (["-o", "{file}/rules.yml"], "-o {file}/rules.yml"),
+], ids=["a label without a value", "a label name Prometheus refuses", "a label the generator sets",
+        "a namespace without --format prometheusrule", "a name Kubernetes refuses",
+        "an object label Kubernetes refuses", "an output path under a plain file"])
+def test_bad_rules_arguments_fail_with_one_line_naming_the_flag(capsys, tmp_path, args, flag):
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    args, flag = [a.format(file=plain) for a in args], flag.format(file=plain)
+    assert main(["slo", "rules", "--spec", str(SLOTH_GETTING_STARTED), *args]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag in err[0], err
