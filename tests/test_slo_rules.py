@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -25,7 +26,9 @@ from monitor.cli import main
 from monitor.config import load_config
 from monitor.simulate.local_prometheus import LocalPrometheus
 from monitor.slo import EvaluationMode, evaluate_slos, load_slo_specs, load_spec_files
-from monitor.slo.rule_file import write_rule_file
+from monitor.slo.burn_rate import PAGE_CONDITIONS, TICKET_CONDITIONS
+from monitor.slo.rule_file import RuleOptions, rule_file_text, write_rule_file
+from monitor.slo.spec import CalendarPeriod, EventsSli, SloSpec
 from monitor.sources.prometheus import PrometheusSource
 
 pytestmark = pytest.mark.prometheus
@@ -48,11 +51,18 @@ def slo_specs(sim_dir):
     return load_slo_specs(load_config(sim_dir / "monitor.yaml"))
 
 
+# One SLO per service over every service's requests: a grouped SLO (one instance per `service`).
+GROUPED = SloSpec(service="fleet", name="requests-availability", objective=0.999,
+                  sli=EventsSli('rate(http_requests_total{code=~"5.."}[{{.window}}])',
+                                "rate(http_requests_total[{{.window}}])"),
+                  period=timedelta(days=30), labels={"team": "ml-platform"}, group_by=("service",))
+
+
 @pytest.fixture(scope="module")
 def rule_file(slo_specs, tmp_path_factory):
     path = tmp_path_factory.mktemp("slo-rules") / "slo-rules.yml"
     with open(path, "w", encoding="utf-8") as out:
-        write_rule_file(slo_specs, out)
+        write_rule_file([*slo_specs, GROUPED], out)
     return path
 
 
@@ -281,3 +291,118 @@ def test_bad_rules_arguments_fail_with_one_line_naming_the_flag(capsys, tmp_path
     assert main(["slo", "rules", "--spec", str(SLOTH_GETTING_STARTED), *args]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and flag in err[0], err
+
+
+def _instant(url: str, expr: str, at: datetime) -> list[dict]:
+    answer = requests.get(f"{url}/api/v1/query", params={"query": expr, "time": at.timestamp()}, timeout=60).json()
+    assert answer["status"] == "success", (expr, answer)
+    return answer["data"]["result"]
+
+
+def _number(url: str, expr: str, at: datetime) -> float:
+    """The value of a one-number expression (a scalar or a one-element vector) at `at`."""
+    answer = requests.get(f"{url}/api/v1/query", params={"query": expr, "time": at.timestamp()}, timeout=60).json()
+    assert answer["status"] == "success", (expr, answer)
+    data = answer["data"]
+    if data["resultType"] == "scalar":
+        return float(data["result"][1])
+    [sample] = data["result"]
+    return float(sample["value"][1])
+
+
+def _rule(text: str, name: str, spec: SloSpec) -> dict:
+    rules = [r for g in yaml.safe_load(text)["groups"] for r in g["rules"]
+             if (r.get("record") or r.get("alert")) == name and r["labels"].get("sloth_id", spec.id) == spec.id]
+    assert rules, name
+    return rules[0]
+
+
+@pytest.mark.parametrize("before_end", list(INSTANTS.values()), ids=list(INSTANTS))
+def test_a_grouped_slo_records_one_series_per_group_with_each_groups_numbers(
+        recorded_prometheus, prom, slo_specs, fleet_end, before_end):
+    at = fleet_end - before_end
+    # The fleet's own per-service SLOs over http_requests_total are the independent reference.
+    per_service = {s.service: s for s in slo_specs if "http_requests_total" in getattr(s.sli, "total_query", "")}
+    assert len(per_service) >= 3
+    with PrometheusSource(recorded_prometheus.url, timeout=10) as source:
+        recorded_at = {key: _recorded_at(source, key, at) for key in ("5m", "1h", "30d")}
+    # The direct computation at the instant each window's group evaluated (the groups are offset).
+    direct_at = {key: {r.spec.service: r for r in evaluate_slos(prom, list(per_service.values()), t, min_events=0)}
+                 for key, t in recorded_at.items()}
+    text = rule_file_text([GROUPED], RuleOptions())
+    compared = 0
+    for key in ("5m", "1h", "30d"):
+        got = {s["metric"]["service"]: float(s["value"][1])
+               for s in _instant(recorded_prometheus.url, f'slo:sli_error:ratio_rate{key}{{sloth_id="{GROUPED.id}"}}', at)}
+        assert set(per_service) <= set(got), key
+        for service, spec in per_service.items():
+            want = direct_at[key][service].error_ratio.get(key)  # a 28d SLO has no 30d window
+            if want is None:
+                continue
+            assert got[service] == pytest.approx(want, rel=SAME_COMPUTATION_REL, abs=1e-15), (key, service)
+            compared += 1
+    assert compared >= 3 * 3 - 2
+    # Sloth's burn-rate expression keeps the group label (its `group_left`).
+    burn = {s["metric"]["service"]: float(s["value"][1])
+            for s in _instant(recorded_prometheus.url, _rule(text, "slo:current_burn_rate:ratio", GROUPED)["expr"], at)}
+    for service in per_service:
+        want = direct_at["5m"][service].error_ratio["5m"]
+        if want is not None:
+            assert burn[service] == pytest.approx(want / GROUPED.error_budget, rel=1e-9), service
+    # Each group pages on its own: the page alert's expression yields exactly the groups that page.
+    page = _instant(recorded_prometheus.url, _rule(text, "FleetRequestsAvailabilitySLO", GROUPED)["expr"], at)
+    want_page = {r.spec.service for r in evaluate_slos(prom, list(per_service.values()), at) if r.page}
+    assert {s["metric"]["service"] for s in page} == want_page
+    if before_end == INSTANTS["during the recommender's error spike"]:
+        assert want_page == {"recommender"}
+    assert all("sloth_window" not in s["metric"] and s["metric"]["team"] == "ml-platform" for s in page)
+
+
+CALENDAR_ANCHOR = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("unit", ["M", "Q", "y", "w"], ids=["a month", "a quarter", "a year", "a week"])
+def test_calendar_thresholds_use_the_real_period_length(prom, tmp_path, unit):
+    spec = SloSpec(service="svc", name="cal", objective=0.999, sli=GROUPED.sli, group_by=(),
+                   period=CalendarPeriod(1, unit, CALENDAR_ANCHOR))
+    text = rule_file_text([spec], RuleOptions())
+    _promtool_check(tmp_path, yaml.safe_load(text))
+    instants = [datetime(2028, 2, 10, tzinfo=timezone.utc), datetime(2027, 2, 10, tzinfo=timezone.utc),
+                datetime(2026, 11, 30, 23, 59, tzinfo=timezone.utc), datetime(2027, 7, 1, 0, 1, tzinfo=timezone.utc),
+                datetime(2028, 12, 31, 12, tzinfo=timezone.utc)]
+    days_expr = _rule(text, "slo:time_period:days", spec)["expr"]
+    lengths = set()
+    for at in instants:
+        length = spec.period_length(at)
+        lengths.add(length)
+        assert _number(prom.url, days_expr, at) == length / timedelta(days=1), at
+        for severity, conditions in (("page", PAGE_CONDITIONS), ("ticket", TICKET_CONDITIONS)):
+            alert = [r for g in yaml.safe_load(text)["groups"] for r in g["rules"]
+                     if r.get("alert") and r["labels"]["sloth_severity"] == severity][0]
+            for condition in conditions:
+                match = re.search(rf"ratio_rate{condition.long}\{{[^}}]*\}} > (\(.+?\))\) without", alert["expr"])
+                want = condition.threshold(length) * spec.error_budget
+                assert _number(prom.url, match.group(1), at) == pytest.approx(want, rel=1e-12), (at, condition)
+    if unit != "w":
+        assert len(lengths) > 1  # the instants do cover periods of different lengths
+
+
+@pytest.mark.parametrize("period", [CalendarPeriod(1, "w", datetime(2026, 11, 16, tzinfo=timezone.utc)),
+                                    CalendarPeriod(1, "M", CALENDAR_ANCHOR)],
+                         ids=["a week starting Monday", "a month"])
+def test_a_calendar_period_is_recorded_from_the_period_so_far(prom, fleet_end, period):
+    spec = SloSpec(service="recommender", name="calendar", objective=0.999,
+                   sli=EventsSli('sum(rate(http_requests_total{service="recommender",code=~"5.."}[{{.window}}]))',
+                                 'sum(rate(http_requests_total{service="recommender"}[{{.window}}]))'),
+                   period=period)
+    text = rule_file_text([spec], RuleOptions())
+    ratio = _rule(text, f"slo:sli_error:ratio_rate{spec.period_key}", spec)["expr"]
+    total = _rule(text, f"slo:sli_total:rate{spec.period_key}", spec)["expr"]
+    for at in (fleet_end - timedelta(hours=19), fleet_end - timedelta(days=2, hours=5)):
+        [got_ratio] = _instant(prom.url, ratio, at)
+        [got_total] = _instant(prom.url, total, at)
+        [direct] = evaluate_slos(prom, [spec], at, min_events=0)
+        window = spec.period_window(at).total_seconds()
+        # Hourly rates summed vs one rate over the period: equal up to rate()'s extrapolation at each hour's edges.
+        assert float(got_ratio["value"][1]) == pytest.approx(direct.error_ratio[spec.period_key], rel=1e-3), at
+        assert float(got_total["value"][1]) * window == pytest.approx(direct.events_total[spec.period_key], rel=1e-3)

@@ -207,14 +207,17 @@ def _calendar_period_exprs(spec: SloSpec) -> dict[str, str]:
     def total_over_period(expr: str) -> str:
         return f"sum_over_time((({expr}) * on() group_left() {member})[{hours}h:1h])"
 
-    def steps_in_period(expr: str) -> str:
+    def steps_with_data(expr: str) -> str:
         return f"sum_over_time((({expr}) * 0 + on() group_left() {member})[{hours}h:1h])"
 
     if "ratio" in exprs:
-        return {"ratio": f"{total_over_period(exprs['ratio'])}\n/\n{steps_in_period(exprs['ratio'])}"}
-    # Counted events over the period so far (a ratio of sums), and the mean event rate.
+        # A raw ratio has no weights: the mean of the hourly ratios the period has so far.
+        return {"ratio": f"{total_over_period(exprs['ratio'])}\n/\n{steps_with_data(exprs['ratio'])}"}
+    # Counted events over the period so far (a ratio of sums), and the event rate over the
+    # hours elapsed (hours without a series had no events).
+    elapsed_hours = f"on() group_left() sum_over_time({member}[{hours}h:1h])"
     return {"ratio": f"{total_over_period(exprs['bad'])}\n/\n{total_over_period(exprs['total'])}",
-            "total": f"{total_over_period(exprs['total'])}\n/\n{steps_in_period(exprs['total'])}"}
+            "total": f"{total_over_period(exprs['total'])}\n/ {elapsed_hours}"}
 
 
 def _longest(period: CalendarPeriod) -> timedelta:
@@ -223,15 +226,20 @@ def _longest(period: CalendarPeriod) -> timedelta:
 
 
 def _period_start(period: CalendarPeriod, at: str) -> str:
-    """PromQL for the Unix time the calendar period containing `at` starts (exact cases; else approximate)."""
-    anchor = period.anchor.timestamp()
+    """PromQL that is equal for two instants exactly when they are in the same calendar period.
+
+    Days and weeks: the period's start (Unix time). Months, quarters, years: the index
+    of its first month. In UTC: a zone's period boundaries are taken at UTC's.
+    """
+    # PromQL's % keeps the dividend's sign (Go's math.Mod), so the anchor is moved back by
+    # whole periods to the first one after the epoch: every difference is then positive.
     if period.unit in ("d", "w"):
         length = (7 if period.unit == "w" else 1) * period.count * 86400
+        anchor = period.anchor.timestamp() % length
         return f"({at} - ((({at}) - {anchor:.0f}) % {length}))"
-    # Months: count months since year 0 at `at`, floor to the period, and compare those indices
-    # (equal indices = the same period; the index is enough, no timestamp needed).
+    # Months: the index of the period's first month (months since year 0), enough to compare periods.
     months = period.count * {"M": 1, "Q": 3, "y": 12}[period.unit]
-    offset = period.anchor.year * 12 + period.anchor.month - 1
+    offset = (period.anchor.year * 12 + period.anchor.month - 1) % months
     index = f"(year({at}) * 12 + month({at}) - 1 - {offset})"
     return f"({index} - ({index} % {months}))"
 
