@@ -273,26 +273,6 @@ def test_output_file_is_written_whole_and_replaces_the_old_one(tmp_path, capsys)
     assert [p.name for p in tmp_path.iterdir()] == ["rules.yml"]  # no temp file left behind
 
 
-@pytest.mark.parametrize("args, flag", [
-    (["--extra-labels", "novalue"], "--extra-labels"),
-    (["--extra-labels", "1bad=x"], "--extra-labels"),
-    (["--extra-labels", "sloth_id=x"], "--extra-labels"),
-    (["--namespace", "monitoring"], "--namespace"),
-    (["--format", "prometheusrule", "--name", "Not_A_Name"], "--name"),
-    (["--format", "prometheusrule", "--metadata-label", "a=b c"], "--metadata-label"),
-    (["-o", "{file}/rules.yml"], "-o {file}/rules.yml"),
-], ids=["a label without a value", "a label name Prometheus refuses", "a label the generator sets",
-        "a namespace without --format prometheusrule", "a name Kubernetes refuses",
-        "an object label Kubernetes refuses", "an output path under a plain file"])
-def test_bad_rules_arguments_fail_with_one_line_naming_the_flag(capsys, tmp_path, args, flag):
-    plain = tmp_path / "plain"
-    plain.write_text("")
-    args, flag = [a.format(file=plain) for a in args], flag.format(file=plain)
-    assert main(["slo", "rules", "--spec", str(SLOTH_GETTING_STARTED), *args]) != 0
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and flag in err[0], err
-
-
 def _instant(url: str, expr: str, at: datetime) -> list[dict]:
     answer = requests.get(f"{url}/api/v1/query", params={"query": expr, "time": at.timestamp()}, timeout=60).json()
     assert answer["status"] == "success", (expr, answer)
