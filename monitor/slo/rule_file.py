@@ -276,7 +276,7 @@ def _metadata_rules(spec: SloSpec, options: RuleOptions) -> list[dict]:
     labels = _labels(spec, options)
     selector = _selector(spec)
     days = _period_days(spec)
-    objective = f"{spec.objective:g}"
+    objective = repr(spec.objective)  # the shortest exact text, as Go's %g writes it
     return [
         {"record": OBJECTIVE_RECORD, "expr": f"vector({objective})", "labels": labels},
         {"record": ERROR_BUDGET_RECORD, "expr": f"vector(1-{objective})", "labels": labels},
