@@ -264,3 +264,52 @@ def test_every_panel_query_returns_data(sloth_prometheus, window, firing, dashbo
     assert not wrong, "\n".join(f"{t} {v}: {q}: {why}" for t, v, q, why in wrong)
     if any("ALERTS{" in target["expr"] for _, target in _targets(dashboard["panels"])):
         assert alerts_seen == firing
+
+
+def test_sloths_metadata_series_equal_monitors_own_numbers(sloth_prometheus, prometheus, sim_dir, window):
+    """Each backfill pass is one rule group, which promtool (like Prometheus) evaluates at an offset
+    of its own: the metadata recorded last read the SLI samples recorded before it, so monitor's
+    direct evaluation is at the instant of those SLI samples."""
+    from monitor.slo import evaluate_slos, load_spec_files
+    from monitor.sources.prometheus import PrometheusSource
+
+    [last] = Grafana(sloth_prometheus.url, *window).query("max(timestamp(slo:current_burn_rate:ratio))", instant=True)
+    meta_at = datetime.fromtimestamp(float(last["value"][1]), tz=timezone.utc)
+    assert window[1] - STEP <= meta_at <= window[1]
+    [sli_at] = Grafana(sloth_prometheus.url, meta_at, meta_at).query("max(timestamp(slo:sli_error:ratio_rate5m))",
+                                                                   instant=True)
+    now = datetime.fromtimestamp(float(sli_at["value"][1]), tz=timezone.utc)
+    assert meta_at - STEP < now <= meta_at
+    specs = load_spec_files([sim_dir / "slos" / name for name in SPEC_FILES], default_period=timedelta(days=30))
+    with PrometheusSource(prometheus.url, timeout=30) as source:
+        direct = {r.spec.id: r for r in evaluate_slos(source, specs, now, min_events=0)}
+    grafana = Grafana(sloth_prometheus.url, meta_at, meta_at)
+
+    def by_id(expr: str) -> dict[str, float]:
+        return {s["metric"]["sloth_id"]: float(s["value"][1]) for s in grafana.query(expr, instant=True)}
+
+    objective, budget = by_id("slo:objective:ratio"), by_id("slo:error_budget:ratio")
+    days, current = by_id("slo:time_period:days"), by_id("slo:current_burn_rate:ratio")
+    period_burn = by_id("slo:period_burn_rate:ratio")
+    # The budget left is one pass later still: it read the period burn rate recorded before it.
+    [left_last] = grafana.query("max(timestamp(slo:period_error_budget_remaining:ratio))", instant=True)
+    left_at = datetime.fromtimestamp(float(left_last["value"][1]), tz=timezone.utc)
+    left_grafana = Grafana(sloth_prometheus.url, left_at, left_at)
+    left = {s["metric"]["sloth_id"]: float(s["value"][1])
+            for s in left_grafana.query("slo:period_error_budget_remaining:ratio", instant=True)}
+    burn_read = {s["metric"]["sloth_id"]: float(s["value"][1])
+                 for s in left_grafana.query("slo:period_burn_rate:ratio", instant=True)}
+    info = {s["metric"]["sloth_id"]: s["metric"] for s in grafana.query("sloth_slo_info", instant=True)}
+    assert set(objective) == set(direct) == set(info)
+    for slo_id, result in direct.items():
+        spec = result.spec
+        assert objective[slo_id] == spec.objective and budget[slo_id] == pytest.approx(spec.error_budget, rel=1e-12)
+        assert days[slo_id] == 30
+        assert current[slo_id] == pytest.approx(result.burn_rate["5m"], rel=1e-9), slo_id
+        assert period_burn[slo_id] == pytest.approx(result.burn_rate["30d"], rel=1e-9), slo_id
+        # monitor's budget left is 1 - the period's burn rate, as Sloth's is.
+        assert result.error_budget_remaining == pytest.approx(1 - result.burn_rate["30d"], rel=1e-12)
+        assert left[slo_id] == pytest.approx(1 - burn_read[slo_id], rel=1e-12), slo_id
+        assert info[slo_id].items() >= {"sloth_service": spec.service, "sloth_slo": spec.name,
+                                        "sloth_spec": "prometheus/v1", "sloth_mode": "cli-gen-prom",
+                                        **spec.labels}.items()
