@@ -210,11 +210,8 @@ def _variable_sets(grafana: Grafana, dashboard: dict) -> list[dict[str, str]]:
                 definition = variable.get("definition") or variable["query"]["query"]
                 values = grafana.label_values(_interpolate(definition, chosen, grafana.end))
                 assert values, f"variable {variable['name']}: {definition} has no values"
-                if variable.get("multi") or variable.get("includeAll"):
-                    # Grafana's "All" with multi-value: a regex alternation, one row repeated per value.
-                    expanded += [{**chosen, variable["name"]: v} for v in values]
-                else:
-                    expanded += [{**chosen, variable["name"]: v} for v in values]
+                # Each value on its own (a multi-value "All" repeats the row once per value).
+                expanded += [{**chosen, variable["name"]: v} for v in values]
             elif kind in ("interval", "custom"):
                 options = [o["value"] for o in variable["options"]] or variable["query"].split(",")
                 expanded += [{**chosen, variable["name"]: v} for v in options]
