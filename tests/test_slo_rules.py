@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import jsonschema
+import kubernetes_validate
 import pytest
 import requests
 import yaml
@@ -253,6 +254,10 @@ def test_prometheusrule_output_passes_the_crd_schema_and_promtool(tmp_path):
                                "labels": {"release": "kube-prometheus"}}
     crd = yaml.safe_load(CRD.read_text())
     schema = _strict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    # The CRD leaves metadata to Kubernetes' ObjectMeta: checked against the built-in schema
+    # (kubernetes-validate has no PrometheusRule, so on a kind with the same ObjectMeta).
+    kubernetes_validate.validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": doc["metadata"]}, "1.30",
+                                 strict=True)
     validator = jsonschema.Draft4Validator(schema)  # OpenAPI v3 schemas are JSON Schema draft 4 plus extensions
     validator.validate(doc)
     # The strict schema does refuse what the operator would not take.
