@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +16,9 @@ from monitor.secrets import redact
 from monitor.slo import EvaluationMode, evaluate_slos, load_slo_specs, load_spec_files
 from monitor.slo.groups import GroupingError
 from monitor.slo.evaluate import SloResult, slo_windows
-from monitor.slo.rule_file import write_rule_file
+from monitor.report.files import write_atomic
+from monitor.slo.rule_file import (MODE_PROMETHEUS_RULE, MODE_RULES, RESERVED_LABELS, RuleOptions,
+                                   prometheus_rule_text, rule_file_text)
 from monitor.sources.prometheus import PrometheusSource
 from monitor.timeutil import iso_z, utc, utc_now
 
@@ -44,6 +47,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                        "multi-window multi-burn-rate page/ticket alerts, for promtool and "
                                        "Prometheus' rule_files.")
     _common(rules)
+    rules.add_argument("-o", "--output", metavar="FILE",
+                       help="write the rules to FILE (atomically: readers see the old file or the new one) "
+                            "instead of standard output")
+    rules.add_argument("--format", choices=["rules", "prometheusrule"], default="rules",
+                       help="rules: a Prometheus rule file (default); prometheusrule: a Kubernetes "
+                            "monitoring.coreos.com/v1 PrometheusRule for prometheus-operator")
+    rules.add_argument("--extra-labels", action="append", default=[], metavar="KEY=VALUE",
+                       help="a label to add to every rule (repeatable), as Sloth's --extra-labels")
+    rules.add_argument("--disable-recordings", action="store_true",
+                       help="leave out the recording rules (SLI ratios and Sloth's metadata series)")
+    rules.add_argument("--disable-alerts", action="store_true", help="leave out the burn-rate alerts")
+    rules.add_argument("--name", default="monitor-slos", metavar="NAME",
+                       help="the PrometheusRule's metadata.name (default: monitor-slos)")
+    rules.add_argument("--namespace", metavar="NAMESPACE", help="the PrometheusRule's metadata.namespace")
+    rules.add_argument("--metadata-label", action="append", default=[], metavar="KEY=VALUE",
+                       help="a label on the PrometheusRule object itself (repeatable), e.g. for the "
+                            "operator's ruleSelector")
     rules.set_defaults(func=run_rules)
 
 
@@ -107,9 +127,58 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_rules(args: argparse.Namespace) -> int:
+    extra = _label_pairs("--extra-labels", args.extra_labels, prometheus=True)
+    if reserved := sorted(set(extra) & RESERVED_LABELS):
+        raise SloCommandError(f"--extra-labels: {reserved[0]} is set by the generator itself")
+    object_labels = _label_pairs("--metadata-label", args.metadata_label, prometheus=False)
+    if args.format != "prometheusrule":
+        given = [flag for flag, value in (("--namespace", args.namespace), ("--metadata-label", object_labels),
+                                          ("--name", args.name != "monitor-slos")) if value]
+        if given:
+            raise SloCommandError(f"{given[0]}: only applies with --format prometheusrule")
+    for flag, value in (("--name", args.name), ("--namespace", args.namespace)):
+        if value is not None and not _K8S_NAME.fullmatch(value):
+            raise SloCommandError(f"{flag}: {value!r} is not a Kubernetes name (lower-case letters, digits, "
+                                  f"'-' and '.', at most 253 characters)")
     config = _config(args)
-    write_rule_file(_specs(args, config), sys.stdout, min_events=config.slo_min_events)
+    specs = _specs(args, config)
+    mode = MODE_PROMETHEUS_RULE if args.format == "prometheusrule" else MODE_RULES
+    options = RuleOptions(min_events=config.slo_min_events, extra_labels=extra,
+                          recordings=not args.disable_recordings, alerts=not args.disable_alerts, mode=mode)
+    if args.format == "prometheusrule":
+        text = prometheus_rule_text(specs, options, name=args.name, namespace=args.namespace, labels=object_labels)
+    else:
+        text = rule_file_text(specs, options)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        write_atomic(Path(args.output), text)
+    except OSError as exc:
+        raise SloCommandError(f"-o {args.output}: cannot write: {exc.strerror or exc}") from None
     return 0
+
+
+# Prometheus label names; Kubernetes object names (DNS-1123 subdomains).
+_PROMETHEUS_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_K8S_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_K8S_LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_K8S_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+
+
+def _label_pairs(flag: str, items: list[str], *, prometheus: bool) -> dict[str, str]:
+    """KEY=VALUE arguments as a dict; a malformed one is an error naming the flag."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SloCommandError(f"{flag}: expected KEY=VALUE, got {item!r}")
+        if prometheus and (not _PROMETHEUS_LABEL.fullmatch(key) or key.startswith("__")):
+            raise SloCommandError(f"{flag}: {key!r} is not a Prometheus label name")
+        if not prometheus and not (_K8S_LABEL_KEY.fullmatch(key) and _K8S_LABEL_VALUE.fullmatch(value)):
+            raise SloCommandError(f"{flag}: {item!r} is not a Kubernetes label")
+        labels[key] = value
+    return labels
 
 
 def _number(value: float | None, digits: int = 2) -> str:

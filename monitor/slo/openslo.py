@@ -234,7 +234,7 @@ def _v1alpha_specs(doc: YamlFile, node: yaml.Node, default_period: timedelta) ->
             sli=_events(metrics.total.query, metrics.good.query if metrics.good else None,
                         metrics.bad.query if metrics.bad else None),
             period=period, description=slo.spec.description, labels=_labels(slo.metadata),
-            source=f"{doc.path}:{node_line(objective_node)}"))
+            spec_format="openslo/v1alpha", source=f"{doc.path}:{node_line(objective_node)}"))
     return out
 
 
@@ -433,7 +433,7 @@ def _v1_specs(doc: YamlFile, node: yaml.Node, default_period: timedelta,
         out.append(SloSpec(
             service=slo.spec.service, name=f"{slo.metadata.name}-{index}" if several else slo.metadata.name,
             objective=objective.ratio, sli=sli, period=period, description=slo.spec.description,
-            labels=_labels(slo.metadata), source=f"{doc.path}:{node_line(objective_node)}"))
+            labels=_labels(slo.metadata), spec_format="openslo/v1", source=f"{doc.path}:{node_line(objective_node)}"))
     return out
 
 

@@ -155,7 +155,7 @@ def specs_from_document(doc: YamlFile, node: yaml.Node, default_period: timedelt
             alert_annotations=dict(alerting.annotations),
             page_alert=_alert(alerting.page_alert), ticket_alert=_alert(alerting.ticket_alert),
             group_by=tuple(slo.group_by), max_groups=slo.max_groups,
-            source=f"{doc.path}:{line}"))
+            spec_format=VERSION, source=f"{doc.path}:{line}"))
     return out
 
 

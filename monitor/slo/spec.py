@@ -131,6 +131,9 @@ class SloSpec:
     # own budget and alerts. Empty: one SLO. More groups than `max_groups` is an error.
     group_by: tuple[str, ...] = ()
     max_groups: int = 100
+    # The file format it came from, as Sloth's `sloth_spec` label names it
+    # (`prometheus/v1`, `openslo/v1alpha`, `openslo/v1`); empty when built in code.
+    spec_format: str = ""
     # Where it was defined, "FILE:LINE", for messages.
     source: str = ""
 
