@@ -1,0 +1,136 @@
+"""Threshold SLIs ("99% of requests under 250 ms") as event queries over a Prometheus histogram.
+
+A classic Prometheus histogram counts observations at or below each bucket boundary
+(`<name>_bucket{le="0.25"}`) and all of them (`<name>_count`). "Under the threshold" is
+then exactly one bucket: good = that bucket's rate, total = the count's rate. A threshold
+between two boundaries has no exact answer (interpolating, as `histogram_quantile` does,
+invents events), so it is refused; the boundaries are only known to the server, so
+`check_threshold_is_boundary` asks Prometheus for the `le` values of the selected series
+when it is reachable. Offline, the threshold is taken as written, and a threshold that is
+no boundary matches no series: its SLO reads "no data", never healthy.
+
+The threshold is in the histogram's unit: seconds for Prometheus' `_seconds` histograms,
+so 250 ms is 0.25. `le` is written as Prometheus 3 stores it (OpenMetrics float text:
+`0.25`, `1.0`), with the boundary check telling any other spelling apart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+from monitor.slo.counter_query import WINDOW, NotACounterSelector, selector
+from monitor.slo.spec import EventsSli
+
+
+class ThresholdError(ValueError):
+    """A threshold SLI that cannot be built or is not a bucket boundary; the message says why."""
+
+
+class Comparison(Enum):
+    """OpenSLO's `op`: how a good observation compares with the threshold."""
+
+    LT = "lt"
+    LTE = "lte"
+    GT = "gt"
+    GTE = "gte"
+
+
+@dataclass(frozen=True)
+class HistogramSelector:
+    """A histogram's base name and the label matchers (without `le`) of the selected series."""
+
+    name: str
+    matchers: str
+
+    def bucket(self, le: str) -> str:
+        return f"{self.name}_bucket{{{_joined(self.matchers, f'le={_quoted(le)}')}}}"
+
+    def count(self) -> str:
+        return f"{self.name}_count{{{self.matchers}}}"
+
+    def buckets(self) -> str:
+        return f"{self.name}_bucket{{{self.matchers}}}"
+
+
+def histogram_selector(query: str) -> HistogramSelector:
+    """The histogram named by a `<name>_bucket{...}` selector; ThresholdError when it is not one."""
+    try:
+        vector = selector(query)
+    except NotACounterSelector as exc:
+        raise ThresholdError(f"a histogram threshold needs a <name>_bucket selector: {exc}") from None
+    if not vector.name or not vector.name.endswith("_bucket"):
+        raise ThresholdError(f"a histogram threshold needs a <name>_bucket selector, got {query.strip()!r}")
+    matchers = []
+    for matcher in vector.matchers.matchers:
+        if matcher.name == "le":
+            raise ThresholdError("the selector must not match le: the threshold chooses the bucket")
+        if matcher.name != "__name__":
+            matchers.append(str(matcher))
+    return HistogramSelector(vector.name.removesuffix("_bucket"), ",".join(matchers))
+
+
+def le_text(threshold: float) -> str:
+    """A bucket boundary as Prometheus 3 writes `le` (OpenMetrics float text): 0.25, 1.0, +Inf."""
+    if math.isinf(threshold):
+        return "+Inf" if threshold > 0 else "-Inf"
+    return repr(float(threshold))
+
+
+def threshold_sli(query: str, op: Comparison, threshold: float) -> EventsSli:
+    """The events SLI of "observations `op` threshold are good" over the histogram `query` selects.
+
+    `le` buckets count observations <= the boundary, so `lt` and `lte` read the same bucket
+    (and `gt`/`gte` its complement): observations exactly at a boundary are rare for
+    continuous quantities such as latency, and the histogram cannot tell them apart anyway.
+    """
+    if not math.isfinite(threshold):
+        raise ThresholdError(f"threshold {threshold:g} is not a finite bucket boundary")
+    histogram = histogram_selector(query)
+    fast = f"rate({histogram.bucket(le_text(threshold))}[{WINDOW}])"
+    total = f"rate({histogram.count()}[{WINDOW}])"
+    if op in (Comparison.LT, Comparison.LTE):
+        return EventsSli(error_query=f"sum({total}) - sum({fast})", total_query=total)
+    return EventsSli(error_query=fast, total_query=total)
+
+
+def bucket_boundaries_query(query: str) -> str:
+    """The PromQL whose series' `le` labels are the histogram's bucket boundaries."""
+    return f"count by (le) ({histogram_selector(query).buckets()})"
+
+
+def check_threshold_is_boundary(threshold: float, le_values: list[str], query: str) -> None:
+    """Raise ThresholdError unless `threshold` is one of the boundaries Prometheus has (its `le` values).
+
+    `le_values` come from `bucket_boundaries_query` answered by Prometheus. No series at all
+    is reported too: a selector matching nothing would make the SLO "no data" forever.
+    """
+    boundaries = {}
+    for text in le_values:
+        try:
+            boundaries[float(text)] = text
+        except ValueError:
+            continue
+    if not boundaries:
+        raise ThresholdError(f"no histogram series match {histogram_selector(query).buckets()}")
+    if threshold not in boundaries:
+        finite = sorted(b for b in boundaries if math.isfinite(b))
+        raise ThresholdError(f"threshold {threshold:g} is not a bucket boundary of "
+                             f"{histogram_selector(query).name} (boundaries: {', '.join(f'{b:g}' for b in finite)})")
+    if boundaries[threshold] != le_text(threshold):
+        # The server spells it differently (Prometheus 2 kept the exporter's "1" or "1.0").
+        raise ThresholdError(f"threshold {threshold:g}: the server writes this bucket as le="
+                             f"{boundaries[threshold]!r}, not {le_text(threshold)!r} (Prometheus 3 normalises it)")
+
+
+def _joined(*parts: str) -> str:
+    return ",".join(part for part in parts if part)
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+__all__ = ["Comparison", "HistogramSelector", "ThresholdError", "bucket_boundaries_query",
+           "check_threshold_is_boundary", "histogram_selector", "le_text", "threshold_sli"]
