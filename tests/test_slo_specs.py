@@ -180,10 +180,10 @@ def test_openslo_v1_indicator_ref_and_calendar_month(tmp_path):
         metadata: {name: a}
         spec:
           service: svc
-          budgetingMethod: Timeslices
+          budgetingMethod: RatioTimeslices
           indicatorRef: x
           objectives: [{target: 0.99}]
-        """, 6, "budgetingMethod", id="time-slice budgets are refused"),
+        """, 6, "RatioTimeslices budgeting not supported", id="ratio time-slice budgets are refused by name"),
     pytest.param("""
         apiVersion: openslo/v1
         kind: SLO

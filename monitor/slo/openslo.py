@@ -187,9 +187,13 @@ class V1alphaMetric:
     queryType: str = "promql"
     metadata: Any = None
 
+    @property
+    def supported(self) -> bool:
+        return self.source.lower() in ("prometheus", "sloth")
+
     def yaml_check(self) -> list[tuple[str | None, str]]:
-        if self.source.lower() not in ("prometheus", "sloth"):
-            return [("source", _source_problem(self.source)[0][1])]
+        if not self.supported:
+            return []  # refused once, by the indicator holding it
         # OpenSLO's own Prometheus example says `query`; Sloth's says `promql`.
         if self.queryType.lower() not in ("promql", "query"):
             return [("queryType", f"must be 'promql', got {self.queryType!r}")]
@@ -199,6 +203,9 @@ class V1alphaMetric:
 @dataclass(frozen=True)
 class V1alphaIndicator:
     thresholdMetric: V1alphaMetric
+
+    def yaml_check(self) -> list[tuple[str | None, str]]:
+        return [] if self.thresholdMetric.supported else _source_problem(self.thresholdMetric.source)
 
 
 @dataclass(frozen=True)
@@ -211,6 +218,9 @@ class V1alphaRatioMetrics:
     def yaml_check(self) -> list[tuple[str | None, str]]:
         if (self.good is None) == (self.bad is None):
             return [(None, "needs exactly one of 'good' or 'bad' beside 'total'")]
+        for metric in (self.good, self.bad, self.total):
+            if metric is not None and not metric.supported:
+                return _source_problem(metric.source)
         return []
 
 
@@ -338,9 +348,13 @@ class MetricSource:
     def query(self) -> str:
         return str(self.spec.get("query", ""))
 
+    @property
+    def supported(self) -> bool:
+        return self.type is None or self.type.lower() == "prometheus"
+
     def yaml_check(self) -> list[tuple[str | None, str]]:
-        if self.type is not None and self.type.lower() != "prometheus":
-            return [("type", _source_problem(self.type)[0][1])]
+        if not self.supported:
+            return []  # refused once, by the indicator holding it
         if not isinstance(self.spec.get("query"), str) or not self.spec["query"].strip():
             return [("spec", "needs a PromQL 'query'")]
         return []
@@ -361,6 +375,9 @@ class RatioMetric:
     raw: MetricRef | None = None
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
+        for ref in (self.good, self.bad, self.total, self.raw):
+            if ref is not None and not ref.metricSource.supported:
+                return _source_problem(str(ref.metricSource.type))
         if self.raw is not None:
             if self.rawType not in ("success", "failure"):
                 return [("rawType", "a 'raw' ratio needs rawType 'success' or 'failure'")]
@@ -381,6 +398,8 @@ class SliSpec:
     def yaml_check(self) -> list[tuple[str | None, str]]:
         if (self.ratioMetric is None) == (self.thresholdMetric is None):
             return [(None, "needs exactly one of 'ratioMetric' or 'thresholdMetric'")]
+        if self.thresholdMetric is not None and not self.thresholdMetric.metricSource.supported:
+            return _source_problem(str(self.thresholdMetric.metricSource.type))
         return []
 
 
