@@ -10,8 +10,9 @@ when it is reachable. Offline, the threshold is taken as written, and a threshol
 no boundary matches no series: its SLO reads "no data", never healthy.
 
 The threshold is in the histogram's unit: seconds for Prometheus' `_seconds` histograms,
-so 250 ms is 0.25. `le` is written as Prometheus 3 stores it (OpenMetrics float text:
-`0.25`, `1.0`), with the boundary check telling any other spelling apart.
+so 250 ms is 0.25. A whole-number boundary has two spellings in real data: Go clients
+and Prometheus 2 write `le="1"`, Prometheus 3 stores `le="1.0"` (it normalises `le` on
+ingestion), so such a bucket is matched as `le=~"1|1.0"`; any other boundary has one.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ class HistogramSelector:
     name: str
     matchers: str
 
-    def bucket(self, le: str) -> str:
-        return f"{self.name}_bucket{{{_joined(self.matchers, f'le={_quoted(le)}')}}}"
+    def bucket(self, threshold: float) -> str:
+        return f"{self.name}_bucket{{{_joined(self.matchers, le_matcher(threshold))}}}"
 
     def count(self) -> str:
         return f"{self.name}_count{{{self.matchers}}}"
@@ -71,11 +72,12 @@ def histogram_selector(query: str) -> HistogramSelector:
     return HistogramSelector(vector.name.removesuffix("_bucket"), ",".join(matchers))
 
 
-def le_text(threshold: float) -> str:
-    """A bucket boundary as Prometheus 3 writes `le` (OpenMetrics float text): 0.25, 1.0, +Inf."""
-    if math.isinf(threshold):
-        return "+Inf" if threshold > 0 else "-Inf"
-    return repr(float(threshold))
+def le_matcher(threshold: float) -> str:
+    """The `le` matcher of one bucket boundary: `le="0.25"`, or `le=~"1|1.0"` for a whole number."""
+    if float(threshold).is_integer():
+        whole = f"{int(threshold)}"
+        return f'le=~"{whole}|{whole}\\\\.0"'
+    return f'le="{threshold!r}"'
 
 
 def threshold_sli(query: str, op: Comparison, threshold: float) -> EventsSli:
@@ -88,7 +90,7 @@ def threshold_sli(query: str, op: Comparison, threshold: float) -> EventsSli:
     if not math.isfinite(threshold):
         raise ThresholdError(f"threshold {threshold:g} is not a finite bucket boundary")
     histogram = histogram_selector(query)
-    fast = f"rate({histogram.bucket(le_text(threshold))}[{WINDOW}])"
+    fast = f"rate({histogram.bucket(threshold)}[{WINDOW}])"
     total = f"rate({histogram.count()}[{WINDOW}])"
     if op in (Comparison.LT, Comparison.LTE):
         return EventsSli(error_query=f"sum({total}) - sum({fast})", total_query=total)
@@ -106,10 +108,10 @@ def check_threshold_is_boundary(threshold: float, le_values: list[str], query: s
     `le_values` come from `bucket_boundaries_query` answered by Prometheus. No series at all
     is reported too: a selector matching nothing would make the SLO "no data" forever.
     """
-    boundaries = {}
+    boundaries = set()
     for text in le_values:
         try:
-            boundaries[float(text)] = text
+            boundaries.add(float(text))
         except ValueError:
             continue
     if not boundaries:
@@ -118,19 +120,11 @@ def check_threshold_is_boundary(threshold: float, le_values: list[str], query: s
         finite = sorted(b for b in boundaries if math.isfinite(b))
         raise ThresholdError(f"threshold {threshold:g} is not a bucket boundary of "
                              f"{histogram_selector(query).name} (boundaries: {', '.join(f'{b:g}' for b in finite)})")
-    if boundaries[threshold] != le_text(threshold):
-        # The server spells it differently (Prometheus 2 kept the exporter's "1" or "1.0").
-        raise ThresholdError(f"threshold {threshold:g}: the server writes this bucket as le="
-                             f"{boundaries[threshold]!r}, not {le_text(threshold)!r} (Prometheus 3 normalises it)")
 
 
 def _joined(*parts: str) -> str:
     return ",".join(part for part in parts if part)
 
 
-def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 __all__ = ["Comparison", "HistogramSelector", "ThresholdError", "bucket_boundaries_query",
-           "check_threshold_is_boundary", "histogram_selector", "le_text", "threshold_sli"]
+           "check_threshold_is_boundary", "histogram_selector", "le_matcher", "threshold_sli"]

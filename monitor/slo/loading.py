@@ -19,6 +19,7 @@ import yaml
 from monitor.config import Config
 from monitor.errors import ConfigError, Problem
 from monitor.slo import openslo, pyrra, sloth, sloth_kubernetes
+from monitor.slo.preset_slos import preset_slo_specs
 from monitor.slo.spec import SloSpec
 from monitor.typed_yaml import YamlFile, mapping_get, node_line
 
@@ -26,8 +27,26 @@ DEFAULT_PERIOD = timedelta(days=30)
 
 
 def load_slo_specs(config: Config) -> list[SloSpec]:
-    """Every SLO in the config's `slos` files; the period defaults to `slo_period` (else 30d)."""
-    return load_spec_files(config.slo_files, default_period=config.slo_period or DEFAULT_PERIOD)
+    """Every SLO in the config's `slos` files, then the preset models' default SLOs
+    (monitor.slo.preset_slos); the period defaults to `slo_period` (else 30d)."""
+    period = config.slo_period or DEFAULT_PERIOD
+    problems: list[Problem] = []
+    try:
+        specs = load_spec_files(config.slo_files, default_period=period)
+    except ConfigError as exc:
+        specs, problems = [], list(exc.problems)
+    defaults, default_problems = preset_slo_specs(config, period)
+    problems += default_problems
+    taken = {spec.id: spec for spec in specs}
+    for spec in defaults:
+        if spec.id in taken:
+            file, _, line = spec.source.rpartition(":")
+            problems.append(Problem(file, int(line) if line.isdigit() else None,
+                                    f"default SLO id {spec.id!r} is also defined at {taken[spec.id].source}: "
+                                    f"rename one, or set default_slos: {{enabled: false}} on the model"))
+    if problems:
+        raise ConfigError(problems)
+    return specs + defaults
 
 
 def load_spec_files(paths: Iterable[str | Path], default_period: timedelta = DEFAULT_PERIOD) -> list[SloSpec]:
@@ -118,7 +137,12 @@ def _scalar(node, key: str) -> str | None:
 
 def slo_spec_check(config: Config) -> dict[str, int]:
     """`monitor check` hook: load every SLO spec file the config names; count the SLOs."""
-    return {"SLOs": len(load_slo_specs(config))}
+    specs = load_slo_specs(config)
+    counts = {"SLOs": len(specs)}
+    defaults = len(preset_slo_specs(config, config.slo_period or DEFAULT_PERIOD)[0])
+    if defaults:
+        counts["of them preset defaults"] = defaults
+    return counts
 
 
 __all__ = ["load_slo_specs", "load_spec_files", "slo_spec_check", "node_line"]
