@@ -1,0 +1,173 @@
+"""The new spec inputs evaluated against the real Prometheus, checked against pandas over raw counters.
+
+Counters without `{{.window}}` (OpenSLO, Pyrra), a histogram threshold (OpenSLO
+`thresholdMetric`) and a preset model's default SLOs, each over the simulated fleet:
+every window inside the history must equal the ratio counted from the simulator's own
+cumulative series (windows start on a sample, so `rate()` does not extrapolate: rel 1e-9,
+as tests/test_slo_prometheus.py explains).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+import yaml
+
+from monitor.config import load_config
+from monitor.slo import evaluate_slos, load_slo_specs, load_spec_files
+from monitor.slo.burn_rate import WINDOWS
+from monitor.slo.histogram_threshold import ThresholdError, bucket_boundaries_query, check_threshold_is_boundary
+from tests.hostile import run_in_process
+
+pytestmark = pytest.mark.prometheus
+
+INSIDE_HISTORY_REL = 1e-9
+MIN_EVENTS = 10  # monitor.slo.evaluate's default: fewer events in a window is no data
+
+
+def _minute_series(fleet, name, **labels) -> pd.Series:
+    found = fleet.find(name, **labels)
+    assert found, (name, labels)
+    index = pd.to_datetime(fleet.timestamps, unit="s", utc=True)
+    # A series not yet exported (NaN) has counted nothing.
+    return pd.Series(sum(pd.Series(s.values).fillna(0).to_numpy() for s in found), index=index)
+
+
+def _expected_ratios(bad: pd.Series, total: pd.Series, at) -> dict[str, float | None]:
+    at_ts = pd.Timestamp(at)
+    out = {}
+    for key, window in WINDOWS.items():
+        n_total = total.loc[at_ts] - total.loc[at_ts - window]
+        n_bad = bad.loc[at_ts] - bad.loc[at_ts - window]
+        out[key] = None if n_total < MIN_EVENTS else n_bad / n_total
+    return out
+
+
+def _assert_ratios(result, expected):
+    for key in WINDOWS:
+        if expected[key] is None:
+            assert result.error_ratio[key] is None, key
+        else:
+            assert result.error_ratio[key] == pytest.approx(expected[key], rel=INSIDE_HISTORY_REL, abs=1e-12), key
+    assert not result.problems
+
+
+def _write(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def test_openslo_counters_without_window_are_rated_by_monitor(fleet, fleet_end, prom, tmp_path):
+    path = _write(tmp_path, "counters.yaml", """
+        - apiVersion: openslo/v1
+          kind: SLO
+          metadata: {name: availability}
+          spec:
+            service: recommender
+            budgetingMethod: Occurrences
+            objectives: [{target: 0.999}]
+            indicator:
+              metadata: {name: recommender-availability}
+              spec:
+                ratioMetric:
+                  counter: true
+                  good: {metricSource: {type: Prometheus, spec: {query: 'sum(http_requests_total{service="recommender",code!~"5.."})'}}}
+                  total: {metricSource: {type: Prometheus, spec: {query: 'sum(http_requests_total{service="recommender"})'}}}
+        """)
+    [spec] = load_spec_files([path])
+    at = fleet_end - timedelta(hours=19, minutes=30)  # half an hour into the 6% error spike
+    [result] = evaluate_slos(prom, [spec], at)
+    bad = _minute_series(fleet, "http_requests_total", service="recommender", code="500")
+    expected = _expected_ratios(bad, _minute_series(fleet, "http_requests_total", service="recommender"), at)
+    assert expected["5m"] > 0.03  # the spike is in the window
+    _assert_ratios(result, expected)
+
+
+def test_pyrra_ratio_indicator_over_the_fleets_counters(fleet, fleet_end, prom, tmp_path):
+    path = _write(tmp_path, "pyrra.yaml", """
+        apiVersion: pyrra.dev/v1alpha1
+        kind: ServiceLevelObjective
+        metadata: {name: recommender-errors, namespace: shop}
+        spec:
+          target: "99.9"
+          window: 7d
+          indicator:
+            ratio:
+              errors: {metric: 'http_requests_total{service="recommender",code="500"}'}
+              total: {metric: 'http_requests_total{service="recommender"}'}
+        """)
+    [spec] = load_spec_files([path])
+    at = fleet_end - timedelta(hours=19, minutes=30)
+    [result] = evaluate_slos(prom, [spec], at)
+    bad = _minute_series(fleet, "http_requests_total", service="recommender", code="500")
+    _assert_ratios(result, _expected_ratios(bad, _minute_series(fleet, "http_requests_total",
+                                                                service="recommender"), at))
+
+
+@pytest.mark.parametrize("threshold, le", [pytest.param(0.25, "0.25", id="a fractional boundary"),
+                                           pytest.param(1, "1.0", id="a whole-number boundary")])
+def test_openslo_threshold_metric_reads_the_histogram_bucket(fleet, fleet_end, prom, tmp_path, threshold, le):
+    query = 'http_request_duration_seconds_bucket{service="search-embedder"}'
+    path = _write(tmp_path, "latency.yaml", f"""
+        apiVersion: openslo/v1
+        kind: SLO
+        metadata: {{name: latency}}
+        spec:
+          service: search-embedder
+          budgetingMethod: Occurrences
+          objectives: [{{target: 0.99, op: lte, value: {threshold}}}]
+          indicator:
+            metadata: {{name: search-latency}}
+            spec:
+              thresholdMetric: {{metricSource: {{type: Prometheus, spec: {{query: '{query}'}}}}}}
+        """)
+    [spec] = load_spec_files([path])
+    at = fleet_end - timedelta(hours=9)  # inside the latency regression
+    [result] = evaluate_slos(prom, [spec], at)
+    total = _minute_series(fleet, "http_request_duration_seconds_count", service="search-embedder")
+    fast = _minute_series(fleet, "http_request_duration_seconds_bucket", service="search-embedder", le=le)
+    expected = _expected_ratios(total - fast, total, at)
+    assert expected["1h"] > 0.01
+    _assert_ratios(result, expected)
+
+    # With Prometheus reachable, the threshold is checked against the real bucket boundaries.
+    boundaries = [s.labels["le"] for s in prom.instant(bucket_boundaries_query(query), at).samples]
+    check_threshold_is_boundary(threshold, boundaries, query)
+    with pytest.raises(ThresholdError, match=r"threshold 0.3 is not a bucket boundary of "
+                                             r"http_request_duration_seconds \(boundaries: 0.025, 0.05, 0.1, "
+                                             r"0.25, 0.5, 1, 2.5\)"):
+        check_threshold_is_boundary(0.3, boundaries, query)
+    with pytest.raises(ThresholdError, match="no histogram series match"):
+        check_threshold_is_boundary(0.25, [], 'nope_bucket{service="x"}')
+
+
+def test_a_preset_models_default_availability_slo_matches_pandas(fleet, fleet_end, fleet_config_path, prom,
+                                                                 capsys):
+    config = yaml.safe_load(fleet_config_path.read_text())
+    [fraud] = [m for m in config["models"] if m["name"] == "fraud-detector"]
+    assert fraud["preset"] == "triton"
+    fraud["default_slos"] = {"availability": 0.995}
+    # Beside the fleet's own config, so its relative paths (slos/, predictions/) resolve.
+    path = fleet_config_path.parent / "monitor-preset-slos.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    specs = {spec.id: spec for spec in load_slo_specs(load_config(path))}
+    spec = specs["fraud-detector-availability"]
+    assert spec.objective == 0.995 and spec.period == timedelta(days=30)
+    assert "fraud-detector-latency" not in specs  # Triton exports no latency histogram
+
+    at = fleet_end - timedelta(hours=10)  # inside the 0.4% slow burn
+    [result] = evaluate_slos(prom, [spec], at)
+    failed = _minute_series(fleet, "nv_inference_request_failure", model="fraud-detector")
+    succeeded = _minute_series(fleet, "nv_inference_request_success", model="fraud-detector")
+    expected = _expected_ratios(failed, failed + succeeded, at)
+    assert expected["6h"] > 0.002
+    _assert_ratios(result, expected)
+
+    outcome = run_in_process(["check", "--config", path], capsys)
+    assert outcome.code == 0, outcome.stderr
+    assert f"{len(specs)} SLOs, 1 of them preset defaults" in outcome.stdout
