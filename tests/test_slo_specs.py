@@ -138,6 +138,48 @@ def test_openslo_v1_indicator_ref_and_calendar_month(tmp_path):
     assert spec.period_length(at) == timedelta(days=28)            # February's own length
 
 
+OPENSLO_V1 = """
+    apiVersion: openslo/v1
+    kind: SLO
+    metadata: {{name: a}}
+    spec:
+      service: svc
+      objectives: [{{target: 0.99}}]
+      indicator:
+        metadata: {{name: a}}
+        spec:
+          ratioMetric:
+            {extra}
+            good: {{metricSource: {{type: Prometheus, spec: {{query: '{good}'}}}}}}
+            total: {{metricSource: {{type: Prometheus, spec: {{query: '{total}'}}}}}}
+    """
+
+OPENSLO_THRESHOLD = """
+    apiVersion: openslo/v1
+    kind: SLO
+    metadata: {{name: a}}
+    spec:
+      service: svc
+      objectives:
+        - {objective}
+      indicator:
+        metadata: {{name: a}}
+        spec:
+          thresholdMetric: {{metricSource: {{type: Prometheus, spec: {{query: '{query}'}}}}}}
+    """
+
+PYRRA = """
+    apiVersion: pyrra.dev/v1alpha1
+    kind: ServiceLevelObjective
+    metadata: {{name: a}}
+    spec:
+      target: {target}
+      window: 28d
+      indicator:
+        {indicator}
+    """
+
+
 @pytest.mark.parametrize("body, line, message", [
     pytest.param("""
         version: prometheus/v1
@@ -196,6 +238,96 @@ def test_openslo_v1_indicator_ref_and_calendar_month(tmp_path):
     pytest.param("""
         kind: Thing
         """, 1, "not an SLO spec", id="a document of another format says what was expected"),
+    pytest.param("""
+        - apiVersion: openslo/v1
+          kind: Service
+          metadata: {name: svc}
+          spec: {}
+        - just text
+        """, 5, "expected a mapping", id="a list item that is no object is refused at its line"),
+    # Reported at the objective: the indicator may be another document's (indicatorRef).
+    pytest.param(OPENSLO_V1.format(good="sum(rate(ok[5m])) / 2", total="sum(all)", extra=""), 6,
+                 "monitor applies the rate window only to a counter selector",
+                 id="an OpenSLO query without the window that is no counter selector is refused"),
+    pytest.param(OPENSLO_V1.format(good="sum(ok)", total="sum(all)", extra="counter: false"), 6,
+                 "not a counter (counter: false)", id="an OpenSLO gauge without the window is refused"),
+    pytest.param(OPENSLO_V1.format(good="sum(ok)", total="sum(all offset 1h)", extra=""), 6,
+                 "ratioMetric.total: the query uses offset or @, which cannot take the rate window", id="an OpenSLO counter with offset cannot take the window"),
+    pytest.param("""
+        apiVersion: openslo/v1
+        kind: SLO
+        metadata: {name: a}
+        spec:
+          service: svc
+          budgetingMethod: Timeslices
+          objectives: [{target: 0.99}]
+          indicator:
+            metadata: {name: a}
+            spec:
+              ratioMetric:
+                good: {metricSource: {type: Prometheus, spec: {query: 'sum(ok)'}}}
+                total: {metricSource: {type: Prometheus, spec: {query: 'sum(all)'}}}
+        """, 7, "Timeslices budgeting needs timeSliceTarget and timeSliceWindow",
+                 id="time slices without a slice window are refused"),
+    pytest.param(OPENSLO_THRESHOLD.format(query='lat_bucket{le="0.5"}', objective="{target: 0.99, op: lte, value: 0.5}"),
+                 7, "must not match le", id="a histogram threshold selector that picks the bucket itself is refused"),
+    pytest.param(OPENSLO_THRESHOLD.format(query="lat_bucket", objective="{target: 0.99}"), 7,
+                 "a threshold metric needs op", id="a threshold metric without op and value is refused"),
+    pytest.param(OPENSLO_THRESHOLD.format(query="sum(rate(lat_bucket[{{.window}}]))",
+                                          objective="{target: 0.99, op: lt, value: 1}"), 7,
+                 "must not use {{.window}}", id="a threshold query with the window variable is refused"),
+    pytest.param("""
+        apiVersion: openslo/v1
+        kind: SLO
+        metadata: {name: a}
+        spec:
+          service: svc
+          objectives: [{target: 0.99}]
+          indicator:
+            metadata: {name: a}
+            spec:
+              ratioMetric:
+                good: {metricSource: {type: Datadog, spec: {query: 'sum:ok{*}'}}}
+                total: {metricSource: {type: Datadog, spec: {query: 'sum:all{*}'}}}
+        """, 11, "ratioMetric: Datadog metric source not supported", id="a Datadog source is refused by name"),
+    pytest.param(PYRRA.format(target='"99"', indicator="{ratio: {errors: {metric: e}, total: {metric: t}}, "
+                                                       "bool_gauge: {metric: up}}"),
+                 8, "needs exactly one indicator: ratio, latency, latencyNative, bool_gauge (got ratio, bool_gauge)",
+                 id="a Pyrra SLO with two indicators is refused"),
+    pytest.param(PYRRA.format(target='"99"', indicator="histogram: {metric: x}"), 8,
+                 "unknown field 'spec.indicator.histogram'", id="an unknown Pyrra indicator kind is refused by name"),
+    pytest.param(PYRRA.format(target="0.99", indicator="ratio: {errors: {metric: e}, total: {metric: t}}"), 5,
+                 "a ratio? Pyrra targets are percentages", id="a Pyrra target given as a ratio is caught"),
+    pytest.param(PYRRA.format(target='"99"', indicator="latency: {success: {metric: 'x_bucket{a=\"1\"}'}, "
+                                                       "total: {metric: x_count}}"), 8,
+                 "must have an le label matcher", id="a Pyrra latency success without le is refused"),
+    pytest.param(PYRRA.format(target='"99"', indicator="ratio: {errors: {metric: 'rate(e[5m])'}, total: {metric: t}}"),
+                 8, "must be a series selector", id="a Pyrra metric that is no selector is refused"),
+    pytest.param("""
+        apiVersion: sloth.slok.dev/v1
+        kind: PrometheusServiceLevel
+        metadata: {name: a}
+        spec:
+          service: svc
+          slos:
+            - name: a
+              objective: 99.9
+              sli: {events: {errorQuery: 'sum(rate(e[5m]))', totalQuery: 'sum(rate(t[{{.window}}]))'}}
+        """, 9, "errorQuery: must use the {{.window}} template variable",
+                 id="a Sloth CRD error names the field as the CRD spells it"),
+    pytest.param("""
+        apiVersion: sloth.slok.dev/v1
+        kind: PrometheusServiceLevel
+        spec:
+          service: svc
+          slos: [{name: a, objective: 0.999, sli: {raw: {errorRatioQuery: 'e[{{.window}}]'}}}]
+        """, 5, "objective: must be a percentage", id="a Sloth CRD objective given as a ratio is caught"),
+    pytest.param("""
+        apiVersion: sloth.slok.dev/v1
+        kind: AlertWindows
+        spec: {sloPeriod: 30d}
+        """, 1, "Sloth's AlertWindows (custom page/ticket alert windows) are not supported",
+                 id="Sloth's custom alert windows get their own message"),
 ])
 def test_invalid_specs_name_file_line_and_field(tmp_path, body, line, message):
     path = _write(tmp_path, "bad.yaml", body)

@@ -24,11 +24,11 @@ def selector(query: str) -> promql_parser.VectorSelector:
     try:
         expr = promql_parser.parse(query.strip())
     except Exception as exc:  # noqa: BLE001 - the parser's errors are ValueError or a panic
-        raise NotACounterSelector(f"not valid PromQL: {exc}") from None
+        raise NotACounterSelector(f"is not valid PromQL: {exc}") from None
     if not isinstance(expr, promql_parser.VectorSelector):
         raise NotACounterSelector("must be a series selector such as metric{label=\"value\"}")
     if expr.offset is not None or expr.at is not None:
-        raise NotACounterSelector("a selector with offset or @ cannot take the rate window")
+        raise NotACounterSelector("uses offset or @, which cannot take the rate window")
     return expr
 
 
@@ -37,7 +37,7 @@ def windowed_rate(query: str) -> str:
     try:
         expr = promql_parser.parse(query.strip())
     except Exception as exc:  # noqa: BLE001
-        raise NotACounterSelector(f"not valid PromQL: {exc}") from None
+        raise NotACounterSelector(f"is not valid PromQL: {exc}") from None
     if isinstance(expr, promql_parser.VectorSelector):
         selector(query)
         return f"rate({query.strip()}[{WINDOW}])"

@@ -140,10 +140,12 @@ class Spec:
         except ValueError:
             problems.append(("target", f"must be a percentage such as \"99.5\", got {self.target!r}"))
         else:
-            if not 0 < target < 100:
-                problems.append(("target", f"must be a percentage above 0 and below 100, got {self.target!r}"
-                                           + (" (a ratio? Pyrra targets are percentages)" if 0 < target < 1
-                                              else "")))
+            # Below 1 is almost surely a ratio written the OpenSLO way (0.99 would allow 99.01%
+            # errors): refused loudly, as monitor.slo.sloth does for Sloth's objective.
+            if not 1 <= target < 100:
+                problems.append(("target", f"must be a percentage from 1 to below 100 (e.g. \"99.5\"), got "
+                                           f"{self.target!r}" + (" (a ratio? Pyrra targets are percentages)"
+                                                                 if 0 < target < 1 else "")))
         try:
             if parse_duration(self.window) <= timedelta(0):
                 problems.append(("window", "must be positive"))
