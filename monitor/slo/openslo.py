@@ -28,6 +28,7 @@ minute grid is an occurrence, good when it compares with `value` as `op` says.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -147,6 +148,9 @@ def _threshold_sli(doc: YamlFile, node: yaml.Node, where: str, query: str, op: s
     """A threshold SLI: bucket events over a histogram, sampled occurrences over anything else."""
     if op not in _OPS or value is None:
         doc.error(node, f"{where}: a threshold metric needs op (one of {', '.join(_OPS)}) and value")
+        return None
+    if not math.isfinite(value):
+        doc.error(node, f"{where}: value must be a finite number, got {value!r}")
         return None
     if WINDOW_PLACEHOLDER.search(query):
         doc.error(node, f"{where}: a threshold metric's query must not use {{{{.window}}}}: "

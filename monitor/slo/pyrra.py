@@ -33,6 +33,7 @@ import promql_parser
 import yaml
 
 from monitor.durations import parse_duration
+from monitor.promql_selectors import is_label_name
 from monitor.slo.counter_query import WINDOW, NotACounterSelector, selector
 from monitor.slo.spec import EventsSli, RawSli, SloSpec
 from monitor.typed_yaml import INVALID, YamlFile, mapping_get, node_line
@@ -42,6 +43,16 @@ KIND = "ServiceLevelObjective"
 # Pyrra's `slo.PropagationLabelsPrefix`: metadata labels with it are copied onto the SLO's series.
 PROPAGATION_PREFIX = "pyrra.dev/"
 _INDICATOR_KINDS = ("ratio", "latency", "latencyNative", "bool_gauge")
+
+
+def _grouping_problems(grouping: list[str]) -> list[tuple[str | None, str]]:
+    # Written into `sum by (...)`: anything but a label name would rewrite the query.
+    bad = [name for name in grouping if not is_label_name(name)]
+    if bad:
+        return [("grouping", f"{bad[0]!r} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)")]
+    if len(set(grouping)) != len(grouping):
+        return [("grouping", "names a label twice")]
+    return []
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,7 @@ class RatioIndicator:
     def yaml_check(self) -> list[tuple[str | None, str]]:
         if self.errors.metric.strip() == self.total.metric.strip():
             return [("errors", "must not be the same metric as total")]
-        return []
+        return _grouping_problems(self.grouping)
 
 
 @dataclass(frozen=True)
@@ -84,7 +95,7 @@ class LatencyIndicator:
             float(le)
         except ValueError:
             return [("success", f"the le matcher must be a number, got {le!r}")]
-        return []
+        return _grouping_problems(self.grouping)
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,11 @@ class NativeLatencyIndicator:
     latency: timedelta
     grouping: list[str] = field(default_factory=list)
 
+    def yaml_check(self) -> list[tuple[str | None, str]]:
+        if self.latency <= timedelta(0):
+            return [("latency", "must be positive")]
+        return _grouping_problems(self.grouping)
+
 
 @dataclass(frozen=True)
 class BoolGaugeIndicator:
@@ -100,7 +116,7 @@ class BoolGaugeIndicator:
     grouping: list[str] = field(default_factory=list)
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
-        return Query(self.metric).yaml_check()
+        return Query(self.metric).yaml_check() or _grouping_problems(self.grouping)
 
 
 @dataclass(frozen=True)
