@@ -171,3 +171,77 @@ def test_a_preset_models_default_availability_slo_matches_pandas(fleet, fleet_en
     outcome = run_in_process(["check", "--config", path], capsys)
     assert outcome.code == 0, outcome.stderr
     assert f"{len(specs)} SLOs, 1 of them preset defaults" in outcome.stdout
+
+
+THRESHOLD = 45
+
+
+def test_openslo_gauge_threshold_counts_samples_on_a_minute_grid(fleet, fleet_end, prom, tmp_path):
+    namespace = fleet.find("DCGM_FI_DEV_GPU_UTIL")[0].labels["namespace"]
+    path = _write(tmp_path, "gauge.yaml", f"""
+        apiVersion: openslo/v1alpha
+        kind: SLO
+        metadata: {{name: gpu-busy}}
+        spec:
+          service: gpus
+          indicator:
+            thresholdMetric: {{source: Prometheus, queryType: query, query: 'DCGM_FI_DEV_GPU_UTIL{{namespace="{namespace}"}}'}}
+          objectives:
+            - {{displayName: busy, op: gte, value: {THRESHOLD}, target: 0.9}}
+        """)
+    [spec] = load_spec_files([path])
+    at = fleet_end - timedelta(hours=3)  # inside the last 48h, written one sample a minute
+    [result] = evaluate_slos(prom, [spec], at)
+    index = pd.to_datetime(fleet.timestamps, unit="s", utc=True)
+    samples = pd.DataFrame({i: s.values for i, s in enumerate(fleet.find("DCGM_FI_DEV_GPU_UTIL", namespace=namespace))},
+                           index=index)
+    at_ts = pd.Timestamp(at)
+    for key, window in WINDOWS.items():
+        if window > timedelta(hours=24):
+            continue  # older history is written every 5 minutes: the 1m grid repeats samples there
+        # The subquery's steps are the minutes in [at - window, at] (Prometheus 2, the test server,
+        # closes ranges on the left; Prometheus 3 opens them); each GPU's sample there is an occurrence.
+        inside = samples[(samples.index >= at_ts - window) & (samples.index <= at_ts)]
+        expected = 1 - (inside >= THRESHOLD).to_numpy().sum() / inside.size
+        assert result.error_ratio[key] == pytest.approx(expected, rel=INSIDE_HISTORY_REL, abs=1e-12), key
+    assert 0 < result.error_ratio["1h"] < 1 and 0 < result.error_ratio["1d"] < 1
+
+
+def test_openslo_time_slices_count_the_share_of_bad_slices(fleet, fleet_end, prom, tmp_path):
+    path = _write(tmp_path, "slices.yaml", """
+        apiVersion: openslo/v1
+        kind: SLO
+        metadata: {name: slices}
+        spec:
+          service: recommender
+          budgetingMethod: Timeslices
+          objectives: [{target: 0.99, timeSliceTarget: 0.97, timeSliceWindow: 5m}]
+          indicator:
+            metadata: {name: recommender-slices}
+            spec:
+              ratioMetric:
+                counter: true
+                good: {metricSource: {type: Prometheus, spec: {query: 'sum(http_requests_total{service="recommender",code!="500"})'}}}
+                total: {metricSource: {type: Prometheus, spec: {query: 'sum(http_requests_total{service="recommender"})'}}}
+        """)
+    [spec] = load_spec_files([path])
+    at = fleet_end - timedelta(hours=19, minutes=30)  # half an hour into the 6% error spike
+    [result] = evaluate_slos(prom, [spec], at)
+    bad = _minute_series(fleet, "http_requests_total", service="recommender", code="500")
+    total = _minute_series(fleet, "http_requests_total", service="recommender")
+    slice_ = pd.Timedelta(minutes=5)
+    at_ts = pd.Timestamp(at)
+    for key, window in WINDOWS.items():
+        if window > timedelta(days=1):
+            continue  # older history is written every 5 minutes; 1m-exact slices need the fine tail
+        # Subquery steps are the multiples of 5m in [at - window, at] (Prometheus 2 closes the left end);
+        # each slice is the 5m up to its step, good when its good ratio is at least 0.97.
+        steps = [t for t in pd.date_range(at_ts - window, at_ts, freq="1min") if t.value % slice_.value == 0]
+        good = []
+        for t in steps:
+            n_total, n_bad = total[t] - total[t - slice_], bad[t] - bad[t - slice_]
+            if n_total > 0:
+                good.append(1 - n_bad / n_total >= 0.97)
+        expected = 1 - sum(good) / len(good)
+        assert result.error_ratio[key] == pytest.approx(expected, rel=INSIDE_HISTORY_REL, abs=1e-12), key
+    assert result.error_ratio["30m"] > 0.5 and 0 < result.error_ratio["1d"] < 0.5
