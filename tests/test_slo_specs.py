@@ -540,3 +540,33 @@ def test_a_default_slo_whose_id_a_spec_file_already_uses_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match=r"monitor.yaml:3: default SLO id 'fraud-availability' is also defined at "
                                           r".*a.yaml:3: rename one, or set default_slos: \{enabled: false\}"):
         load_slo_specs(load_config(config))
+
+
+def test_a_kubernetes_list_of_slo_resources_loads_each_item(tmp_path):
+    # What `kubectl get servicelevelobjectives,prometheusservicelevels -o yaml` prints.
+    path = _write(tmp_path, "export.yaml", """
+        apiVersion: v1
+        kind: List
+        metadata: {resourceVersion: ""}
+        items:
+          - apiVersion: pyrra.dev/v1alpha1
+            kind: ServiceLevelObjective
+            metadata: {name: api-errors, namespace: shop, uid: 6f1c, resourceVersion: "42", generation: 1,
+                       creationTimestamp: 2026-11-01T10:00:00Z, labels: {pyrra.dev/team: checkout}}
+            spec:
+              target: "99.5"
+              window: 2w
+              indicator: {ratio: {errors: {metric: 'http_requests_total{code=~"5.."}'}, total: {metric: http_requests_total}}}
+            status: {type: PrometheusRule}
+          - apiVersion: sloth.slok.dev/v1
+            kind: PrometheusServiceLevel
+            metadata: {name: search, namespace: shop}
+            spec:
+              service: search
+              slos: [{name: availability, objective: 99.9, sli: {raw: {errorRatioQuery: 'e[{{.window}}]'}}}]
+            status: {processedSLOs: 1, promOpRulesGenerated: true}
+        """)
+    pyrra, sloth = load_spec_files([path])
+    assert (pyrra.id, pyrra.objective, pyrra.period) == ("shop-api-errors", 0.995, timedelta(weeks=2))
+    assert pyrra.labels == {"namespace": "shop", "team": "checkout"}
+    assert (sloth.id, sloth.objective, sloth.source) == ("search-availability", 0.999, f"{path}:19")

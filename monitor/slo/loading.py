@@ -1,7 +1,8 @@
 """Find the SLOs in spec files, whatever their format, and validate them for `monitor check`.
 
-A file may hold several YAML documents (`---`), and a document may be one object or
-a YAML list of objects (the layout of OpenSLO's own examples, which its SDK decodes).
+A file may hold several YAML documents (`---`), and a document may be one object, a
+YAML list of objects (the layout of OpenSLO's own examples, which its SDK decodes) or a
+Kubernetes list (`kind: List`, `items: [...]`, what `kubectl get -o yaml` prints).
 Each object is a Sloth `prometheus/v1` spec, Sloth's Kubernetes `PrometheusServiceLevel`,
 an OpenSLO document or a Pyrra `ServiceLevelObjective`; the format is told by
 `version` / `apiVersion` and `kind`, as those tools do. Every problem in every file is
@@ -87,10 +88,18 @@ def load_spec_files(paths: Iterable[str | Path], default_period: timedelta = DEF
 
 
 def _objects(doc: YamlFile) -> list[yaml.Node]:
-    """The file's objects: each document, or each item of a document that is a list."""
+    """The file's objects: each document, each item of a document that is a list, and each
+    item of a Kubernetes list (`kind: List` or `...List` with `items`, as `kubectl get -o yaml` writes)."""
     out: list[yaml.Node] = []
     for node in doc.documents:
-        out.extend(node.value if isinstance(node, yaml.SequenceNode) else [node])
+        items = mapping_get(node, "items")
+        kind = _scalar(node, "kind") or ""
+        if isinstance(node, yaml.SequenceNode):
+            out.extend(node.value)
+        elif kind.endswith("List") and isinstance(items, yaml.SequenceNode) and _scalar(node, "version") is None:
+            out.extend(items.value)
+        else:
+            out.append(node)
     return out
 
 
