@@ -8,7 +8,7 @@ fixture that is in neither table fails the first test.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
