@@ -13,6 +13,9 @@ The threshold is in the histogram's unit: seconds for Prometheus' `_seconds` his
 so 250 ms is 0.25. A whole-number boundary has two spellings in real data: Go clients
 and Prometheus 2 write `le="1"`, Prometheus 3 stores `le="1.0"` (it normalises `le` on
 ingestion), so such a bucket is matched as `le=~"1|1.0"`; any other boundary has one.
+(Pyrra's `slo/prometheus3.go`, `convertLeMatcherForPrometheus3`, rewrites `le` the same way
+when its Prometheus 3 migration is on; Pyrra specs themselves are read with their `le` as
+written, as Pyrra does by default.)
 """
 
 from __future__ import annotations
