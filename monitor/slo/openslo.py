@@ -143,6 +143,11 @@ def _labels(metadata: Metadata) -> dict[str, str]:
 _OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
+def _number(value: float) -> str:
+    """A PromQL number literal with every digit the spec gave (`0.1234567`, `200.0`)."""
+    return repr(float(value))
+
+
 def _threshold_sli(doc: YamlFile, node: yaml.Node, where: str, query: str, op: str | None,
                    value: float | None) -> EventsSli | RawSli | None:
     """A threshold SLI: bucket events over a histogram, sampled occurrences over anything else."""
@@ -164,7 +169,7 @@ def _threshold_sli(doc: YamlFile, node: yaml.Node, where: str, query: str, op: s
             doc.error(node, f"{where}: {exc}")
             return None
     # Each sample on a one-minute grid is an occurrence, good when `query op value` holds.
-    good = f"(({query.strip()}) {_OPS[op]} bool {value:g})[{{{{.window}}}}:1m]"
+    good = f"(({query.strip()}) {_OPS[op]} bool {_number(value)})[{{{{.window}}}}:1m]"
     return RawSli(f"1 - sum(sum_over_time({good})) / sum(count_over_time({good}))")
 
 
@@ -178,7 +183,7 @@ def _timeslices_sli(sli: EventsSli | RawSli, target: float, op: str | None, slic
     else:
         good_ratio = f"(1 - ({render_window(sli.error_ratio_query, slice_window)}))"
     comparison = _OPS.get(op or "gte", ">=")
-    return RawSli(f"1 - avg_over_time(({good_ratio} {comparison} bool {target:g})"
+    return RawSli(f"1 - avg_over_time(({good_ratio} {comparison} bool {_number(target)})"
                   f"[{{{{.window}}}}:{slice_window}])")
 
 

@@ -232,7 +232,7 @@ def _sli(indicator: Indicator) -> tuple[EventsSli | RawSli, list[str]]:
     if indicator.latencyNative is not None:
         native = indicator.latencyNative
         histogram = f"sum{_by(native.grouping)}({_rate(native.total.metric)})"
-        seconds = format(native.latency.total_seconds(), "g")
+        seconds = repr(native.latency.total_seconds())
         total = f"histogram_count({histogram})"
         return (EventsSli(error_query=f"{total} * (1 - histogram_fraction(0, {seconds}, {histogram}))",
                           total_query=total), native.grouping)
