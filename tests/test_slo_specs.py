@@ -254,7 +254,8 @@ PYRRA = """
     pytest.param(OPENSLO_V1.format(good="sum(ok)", total="sum(all)", extra="counter: false"), 6,
                  "not a counter (counter: false)", id="an OpenSLO gauge without the window is refused"),
     pytest.param(OPENSLO_V1.format(good="sum(ok)", total="sum(all offset 1h)", extra=""), 6,
-                 "ratioMetric.total: the query uses offset or @, which cannot take the rate window", id="an OpenSLO counter with offset cannot take the window"),
+                 "ratioMetric.total: the query uses offset or @, which cannot take the rate window",
+                 id="an OpenSLO counter with offset cannot take the window"),
     pytest.param("""
         apiVersion: openslo/v1
         kind: SLO
@@ -271,7 +272,8 @@ PYRRA = """
                 total: {metricSource: {type: Prometheus, spec: {query: 'sum(all)'}}}
         """, 7, "Timeslices budgeting needs timeSliceTarget and timeSliceWindow",
                  id="time slices without a slice window are refused"),
-    pytest.param(OPENSLO_THRESHOLD.format(query='lat_bucket{le="0.5"}', objective="{target: 0.99, op: lte, value: 0.5}"),
+    pytest.param(OPENSLO_THRESHOLD.format(query='lat_bucket{le="0.5"}',
+                                          objective="{target: 0.99, op: lte, value: 0.5}"),
                  7, "must not match le", id="a histogram threshold selector that picks the bucket itself is refused"),
     pytest.param(OPENSLO_THRESHOLD.format(query="lat_bucket", objective="{target: 0.99}"), 7,
                  "a threshold metric needs op", id="a threshold metric without op and value is refused"),
