@@ -138,7 +138,7 @@ def test_the_examples_rules_pass_promtool(name, tmp_path, capsys):
         # Its two SLOs give their alerts one name and the same static labels, so promtool's lint
         # warns of duplicates (exit 0), as it does on Sloth's own output: the firing series differ
         # by the sloth_id their expressions carry.
-        assert checked.stdout.count("Metric: MyServiceHighErrorRate") == 2, checked.stdout
+        assert (checked.stdout + checked.stderr).count("Metric: MyServiceHighErrorRate") == 2, checked.stderr
     else:
         assert "SUCCESS" in checked.stdout, checked.stdout
 
