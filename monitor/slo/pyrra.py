@@ -185,6 +185,9 @@ class Metadata:
     finalizers: Any = None
     ownerReferences: Any = None
     managedFields: Any = None
+    selfLink: Any = None
+    deletionTimestamp: Any = None
+    deletionGracePeriodSeconds: Any = None
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
         return [("name", "must not be empty")] if not self.name.strip() else []
