@@ -245,3 +245,32 @@ def test_openslo_time_slices_count_the_share_of_bad_slices(fleet, fleet_end, pro
         expected = 1 - sum(good) / len(good)
         assert result.error_ratio[key] == pytest.approx(expected, rel=INSIDE_HISTORY_REL, abs=1e-12), key
     assert result.error_ratio["30m"] > 0.5 and 0 < result.error_ratio["1d"] < 0.5
+
+
+@pytest.mark.parametrize("threshold, code", [pytest.param(0.25, 0, id="a bucket boundary is accepted"),
+                                             pytest.param(0.3, 1, id="a threshold between buckets is refused")])
+def test_monitor_slo_checks_a_threshold_against_the_servers_buckets(prometheus, fleet_end, tmp_path, capsys,
+                                                                     threshold, code):
+    path = _write(tmp_path, "latency.yaml", f"""
+        apiVersion: openslo/v1
+        kind: SLO
+        metadata: {{name: latency}}
+        spec:
+          service: search-embedder
+          objectives:
+            - {{target: 0.99, op: lt, value: {threshold}}}
+          indicator:
+            metadata: {{name: search-latency}}
+            spec:
+              thresholdMetric:
+                metricSource: {{type: Prometheus, spec: {{query: 'http_request_duration_seconds_bucket{{service="search-embedder"}}'}}}}
+        """)
+    outcome = run_in_process(["slo", "--spec", path, "--prometheus", prometheus.url,
+                              "--at", fleet_end.isoformat()], capsys)
+    assert outcome.code == code, outcome.stderr
+    assert "search-embedder-latency" in outcome.stdout  # the figures are printed either way
+    if code:
+        assert outcome.stderr == (f"{path}:7: SLO 'search-embedder-latency': threshold 0.3 is not a bucket boundary of "
+                                  f"http_request_duration_seconds (boundaries: 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)\n")
+    else:
+        assert outcome.stderr == ""

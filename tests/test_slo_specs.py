@@ -448,11 +448,13 @@ def test_a_query_that_is_no_counter_selector_is_refused(query, message):
 # -- histogram thresholds ------------------------------------------------------------
 
 def test_a_latency_threshold_becomes_the_bucket_at_that_boundary():
-    from monitor.slo.histogram_threshold import Comparison, threshold_sli
+    from monitor.slo.histogram_threshold import BucketThresholdSli, Comparison, threshold_sli
     sli = threshold_sli('rpc_seconds_bucket{job="api"}', Comparison.LT, 0.25)
-    assert sli == EventsSli('sum(rate(rpc_seconds_count{job="api"}[{{.window}}])) - '
-                            'sum(rate(rpc_seconds_bucket{job="api",le="0.25"}[{{.window}}]))',
-                            'rate(rpc_seconds_count{job="api"}[{{.window}}])')
+    assert sli == BucketThresholdSli('sum(rate(rpc_seconds_count{job="api"}[{{.window}}])) - '
+                                     'sum(rate(rpc_seconds_bucket{job="api",le="0.25"}[{{.window}}]))',
+                                     'rate(rpc_seconds_count{job="api"}[{{.window}}])',
+                                     histogram='rpc_seconds_bucket{job="api"}', threshold=0.25)
+    assert isinstance(sli, EventsSli)  # evaluated, recorded and alerted on as any events SLI
     # "Slower than" counts the bucket as the bad events; a whole number matches both spellings of `le`.
     slow = threshold_sli("rpc_seconds_bucket", Comparison.GT, 2)
     assert slow.error_query == 'rate(rpc_seconds_bucket{le=~"2|2\\\\.0"}[{{.window}}])'

@@ -14,6 +14,7 @@ from monitor.errors import MonitorError
 from monitor.secrets import redact
 from monitor.slo import EvaluationMode, evaluate_slos, load_slo_specs, load_spec_files
 from monitor.slo.evaluate import SloResult, slo_windows
+from monitor.slo.histogram_threshold import threshold_problems
 from monitor.slo.rule_file import write_rule_file
 from monitor.sources.prometheus import PrometheusSource
 from monitor.timeutil import iso_z, utc, utc_now
@@ -88,18 +89,21 @@ def run(args: argparse.Namespace) -> int:
     with PrometheusSource.from_config(config.prometheus, url=args.prometheus) as source:
         results = evaluate_slos(source, specs, at, mode=mode, min_events=config.slo_min_events)
         failed = source.stats.errors
+        # A histogram threshold that is no bucket boundary matches no series: say so, not just "no data".
+        thresholds = threshold_problems(source, specs, at)
     # Problems quote query errors, which may quote the server's URL: scrubbed like log lines.
     if args.json:
         doc = {"at": iso_z(at), "slos": [r.to_json() for r in results]}
         sys.stdout.write(redact(json.dumps(doc, indent=2, allow_nan=False)) + "\n")
     else:
         sys.stdout.write(redact(format_table(results, at)))
+    for line in thresholds:
+        print(redact(line), file=sys.stderr)
     if failed:
         # The figures are printed (the failed ones as no data) but a script must not read them as complete.
         print(f"monitor: error: {failed} of {source.stats.queries + source.stats.skipped} Prometheus queries "
               f"failed; their windows show as no data", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if failed or thresholds else 0
 
 
 def run_rules(args: argparse.Namespace) -> int:

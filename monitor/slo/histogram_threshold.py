@@ -10,7 +10,9 @@ when it is reachable. Offline, the threshold is taken as written, and a threshol
 no boundary matches no series: its SLO reads "no data", never healthy.
 
 The threshold is in the histogram's unit: seconds for Prometheus' `_seconds` histograms,
-so 250 ms is 0.25. A whole-number boundary has two spellings in real data: Go clients
+so 250 ms is 0.25. `monitor check` is offline and takes the threshold as written;
+`monitor slo`, which asks Prometheus anyway, refuses one that is no boundary there
+(`threshold_problems`). A whole-number boundary has two spellings in real data: Go clients
 and Prometheus 2 write `le="1"`, Prometheus 3 stores `le="1.0"` (it normalises `le` on
 ingestion), so such a bucket is matched as `le=~"1|1.0"`; any other boundary has one.
 (Pyrra's `slo/prometheus3.go`, `convertLeMatcherForPrometheus3`, rewrites `le` the same way
@@ -22,14 +24,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
 from monitor.slo.counter_query import WINDOW, NotACounterSelector, selector
-from monitor.slo.spec import EventsSli
+from monitor.slo.spec import EventsSli, SloSpec
+from monitor.sources.prometheus import QueryError
 
 
 class ThresholdError(ValueError):
     """A threshold SLI that cannot be built or is not a bucket boundary; the message says why."""
+
+
+@dataclass(frozen=True)
+class BucketThresholdSli(EventsSli):
+    """Events read from one histogram bucket, remembering which, so a server can confirm the boundary."""
+
+    histogram: str = ""     # the `<name>_bucket{...}` selector, without `le`
+    threshold: float = 0.0  # the bucket boundary, in the histogram's unit
 
 
 class Comparison(Enum):
@@ -83,7 +95,7 @@ def le_matcher(threshold: float) -> str:
     return f'le="{threshold!r}"'
 
 
-def threshold_sli(query: str, op: Comparison, threshold: float) -> EventsSli:
+def threshold_sli(query: str, op: Comparison, threshold: float) -> BucketThresholdSli:
     """The events SLI of "observations `op` threshold are good" over the histogram `query` selects.
 
     `le` buckets count observations <= the boundary, so `lt` and `lte` read the same bucket
@@ -96,8 +108,8 @@ def threshold_sli(query: str, op: Comparison, threshold: float) -> EventsSli:
     fast = f"rate({histogram.bucket(threshold)}[{WINDOW}])"
     total = f"rate({histogram.count()}[{WINDOW}])"
     if op in (Comparison.LT, Comparison.LTE):
-        return EventsSli(error_query=f"sum({total}) - sum({fast})", total_query=total)
-    return EventsSli(error_query=fast, total_query=total)
+        return BucketThresholdSli(f"sum({total}) - sum({fast})", total, query.strip(), threshold)
+    return BucketThresholdSli(fast, total, query.strip(), threshold)
 
 
 def bucket_boundaries_query(query: str) -> str:
@@ -125,9 +137,38 @@ def check_threshold_is_boundary(threshold: float, le_values: list[str], query: s
                              f"{histogram_selector(query).name} (boundaries: {', '.join(f'{b:g}' for b in finite)})")
 
 
+def threshold_problems(source, specs: list[SloSpec], at: datetime) -> list[str]:
+    """`FILE:LINE: ...` for each histogram-threshold SLO whose threshold is no bucket boundary on the server.
+
+    One query per histogram. A histogram with no series at `at` says nothing about its
+    boundaries (its SLO reads "no data" anyway), and a failed query is the evaluation's to
+    report: both are skipped.
+    """
+    boundaries: dict[str, list[str] | None] = {}
+    out = []
+    for spec in specs:
+        sli = spec.sli
+        if not isinstance(sli, BucketThresholdSli):
+            continue
+        if sli.histogram not in boundaries:
+            try:
+                result = source.instant(bucket_boundaries_query(sli.histogram), at)
+                boundaries[sli.histogram] = [sample.labels.get("le", "") for sample in result.samples]
+            except QueryError:
+                boundaries[sli.histogram] = None
+        le_values = boundaries[sli.histogram]
+        if not le_values:
+            continue
+        try:
+            check_threshold_is_boundary(sli.threshold, le_values, sli.histogram)
+        except ThresholdError as exc:
+            out.append(f"{spec.source}: SLO {spec.id!r}: {exc}")
+    return out
+
+
 def _joined(*parts: str) -> str:
     return ",".join(part for part in parts if part)
 
 
-__all__ = ["Comparison", "HistogramSelector", "ThresholdError", "bucket_boundaries_query",
-           "check_threshold_is_boundary", "histogram_selector", "le_matcher", "threshold_sli"]
+__all__ = ["BucketThresholdSli", "Comparison", "HistogramSelector", "ThresholdError", "bucket_boundaries_query",
+           "check_threshold_is_boundary", "histogram_selector", "le_matcher", "threshold_problems", "threshold_sli"]
