@@ -574,3 +574,25 @@ def test_a_kubernetes_list_of_slo_resources_loads_each_item(tmp_path):
     assert (pyrra.id, pyrra.objective, pyrra.period) == ("shop-api-errors", 0.995, timedelta(weeks=2))
     assert pyrra.labels == {"namespace": "shop", "team": "checkout"}
     assert (sloth.id, sloth.objective, sloth.source) == ("search-availability", 0.999, f"{path}:19")
+
+
+def test_time_slices_of_a_latency_threshold_compare_slices_as_at_least_the_target(tmp_path):
+    path = _write(tmp_path, "a.yaml", """
+        apiVersion: openslo/v1
+        kind: SLO
+        metadata: {name: latency}
+        spec:
+          service: svc
+          budgetingMethod: Timeslices
+          objectives: [{target: 0.99, op: lte, value: 0.25, timeSliceTarget: 0.95, timeSliceWindow: 5m}]
+          indicator:
+            metadata: {name: latency}
+            spec:
+              thresholdMetric: {metricSource: {type: Prometheus, spec: {query: 'rpc_seconds_bucket'}}}
+        """)
+    [spec] = load_spec_files([path])
+    # `op: lte` picks the fast bucket; a slice is good when at least 95% of its requests were fast.
+    total, fast = "sum(rate(rpc_seconds_count{}[5m]))", 'sum(rate(rpc_seconds_bucket{le="0.25"}[5m]))'
+    assert spec.sli == RawSli(f"1 - avg_over_time(((1 - sum({total} - {fast}) / ({total} > 0)) >= bool 0.95)"
+                              f"[{{{{.window}}}}:5m])")
+    assert promql_problem(render_window(spec.sli.error_ratio_query, "1d")) is None

@@ -15,7 +15,8 @@ Queries may leave the rate window out, as OpenSLO's own examples do
 Budgeting methods:
 - `Occurrences`: the event ratio.
 - `Timeslices` (v1): the share of bad time slices. A slice of `timeSliceWindow` is good
-  when its good ratio compares with `timeSliceTarget` as `op` says (default: at least);
+  when its good ratio compares with `timeSliceTarget` as `op` says (default, and always
+  for threshold metrics, whose `op` compares values: at least);
   slices without traffic are not counted. Evaluated as a raw ratio with a subquery
   stepping one slice at a time, so the error budget is the share of slices allowed bad.
 - `RatioTimeslices` is refused.
@@ -536,7 +537,9 @@ def _v1_specs(doc: YamlFile, node: yaml.Node, default_period: timedelta,
             continue
         sli = _v1_sli(doc, objective_node, where, indicator.spec, objective)
         if sli is not None and slo.spec.budgetingMethod == "Timeslices":
-            sli = _v1_timeslices(doc, objective_node, where, sli, objective)
+            # A threshold metric's `op` compares its values with `value`, not slices with their target.
+            slice_op = objective.op if indicator.spec.thresholdMetric is None else None
+            sli = _v1_timeslices(doc, objective_node, where, sli, objective, slice_op)
         if sli is None or period is None:
             continue
         out.append(SloSpec(
@@ -571,7 +574,7 @@ def _v1_sli(doc: YamlFile, node: yaml.Node, where: str, indicator: SliSpec,
 
 
 def _v1_timeslices(doc: YamlFile, node: yaml.Node, where: str, sli: EventsSli | RawSli,
-                   objective: V1Objective) -> RawSli | None:
+                   objective: V1Objective, op: str | None) -> RawSli | None:
     if objective.timeSliceTarget is None or objective.timeSliceWindow is None:
         doc.error(node, f"{where}: Timeslices budgeting needs timeSliceTarget and timeSliceWindow")
         return None
@@ -579,8 +582,8 @@ def _v1_timeslices(doc: YamlFile, node: yaml.Node, where: str, sli: EventsSli | 
         doc.error(node, f"{where}: timeSliceTarget must be a ratio above 0 and at most 1, "
                         f"got {objective.timeSliceTarget:g}")
         return None
-    if objective.op is not None and objective.op not in _OPS:
-        doc.error(node, f"{where}: op must be one of {', '.join(_OPS)}, got {objective.op!r}")
+    if op is not None and op not in _OPS:
+        doc.error(node, f"{where}: op must be one of {', '.join(_OPS)}, got {op!r}")
         return None
     try:
         slice_window = parse_duration(objective.timeSliceWindow)
@@ -591,7 +594,7 @@ def _v1_timeslices(doc: YamlFile, node: yaml.Node, where: str, sli: EventsSli | 
         doc.error(node, f"{where}: timeSliceWindow must be at least 1m (a rate needs two scrapes), "
                         f"got {objective.timeSliceWindow}")
         return None
-    return _timeslices_sli(sli, objective.timeSliceTarget, objective.op, format_duration(slice_window))
+    return _timeslices_sli(sli, objective.timeSliceTarget, op, format_duration(slice_window))
 
 
 def specs_from_document(doc: YamlFile, node: yaml.Node, api_version: str, default_period: timedelta,
