@@ -180,6 +180,45 @@ class DriftConfig:
         return problems
 
 
+def _objective_problem(key: str, value: float | None) -> Problems:
+    if value is not None and not (math.isfinite(value) and 0 < value < 1):
+        hint = " (a percentage? objectives here are ratios such as 0.999)" if 1 < value < 100 else ""
+        return [(key, f"must be a ratio above 0 and below 1 (e.g. 0.999), got {value!r}{hint}")]
+    return []
+
+
+@dataclass(frozen=True)
+class DefaultLatencySlo:
+    """`objective` of requests faster than `threshold`, read from the preset's latency histogram."""
+
+    threshold: timedelta
+    objective: float = 0.99
+
+    def yaml_check(self) -> Problems:
+        problems = _objective_problem("objective", self.objective)
+        if self.threshold <= timedelta(0):
+            problems.append(("threshold", "must be positive"))
+        return problems
+
+
+@dataclass(frozen=True)
+class DefaultSlosConfig:
+    """A preset model's default SLOs (monitor.slo.preset_slos): on unless `enabled: false`.
+
+    `availability` is the objective for successful requests, where the preset counts
+    failures (Triton, Seldon); None means the default, 0.999. `latency` adds a latency SLO
+    where the preset exports a histogram (vLLM, KServe, Seldon); no threshold suits every
+    model, so there is none until one is given.
+    """
+
+    enabled: bool = True
+    availability: float | None = None
+    latency: DefaultLatencySlo | None = None
+
+    def yaml_check(self) -> Problems:
+        return _objective_problem("availability", self.availability)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
@@ -192,6 +231,7 @@ class ModelConfig:
     memory: str | None = None
     predictions: str | None = None
     drift: DriftConfig | None = None
+    default_slos: DefaultSlosConfig = field(default_factory=DefaultSlosConfig)
 
     def yaml_check(self) -> Problems:
         problems = _name_problem("name", self.name)

@@ -16,7 +16,9 @@ team), so reading one is bounded before anything walks it: its size
 values). Only the YAML core schema's tags are accepted, merge keys (`<<`) are
 refused rather than half-supported, and a second document is refused unless the
 format has several (Sloth and OpenSLO files). Values are ints, floats, booleans,
-null or text: a date-like scalar stays the text written.
+null or text: a date-like scalar stays the text written, and a field typed `str` takes
+any scalar but null as the text written (`true`, `2022-12-30T00:00:00Z`, `0.250`), as
+the Go tools whose files we read do.
 """
 
 from __future__ import annotations
@@ -336,8 +338,10 @@ class YamlFile:
             value = _scalar(node)
             if tp is float and isinstance(value, int) and not isinstance(value, bool):
                 return float(value)
-            if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-                return node.value  # a number where text is wanted: keep the text as written
+            if tp is str and isinstance(value, (int, float)):
+                # A number or boolean where text is wanted (`generated: true`, `version: 2`):
+                # its text as written, as Go's YAML decoding into a string gives it.
+                return node.value
             if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
                 return self._fail(node, f"{where}: expected {_type_name(tp)}, got {value!r}")
             return value

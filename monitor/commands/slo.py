@@ -19,6 +19,7 @@ from monitor.slo.evaluate import SloResult, slo_windows
 from monitor.report.files import write_atomic
 from monitor.slo.rule_file import (MODE_PROMETHEUS_RULE, MODE_RULES, RESERVED_LABELS, RuleOptions,
                                    prometheus_rule_text, rule_file_text)
+from monitor.slo.histogram_threshold import threshold_problems
 from monitor.sources.prometheus import PrometheusSource
 from monitor.timeutil import iso_z, utc, utc_now
 
@@ -109,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     with PrometheusSource.from_config(config.prometheus, url=args.prometheus) as source:
         results = evaluate_slos(source, specs, at, mode=mode, min_events=config.slo_min_events)
         failed = source.stats.errors
+        # A histogram threshold that is no bucket boundary matches no series: say so, not just "no data".
+        thresholds = threshold_problems(source, specs, at)
     # Problems quote query errors, which may quote the server's URL: scrubbed like log lines.
     if args.json:
         doc = {"at": iso_z(at), "slos": [r.to_json() for r in results]}
@@ -118,12 +121,14 @@ def run(args: argparse.Namespace) -> int:
     grouping = {r.spec.id: r.query_error for r in results if isinstance(r.query_error, GroupingError)}
     for spec_id, error in grouping.items():
         print(f"monitor: error: SLO {spec_id}: {error.message}", file=sys.stderr)  # type: ignore[union-attr]
+    for line in thresholds:
+        print(redact(line), file=sys.stderr)
     if failed:
         # The figures are printed (the failed ones as no data) but a script must not read them as complete.
         print(f"monitor: error: {failed} of {source.stats.queries + source.stats.skipped} Prometheus queries "
               f"failed; their windows show as no data", file=sys.stderr)
         return 1
-    return 1 if grouping else 0
+    return 1 if grouping or thresholds else 0
 
 
 def run_rules(args: argparse.Namespace) -> int:

@@ -159,6 +159,9 @@ def fleet_config(prometheus_url: str) -> dict:
             model["version_label"] = "version"
         else:
             model["preset"] = "triton"
+            # The fleet's spec files already hold these services' SLOs (slos/); the preset's
+            # default SLOs would measure the same requests twice.
+            model["default_slos"] = {"enabled": False}
         model["gpus"] = f'{{namespace="{spec.gpu_namespace}"}}'
         model["predictions"] = f'model_prediction_score_bucket{{model="{spec.name}"}}'
         model["drift"] = {"reference": "3d", "current": "1h"}

@@ -1,4 +1,5 @@
-"""SLOs: Sloth and OpenSLO specs -> burn rates, error budgets, page/ticket decisions, signals.
+"""SLOs: Sloth, OpenSLO and Pyrra specs, and preset models' default SLOs -> burn rates,
+error budgets, page/ticket decisions, signals.
 
 The daemon's cycle calls `load_slo_specs(config)` once per (re)load, then per cycle
 `evaluate_slos(source, specs, at)` and `slo_signals(results)`.

@@ -2,14 +2,34 @@
 
 OpenSLO counts *good* events where Sloth counts *bad* ones; we keep event counts
 rather than folding good/total into a raw ratio as Sloth does, so the error budget
-is computed from counted events: bad = total - good. Only the "Occurrences"
-budgeting method is an event ratio; time-slice budgets are a different SLO and are
-rejected with a clear message. Documents of other kinds (Service, DataSource,
-AlertPolicy...) are accepted and ignored; `kind: SLI` documents serve `indicatorRef`.
+is computed from counted events: bad = total - good. Documents of other kinds
+(Service, DataSource, AlertPolicy...) are accepted and ignored; `kind: SLI` documents
+serve `indicatorRef`. Only Prometheus metric sources can be evaluated; any other
+(Datadog, AppDynamics, ...) is refused by name.
+
+Queries may leave the rate window out, as OpenSLO's own examples do
+(`sum(http_requests{...})` with `counter: true`): a counter selector, optionally in one
+`sum`, gets `rate(...[{{.window}}])` (monitor.slo.counter_query); `counter: false`
+(v1alpha `incremental: false`) without `{{.window}}` is refused, as gauges have no rate.
+
+Budgeting methods:
+- `Occurrences`: the event ratio.
+- `Timeslices` (v1): the share of bad time slices. A slice of `timeSliceWindow` is good
+  when its good ratio compares with `timeSliceTarget` as `op` says (default, and always
+  for threshold metrics, whose `op` compares values: at least);
+  slices without traffic are not counted. Evaluated as a raw ratio with a subquery
+  stepping one slice at a time, so the error budget is the share of slices allowed bad.
+- `RatioTimeslices` is refused.
+
+Threshold metrics ("99% of requests under 250 ms"): over a histogram (a `<name>_bucket`
+selector) the threshold is a bucket boundary and the SLI counts events
+(monitor.slo.histogram_threshold); over any other query (a gauge), each sample on a one
+minute grid is an occurrence, good when it compares with `value` as `op` says.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,8 +37,11 @@ from typing import Any
 
 import yaml
 
-from monitor.durations import MAX_DURATION
-from monitor.slo.spec import WINDOW_PLACEHOLDER, CalendarPeriod, EventsSli, RawSli, SloSpec, summed, zone
+from monitor.durations import MAX_DURATION, format_duration, parse_duration
+from monitor.slo.counter_query import NotACounterSelector, windowed_rate
+from monitor.slo.histogram_threshold import Comparison, ThresholdError, threshold_sli
+from monitor.slo.spec import (WINDOW_PLACEHOLDER, CalendarPeriod, EventsSli, RawSli, SloSpec, render_window, summed,
+                              zone)
 from monitor.typed_yaml import INVALID, YamlFile, mapping_get, node_line
 
 V1ALPHA = "openslo/v1alpha"
@@ -38,7 +61,8 @@ _CALENDAR_MAX_DAYS = {"d": 1, "w": 7, "M": 31, "Q": 92, "y": 366}
 class Metadata:
     name: str
     displayName: str | None = None
-    labels: Any = None
+    # OpenSLO v1 allows a label to hold a list of values.
+    labels: dict[str, str | list[str]] = field(default_factory=dict)
     annotations: Any = None
     namespace: str | None = None
 
@@ -93,20 +117,75 @@ def _period(doc: YamlFile, node: yaml.Node, count: int, unit: str, rolling: bool
     return CalendarPeriod(count=count, unit=unit, anchor=start)
 
 
-def _require_window(doc: YamlFile, node: yaml.Node, where: str, query: str) -> None:
-    if not WINDOW_PLACEHOLDER.search(query):
-        doc.error(node, f"{where}: the query must use the {{{{.window}}}} template variable "
-                        f"(the window each burn rate is computed over)")
+def _windowed(doc: YamlFile, node: yaml.Node, where: str, query: str, counter: bool | None) -> str | None:
+    """The query with `{{.window}}`: as written, or a counter made into its rate; None (recorded) when neither."""
+    if WINDOW_PLACEHOLDER.search(query):
+        return query.strip()
+    if counter is False:
+        doc.error(node, f"{where}: the query has no {{{{.window}}}} and is not a counter (counter: false): "
+                        f"write the window into the query as {{{{.window}}}}")
+        return None
+    try:
+        return windowed_rate(query)
+    except NotACounterSelector as exc:
+        doc.error(node, f"{where}: the query {exc}")
+        return None
+
+
+def _source_problem(source: str) -> list[tuple[str | None, str]]:
+    return [(None, f"{source} metric source not supported: only Prometheus queries can be evaluated")]
 
 
 def _labels(metadata: Metadata) -> dict[str, str]:
-    if not isinstance(metadata.labels, dict):
-        return {}
-    out = {}
-    for key, value in metadata.labels.items():
-        # OpenSLO v1 allows a label to hold a list of values; Prometheus labels hold one.
-        out[str(key)] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-    return out
+    # Prometheus labels hold one value: a list becomes its values joined by commas.
+    return {key: ",".join(value) if isinstance(value, list) else value for key, value in metadata.labels.items()}
+
+
+_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def _number(value: float) -> str:
+    """A PromQL number literal with every digit the spec gave (`0.1234567`, `200.0`)."""
+    return repr(float(value))
+
+
+def _threshold_sli(doc: YamlFile, node: yaml.Node, where: str, query: str, op: str | None,
+                   value: float | None) -> EventsSli | RawSli | None:
+    """A threshold SLI: bucket events over a histogram, sampled occurrences over anything else."""
+    if op not in _OPS or value is None:
+        doc.error(node, f"{where}: a threshold metric needs op (one of {', '.join(_OPS)}) and value")
+        return None
+    if not math.isfinite(value):
+        doc.error(node, f"{where}: value must be a finite number, got {value!r}")
+        return None
+    if WINDOW_PLACEHOLDER.search(query):
+        doc.error(node, f"{where}: a threshold metric's query must not use {{{{.window}}}}: "
+                        f"it is compared with the value as it is")
+        return None
+    name = query.strip().split("{", 1)[0].strip()
+    if name.endswith("_bucket"):
+        try:
+            return threshold_sli(query, Comparison(op), value)
+        except ThresholdError as exc:
+            doc.error(node, f"{where}: {exc}")
+            return None
+    # Each sample on a one-minute grid is an occurrence, good when `query op value` holds.
+    good = f"(({query.strip()}) {_OPS[op]} bool {_number(value)})[{{{{.window}}}}:1m]"
+    return RawSli(f"1 - sum(sum_over_time({good})) / sum(count_over_time({good}))")
+
+
+def _timeslices_sli(sli: EventsSli | RawSli, target: float, op: str | None, slice_window: str) -> RawSli:
+    """The share of bad slices over `{{.window}}`: each slice good when its good ratio meets the target."""
+    if isinstance(sli, EventsSli):
+        bad = summed(render_window(sli.error_query, slice_window))
+        total = summed(render_window(sli.total_query, slice_window))
+        # `total > 0` drops slices without traffic: no slice, rather than a bad one.
+        good_ratio = f"(1 - {bad} / ({total} > 0))"
+    else:
+        good_ratio = f"(1 - ({render_window(sli.error_ratio_query, slice_window)}))"
+    comparison = _OPS.get(op or "gte", ">=")
+    return RawSli(f"1 - avg_over_time(({good_ratio} {comparison} bool {_number(target)})"
+                  f"[{{{{.window}}}}:{slice_window}])")
 
 
 # -- openslo/v1alpha -----------------------------------------------------------
@@ -118,13 +197,25 @@ class V1alphaMetric:
     queryType: str = "promql"
     metadata: Any = None
 
+    @property
+    def supported(self) -> bool:
+        return self.source.lower() in ("prometheus", "sloth")
+
     def yaml_check(self) -> list[tuple[str | None, str]]:
-        problems: list[tuple[str | None, str]] = []
-        if self.source.lower() not in ("prometheus", "sloth"):
-            problems.append(("source", f"only Prometheus sources can be evaluated, got {self.source!r}"))
-        if self.queryType.lower() != "promql":
-            problems.append(("queryType", f"must be 'promql', got {self.queryType!r}"))
-        return problems
+        if not self.supported:
+            return []  # refused once, by the indicator holding it
+        # OpenSLO's own Prometheus example says `query`; Sloth's says `promql`.
+        if self.queryType.lower() not in ("promql", "query"):
+            return [("queryType", f"must be 'promql', got {self.queryType!r}")]
+        return []
+
+
+@dataclass(frozen=True)
+class V1alphaIndicator:
+    thresholdMetric: V1alphaMetric
+
+    def yaml_check(self) -> list[tuple[str | None, str]]:
+        return [] if self.thresholdMetric.supported else _source_problem(self.thresholdMetric.source)
 
 
 @dataclass(frozen=True)
@@ -137,6 +228,9 @@ class V1alphaRatioMetrics:
     def yaml_check(self) -> list[tuple[str | None, str]]:
         if (self.good is None) == (self.bad is None):
             return [(None, "needs exactly one of 'good' or 'bad' beside 'total'")]
+        for metric in (self.good, self.bad, self.total):
+            if metric is not None and not metric.supported:
+                return _source_problem(metric.source)
         return []
 
 
@@ -150,12 +244,9 @@ class V1alphaObjective:
     timeSliceTarget: float | None = None
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
-        problems: list[tuple[str | None, str]] = []
         if not 0 < self.target < 1:
-            problems.append(("target", f"must be a ratio between 0 and 1 (e.g. 0.999), got {self.target:g}"))
-        if self.ratioMetrics is None:
-            problems.append((None, "needs 'ratioMetrics' (threshold metrics cannot be evaluated as an event ratio)"))
-        return problems
+            return [("target", f"must be a ratio between 0 and 1 (e.g. 0.999), got {self.target:g}")]
+        return []
 
 
 @dataclass(frozen=True)
@@ -178,10 +269,10 @@ class V1alphaSpec:
     timeWindows: list[V1alphaTimeWindow] = field(default_factory=list)
     description: str = ""
     budgetingMethod: str = "Occurrences"
-    indicator: Any = None
+    indicator: V1alphaIndicator | None = None
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
-        problems = _budgeting_problem(self.budgetingMethod)
+        problems = _budgeting_problem(self.budgetingMethod, ("Occurrences",))
         if not self.service.strip():
             problems.append(("service", "must not be empty"))
         if not self.objectives:
@@ -199,9 +290,9 @@ class V1alphaSlo:
     spec: V1alphaSpec
 
 
-def _budgeting_problem(method: str) -> list[tuple[str | None, str]]:
-    if method != "Occurrences":
-        return [("budgetingMethod", f"only 'Occurrences' (an event ratio) is supported, got {method!r}")]
+def _budgeting_problem(method: str, supported: tuple[str, ...]) -> list[tuple[str | None, str]]:
+    if method not in supported:
+        return [("budgetingMethod", f"{method} budgeting not supported here (supported: {', '.join(supported)})")]
     return []
 
 
@@ -220,19 +311,28 @@ def _v1alpha_specs(doc: YamlFile, node: yaml.Node, default_period: timedelta) ->
     out = []
     for index, objective in enumerate(slo.spec.objectives):
         objective_node = objectives_node.value[index]
+        where = f"spec.objectives[{index}]"
         metrics = objective.ratioMetrics
-        for role in ("good", "bad", "total"):
-            metric = getattr(metrics, role)
-            if metric is not None:
-                _require_window(doc, objective_node, f"spec.objectives[{index}].ratioMetrics.{role}", metric.query)
-        if period is None:
+        sli: EventsSli | RawSli | None = None
+        if metrics is not None:
+            queries = {role: _windowed(doc, objective_node, f"{where}.ratioMetrics.{role}",
+                                       getattr(metrics, role).query, metrics.incremental)
+                       for role in ("good", "bad", "total") if getattr(metrics, role) is not None}
+            if None not in queries.values():
+                sli = _events(queries["total"], queries.get("good"), queries.get("bad"))
+        elif slo.spec.indicator is not None:
+            sli = _threshold_sli(doc, objective_node, f"{where} (spec.indicator.thresholdMetric)",
+                                 slo.spec.indicator.thresholdMetric.query, objective.op, objective.value)
+        else:
+            doc.error(objective_node, f"{where}: needs ratioMetrics, or spec.indicator.thresholdMetric with op "
+                                      f"and value")
+        if period is None or sli is None:
             continue
         # Sloth names each objective `<name>-<index>` (its id `<service>-<name>-<index>`); we do the same
         # so recorded series and dashboards line up with Sloth's.
         out.append(SloSpec(
             service=slo.spec.service, name=f"{slo.metadata.name}-{index}", objective=objective.target,
-            sli=_events(metrics.total.query, metrics.good.query if metrics.good else None,
-                        metrics.bad.query if metrics.bad else None),
+            sli=sli,
             period=period, description=slo.spec.description, labels=_labels(slo.metadata),
             spec_format="openslo/v1alpha", source=f"{doc.path}:{node_line(objective_node)}"))
     return out
@@ -258,13 +358,16 @@ class MetricSource:
     def query(self) -> str:
         return str(self.spec.get("query", ""))
 
+    @property
+    def supported(self) -> bool:
+        return self.type is None or self.type.lower() == "prometheus"
+
     def yaml_check(self) -> list[tuple[str | None, str]]:
-        problems: list[tuple[str | None, str]] = []
-        if self.type is not None and self.type.lower() != "prometheus":
-            problems.append(("type", f"only Prometheus metric sources can be evaluated, got {self.type!r}"))
+        if not self.supported:
+            return []  # refused once, by the indicator holding it
         if not isinstance(self.spec.get("query"), str) or not self.spec["query"].strip():
-            problems.append(("spec", "needs a PromQL 'query'"))
-        return problems
+            return [("spec", "needs a PromQL 'query'")]
+        return []
 
 
 @dataclass(frozen=True)
@@ -282,6 +385,9 @@ class RatioMetric:
     raw: MetricRef | None = None
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
+        for ref in (self.good, self.bad, self.total, self.raw):
+            if ref is not None and not ref.metricSource.supported:
+                return _source_problem(str(ref.metricSource.type))
         if self.raw is not None:
             if self.rawType not in ("success", "failure"):
                 return [("rawType", "a 'raw' ratio needs rawType 'success' or 'failure'")]
@@ -296,12 +402,14 @@ class RatioMetric:
 @dataclass(frozen=True)
 class SliSpec:
     ratioMetric: RatioMetric | None = None
-    thresholdMetric: Any = None
+    thresholdMetric: MetricRef | None = None
     description: str = ""
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
-        if self.ratioMetric is None:
-            return [(None, "needs 'ratioMetric' (threshold metrics cannot be evaluated as an event ratio)")]
+        if (self.ratioMetric is None) == (self.thresholdMetric is None):
+            return [(None, "needs exactly one of 'ratioMetric' or 'thresholdMetric'")]
+        if self.thresholdMetric is not None and not self.thresholdMetric.metricSource.supported:
+            return _source_problem(str(self.thresholdMetric.metricSource.type))
         return []
 
 
@@ -362,7 +470,7 @@ class V1SloSpec:
     alertPolicies: Any = None
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
-        problems = _budgeting_problem(self.budgetingMethod)
+        problems = _budgeting_problem(self.budgetingMethod, ("Occurrences", "Timeslices"))
         if not self.service.strip():
             problems.append(("service", "must not be empty"))
         if not self.objectives:
@@ -427,7 +535,11 @@ def _v1_specs(doc: YamlFile, node: yaml.Node, default_period: timedelta,
         if indicator is None:
             doc.error(objective_node, f"{where}: needs an SLI: spec.indicator or spec.indicatorRef")
             continue
-        sli = _v1_sli(doc, objective_node, where, indicator.spec.ratioMetric)
+        sli = _v1_sli(doc, objective_node, where, indicator.spec, objective)
+        if sli is not None and slo.spec.budgetingMethod == "Timeslices":
+            # A threshold metric's `op` compares its values with `value`, not slices with their target.
+            slice_op = objective.op if indicator.spec.thresholdMetric is None else None
+            sli = _v1_timeslices(doc, objective_node, where, sli, objective, slice_op)
         if sli is None or period is None:
             continue
         out.append(SloSpec(
@@ -437,15 +549,52 @@ def _v1_specs(doc: YamlFile, node: yaml.Node, default_period: timedelta,
     return out
 
 
-def _v1_sli(doc: YamlFile, node: yaml.Node, where: str, ratio: RatioMetric) -> EventsSli | RawSli | None:
-    queries = {role: getattr(ratio, role).metricSource.query for role in ("good", "bad", "total", "raw")
-               if getattr(ratio, role) is not None}
-    for role, query in queries.items():
-        _require_window(doc, node, f"{where}: ratioMetric.{role}", query)
+def _v1_sli(doc: YamlFile, node: yaml.Node, where: str, indicator: SliSpec,
+            objective: V1Objective) -> EventsSli | RawSli | None:
+    if indicator.thresholdMetric is not None:
+        return _threshold_sli(doc, node, f"{where}: thresholdMetric", indicator.thresholdMetric.metricSource.query,
+                              objective.op, objective.value)
+    ratio = indicator.ratioMetric
+    assert ratio is not None  # SliSpec.yaml_check: exactly one of them
+    queries: dict[str, str | None] = {}
+    for role in ("good", "bad", "total", "raw"):
+        if getattr(ratio, role) is not None:
+            query = getattr(ratio, role).metricSource.query
+            if role == "raw":
+                # A raw ratio is no counter: it must say where the window goes.
+                queries[role] = _windowed(doc, node, f"{where}: ratioMetric.raw", query, counter=False)
+            else:
+                queries[role] = _windowed(doc, node, f"{where}: ratioMetric.{role}", query, ratio.counter)
+    if None in queries.values():
+        return None
     if ratio.raw is not None:
         raw = queries["raw"].strip()
         return RawSli(raw if ratio.rawType == "failure" else f"1 - ({raw})")
     return _events(queries["total"], queries.get("good"), queries.get("bad"))
+
+
+def _v1_timeslices(doc: YamlFile, node: yaml.Node, where: str, sli: EventsSli | RawSli,
+                   objective: V1Objective, op: str | None) -> RawSli | None:
+    if objective.timeSliceTarget is None or objective.timeSliceWindow is None:
+        doc.error(node, f"{where}: Timeslices budgeting needs timeSliceTarget and timeSliceWindow")
+        return None
+    if not 0 < objective.timeSliceTarget <= 1:
+        doc.error(node, f"{where}: timeSliceTarget must be a ratio above 0 and at most 1, "
+                        f"got {objective.timeSliceTarget:g}")
+        return None
+    if op is not None and op not in _OPS:
+        doc.error(node, f"{where}: op must be one of {', '.join(_OPS)}, got {op!r}")
+        return None
+    try:
+        slice_window = parse_duration(objective.timeSliceWindow)
+    except ValueError as exc:
+        doc.error(node, f"{where}: timeSliceWindow: {exc}")
+        return None
+    if slice_window < timedelta(minutes=1):
+        doc.error(node, f"{where}: timeSliceWindow must be at least 1m (a rate needs two scrapes), "
+                        f"got {objective.timeSliceWindow}")
+        return None
+    return _timeslices_sli(sli, objective.timeSliceTarget, op, format_duration(slice_window))
 
 
 def specs_from_document(doc: YamlFile, node: yaml.Node, api_version: str, default_period: timedelta,

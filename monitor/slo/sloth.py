@@ -140,7 +140,12 @@ def specs_from_document(doc: YamlFile, node: yaml.Node, default_period: timedelt
     spec = doc.build(SlothSpec, node, "")
     if spec is INVALID:
         return []
-    slo_nodes = mapping_get(node, "slos")
+    return specs_from_sloth(doc, spec, mapping_get(node, "slos"), node, default_period)
+
+
+def specs_from_sloth(doc: YamlFile, spec: SlothSpec, slo_nodes: yaml.Node | None, node: yaml.Node,
+                     default_period: timedelta) -> list[SloSpec]:
+    """SloSpecs from a validated Sloth spec (read from `prometheus/v1` or from the Kubernetes CRD)."""
     out = []
     for index, slo in enumerate(spec.slos):
         line = node_line(slo_nodes.value[index]) if slo_nodes is not None else node_line(node)
