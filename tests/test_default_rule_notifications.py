@@ -68,3 +68,29 @@ def test_a_default_rules_notification_is_actionable_and_within_limits(rule, coun
     jsonschema.validate(payload, SCHEMA)
     assert [a["generatorURL"] for a in payload["alerts"]] == [event.links[alert_graph_key(a)] for a in event.alerts]
     assert payload["alerts"][0]["annotations"]["runbook_url"] == buttons["Runbook"]
+
+
+@pytest.mark.parametrize("count", [1, 200], ids=["one alert", "a group of two hundred alerts"])
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.alert)
+def test_a_default_rules_notification_renders_as_an_email_with_its_links(rule, count):
+    from email import policy
+    from email.parser import BytesParser
+
+    from monitor.config import EmailConfig
+    from monitor.outputs.email import render_email
+
+    links = LinkBuilder.from_config(Config(), RULES)
+    links = LinkBuilder(report_url="https://reports.example/w47.html", prometheus_url="https://prom.example",
+                        expr_by_alertname=links.expr_by_alertname, signal_by_alertname=links.signal_by_alertname,
+                        runbook_base_url="https://wiki.example/README.md")
+    event = notification(rule, links, count)
+    message = render_email(event, EmailConfig(to=["oncall@example.com"]), "msg_default_rules")
+    # What a mail client reads: the bytes on the wire, parsed back.
+    parsed = BytesParser(policy=policy.default).parsebytes(message.as_bytes())
+    assert parsed["subject"].startswith(f"[FIRING:{count}] {rule.alert}")
+    text = parsed.get_body(("plain",)).get_content()
+    html = parsed.get_body(("html",)).get_content()
+    assert "template error" not in text and "template error" not in html
+    assert f"https://wiki.example/README.md#{rule.alert.lower()}" in html
+    assert "https://prom.example/graph?g0.expr=" in html
+    assert rule.alert in text

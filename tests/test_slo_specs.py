@@ -596,3 +596,33 @@ def test_time_slices_of_a_latency_threshold_compare_slices_as_at_least_the_targe
     assert spec.sli == RawSli(f"1 - avg_over_time(((1 - sum({total} - {fast}) / ({total} > 0)) >= bool 0.95)"
                               f"[{{{{.window}}}}:5m])")
     assert promql_problem(render_window(spec.sli.error_ratio_query, "1d")) is None
+
+
+def test_openslo_v1_indicator_group_by_makes_a_grouped_slo(tmp_path):
+    """OpenSLO has no grouping of its own: monitor's `groupBy` on the indicator, as `group_by` in Sloth files."""
+    path = _write(tmp_path, "grouped.yaml", """
+        apiVersion: openslo/v1
+        kind: SLO
+        metadata: {name: availability}
+        spec:
+          service: gateway
+          budgetingMethod: Occurrences
+          indicator:
+            metadata: {name: errors}
+            spec:
+              groupBy: [endpoint]
+              maxGroups: 20
+              ratioMetric:
+                counter: true
+                bad: {metricSource: {type: Prometheus, spec: {query: 'rate(req_total{code=~"5.."}[{{.window}}])'}}}
+                total: {metricSource: {type: Prometheus, spec: {query: 'rate(req_total[{{.window}}])'}}}
+          timeWindow: [{duration: 28d, isRolling: true}]
+          objectives: [{target: 0.999}]
+        """)
+    [spec] = load_spec_files([path])
+    assert spec.group_by == ("endpoint",) and spec.max_groups == 20
+    bad = _write(tmp_path, "bad-group.yaml", (tmp_path / "grouped.yaml").read_text()
+                 .replace("groupBy: [endpoint]", "groupBy: [slo_id]"))
+    with pytest.raises(ConfigError) as error:
+        load_spec_files([bad])
+    assert "bad-group.yaml:" in str(error.value) and "groupBy" in str(error.value)

@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from monitor.durations import MAX_DURATION, format_duration, parse_duration
+from monitor.slo.groups import group_by_problem
 from monitor.slo.counter_query import NotACounterSelector, windowed_rate
 from monitor.slo.histogram_threshold import Comparison, ThresholdError, threshold_sli
 from monitor.slo.spec import (WINDOW_PLACEHOLDER, CalendarPeriod, EventsSli, RawSli, SloSpec, render_window, summed,
@@ -404,8 +405,16 @@ class SliSpec:
     ratioMetric: RatioMetric | None = None
     thresholdMetric: MetricRef | None = None
     description: str = ""
+    # Grouped SLOs, a monitor extension (OpenSLO v1 has no grouping): one SLO instance per
+    # value set of these labels in the indicator's series, at most `maxGroups` of them.
+    groupBy: list[str] = field(default_factory=list)
+    maxGroups: int = 100
 
     def yaml_check(self) -> list[tuple[str | None, str]]:
+        if problem := group_by_problem(self.groupBy):
+            return [("groupBy", problem)]
+        if self.maxGroups < 1:
+            return [("maxGroups", f"must be at least 1, got {self.maxGroups}")]
         if (self.ratioMetric is None) == (self.thresholdMetric is None):
             return [(None, "needs exactly one of 'ratioMetric' or 'thresholdMetric'")]
         if self.thresholdMetric is not None and not self.thresholdMetric.metricSource.supported:
@@ -545,7 +554,9 @@ def _v1_specs(doc: YamlFile, node: yaml.Node, default_period: timedelta,
         out.append(SloSpec(
             service=slo.spec.service, name=f"{slo.metadata.name}-{index}" if several else slo.metadata.name,
             objective=objective.ratio, sli=sli, period=period, description=slo.spec.description,
-            labels=_labels(slo.metadata), spec_format="openslo/v1", source=f"{doc.path}:{node_line(objective_node)}"))
+            labels=_labels(slo.metadata), group_by=tuple(indicator.spec.groupBy),
+            max_groups=indicator.spec.maxGroups, spec_format="openslo/v1",
+            source=f"{doc.path}:{node_line(objective_node)}"))
     return out
 
 
