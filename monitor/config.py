@@ -681,7 +681,6 @@ class Config:
             ("models", f"duplicate model name {n!r}") for n in sorted({n for n in names if names.count(n) > 1})]
         problems += _non_negative(self, "slo_min_events")
         problems += _positive_durations(self, "slo_period")
-        problems += _announce_problems(self)
         return problems
 
     @property
@@ -698,15 +697,6 @@ class Config:
             if m.name == name:
                 return m
         raise KeyError(name)
-
-
-def _announce_problems(config: "Config") -> Problems:
-    """`reports.announce` may name only receivers that exist (`default`: the legacy `outputs.slack`)."""
-    known = {receiver.name for receiver in config.outputs.receivers}
-    if config.outputs.slack is not None:
-        known.add("default")
-    return [("reports", f"announce names receiver {name!r}, which outputs.receivers does not define")
-            for name in config.reports.announce if name not in known]
 
 
 def config_path_from(cli_value: str | None) -> str:

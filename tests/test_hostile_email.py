@@ -54,5 +54,5 @@ def test_announcing_to_an_unknown_receiver_is_refused(tmp_path, capsys):
     path = tmp_path / "monitor.yaml"
     path.write_text(receiver_config("") + "reports:\n  announce: [finance, leadership]\n")
     outcome = run_in_process(["check", "--config", path], capsys)
-    assert_handled(_without_check_summary(outcome), f"{path}:6")
+    assert_handled(_without_check_summary(outcome), f"{path}:7")
     assert "'leadership'" in outcome.stderr and "'finance'" not in outcome.stderr

@@ -356,7 +356,8 @@ def test_generated_rules_record_and_alert_per_group_in_promtool(tmp_path, capsys
     spec.write_text(_spec_text())
     assert main(["slo", "rules", "--spec", str(spec)]) == 0
     rules = yaml.safe_load(capsys.readouterr().out)
-    recordings = [r for g in rules["groups"] for r in g["rules"] if "record" in r]
+    # The SLI recordings; Sloth's metadata series derive from them.
+    recordings = [r for g in rules["groups"] for r in g["rules"] if r.get("record", "").startswith("slo:sli_")]
     assert recordings and all("sum by (endpoint)" in r["expr"] for r in recordings)
     for group in rules["groups"]:
         for rule in group["rules"]:

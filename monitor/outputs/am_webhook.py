@@ -22,7 +22,7 @@ import json
 from typing import Any
 
 from monitor.addresses import http_url_problem
-from monitor.alerting.events import AlertEvent, AlertGroupEvent, event_from_json
+from monitor.alerting.events import AlertEvent, AlertGroupEvent
 from monitor.config import AlertmanagerWebhookConfig
 from monitor.errors import MonitorError
 from monitor.outputs import http_transport
@@ -31,6 +31,7 @@ from monitor.outputs.backoff import parse_retry_after_s
 from monitor.outputs.clock import Clock
 from monitor.outputs.links import DASHBOARD, GRAPH, REPORT, alert_graph_key, promql_string
 from monitor.outputs.outbox import Delivery
+from monitor.outputs.receivers import alert_group_of
 from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
 from monitor.secrets import read_secret
 
@@ -91,9 +92,9 @@ class AlertmanagerWebhookDestination:
         self.clock = clock
 
     def send(self, delivery: Delivery) -> SendResult:
-        event = event_from_json(delivery.event_type, delivery.body)
-        if not isinstance(event, AlertGroupEvent):
-            return SendResult(SendOutcome.REFUSED, error=f"{self.name}: not an alert group event")
+        event = alert_group_of(delivery, "an Alertmanager webhook")
+        if isinstance(event, SendResult):
+            return event
         payload = render_webhook_payload(event, self.config)
         if payload is None:
             return SendResult.delivered(None)  # send_resolved: false, and only resolved alerts: nothing to say

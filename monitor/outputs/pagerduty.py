@@ -23,7 +23,7 @@ import socket
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from monitor.alerting.events import AlertEvent, AlertGroupEvent, event_from_json
+from monitor.alerting.events import AlertEvent, AlertGroupEvent
 from monitor.config import PagerDutyConfig
 from monitor.errors import MonitorError
 from monitor.outputs import http_transport
@@ -33,6 +33,7 @@ from monitor.outputs.backoff import parse_retry_after_s
 from monitor.outputs.clock import Clock, SystemClock
 from monitor.outputs.message_templates import render_override
 from monitor.outputs.outbox import Delivery
+from monitor.outputs.receivers import alert_group_of
 from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
 from monitor.secrets import read_secret, redact
 
@@ -205,14 +206,9 @@ class PagerDutyDestination:
         self.default_source = socket.gethostname() or "monitor"
 
     def send(self, delivery: Delivery) -> SendResult:
-        try:
-            event = event_from_json(delivery.event_type, delivery.body)
-        except (ValueError, TypeError, AttributeError) as exc:
-            return SendResult(SendOutcome.REFUSED, error=f"{self.name}: cannot decode the event: "
-                                                         f"{type(exc).__name__}")
-        if not isinstance(event, AlertGroupEvent):
-            return SendResult(SendOutcome.REFUSED, error=f"{self.name}: PagerDuty receives alert groups only, "
-                                                         f"not {delivery.event_type}")
+        event = alert_group_of(delivery, "PagerDuty")
+        if isinstance(event, SendResult):
+            return event
         if event.status == "resolved" and not self.config.send_resolved:
             return SendResult.delivered(None)   # send_resolved: false, as Alertmanager: nothing to send
         try:

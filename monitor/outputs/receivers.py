@@ -10,10 +10,15 @@ existing queues, metrics and dashboards carry on across the upgrade.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from monitor.alerting.events import AlertGroupEvent, event_from_json
 from monitor.alerting.routes import DEFAULT_RECEIVER
 from monitor.config import OutputsConfig, ReceiverConfig
+from monitor.outputs.results import SendOutcome, SendResult
+
+if TYPE_CHECKING:
+    from monitor.outputs.outbox import Delivery
 
 # Integration kinds, as the receiver config keys name them (without `_configs`).
 INTEGRATIONS = ("slack", "pagerduty", "msteams", "email", "webhook")
@@ -56,3 +61,21 @@ def integrations_of(receiver: ReceiverConfig) -> list[Integration]:
     return [Integration(receiver.name, kind, index, config)
             for kind in INTEGRATIONS
             for index, config in enumerate(getattr(receiver, f"{kind}_configs"))]
+
+
+def alert_group_of(delivery: Delivery, integration: str) -> AlertGroupEvent | SendResult:
+    """The delivery's alert group event, or the REFUSED result that says why it is not one.
+
+    Every alert-group integration starts here: a body that does not decode (a bug, or a row
+    edited by hand) or an event of another kind is refused for good, never retried and never
+    raised into the lane.
+    """
+    try:
+        event = event_from_json(delivery.event_type, delivery.body)
+    except (ValueError, TypeError, AttributeError) as exc:
+        return SendResult(SendOutcome.REFUSED, error=f"{delivery.destination}: cannot decode the event: "
+                                                     f"{type(exc).__name__}")
+    if not isinstance(event, AlertGroupEvent):
+        return SendResult(SendOutcome.REFUSED, error=f"{delivery.destination}: {integration} receives alert "
+                                                     f"groups only, not {delivery.event_type}")
+    return event

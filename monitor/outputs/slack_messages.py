@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from monitor.alerting.events import AlertEvent, AlertGroupEvent
 from monitor.alerting.templates import humanize
+from monitor.outputs.alert_text import group_title
 from monitor.outputs.links import DASHBOARD, GRAPH, REPORT, RUNBOOK, alert_graph_key, silence_commands
 from monitor.outputs.message_templates import escape_mrkdwn, render_override
 from monitor.timeutil import iso_z, utc
@@ -33,8 +34,6 @@ MAX_URL = 3000
 MAX_FALLBACK_TEXT = 3000
 # Blocks not spent on alerts: header, severity, links, silence, "and N more", footer.
 _FIXED_BLOCKS = 6
-# Labels every alert shows in its own section are the group's; repeating them is noise.
-_IDENTITY_LABELS = ("model", "version", "service", "slo", "window", "column")
 _SEVERITY_MARK = {"page": ":red_circle:", "critical": ":red_circle:", "ticket": ":large_orange_circle:",
                   "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
 
@@ -57,18 +56,8 @@ def truncate(text: str, limit: int) -> str:
 
 
 def title(event: AlertGroupEvent) -> str:
-    """`[FIRING:2] SLOBudgetBurnPage ranker`, `[RESOLVED] ...`: status, count, what and where."""
-    status = event.status.upper()
-    prefix = f"[{status}:{event.firing_count}]" if status == "FIRING" else f"[{status}]"
-    group_labels = event.group_labels
-    words = [group_labels["alertname"]] if "alertname" in group_labels else []
-    words += [v for k, v in sorted(group_labels.items()) if k != "alertname"]
-    common = event.common_labels if event.alerts else {}
-    if not words and "alertname" in common:
-        words.append(common["alertname"])
-    # Grouped by alertname only: name the thing that is burning, as a human would.
-    words += [common[k] for k in _IDENTITY_LABELS if k in common and k not in group_labels][:2]
-    return " ".join([prefix, *words])
+    """`[FIRING:2] SLOBudgetBurnPage ranker`, `[RESOLVED] ...`: the title every integration shows."""
+    return group_title(event)
 
 
 def slack_date(iso: str | None) -> str:

@@ -27,7 +27,7 @@ import re
 import unicodedata
 from typing import Any
 
-from monitor.alerting.events import AlertEvent, AlertGroupEvent, event_from_json
+from monitor.alerting.events import AlertEvent, AlertGroupEvent
 from monitor.config import TeamsConfig
 from monitor.errors import MonitorError
 from monitor.outputs import http_transport
@@ -38,6 +38,7 @@ from monitor.outputs.clock import Clock, SystemClock
 from monitor.outputs.message_templates import render_override
 from monitor.outputs.outbox import Delivery
 from monitor.outputs.pagerduty import group_severity, is_http_url, link_text
+from monitor.outputs.receivers import alert_group_of
 from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
 from monitor.secrets import read_secret, redact
 
@@ -211,14 +212,9 @@ class TeamsDestination:
         self.clock = clock or SystemClock()
 
     def send(self, delivery: Delivery) -> SendResult:
-        try:
-            event = event_from_json(delivery.event_type, delivery.body)
-        except (ValueError, TypeError, AttributeError) as exc:
-            return SendResult(SendOutcome.REFUSED, error=f"{self.name}: cannot decode the event: "
-                                                         f"{type(exc).__name__}")
-        if not isinstance(event, AlertGroupEvent):
-            return SendResult(SendOutcome.REFUSED, error=f"{self.name}: Teams receives alert groups only, "
-                                                         f"not {delivery.event_type}")
+        event = alert_group_of(delivery, "Teams")
+        if isinstance(event, SendResult):
+            return event
         if event.status == "resolved" and not self.config.send_resolved:
             return SendResult.delivered(None)   # send_resolved: false, as Alertmanager: nothing to send
         try:

@@ -44,7 +44,7 @@ import yaml
 from monitor import __version__
 from monitor.slo.burn_rate import PAGE_CONDITIONS, TICKET_CONDITIONS, WINDOWS, BurnRateCondition
 from monitor.slo.evaluate import DEFAULT_MIN_EVENTS, ERROR_RATIO_RECORD, TOTAL_RATE_RECORD, sli_queries
-from monitor.slo.spec import AlertSettings, CalendarPeriod, EventsSli, SloSpec, render_window
+from monitor.slo.spec import AlertSettings, CalendarPeriod, EventsSli, SloSpec
 from monitor.sources.prometheus import label_matcher
 
 # Sloth's metadata series (slok/sloth pkg/common/conventions/slo.go).
@@ -154,29 +154,13 @@ def _selector(spec: SloSpec) -> str:
     return "{" + ", ".join(label_matcher(k, v) for k, v in _id_labels(spec).items()) + "}"
 
 
-def _grouped(spec: SloSpec, query: str) -> str:
-    """`sum by (<group labels>) (query)`: one series per group, as rates add within a group."""
-    return f"sum by ({', '.join(spec.group_by)}) ({query.strip()})"
-
-
-def _sli_exprs(spec: SloSpec, duration: str) -> dict[str, str]:
-    """The SLI's PromQL over one window: `bad`/`total` rates or a raw `ratio`, per group when grouped."""
-    if not spec.group_by:
-        return sli_queries(spec, duration)
-    if isinstance(spec.sli, EventsSli):
-        return {"bad": _grouped(spec, render_window(spec.sli.error_query, duration)),
-                "total": _grouped(spec, render_window(spec.sli.total_query, duration))}
-    # A raw ratio does not add up; `max by` keeps exactly the group labels of one series per group.
-    return {"ratio": f"max by ({', '.join(spec.group_by)}) ({render_window(spec.sli.error_ratio_query, duration)})"}
-
-
 def _recording_rules(spec: SloSpec, key: str, options: RuleOptions) -> list[dict]:
     labels = _labels(spec, options, sloth_window=key)
     if isinstance(spec.period, CalendarPeriod) and key == spec.period_key:
         exprs = _calendar_period_exprs(spec)
         ratio = exprs["ratio"]
     else:
-        exprs = _sli_exprs(spec, key)
+        exprs = sli_queries(spec, key)
         # 0/0 (no events) records NaN, which reads back as "no data".
         ratio = exprs["ratio"] if "ratio" in exprs else f"({exprs['bad']})\n/\n({exprs['total']})"
     rules = [{"record": ERROR_RATIO_RECORD.format(window=key), "expr": ratio, "labels": labels}]
@@ -202,7 +186,7 @@ def _calendar_period_exprs(spec: SloSpec) -> dict[str, str]:
     start_at_step = _period_start(spec.period, "vector(time() - 3600)")
     start_now = _period_start(spec.period, "last_over_time(vector(time())[1m:1m] @ end())")
     member = f"(({start_at_step}) == bool on() ({start_now}))"
-    exprs = _sli_exprs(spec, "1h")
+    exprs = sli_queries(spec, "1h")
 
     def total_over_period(expr: str) -> str:
         return f"sum_over_time((({expr}) * on() group_left() {member})[{hours}h:1h])"
