@@ -718,7 +718,24 @@ def load_config(path: str | Path) -> Config:
     slo_files = _expand_globs(doc, root, "slos", base)
     rule_files = _expand_globs(doc, root, "rules", base)
     doc.raise_if_problems()
+    config = replace(config, outputs=_templates_resolved(config.outputs, base))
     return replace(config, source_path=path, slo_files=tuple(slo_files), rule_files=tuple(rule_files))
+
+
+def _templates_resolved(outputs: OutputsConfig, base: Path) -> OutputsConfig:
+    """Message template files relative to the config's directory, as every other path in it,
+    not to wherever the daemon happens to be started from."""
+    def resolved(integration):
+        template = getattr(integration, "template", None)
+        if not template or Path(template).is_absolute():
+            return integration
+        return replace(integration, template=str(base / template))
+
+    receivers = [replace(receiver, **{key: [resolved(c) for c in getattr(receiver, key)]
+                                      for key in ("slack_configs", "pagerduty_configs", "msteams_configs",
+                                                  "email_configs", "webhook_configs")})
+                 for receiver in outputs.receivers]
+    return replace(outputs, receivers=receivers, slack=resolved(outputs.slack) if outputs.slack else None)
 
 
 def _expand_globs(doc: YamlFile, root, key: str, base: Path) -> list[str]:

@@ -100,3 +100,23 @@ def test_slack_uses_the_receivers_template_for_its_text_and_falls_back_when_it_b
     assert len(huge.blocks) <= 50 and huge.text == expected
     broken = write(tmp_path, "{{ oops", "broken.j2")
     assert build_alert_group_message(event(), broken).text == build_alert_group_message(event()).text
+
+
+def test_a_template_path_is_relative_to_the_config_file_not_the_working_directory(tmp_path, monkeypatch):
+    from monitor.config import load_config
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "templates").mkdir()
+    (tmp_path / "conf" / "templates" / "pd.j2").write_text("{{ groupLabels.alertname }} on {{ receiver }}")
+    (tmp_path / "conf" / "monitor.yaml").write_text(
+        "outputs:\n"
+        "  slack: {channel: '#a', token_env: T, template: templates/pd.j2}\n"
+        "  route: {receiver: pager}\n"
+        "  receivers:\n"
+        "    - name: pager\n"
+        "      pagerduty_configs: [{routing_key_env: K, template: templates/pd.j2}]\n")
+    monkeypatch.chdir(tmp_path)  # not the config's directory
+    config = load_config(tmp_path / "conf" / "monitor.yaml")
+    expected = str(tmp_path / "conf" / "templates" / "pd.j2")
+    assert config.outputs.receivers[0].pagerduty_configs[0].template == expected
+    assert config.outputs.slack.template == expected
