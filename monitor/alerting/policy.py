@@ -67,33 +67,44 @@ def _matches(labels: Mapping[str, str], match: Mapping[str, str]) -> bool:
     return all(labels.get(k, "") == v for k, v in match.items())
 
 
-def _same_labels(source: Mapping[str, str], target: Mapping[str, str], names: Sequence[str]) -> bool:
-    # Unlike Alertmanager, a label missing from both is not "equal": otherwise the
-    # default page-mutes-ticket rule (equal: [slo_id]) would let any page, say a
-    # drift page, mute every ticket that has no SLO at all.
-    return all(source.get(k) and source.get(k) == target.get(k) for k in names)
+def _equal_values(labels: Mapping[str, str], names: Sequence[str]) -> tuple[str, ...] | None:
+    """An alert's values of an inhibit rule's `equal` labels; None when one is missing or empty.
+
+    Unlike Alertmanager, a label missing from both is not "equal": otherwise the
+    default page-mutes-ticket rule (equal: [slo_id]) would let any page, say a
+    drift page, mute every ticket that has no SLO at all.
+    """
+    values = tuple(labels.get(k) or "" for k in names)
+    return values if all(values) else None
+
+
+def _inhibiting_sources(rule: InhibitRule, firing: Sequence[Alert]) -> dict[tuple[str, ...], set[str]]:
+    """The firing alerts able to inhibit under `rule`, by their `equal` label values."""
+    index: dict[tuple[str, ...], set[str]] = {}
+    for source in firing:
+        # A source that is also a target of this rule must not mute itself or its peers
+        # (Alertmanager's rule).
+        if _matches(source.labels, rule.source_match) and not _matches(source.labels, rule.target_match):
+            values = _equal_values(source.labels, rule.equal)
+            if values is not None:
+                index.setdefault(values, set()).add(source.fingerprint)
+    return index
 
 
 def apply_inhibition(alerts: Mapping[str, Alert], rules: Sequence[InhibitRule]) -> dict[str, Alert]:
-    """Mark alerts muted by a firing source alert that shares the rule's `equal` labels."""
+    """Mark alerts muted by a firing source alert that shares the rule's `equal` labels.
+
+    Sources are indexed per rule by their `equal` values first, so a cycle costs
+    alerts x rules lookups, not alerts x firing alerts comparisons.
+    """
     firing = [a for a in alerts.values() if a.state is AlertState.FIRING]
+    sources = [(rule, _inhibiting_sources(rule, firing)) for rule in rules]
     out = {}
     for fp, alert in alerts.items():
-        inhibited = False
-        if alert.state in (AlertState.PENDING, AlertState.FIRING):
-            for rule in rules:
-                if not _matches(alert.labels, rule.target_match):
-                    continue
-                for source in firing:
-                    if (source.fingerprint != fp and _matches(source.labels, rule.source_match)
-                            # A source that is also a target of this rule must not mute itself
-                            # or its peers (Alertmanager's rule).
-                            and not _matches(source.labels, rule.target_match)
-                            and _same_labels(source.labels, alert.labels, rule.equal)):
-                        inhibited = True
-                        break
-                if inhibited:
-                    break
+        inhibited = alert.state in (AlertState.PENDING, AlertState.FIRING) and any(
+            _matches(alert.labels, rule.target_match)
+            and bool(by_values.get(_equal_values(alert.labels, rule.equal), set()) - {fp})
+            for rule, by_values in sources)
         out[fp] = replace(alert, inhibited=inhibited) if inhibited != alert.inhibited else alert
     return out
 
