@@ -42,7 +42,7 @@ def test_silences_are_added_listed_and_expired(config, capsys):
     silence_id = out.strip()
     code, out, _ = cli(capsys, "silence", "list", "--json", "--config", str(config))
     [listed] = json.loads(out)
-    assert listed == {**listed, "id": silence_id, "matchers": ["service=ranker", 'model=~"rank.*"'],
+    assert listed == {**listed, "id": silence_id, "matchers": ['service="ranker"', 'model=~"rank.*"'],
                       "createdBy": "ana", "comment": "deploying v3", "status": "active"}
     code, out, _ = cli(capsys, "silence", "expire", silence_id, "--config", str(config))
     assert code == 0 and out.startswith(f"expired {silence_id}")

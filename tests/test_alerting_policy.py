@@ -311,3 +311,20 @@ def test_inhibition_through_its_index_equals_every_pair_compared():
         assert {fp for fp, a in marked.items() if a.inhibited} == _inhibited_by_pairs(alerts, rules)
 
     check()
+
+
+def test_a_listed_silence_matcher_reads_back_exactly():
+    """`monitor silence list` prints matchers the way `silence add` and routes parse them: any
+    value, quotes and backslashes included, comes back unchanged (it used to lose its quotes)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from monitor.alerting.silences import format_matcher
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from(["=", "!="]), st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30))
+    def check(op, value):
+        matcher = Matcher("service", op, value)
+        assert parse_matcher(format_matcher(matcher)) == matcher
+
+    check()

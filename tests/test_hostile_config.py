@@ -306,7 +306,7 @@ ROUTE_ROWS = [
                            "monitor.yaml:11: outputs.route.routes[0].matchers[1]: invalid regex"),
                  id="a matcher with an invalid regex names its own line"),
     pytest.param(route_row("      - receiver: pager\n        matchers: ['severity page']\n",
-                           "monitor.yaml:9: outputs.route.routes[0].matchers[0]: expected label=value"),
+                           "monitor.yaml:9: outputs.route.routes[0].matchers[0]: invalid matcher 'severity page': expected label=value"),
                  id="a matcher with no operator is refused"),
     pytest.param(route_row("      - receiver: pager\n        matchers: ['1team=ranking']\n",
                            "monitor.yaml:9: outputs.route.routes[0].matchers[0]"),

@@ -177,10 +177,10 @@ def _verdict(node: _Node, labels: _Labels) -> bool | None:
     """True when every matcher matches, False when one surely does not, None when it depends."""
     verdict: bool | None = True
     for matcher in node.matchers:
-        value = labels.value(matcher.name)
+        value = labels.value(matcher.label)
         if value is None:
             verdict = None
-        elif not matcher.matches({matcher.name: value}):
+        elif not matcher.matches({matcher.label: value}):
             return False
     return verdict
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Mapping, Sequence
 
+from monitor.alerting.condition import Matcher
 from monitor.config import AlertingConfig, OutputsConfig, RouteConfig
 
 # The root route's receiver when only the legacy `outputs.slack`/`outputs.alertmanager` is configured.
@@ -25,39 +26,26 @@ ROOT_ROUTE_ID = "{}"
 _MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$', re.S)
 
 
-@dataclass(frozen=True)
-class Matcher:
-    name: str
-    op: str        # "=", "!=", "=~", "!~"
-    value: str
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        # As in Prometheus and Alertmanager, a missing label is the empty string,
-        # and regexes are anchored at both ends.
-        actual = labels.get(self.name, "")
-        if self.op == "=":
-            return actual == self.value
-        if self.op == "!=":
-            return actual != self.value
-        found = re.fullmatch(self.value, actual, re.S) is not None
-        return found if self.op == "=~" else not found
-
-    def __str__(self) -> str:
-        return f"{self.name}{self.op}{_quote(self.value)}"
-
-
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def matcher_text(matcher: Matcher) -> str:
+    """`severity="page"`: a matcher with its value in one pair of quotes, which `parse_matcher`
+    strips again, so any value (quotes and backslashes included) reads back exactly."""
+    return f'{matcher.label}{matcher.op}"{matcher.value}"'
 
 
 def parse_matcher(text: str) -> Matcher:
-    """`severity="page"`, `team=~"rank.*"`, `env!=dev`; raises ValueError with what is wrong."""
+    """`severity="page"`, `team=~"rank.*"`, `env!=dev`: the one matcher syntax of routes and
+    silences (Alertmanager's); raises ValueError saying what is wrong.
+
+    One pair of surrounding quotes is stripped and nothing inside is unescaped: a regex's
+    backslashes (`host=~"a\\.example"`) mean what they say, as they always have on the
+    silence command line."""
     found = _MATCHER.match(text)
     if not found:
-        raise ValueError(f"expected label=value, label!=value, label=~regex or label!~regex, got {text!r}")
+        raise ValueError(f"invalid matcher {text!r}: expected label=value, label!=value, label=~regex "
+                         f"or label!~regex")
     name, op, value = found.groups()
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        value = value[1:-1]
     if op in ("=~", "!~"):
         try:
             re.compile(value)
@@ -107,7 +95,7 @@ class RouteTree:
             node.repeat_interval if node.repeat_interval is not None else parent.repeat_interval)
         children = []
         for index, child in enumerate(node.routes):
-            key = "{" + ",".join(str(m) for m in (parse_matcher(t) for t in child.matchers)) + "}"
+            key = "{" + ",".join(matcher_text(parse_matcher(t)) for t in child.matchers) + "}"
             children.append(self._compile(child, settings, f"{route_id}/{key}/{index}"))
         return _Node(route_id, () if is_root else matchers, settings, node.continue_, tuple(children))
 

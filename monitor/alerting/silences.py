@@ -7,16 +7,13 @@ matchers match the alert's labels and `starts_at <= at < ends_at`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping, Sequence
 
+from monitor.alerting import routes
 from monitor.alerting.condition import Matcher
 from monitor.errors import MonitorError
-
-_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$')
-
 
 class SilenceError(MonitorError):
     """A silence could not be created or found."""
@@ -45,27 +42,17 @@ class Silence:
 
 
 def parse_matcher(text: str) -> Matcher:
-    """`label=value`, `label!=value`, `label=~regex`, `label!~regex` (value optionally quoted)."""
-    match = _MATCHER.match(text)
-    if match is None:
-        raise SilenceError(f"invalid matcher {text!r}: expected label=value, label!=value, "
-                           f"label=~regex or label!~regex")
-    label, op, value = match.groups()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        value = value[1:-1]
-    if op in ("=~", "!~"):
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise SilenceError(f"invalid regex in matcher {text!r}: {exc}") from None
-    return Matcher(label, op, value)
+    """`label=value`, `label!=value`, `label=~regex`, `label!~regex` (value optionally quoted):
+    the same syntax as routes' matchers, parsed by the same code."""
+    try:
+        return routes.parse_matcher(text)
+    except ValueError as exc:
+        raise SilenceError(str(exc)) from None
 
 
 def format_matcher(matcher: Matcher) -> str:
-    """A matcher as the CLI accepts it back."""
-    if matcher.op in ("=~", "!~"):
-        return f'{matcher.label}{matcher.op}"{matcher.value}"'
-    return f"{matcher.label}{matcher.op}{matcher.value}"
+    """A matcher as the CLI accepts it back, the value quoted so it reads back exactly."""
+    return routes.matcher_text(matcher)
 
 
 def silencing(labels: Mapping[str, str], silences: Sequence[Silence], at: datetime) -> tuple[str, ...]:

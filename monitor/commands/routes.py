@@ -98,6 +98,7 @@ def _seconds(value) -> float:
 
 def tree_lines(tree, matched: set[str]) -> list[str]:
     """The tree as amtool draws it, one route a line, `*` before the routes an alert landed on."""
+    from monitor.alerting.routes import matcher_text
     from monitor.durations import format_duration
 
     lines: list[str] = []
@@ -116,7 +117,7 @@ def tree_lines(tree, matched: set[str]) -> list[str]:
     def walk(node, prefix: str) -> None:
         for index, child in enumerate(node.children):
             last = index == len(node.children) - 1
-            matchers = "{" + ", ".join(str(m) for m in child.matchers) + "}"
+            matchers = "{" + ", ".join(matcher_text(m) for m in child.matchers) + "}"
             lines.append(prefix + ("└── " if last else "├── ") + describe(child, matchers))
             walk(child, prefix + ("    " if last else "│   "))
 

@@ -33,7 +33,9 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from urllib.parse import quote, urljoin, urlsplit
 
 from monitor.alerting import templates
+from monitor.alerting.condition import Matcher
 from monitor.alerting.events import AlertEvent, AlertGroupEvent
+from monitor.alerting.routes import matcher_text
 from monitor.outputs.metrics import SIGNAL_LABELS_NOT_EXPORTED, SIGNAL_METRICS
 from monitor.signals import CATALOGUE
 
@@ -104,11 +106,11 @@ def silence_command(labels: Mapping[str, str], duration: str, alertname: str, co
     for name, value in sorted(labels.items()):
         if _NOT_ON_ONE_LINE.search(value):
             regex = "".join({"\n": r"\n", "\r": r"\r"}.get(c) or re.escape(c) for c in value)
-            words += ["--match", f'{name}=~"{regex}"']
+            words += ["--match", matcher_text(Matcher(name, "=~", regex))]
         else:
             # Always quoted: the CLI strips one pair of quotes, so a value that itself
             # starts and ends with a quote keeps them.
-            words += ["--match", f'{name}="{value}"']
+            words += ["--match", matcher_text(Matcher(name, "=", value))]
     words += ["--for", duration, "--comment", f"silenced from the {alertname or 'alert'} notification"]
     if config_path:
         words += ["--config", config_path]
