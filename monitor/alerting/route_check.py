@@ -14,7 +14,7 @@ from typing import Collection, Iterator, Mapping
 import yaml
 
 from monitor.alerting.condition import result_labels
-from monitor.alerting.routes import DEFAULT_RECEIVER, RouteTree, _Node, route_tree
+from monitor.alerting.routes import DEFAULT_RECEIVER, RouteTree, RouteNode, route_tree
 from monitor.alerting.rule_spec import Rule
 from monitor.config import Config, OutputsConfig, ReceiverConfig, RouteConfig
 from monitor.errors import ConfigError, Problem
@@ -154,7 +154,7 @@ def possible_receivers(tree: RouteTree, labels: _Labels) -> list[str]:
     return found
 
 
-def _possible(node: _Node, labels: _Labels) -> list[str]:
+def _possible(node: RouteNode, labels: _Labels) -> list[str]:
     found: list[str] = []
     some_child_matches = False
     for child in node.children:
@@ -173,7 +173,7 @@ def _possible(node: _Node, labels: _Labels) -> list[str]:
     return found
 
 
-def _verdict(node: _Node, labels: _Labels) -> bool | None:
+def _verdict(node: RouteNode, labels: _Labels) -> bool | None:
     """True when every matcher matches, False when one surely does not, None when it depends."""
     verdict: bool | None = True
     for matcher in node.matchers:

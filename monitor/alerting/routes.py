@@ -67,12 +67,15 @@ class RouteMatch:
 
 
 @dataclass(frozen=True)
-class _Node:
+class RouteNode:
+    """One compiled route: its matchers, its settings after inheritance, its children
+    (`RouteTree.root` is the tree; `monitor check` and `routes test --tree` walk it)."""
+
     route_id: str
     matchers: tuple[Matcher, ...]
     settings: RouteMatch
     continue_: bool
-    children: tuple["_Node", ...]
+    children: tuple["RouteNode", ...]
 
 
 class RouteTree:
@@ -85,7 +88,7 @@ class RouteTree:
                           defaults.group_interval, defaults.repeat_interval)
         self.root = self._compile(root, base, ROOT_ROUTE_ID, is_root=True)
 
-    def _compile(self, node: RouteConfig, parent: RouteMatch, route_id: str, is_root: bool = False) -> _Node:
+    def _compile(self, node: RouteConfig, parent: RouteMatch, route_id: str, is_root: bool = False) -> RouteNode:
         matchers = tuple(parse_matcher(m) for m in node.matchers)
         settings = RouteMatch(
             route_id, node.receiver or parent.receiver,
@@ -97,7 +100,7 @@ class RouteTree:
         for index, child in enumerate(node.routes):
             key = "{" + ",".join(matcher_text(parse_matcher(t)) for t in child.matchers) + "}"
             children.append(self._compile(child, settings, f"{route_id}/{key}/{index}"))
-        return _Node(route_id, () if is_root else matchers, settings, node.continue_, tuple(children))
+        return RouteNode(route_id, () if is_root else matchers, settings, node.continue_, tuple(children))
 
     def match(self, labels: Mapping[str, str]) -> list[RouteMatch]:
         """Every route the alert reaches, in tree order (more than one only through `continue`)."""
@@ -124,7 +127,7 @@ class RouteTree:
         return out
 
 
-def _match(node: _Node, labels: Mapping[str, str]) -> list[RouteMatch]:
+def _match(node: RouteNode, labels: Mapping[str, str]) -> list[RouteMatch]:
     if not all(m.matches(labels) for m in node.matchers):
         return []
     found: list[RouteMatch] = []
