@@ -44,8 +44,10 @@ class FakeDevice:
     mig_slots: list[FakeDevice | None] | None = None  # None: no MIG support; a list: MIG enabled
     gpu_instance_id: int | None = None
     slices: int = 0
-    processes: list[FakeProcess] = field(default_factory=list)
+    processes: list[FakeProcess] | None = field(default_factory=list)  # None: NoPermission (a container)
     samples: list[FakeSample] | None = field(default_factory=list)  # None: NotSupported
+    # pynvml raises NVMLError(NVML_SUCCESS) when NVML answers "no samples" with success and a count of 0
+    no_samples_as_success: bool = False
     broken: pynvml.NVMLError | None = None  # raised by every call on this device
 
     def check(self) -> None:
@@ -146,6 +148,8 @@ class FakeNvml:
 
     def nvmlDeviceGetComputeRunningProcesses(self, device: FakeDevice):
         device.check()
+        if device.processes is None:
+            raise pynvml.NVMLError_NoPermission()
         return [SimpleNamespace(pid=p.pid, usedGpuMemory=p.used_bytes, gpuInstanceId=0xFFFFFFFF,
                                 computeInstanceId=0xFFFFFFFF) for p in device.processes]
 
@@ -154,6 +158,8 @@ class FakeNvml:
         self.utilization_queries.append((device.uuid, since_us))
         newer = [s for s in _supported(device.samples) if s.time_us > since_us]
         if not newer:
+            if device.no_samples_as_success:
+                raise pynvml.NVMLError(pynvml.NVML_SUCCESS)
             raise pynvml.NVMLError_NotFound()
         return [SimpleNamespace(pid=s.pid, timeStamp=s.time_us, smUtil=s.sm_percent, memUtil=0, encUtil=0,
                                 decUtil=0) for s in newer]

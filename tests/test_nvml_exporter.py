@@ -227,13 +227,22 @@ def test_processes_are_served_with_their_pid_memory_and_mean_sm_utilisation_sinc
     assert [since for uuid, since in nvml.utilization_queries if uuid == "GPU-l4"] == [0, 2_000]
 
 
-def test_a_scrape_with_no_new_utilisation_sample_has_no_utilisation_series_rather_than_zero():
-    l4 = _l4(processes=[FakeProcess(101, MIB)], samples=[FakeSample(101, 1_000, 55)])
+@pytest.mark.parametrize("no_samples_as_success", [False, True],
+                         ids=["NVML answers not found", "pynvml raises Success for an empty answer"])
+def test_a_scrape_with_no_new_utilisation_sample_has_no_utilisation_series_rather_than_zero(no_samples_as_success):
+    l4 = _l4(processes=[FakeProcess(101, MIB)], samples=[FakeSample(101, 1_000, 55)],
+             no_samples_as_success=no_samples_as_success)
     collector = DcgmCompatibleCollector(NvmlReader(FakeNvml([l4])), hostname="node-a")
-    assert any(s.name == PROCESS_SM_METRIC for s in _samples(_exposition(collector)))
+    assert [s.value for s in _samples(_exposition(collector)) if s.name == PROCESS_SM_METRIC] == [0.55]
     again = _samples(_exposition(collector))
     assert not any(s.name == PROCESS_SM_METRIC for s in again)
     assert [s.value for s in again if s.name == PROCESS_MEMORY_METRIC] == [MIB]
+
+
+def test_a_process_list_nvml_refuses_to_an_unprivileged_caller_is_absent_and_the_gpu_still_served():
+    l4 = _l4(processes=None, samples=[FakeSample(101, 1_000, 55)])
+    samples = _samples(_exposition(DcgmCompatibleCollector(NvmlReader(FakeNvml([l4])), hostname="node-a")))
+    assert {s.name for s in samples} == {name for name, _, _ in DCGM_METRICS}
 
 
 def test_readings_a_device_does_not_support_are_absent_and_a_failing_gpu_does_not_take_the_others_down():

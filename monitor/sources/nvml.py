@@ -145,7 +145,7 @@ class NvmlReader:
     def _mig_profile(self, mig) -> str:
         # NVML names a MIG device "<GPU name> MIG 1g.10gb" (the profile's own name, which
         # DCGM exports as GPU_I_PROFILE); from the slice count and memory when it does not.
-        name = _text(self._nvml.nvmlDeviceGetName(mig))
+        name = _text(self._optional(lambda: self._nvml.nvmlDeviceGetName(mig)) or "")
         if "MIG " in name:
             return name.rsplit("MIG ", 1)[1].strip()
         attributes = self._nvml.nvmlDeviceGetAttributes(mig)
