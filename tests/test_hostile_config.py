@@ -377,6 +377,8 @@ LISTEN_ROWS = [
                  id="a daemon listen address with a malformed IPv6 host names --listen"),
     pytest.param(Row({}, "--port", ["gpu-exporter", "--port", "70000"]),
                  id="a GPU exporter port out of range names --port"),
+    pytest.param(Row({}, "--hostname-label", ["gpu-exporter", "--hostname-label", "host"]),
+                 id="a GPU exporter host label other than hostname or Hostname names --hostname-label"),
 ]
 
 
