@@ -101,6 +101,10 @@ def test_cost_json_and_metrics_carry_the_fleet(prom, config, fleet_config_path, 
     assert out["fleet"]["gpus"] == want["gpus"]
     for key in ("gpu_hours", "gpu_utilization", "idle_cost_usd"):
         assert out["fleet"][key] == pytest.approx(want[key], rel=REL), key
+    assert main(["cost", "--config", str(fleet_config_path), "--from", start.isoformat(),
+                 "--to", fleet_end.isoformat()]) == 0
+    assert (f"fleet: {want['gpus']} GPU(s), {want['gpu_hours']:,.1f} GPU-hours, utilisation "
+            f"{want['gpu_utilization']:.0%} (weighted by GPU-hours)") in capsys.readouterr().out
 
     collector = SignalCollector()
     collector.update(cost_signals(prom, config, fleet_end))
