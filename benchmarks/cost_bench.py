@@ -6,6 +6,8 @@ would. Measured: `compute_costs` over 7 days (server-side 1m-grid subqueries, ev
 figure), `daily_costs` over the week (7 windows in one range query per figure) and
 `cost_signals` (trailing week, week-over-week, rates, 15m utilisation).
 For each: HTTP queries and the samples Prometheus read per call (`stats=all`).
+Fleet figures (`fleet_figures` over the 7-day report: no queries of their own): the
+figures, and their time as a share of `compute_costs`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.config import load_config  # noqa: E402
 from monitor.cost import compute_costs, cost_signals, daily_costs  # noqa: E402
+from monitor.cost.fleet import fleet_figures  # noqa: E402
 from monitor.cost.presets import gpu_matchers  # noqa: E402
 from monitor.simulate.fleet import generate_fleet  # noqa: E402
 from monitor.simulate.local_prometheus import LocalPrometheus, backfill  # noqa: E402
@@ -84,6 +87,13 @@ def main() -> int:
             for name, (seconds, (made, samples, most)) in figures.items():
                 print(f"{name}: {seconds * 1000:.0f} ms = {seconds / baseline:.2f}x baseline; {made} queries, "
                       f"{samples:,d} samples (at most {most:,d} in one query)")
+            week = compute_costs(source, config, start, END)
+            fleet = fleet_figures(week)
+            fleet_seconds = timed(lambda: fleet_figures(week))
+            print(f"fleet: {fleet.gpus} GPUs, {fleet.gpu_hours:,.1f} GPU-hours, utilisation "
+                  f"{fleet.gpu_utilization:.2%} (weighted by GPU-hours), idle cost ${fleet.idle_cost_usd:,.2f}; "
+                  f"fleet_figures {fleet_seconds * 1e6:.0f} us = {fleet_seconds / figures['compute_costs 7d'][0]:.5f}x "
+                  f"compute_costs 7d, 0 queries")
             source.close()
     return 0
 

@@ -49,6 +49,10 @@ CATALOGUE: dict[str, tuple[tuple[str, ...], str]] = {
     "idle_cost_usd": (("model", "version"), "GPU cost x (1 - utilisation) over the trailing 7 days"),
     "gpu_hours": (("model", "version"), "GPU-hours over the trailing 7 days"),
     "gpu_utilization": (("model",), "mean GPU utilisation (0..1) over the last 15 minutes"),
+    # The fleet (monitor.cost.fleet): every GPU any model selects, each counted once.
+    "fleet_gpu_hours": ((), "GPU-hours of the fleet over the trailing 7 days"),
+    "fleet_gpu_utilization": ((), "fleet GPU utilisation (0..1) weighted by GPU-hours, trailing 7 days"),
+    "fleet_idle_cost_usd": ((), "sum over the fleet's GPUs of cost x (1 - utilisation), trailing 7 days"),
     # The cycle itself (monitor.definition_errors): 1 per SLO, rule or model whose own
     # query the server rejects; absent once it works again (absence means fixed).
     "definition_error": (("kind", "name", "error"), "1 while the definition's query is rejected as wrong"),

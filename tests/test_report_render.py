@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from monitor.report import charts
-from monitor.report.model import report_json
+from monitor.report.headline import build_headline
+from monitor.report.model import (ChangeSection, CostSection, DriftSection, FreshnessSection, IncidentSection,
+                                  SloSection, report_json)
 from monitor.report.period import iso_week_period
 from monitor.report.render import (TEMPLATE_NAMES, archive_entries, render_report_html, template_directory,
                                    template_environment, write_atomic, write_report)
@@ -121,3 +124,17 @@ def test_templates_ship_with_the_package():
     on_disk = {p.name for p in (REPO / "reports").iterdir() if p.is_file()}
     assert on_disk == shipped and set(TEMPLATE_NAMES) <= shipped
     assert template_directory() == REPO / "reports"
+
+
+@pytest.mark.parametrize("cost, sentence", [
+    (CostSection(fleet_gpus=2, fleet_gpu_hours=1234.4, fleet_gpu_utilization=0.4149, fleet_idle_cost_usd=567.2),
+     "Fleet GPU utilisation 41% over 1,234 GPU-hours on 2 GPU(s); idle cost $567."),
+    (CostSection(), "Fleet GPU utilisation: no data (no GPU series in the period)."),
+], ids=["the fleet's utilisation, GPU-hours and idle cost are one headline sentence",
+        "without GPU series the fleet's utilisation is no data, never 0%"])
+def test_the_headline_states_the_fleet_gpu_figures(cost, sentence):
+    headline = build_headline(SloSection(), IncidentSection(), ChangeSection(), DriftSection(), cost,
+                              FreshnessSection())
+    assert sentence in headline.sentences
+    report = replace(synthetic_report(iso_week_period("2026-W47"), services=1, models=1), headline=headline)
+    assert f"<li>{sentence}</li>" in render_report_html(report)

@@ -281,3 +281,20 @@ def test_the_page_is_valid_self_contained_html_with_every_section(week_report):
         assert f'<section id="{section}">' in html
     assert html.count("<svg") == len(doc["slos"]["rows"]) + len(doc["drift"]["distributions"]) + 1
     assert "ranker" in html and "gpu-node-4/gpu0" in html
+
+
+def test_the_headline_states_fleet_utilisation_gpu_hours_and_idle_cost(week_report, fleet):
+    from test_cost_fleet import _fleet_frame, _truth
+
+    doc, html = week_report[0], week_report[1]
+    period = doc["period"]
+    want = _truth(_fleet_frame(fleet, _iso(period["start"]), _iso(period["end"])))
+    cost, headline = doc["cost"], doc["headline"]
+    assert cost["fleet_gpus"] == want["gpus"]
+    for key in ("gpu_hours", "gpu_utilization", "idle_cost_usd"):
+        assert cost[f"fleet_{key}"] == pytest.approx(want[key], rel=1e-9), key
+        assert headline[f"fleet_{key}"] == cost[f"fleet_{key}"]
+    sentence = (f"Fleet GPU utilisation {want['gpu_utilization'] * 100:.0f}% over {want['gpu_hours']:,.0f} "
+                f"GPU-hours on {want['gpus']} GPU(s); idle cost ${want['idle_cost_usd']:,.0f}.")
+    assert sentence in headline["sentences"]
+    assert f"<li>{sentence}</li>" in html

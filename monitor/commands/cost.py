@@ -10,6 +10,7 @@ from monitor.config import config_path_from, load_config
 from monitor.commands.arguments import add_config_argument, parse_instant
 from monitor.cost.allocation import CostReport
 from monitor.cost.collect import WEEK, CostWindowError, compute_costs
+from monitor.cost.fleet import fleet_figures
 from monitor.secrets import redact
 from monitor.sources.prometheus import PrometheusSource
 from monitor.timeutil import utc_now
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         report = compute_costs(source, config, start, end)
         failed = source.stats.errors
     if args.json:
-        print(redact(json.dumps(report.as_dict(), indent=2)))
+        print(redact(json.dumps({**report.as_dict(), "fleet": fleet_figures(report).as_dict()}, indent=2)))
     else:
         print(redact(format_table(report)))
     if failed:
@@ -72,6 +73,10 @@ def format_table(report: CostReport) -> str:
     if any(m.version is not None for m in report.models):
         notes.append("versions share their model's GPUs: each version's cost is the model's cost "
                      "times its share of the model's inferences")
+    fleet = fleet_figures(report)
+    lines.append(f"fleet: {fleet.gpus} GPU(s), {_number(fleet.gpu_hours, ',.1f')} GPU-hours, "
+                 f"utilisation {_number(fleet.gpu_utilization, '.0%')} (weighted by GPU-hours), "
+                 f"idle cost {_number(fleet.idle_cost_usd, ',.2f')} USD")
     lines += [f"note: {n}" for n in notes]
     lines += [f"warning: {w}" for w in report.warnings]
     return "\n".join(lines)

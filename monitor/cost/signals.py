@@ -22,6 +22,7 @@ from monitor.config import Config
 from monitor.cost import queries
 from monitor.cost.allocation import CostReport, ModelCost, cost_per_1k_change
 from monitor.cost.collect import WEEK, Answers, CostWindows, compute_cost_windows
+from monitor.cost.fleet import fleet_figures
 from monitor.cost.hourly import model_series_set, trailing_weeks
 from monitor.cost.presets import resolve_model_metrics
 from monitor.definition_errors import DefinitionError, DefinitionKind
@@ -49,8 +50,13 @@ def report_signals(current: CostReport, cost_per_1k_change: Mapping[tuple[str, s
 
 def weekly_signals(current: CostReport, cost_per_1k_change: Mapping[tuple[str, str | None], float | None]
                    ) -> list[Signal]:
-    """Cost per 1k, its week-over-week change, cost, idle cost and GPU-hours per model and version (pure)."""
-    signals: list[Signal] = []
+    """Cost per 1k, its week-over-week change, cost, idle cost and GPU-hours per model and version,
+    and the fleet's GPU-hours, utilisation and idle cost (pure)."""
+    fleet = fleet_figures(current)
+    evidence = {"gpus": float(fleet.gpus), "gpu_cost_usd": fleet.gpu_cost_usd}
+    signals: list[Signal] = [Signal("fleet_gpu_hours", {}, fleet.gpu_hours, evidence),
+                             Signal("fleet_gpu_utilization", {}, fleet.gpu_utilization, evidence),
+                             Signal("fleet_idle_cost_usd", {}, fleet.idle_cost_usd, evidence)]
     for cost in current.models:
         labels = _labels(cost.model, cost.version)
         evidence = _evidence(cost)
@@ -159,7 +165,8 @@ def cost_signals(source: PrometheusSource, config: Config, now: datetime | None 
     if not broken:
         return signals
     cotenants = _gpu_cotenants(sharing or recent_report, broken, gpus_unknown)
-    kept = [s for s in signals if s.labels.get("model") not in broken
+    # The fleet's figures leave out a broken model's GPUs: withheld (no data), never low.
+    kept = [s for s in signals if s.labels.get("model") not in broken and s.name not in _FLEET
             and not (s.name in _SPLIT_BY_INFERENCES and s.labels.get("model") in cotenants)]
     return [*kept, *(DefinitionError.of(DefinitionKind.MODEL, name, error).signal() for name, error in broken.items())]
 
@@ -198,6 +205,7 @@ def _weekly_from_hours(source: PrometheusSource, config: Config, store: StateSto
 # Only that model is in error (monitor.definition_errors). Its figures are unknown, and
 # so are the costs of models sharing a GPU with it (shared GPUs are split by
 # inferences): those signals are withheld, which reads as no data, never as a number.
+_FLEET = frozenset({"fleet_gpu_hours", "fleet_gpu_utilization", "fleet_idle_cost_usd"})
 _SPLIT_BY_INFERENCES = frozenset({"cost_per_1k", "cost_per_1k_wow_change", "cost_usd", "idle_cost_usd",
                                   "gpu_hours"})
 

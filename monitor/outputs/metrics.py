@@ -42,6 +42,12 @@ SIGNAL_METRICS: dict[str, tuple[str, str]] = {
     "idle_cost_usd": ("monitor_cost_idle_usd", "Idle GPU cost in USD over the trailing 7 days"),
     "gpu_hours": ("monitor_gpu_hours", "GPU-hours over the trailing 7 days"),
     "gpu_utilization": ("monitor_gpu_utilization_ratio", "Mean GPU utilisation (0..1) over 15 minutes"),
+    "fleet_gpu_hours": ("monitor_fleet_gpu_hours", "GPU-hours of every GPU the models select, over the trailing "
+                                                   "7 days (a shared GPU counted once)"),
+    "fleet_gpu_utilization": ("monitor_fleet_gpu_utilization_ratio",
+                              "Fleet GPU utilisation (0..1) over the trailing 7 days, weighted by GPU-hours"),
+    "fleet_idle_cost_usd": ("monitor_fleet_idle_cost_usd",
+                            "Idle GPU cost in USD of the whole fleet over the trailing 7 days"),
     "definition_error": ("monitor_definition_errors",
                          "1 for an SLO, rule or model whose query the server rejects (see `monitor alerts`)"),
     "figures_age_seconds": ("monitor_figures_age_seconds",

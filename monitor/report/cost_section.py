@@ -16,6 +16,7 @@ from monitor.config import Config
 from monitor.cost import queries
 from monitor.cost.allocation import CostReport
 from monitor.cost.collect import daily_costs, period_over_period
+from monitor.cost.fleet import fleet_figures
 from monitor.cost.presets import ModelMetricsError, gpu_matchers
 from monitor.report.intervals import runs_below
 from monitor.report.model import CostRow, CostSection, DailyCost, GpuIdlePeriod, SectionStatus
@@ -51,9 +52,11 @@ def build_cost_section(source: PrometheusSource, config: Config, period: ReportP
                  for report in daily_costs(source, config, period.start, period.end)]
     fleet_cost, fleet_inferences, fleet_per_1k = _fleet_totals(current)
     _, _, previous_per_1k = _fleet_totals(previous)
+    fleet = fleet_figures(current)
     return CostSection(tuple(rows), fleet_cost, fleet_inferences, fleet_per_1k, previous_per_1k, tuple(daily),
                        tuple(gpu_idle_periods(source, config, period)), IDLE_UTILIZATION_BELOW,
-                       SectionStatus(True, "; ".join(current.warnings)))
+                       SectionStatus(True, "; ".join(current.warnings)), fleet.gpus, fleet.gpu_hours,
+                       fleet.gpu_utilization, fleet.idle_cost_usd)
 
 
 def _fleet_totals(report: CostReport) -> tuple[float | None, float | None, float | None]:

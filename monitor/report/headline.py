@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from monitor.report.model import (ChangeSection, CostSection, DriftSection, FreshnessSection, Headline,
                                   IncidentSection, SloSection, SloStatus)
-from monitor.report.present import format_duration_short, format_percent, format_signed_percent, format_usd
+from monitor.report.present import (format_duration_short, format_number, format_percent, format_signed_percent,
+                                    format_usd)
 
 
 def build_headline(slos: SloSection, incidents: IncidentSection, changes: ChangeSection,
@@ -77,6 +78,8 @@ def build_headline(slos: SloSection, incidents: IncidentSection, changes: Change
         sentences.append(text + ".")
     elif not cost.status.available:
         sentences.append(f"Cost: not available ({cost.status.note}).")
+    if cost.status.available:
+        sentences.append(fleet_sentence(cost))
 
     quiet = [p for p in freshness.no_data]
     stale = [p for p in freshness.pipelines if p.stale_periods]
@@ -92,4 +95,16 @@ def build_headline(slos: SloSection, incidents: IncidentSection, changes: Change
                     counts[SloStatus.MISSED] if slos_known else None,
                     counts[SloStatus.NO_DATA] if slos_known else None,
                     len(incidents.rows) if known else None, rollbacks if known else None,
-                    cost.fleet_cost_per_1k, cost.fleet_cost_per_1k_wow_change, tuple(sentences))
+                    cost.fleet_cost_per_1k, cost.fleet_cost_per_1k_wow_change, tuple(sentences),
+                    cost.fleet_gpu_utilization, cost.fleet_gpu_hours, cost.fleet_idle_cost_usd)
+
+
+def fleet_sentence(cost: CostSection) -> str:
+    """Fleet GPU utilisation over its GPU-hours and the idle cost; "no data" without GPU series, never 0%."""
+    if cost.fleet_gpu_hours is None:
+        return "Fleet GPU utilisation: no data (no GPU series in the period)."
+    text = (f"Fleet GPU utilisation {format_percent(cost.fleet_gpu_utilization, 0)} over "
+            f"{format_number(cost.fleet_gpu_hours)} GPU-hours on {cost.fleet_gpus} GPU(s)")
+    if cost.fleet_idle_cost_usd is not None:
+        text += f"; idle cost {format_usd(cost.fleet_idle_cost_usd, 0)}"
+    return text + "."

@@ -248,6 +248,11 @@ class CostSection:
     idle_periods: tuple[GpuIdlePeriod, ...] = ()
     idle_utilization_below: float = 0.10
     status: SectionStatus = field(default_factory=SectionStatus)
+    # Every GPU the models select, each counted once (monitor.cost.fleet); None: no GPU series.
+    fleet_gpus: int = 0
+    fleet_gpu_hours: float | None = None
+    fleet_gpu_utilization: float | None = None   # 0..1, weighted by GPU-hours
+    fleet_idle_cost_usd: float | None = None
 
     @property
     def fleet_cost_per_1k_wow_change(self) -> float | None:
@@ -295,6 +300,9 @@ class Headline:
     cost_per_1k: float | None
     cost_per_1k_wow_change: float | None
     sentences: tuple[str, ...]
+    fleet_gpu_utilization: float | None = None
+    fleet_gpu_hours: float | None = None
+    fleet_idle_cost_usd: float | None = None
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,9 @@ def synthetic_report(period: ReportPeriod, services: int, models: int, seed: int
     cost_section = CostSection(tuple(cost_rows), total_cost, total_inferences, total_cost / total_inferences * 1000,
                                total_cost / total_inferences * 1000 * 0.97,
                                tuple(DailyCost(period.start + timedelta(days=d), daily_by_model[d])
-                                     for d in range(days)), tuple(idle))
+                                     for d in range(days)), tuple(idle), fleet_gpus=models,
+                               fleet_gpu_hours=sum(r.gpu_hours or 0 for r in cost_rows), fleet_gpu_utilization=0.4,
+                               fleet_idle_cost_usd=sum(r.idle_cost_usd or 0 for r in cost_rows))
     freshness = FreshnessSection(
         (PipelineFreshness(name("pipeline", 0), period.end - timedelta(minutes=20), timedelta(minutes=30),
                            (Interval(period.start + timedelta(hours=50), period.start + timedelta(hours=55)),)),),
