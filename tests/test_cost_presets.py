@@ -76,3 +76,19 @@ def test_monitor_check_reports_a_bad_selector_at_its_line(tmp_path):
                     "    gpus: '{}'\n", encoding="utf-8")
     report = validate(str(path))
     assert [(p.line, "selects every GPU" in p.message) for p in report.problems] == [(6, True)]
+
+
+@pytest.mark.parametrize("selector, want", [
+    pytest.param('M{namespace="llm"}',
+                 'label_replace(M{exported_namespace="llm",exported_namespace!=""}, "namespace", "$1", '
+                 '"exported_namespace", "(.*)")', id="a namespace matcher also reads exported_namespace"),
+    pytest.param('M{namespace!="llm",Hostname="h"}',
+                 'label_replace(M{exported_namespace!="llm",Hostname="h",exported_namespace!=""}, "namespace", "$1", '
+                 '"exported_namespace", "(.*)")',
+                 id="a negative matcher reads only series that carry the exported label"),
+    pytest.param('M{Hostname="h"}', None, id="a selector on the GPU's own labels needs no second reading"),
+])
+def test_gpu_selectors_also_read_exported_workload_labels(selector, want):
+    from monitor.sources.folding import renamed_selector
+
+    assert renamed_selector(selector, {"namespace": "exported_namespace", "pod": "exported_pod"}) == want

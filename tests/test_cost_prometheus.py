@@ -68,12 +68,23 @@ def _inferences(fleet, model: str, start: datetime, end: datetime, version: str 
     return total
 
 
+def _workload_gpus(fleet, namespace: str) -> list:
+    """One utilisation series per physical GPU (by UUID) whose workload runs in `namespace`, whether
+    its labels were stored plain or as `exported_*` (scraped with `honorLabels: false`)."""
+    by_uuid = {}
+    for series in fleet.find("DCGM_FI_DEV_GPU_UTIL"):
+        workload = series.labels.get("exported_namespace", series.labels.get("namespace"))
+        if workload == namespace:
+            by_uuid.setdefault(series.labels["UUID"], series)
+    return list(by_uuid.values())
+
+
 def _gpu_truth(fleet, model: str, start: datetime, end: datetime) -> dict:
     """Independent GPU-hours, utilisation, cost and idle cost of a model's GPUs (before sharing)."""
     spec = _spec(model)
     hours = cost = idle = util_weighted = 0.0
     raw_util = []
-    for series in fleet.find("DCGM_FI_DEV_GPU_UTIL", namespace=spec.gpu_namespace):
+    for series in _workload_gpus(fleet, spec.gpu_namespace):
         seen = _grid_values(fleet, series.values, start, end)
         node = series.labels.get("Hostname") or series.labels.get("hostname")
         price = NODE_GPU_HOURLY_COST.get(node, CONFIG_GPU_PRICE)
@@ -279,3 +290,21 @@ def test_churn_scorers_idle_gpu_period_is_found_with_its_cost(prom, config, flee
     assert period.mean_utilization == pytest.approx(series.values[inside].mean() / 100, abs=0.005)
     assert period.gpu_hours == 8.0
     assert period.idle_cost_usd == pytest.approx(8.0 * CONFIG_GPU_PRICE * (1 - period.mean_utilization))
+
+
+def test_a_namespace_selector_finds_gpus_whose_labels_arrived_as_exported(prom, config, fleet, fleet_end):
+    # recommender's GPUs were scraped with honorLabels: false (namespace="gpu-operator",
+    # exported_namespace="recommender"); churn-scorer's GPU was scraped both ways.
+    start = fleet_end - timedelta(days=7)
+    report = compute_costs(prom, config, start, fleet_end)
+    recommender, churn = report.entry("recommender"), report.entry("churn-scorer")
+    exported = [s for s in fleet.find("DCGM_FI_DEV_GPU_UTIL") if s.labels.get("exported_namespace") == "recommender"]
+    assert len(exported) == 2 and not fleet.find("DCGM_FI_DEV_GPU_UTIL", namespace="recommender")
+    want = _expected(fleet, "recommender", start, fleet_end)
+    assert recommender.gpu_hours == pytest.approx(want["gpu_hours"], rel=REL)
+    assert 2 * 7 * 24 <= recommender.gpu_hours <= 2 * 7 * 24 + 2 / 60
+    assert recommender.cost_per_1k == pytest.approx(want["cost_per_1k"], rel=REL)
+    # Two series of one GPU (one per scrape style) count as one GPU.
+    assert len(fleet.find("DCGM_FI_DEV_GPU_UTIL", hostname="gpu-node-4")) == 2
+    assert 7 * 24 <= churn.gpu_hours <= 7 * 24 + 1 / 60
+    assert churn.gpu_hours == pytest.approx(_expected(fleet, "churn-scorer", start, fleet_end)["gpu_hours"], rel=REL)
