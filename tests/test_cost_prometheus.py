@@ -16,6 +16,7 @@ Prometheus's increase() extrapolating half a sample interval at its start.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -308,3 +309,39 @@ def test_a_namespace_selector_finds_gpus_whose_labels_arrived_as_exported(prom, 
     assert len(fleet.find("DCGM_FI_DEV_GPU_UTIL", hostname="gpu-node-4")) == 2
     assert 7 * 24 <= churn.gpu_hours <= 7 * 24 + 1 / 60
     assert churn.gpu_hours == pytest.approx(_expected(fleet, "churn-scorer", start, fleet_end)["gpu_hours"], rel=REL)
+
+
+def test_a_gpu_selector_that_matches_nothing_while_serving_is_a_warning_not_a_zero_cost(
+        prom, fleet_config_path, fleet, fleet_end, capsys):
+    import yaml
+
+    from monitor.report.cost_section import build_cost_section
+    from monitor.report.period import ReportPeriod
+
+    # A typo in the namespace: ranker serves all week, but its selector finds no GPU.
+    raw = yaml.safe_load(fleet_config_path.read_text())
+    next(m for m in raw["models"] if m["name"] == "ranker")["gpus"] = '{namespace="rankers"}'
+    path = fleet_config_path.with_name("monitor-typo.yaml")
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    start = fleet_end - timedelta(days=7)
+    assert main(["cost", "--config", str(path), "--from", start.isoformat(), "--to", fleet_end.isoformat(),
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    [warning] = out["warnings"]
+    assert "'ranker'" in warning and '{namespace="rankers"}' in warning and "matched no" in warning
+    # Within increase()'s extrapolation at v2's first sample (see the module doc).
+    served = float(re.search(r"served ([\d,]+) inferences", warning).group(1).replace(",", ""))
+    assert served == pytest.approx(_inferences(fleet, "ranker", start, fleet_end), rel=1e-3)
+    assert f"monitor: warning: {warning}" in captured.err.splitlines()
+    ranker = next(e for e in out["models"] if e["model"] == "ranker" and e["version"] is None)
+    assert ranker["cost_usd"] is None and ranker["cost_per_1k"] is None and ranker["gpu_hours"] is None
+    # The table says it too, on stderr, and the weekly report's cost section carries it as a note.
+    assert main(["cost", "--config", str(path), "--from", start.isoformat(), "--to", fleet_end.isoformat()]) == 0
+    assert "matched no dcgm-exporter GPU series" in capsys.readouterr().err
+    config = load_config(path)
+    section = build_cost_section(prom, config, ReportPeriod(start, fleet_end, "test", "the week"))
+    assert warning in section.status.note
+    # The fleet's own config warns about nothing: every selector finds its GPUs.
+    good = load_config(fleet_config_path)
+    assert not compute_costs(prom, good, start, fleet_end).warnings
