@@ -42,6 +42,8 @@ SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # dcgm-exporter's own pod, as the GPU Operator deploys it: the target labels that take
 # `namespace`/`pod`/`container` when the workload's labels are stored as `exported_*`.
 DCGM_EXPORTER_TARGET = {"namespace": "gpu-operator", "container": "nvidia-dcgm-exporter"}
+# Triton's failure reasons (core src/metric_model_reporter.cc), each its own series.
+TRITON_FAILURE_REASONS = ("REJECTED", "CANCELED", "BACKEND", "OTHER")
 GPU_FRAMEBUFFER_MIB = {"NVIDIA A100-SXM4-80GB": 81920, "NVIDIA H100 80GB HBM3": 81559, "NVIDIA L4": 23034}
 BASELINE_ERROR_RATIO = 0.0002
 
@@ -205,20 +207,27 @@ def generate_fleet(days: int = 7, seed: int = 1, end: datetime | None = None) ->
                                DRIFTED_SCORE_BETA)}
         for version, (v_requests, v_errors, beta) in versions.items():
             labels = {"model": spec.name, "version": version}
+            # Triton's own labels plus the scrape's `namespace` (the Triton pod's).
+            triton = {**labels, "namespace": spec.gpu_namespace}
             first = 0 if version == "v1" else int(np.argmax(v_requests > 0) if (v_requests > 0).any() else 0)
             inferences = v_requests * spec.batch_size
             for name, counts in (("nv_inference_count", inferences),
                                  ("nv_inference_request_success", v_requests - v_errors),
-                                 ("nv_inference_request_failure", v_errors),
                                  ("nv_inference_request_duration_us",
                                   v_requests * spec.latency_median_s * 1e6 * latency_factor)):
-                fleet.series.append(SimSeries(name, labels, _starting_at(np.cumsum(counts), first)))
+                fleet.series.append(SimSeries(name, triton, _starting_at(np.cumsum(counts), first)))
+            # Failures by `reason`, every reason exported from the start (backend errors here).
+            for reason in TRITON_FAILURE_REASONS:
+                counts = v_errors if reason == "BACKEND" else np.zeros(minutes)
+                fleet.series.append(SimSeries("nv_inference_request_failure", {**triton, "reason": reason},
+                                              _starting_at(np.cumsum(counts), first)))
             _add_histogram(fleet, "model_prediction_score", labels, inferences, SCORE_BUCKETS,
                            lambda edges, _f, a=beta[0], b=beta[1]: stats.beta.cdf(edges, a, b),
                            np.ones(minutes), rng, mean_fn=lambda _f, a=beta[0], b=beta[1]: a / (a + b),
                            first=first)
 
     _add_gpus(fleet, incidents, diurnal, rng)
+    _label_triton_gpus(fleet)
     for node, price in NODE_GPU_HOURLY_COST.items():
         fleet.series.append(SimSeries("node_gpu_hourly_cost", {"node": node, "instance": f"{node}:9003"},
                                       np.full(minutes, price), kind="gauge"))
@@ -251,6 +260,20 @@ def _add_gateway(fleet: Fleet, diurnal: np.ndarray, burning: np.ndarray, rng: np
         for code, counts in (("200", requests - errors - throttled), ("429", throttled), ("500", errors)):
             fleet.series.append(SimSeries("gateway_requests_total", {**labels, "code": code},
                                           np.cumsum(counts.astype(np.float64))))
+
+
+def _label_triton_gpus(fleet: Fleet) -> None:
+    """`gpu_uuid` on a single-GPU model's Triton series, as Triton labels a model instance's GPU.
+
+    Only where the model has one GPU: Triton exports one series per GPU instance, and a
+    model on two would have its counts split across two series.
+    """
+    uuids = {(s.labels.get("Hostname") or s.labels.get("hostname"), s.labels["gpu"]): s.labels["UUID"]
+             for s in fleet.series if s.name == "DCGM_FI_DEV_GPU_UTIL"}
+    single = {spec.name: uuids[spec.gpus[0][:2]] for spec in FLEET if len(spec.gpus) == 1}
+    for series in fleet.series:
+        if series.name.startswith("nv_inference_") and series.labels.get("model") in single:
+            series.labels = {**series.labels, "gpu_uuid": single[series.labels["model"]]}
 
 
 def _starting_at(values: np.ndarray, first: int) -> np.ndarray:
