@@ -84,20 +84,21 @@ def test_monitor_check_reports_a_bad_selector_at_its_line(tmp_path):
     assert [(p.line, "selects every GPU" in p.message) for p in report.problems] == [(6, True)]
 
 
-@pytest.mark.parametrize("selector, want", [
-    pytest.param('M{namespace="llm"}',
-                 'label_replace(M{exported_namespace="llm",exported_namespace!=""}, "namespace", "$1", '
-                 '"exported_namespace", "(.*)")', id="a namespace matcher also reads exported_namespace"),
-    pytest.param('M{namespace!="llm",Hostname="h"}',
-                 'label_replace(M{exported_namespace!="llm",Hostname="h",exported_namespace!=""}, "namespace", "$1", '
+@pytest.mark.parametrize("selector, metric, want", [
+    pytest.param('M{namespace="llm"}', "", 'M{namespace="llm"} or label_replace(M{exported_namespace="llm",'
+                 'exported_namespace!=""}, "namespace", "$1", "exported_namespace", "(.*)")',
+                 id="a namespace matcher also reads exported_namespace"),
+    pytest.param('M{namespace!="llm",Hostname="h"}', "", 'M{namespace!="llm",Hostname="h"} or label_replace('
+                 'M{exported_namespace!="llm",Hostname="h",exported_namespace!=""}, "namespace", "$1", '
                  '"exported_namespace", "(.*)")',
                  id="a negative matcher reads only series that carry the exported label"),
-    pytest.param('M{Hostname="h"}', None, id="a selector on the GPU's own labels needs no second reading"),
+    pytest.param('M{Hostname="h"}', "N", 'N{Hostname="h"}',
+                 id="a selector on the GPU's own labels needs no second reading, on any metric"),
 ])
-def test_gpu_selectors_also_read_exported_workload_labels(selector, want):
-    from monitor.sources.folding import renamed_selector
+def test_gpu_selectors_also_read_exported_workload_labels(selector, metric, want):
+    from monitor.sources.folding import either_form
 
-    assert renamed_selector(selector, {"namespace": "exported_namespace", "pod": "exported_pod"}) == want
+    assert either_form(selector, metric, {"namespace": "exported_namespace", "pod": "exported_pod"}) == want
 
 
 # Series as each server exports them (label sets from their sources; see monitor/cost/presets.py),

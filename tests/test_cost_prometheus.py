@@ -69,14 +69,16 @@ def _inferences(fleet, model: str, start: datetime, end: datetime, version: str 
     return total
 
 
-def _workload_gpus(fleet, namespace: str) -> list:
-    """One utilisation series per physical GPU (by UUID) whose workload runs in `namespace`, whether
-    its labels were stored plain or as `exported_*` (scraped with `honorLabels: false`)."""
+def _workload_gpus(fleet, namespace: str) -> list[tuple[dict, np.ndarray]]:
+    """(labels, utilisation in percent) per physical GPU (by UUID) whose workload runs in `namespace`,
+    whether its labels were stored plain or as `exported_*` (scraped with `honorLabels: false`).
+    A MIG instance has no GPU_UTIL: its engine activity ratio, in percent, stands in."""
     by_uuid = {}
-    for series in fleet.find("DCGM_FI_DEV_GPU_UTIL"):
-        workload = series.labels.get("exported_namespace", series.labels.get("namespace"))
-        if workload == namespace:
-            by_uuid.setdefault(series.labels["UUID"], series)
+    for name, scale in (("DCGM_FI_DEV_GPU_UTIL", 1.0), ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", 100.0)):
+        for series in fleet.find(name):
+            workload = series.labels.get("exported_namespace", series.labels.get("namespace"))
+            if workload == namespace:
+                by_uuid.setdefault(series.labels["UUID"], (series.labels, series.values * scale))
     return list(by_uuid.values())
 
 
@@ -85,16 +87,16 @@ def _gpu_truth(fleet, model: str, start: datetime, end: datetime) -> dict:
     spec = _spec(model)
     hours = cost = idle = util_weighted = 0.0
     raw_util = []
-    for series in _workload_gpus(fleet, spec.gpu_namespace):
-        seen = _grid_values(fleet, series.values, start, end)
-        node = series.labels.get("Hostname") or series.labels.get("hostname")
+    for labels, values in _workload_gpus(fleet, spec.gpu_namespace):
+        seen = _grid_values(fleet, values, start, end)
+        node = labels.get("Hostname") or labels.get("hostname")
         price = NODE_GPU_HOURLY_COST.get(node, CONFIG_GPU_PRICE)
         h, u = len(seen) / 60.0, seen.mean() / 100.0
         hours += h
         cost += h * price
         idle += h * price * (1 - u)
         util_weighted += h * u
-        raw_util.append(_raw_minutes(fleet, series.values, start, end))
+        raw_util.append(_raw_minutes(fleet, values, start, end))
     return {"gpu_hours": hours, "cost_usd": cost, "idle_cost_usd": idle, "gpu_utilization": util_weighted / hours,
             "raw_utilization": float(np.concatenate(raw_util).mean() / 100.0)}
 
@@ -345,3 +347,15 @@ def test_a_gpu_selector_that_matches_nothing_while_serving_is_a_warning_not_a_ze
     # The fleet's own config warns about nothing: every selector finds its GPUs.
     good = load_config(fleet_config_path)
     assert not compute_costs(prom, good, start, fleet_end).warnings
+
+
+def test_a_mig_instance_without_gpu_util_is_read_from_its_engine_activity(prom, config, fleet, fleet_end):
+    # ranker's second GPU is a full-size MIG instance: no DCGM_FI_DEV_GPU_UTIL, only GR_ENGINE_ACTIVE.
+    [mig] = fleet.find("DCGM_FI_PROF_GR_ENGINE_ACTIVE", Hostname="gpu-node-1")
+    assert mig.labels["GPU_I_PROFILE"] == "7g.80gb" and not fleet.find("DCGM_FI_DEV_GPU_UTIL", UUID=mig.labels["UUID"])
+    start = fleet_end - timedelta(hours=40)
+    got = compute_costs(prom, config, start, fleet_end).entry("ranker")
+    assert 2 * 40 <= got.gpu_hours <= 2 * 40 + 2 / 60
+    seen = [_grid_values(fleet, values, start, fleet_end) for _, values in _workload_gpus(fleet, "ranker")]
+    want = float(np.concatenate(seen).mean()) / 100  # both GPUs present every minute: equal weights
+    assert got.gpu_utilization == pytest.approx(want, rel=REL)

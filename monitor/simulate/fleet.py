@@ -16,6 +16,8 @@ short SLO windows have one-minute samples):
   (`honorLabels: false`) stores them: the workload's labels as `exported_*`, the
   exporter's own pod in `namespace`/`pod`/`container`; `churn-scorer`'s GPU is scraped
   both ways (two scrape jobs), so its series exist twice for one GPU;
+- `ranker`'s second GPU runs in MIG mode as one full-size instance (7g.80gb): dcgm-exporter
+  exports no DCGM_FI_DEV_GPU_UTIL for it, only DCGM_FI_PROF_GR_ENGINE_ACTIVE (0..1);
 - `legacy-tagger` stops receiving traffic for the last 5 hours;
 - the `user-features` pipeline stops succeeding for 5 hours (freshness);
 - `inference-gateway`'s `/v1/recommend` endpoint fails 5% of requests for 40 minutes,
@@ -42,6 +44,8 @@ SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # dcgm-exporter's own pod, as the GPU Operator deploys it: the target labels that take
 # `namespace`/`pod`/`container` when the workload's labels are stored as `exported_*`.
 DCGM_EXPORTER_TARGET = {"namespace": "gpu-operator", "container": "nvidia-dcgm-exporter"}
+# GPUs in MIG mode, (host, gpu index) -> (GPU_I_PROFILE, GPU_I_ID): one instance the size of the GPU.
+MIG_GPUS = {("gpu-node-1", "1"): ("7g.80gb", "0")}
 # Triton's failure reasons (core src/metric_model_reporter.cc), each its own series.
 TRITON_FAILURE_REASONS = ("REJECTED", "CANCELED", "BACKEND", "OTHER")
 GPU_FRAMEBUFFER_MIB = {"NVIDIA A100-SXM4-80GB": 81920, "NVIDIA H100 80GB HBM3": 81559, "NVIDIA L4": 23034}
@@ -269,7 +273,7 @@ def _label_triton_gpus(fleet: Fleet) -> None:
     model on two would have its counts split across two series.
     """
     uuids = {(s.labels.get("Hostname") or s.labels.get("hostname"), s.labels["gpu"]): s.labels["UUID"]
-             for s in fleet.series if s.name == "DCGM_FI_DEV_GPU_UTIL"}
+             for s in fleet.series if s.name == "DCGM_FI_DEV_FB_USED"}
     single = {spec.name: uuids[spec.gpus[0][:2]] for spec in FLEET if len(spec.gpus) == 1}
     for series in fleet.series:
         if series.name.startswith("nv_inference_") and series.labels.get("model") in single:
@@ -338,8 +342,13 @@ def _add_gpus(fleet: Fleet, incidents: dict, diurnal: np.ndarray, rng: np.random
             framebuffer = GPU_FRAMEBUFFER_MIB[model_name]
             used = (framebuffer * 0.55 + rng.normal(0, 200, minutes)).clip(0, framebuffer).round()
             power = (60 + 3.2 * util + rng.normal(0, 2, minutes)).round(3)
+            # A MIG instance has no GPU_UTIL: its engine activity ratio carries the same utilisation.
+            mig = MIG_GPUS.get((host, index))
+            utilization = ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", util / 100.0) if mig else ("DCGM_FI_DEV_GPU_UTIL", util)
             for scraped in scrapes:
-                for name, values in (("DCGM_FI_DEV_GPU_UTIL", util), ("DCGM_FI_DEV_FB_USED", used),
+                if mig:
+                    scraped = {**scraped, "GPU_I_PROFILE": mig[0], "GPU_I_ID": mig[1]}
+                for name, values in (utilization, ("DCGM_FI_DEV_FB_USED", used),
                                      ("DCGM_FI_DEV_FB_FREE", framebuffer - used), ("DCGM_FI_DEV_POWER_USAGE", power)):
                     fleet.series.append(SimSeries(name, dict(scraped), values, kind="gauge"))
 
