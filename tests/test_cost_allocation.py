@@ -145,3 +145,20 @@ def test_report_json_keeps_the_documented_keys_first():
     assert list(d["models"][0])[:9] == ["model", "version", "inferences", "gpu_hours", "gpu_utilization",
                                         "cost_usd", "idle_cost_usd", "cost_per_1k", "price_source"]
     assert [(e["model"], e["version"]) for e in d["models"]] == [("m", None), ("m", "v1")]
+
+
+@pytest.mark.parametrize("inferences, gpus, selector, warned", [
+    pytest.param({"": 10.0}, [], '{namespace="x"}', True, id="a selector that finds no GPU while serving warns"),
+    pytest.param({"": 0.0}, [], '{namespace="x"}', False, id="a model that served nothing is not warned about"),
+    pytest.param(None, [], '{namespace="x"}', False, id="a model without an inference series is not warned about"),
+    pytest.param({"": 10.0}, [], None, False, id="a model without a gpus selector is CPU-only, not a miss"),
+    pytest.param({"": 10.0}, [usage(gpu("n1"), 1, 0.5)], '{namespace="x"}', False,
+                 id="a selector that finds its GPU is not warned about"),
+])
+def test_a_gpu_selector_that_finds_nothing_while_serving_is_warned_about(inferences, gpus, selector, warned):
+    report = allocate(START, END, [ModelUsage("m", inferences, gpus, gpu_selector=selector)], PRICING, {},
+                      ["server warning"])
+    assert report.warnings[0] == "server warning"
+    assert any("model 'm': gpus selector" in w for w in report.warnings) == warned
+    if warned:
+        assert report.entry("m").cost_usd is None and report.entry("m").cost_per_1k is None

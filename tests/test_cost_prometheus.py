@@ -16,6 +16,7 @@ Prometheus's increase() extrapolating half a sample interval at its start.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -68,21 +69,34 @@ def _inferences(fleet, model: str, start: datetime, end: datetime, version: str 
     return total
 
 
+def _workload_gpus(fleet, namespace: str) -> list[tuple[dict, np.ndarray]]:
+    """(labels, utilisation in percent) per physical GPU (by UUID) whose workload runs in `namespace`,
+    whether its labels were stored plain or as `exported_*` (scraped with `honorLabels: false`).
+    A MIG instance has no GPU_UTIL: its engine activity ratio, in percent, stands in."""
+    by_uuid = {}
+    for name, scale in (("DCGM_FI_DEV_GPU_UTIL", 1.0), ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", 100.0)):
+        for series in fleet.find(name):
+            workload = series.labels.get("exported_namespace", series.labels.get("namespace"))
+            if workload == namespace:
+                by_uuid.setdefault(series.labels["UUID"], (series.labels, series.values * scale))
+    return list(by_uuid.values())
+
+
 def _gpu_truth(fleet, model: str, start: datetime, end: datetime) -> dict:
     """Independent GPU-hours, utilisation, cost and idle cost of a model's GPUs (before sharing)."""
     spec = _spec(model)
     hours = cost = idle = util_weighted = 0.0
     raw_util = []
-    for series in fleet.find("DCGM_FI_DEV_GPU_UTIL", namespace=spec.gpu_namespace):
-        seen = _grid_values(fleet, series.values, start, end)
-        node = series.labels.get("Hostname") or series.labels.get("hostname")
+    for labels, values in _workload_gpus(fleet, spec.gpu_namespace):
+        seen = _grid_values(fleet, values, start, end)
+        node = labels.get("Hostname") or labels.get("hostname")
         price = NODE_GPU_HOURLY_COST.get(node, CONFIG_GPU_PRICE)
         h, u = len(seen) / 60.0, seen.mean() / 100.0
         hours += h
         cost += h * price
         idle += h * price * (1 - u)
         util_weighted += h * u
-        raw_util.append(_raw_minutes(fleet, series.values, start, end))
+        raw_util.append(_raw_minutes(fleet, values, start, end))
     return {"gpu_hours": hours, "cost_usd": cost, "idle_cost_usd": idle, "gpu_utilization": util_weighted / hours,
             "raw_utilization": float(np.concatenate(raw_util).mean() / 100.0)}
 
@@ -279,3 +293,69 @@ def test_churn_scorers_idle_gpu_period_is_found_with_its_cost(prom, config, flee
     assert period.mean_utilization == pytest.approx(series.values[inside].mean() / 100, abs=0.005)
     assert period.gpu_hours == 8.0
     assert period.idle_cost_usd == pytest.approx(8.0 * CONFIG_GPU_PRICE * (1 - period.mean_utilization))
+
+
+def test_a_namespace_selector_finds_gpus_whose_labels_arrived_as_exported(prom, config, fleet, fleet_end):
+    # recommender's GPUs were scraped with honorLabels: false (namespace="gpu-operator",
+    # exported_namespace="recommender"); churn-scorer's GPU was scraped both ways.
+    start = fleet_end - timedelta(days=7)
+    report = compute_costs(prom, config, start, fleet_end)
+    recommender, churn = report.entry("recommender"), report.entry("churn-scorer")
+    exported = [s for s in fleet.find("DCGM_FI_DEV_GPU_UTIL") if s.labels.get("exported_namespace") == "recommender"]
+    assert len(exported) == 2 and not fleet.find("DCGM_FI_DEV_GPU_UTIL", namespace="recommender")
+    want = _expected(fleet, "recommender", start, fleet_end)
+    assert recommender.gpu_hours == pytest.approx(want["gpu_hours"], rel=REL)
+    assert 2 * 7 * 24 <= recommender.gpu_hours <= 2 * 7 * 24 + 2 / 60
+    assert recommender.cost_per_1k == pytest.approx(want["cost_per_1k"], rel=REL)
+    # Two series of one GPU (one per scrape style) count as one GPU.
+    assert len(fleet.find("DCGM_FI_DEV_GPU_UTIL", hostname="gpu-node-4")) == 2
+    assert 7 * 24 <= churn.gpu_hours <= 7 * 24 + 1 / 60
+    assert churn.gpu_hours == pytest.approx(_expected(fleet, "churn-scorer", start, fleet_end)["gpu_hours"], rel=REL)
+
+
+def test_a_gpu_selector_that_matches_nothing_while_serving_is_a_warning_not_a_zero_cost(
+        prom, fleet_config_path, fleet, fleet_end, capsys):
+    import yaml
+
+    from monitor.report.cost_section import build_cost_section
+    from monitor.report.period import ReportPeriod
+
+    # A typo in the namespace: ranker serves all week, but its selector finds no GPU.
+    raw = yaml.safe_load(fleet_config_path.read_text())
+    next(m for m in raw["models"] if m["name"] == "ranker")["gpus"] = '{namespace="rankers"}'
+    path = fleet_config_path.with_name("monitor-typo.yaml")
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    start = fleet_end - timedelta(days=7)
+    assert main(["cost", "--config", str(path), "--from", start.isoformat(), "--to", fleet_end.isoformat(),
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    [warning] = out["warnings"]
+    assert "'ranker'" in warning and '{namespace="rankers"}' in warning and "matched no" in warning
+    # Within increase()'s extrapolation at v2's first sample (see the module doc).
+    served = float(re.search(r"served ([\d,]+) inferences", warning).group(1).replace(",", ""))
+    assert served == pytest.approx(_inferences(fleet, "ranker", start, fleet_end), rel=1e-3)
+    assert f"monitor: warning: {warning}" in captured.err.splitlines()
+    ranker = next(e for e in out["models"] if e["model"] == "ranker" and e["version"] is None)
+    assert ranker["cost_usd"] is None and ranker["cost_per_1k"] is None and ranker["gpu_hours"] is None
+    # The table says it too, on stderr, and the weekly report's cost section carries it as a note.
+    assert main(["cost", "--config", str(path), "--from", start.isoformat(), "--to", fleet_end.isoformat()]) == 0
+    assert "matched no dcgm-exporter GPU series" in capsys.readouterr().err
+    config = load_config(path)
+    section = build_cost_section(prom, config, ReportPeriod(start, fleet_end, "test", "the week"))
+    assert warning in section.status.note
+    # The fleet's own config warns about nothing: every selector finds its GPUs.
+    good = load_config(fleet_config_path)
+    assert not compute_costs(prom, good, start, fleet_end).warnings
+
+
+def test_a_mig_instance_without_gpu_util_is_read_from_its_engine_activity(prom, config, fleet, fleet_end):
+    # ranker's second GPU is a full-size MIG instance: no DCGM_FI_DEV_GPU_UTIL, only GR_ENGINE_ACTIVE.
+    [mig] = fleet.find("DCGM_FI_PROF_GR_ENGINE_ACTIVE", Hostname="gpu-node-1")
+    assert mig.labels["GPU_I_PROFILE"] == "7g.80gb" and not fleet.find("DCGM_FI_DEV_GPU_UTIL", UUID=mig.labels["UUID"])
+    start = fleet_end - timedelta(hours=40)
+    got = compute_costs(prom, config, start, fleet_end).entry("ranker")
+    assert 2 * 40 <= got.gpu_hours <= 2 * 40 + 2 / 60
+    seen = [_grid_values(fleet, values, start, fleet_end) for _, values in _workload_gpus(fleet, "ranker")]
+    want = float(np.concatenate(seen).mean()) / 100  # both GPUs present every minute: equal weights
+    assert got.gpu_utilization == pytest.approx(want, rel=REL)

@@ -104,3 +104,30 @@ def test_simulate_writes_metrics_truth_config_specs_and_logs(tmp_path, capsys):
     log = pd.read_parquet(out / "predictions" / "ranker.parquet")
     assert {"timestamp", "version", "items_viewed", "country"} <= set(log.columns)
     assert main(["check", "--config", str(out / "monitor.yaml")]) == 0
+
+
+def test_series_carry_the_exporters_real_label_sets(fleet):
+    # dcgm-exporter: the GPU's own labels, the host as Hostname (older) or hostname (newer), and the
+    # workload's pod/namespace/container, stored as exported_* when scraped with honorLabels: false.
+    gpu_labels = {"gpu", "UUID", "device", "modelName"}
+    workload = {"namespace", "pod", "container"}
+    styles = set()
+    for series in fleet.find("DCGM_FI_DEV_GPU_UTIL"):
+        labels = set(series.labels)
+        host = labels & {"Hostname", "hostname"}
+        assert len(host) == 1 and gpu_labels | host | workload <= labels, series.labels
+        exported = {f"exported_{k}" for k in workload}
+        if exported <= labels:
+            styles.add("exported")
+            assert series.labels["namespace"] == "gpu-operator" and series.labels["exported_container"] == "triton"
+        else:
+            styles.add("plain")
+            assert labels == gpu_labels | host | workload, series.labels
+    assert styles == {"plain", "exported"}
+    # Triton: failures by reason, each reason exported; gpu_uuid is the model's GPU's dcgm UUID.
+    reasons = {s.labels["reason"] for s in fleet.find("nv_inference_request_failure", model="fraud-detector")}
+    assert reasons == {"REJECTED", "CANCELED", "BACKEND", "OTHER"}
+    [count] = fleet.find("nv_inference_count", model="search-embedder")
+    [gpu] = fleet.find("DCGM_FI_DEV_GPU_UTIL", namespace="search-embedder")
+    assert count.labels["gpu_uuid"] == gpu.labels["UUID"] and count.labels["namespace"] == "search-embedder"
+    assert all("gpu_uuid" not in s.labels for s in fleet.find("nv_inference_count", model="ranker"))  # two GPUs

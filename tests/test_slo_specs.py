@@ -494,7 +494,8 @@ def test_preset_models_get_default_slos_unless_they_opt_out(tmp_path):
             inferences: 'x_total{model="plain"}'
         """)
     specs = {spec.id: spec for spec in load_slo_specs(load_config(config))}
-    assert set(specs) == {"fraud-availability", "llama-latency", "iris-availability", "iris-latency"}
+    assert set(specs) == {"fraud-availability", "llama-availability", "llama-latency", "iris-availability",
+                          "iris-latency"}
     assert (specs["fraud-availability"].objective, specs["fraud-availability"].period) == (0.999, timedelta(days=30))
     assert specs["fraud-availability"].source == f"{config}:2"
     assert (specs["iris-availability"].objective, specs["iris-latency"].objective) == (0.995, 0.95)
@@ -503,18 +504,22 @@ def test_preset_models_get_default_slos_unless_they_opt_out(tmp_path):
     assert latency.error_query == ('sum(rate(vllm:e2e_request_latency_seconds_count{model_name="llama"}[{{.window}}]))'
                                    ' - sum(rate(vllm:e2e_request_latency_seconds_bucket{model_name="llama",le="0.5"}'
                                    '[{{.window}}]))')
-    # Seldon's failures are non-2xx codes on the request histogram's count.
+    # Seldon's failures are prediction calls whose code is neither 2xx (REST) nor OK (gRPC).
     availability = specs["iris-availability"].sli
-    assert 'code!~"2.."' in availability.error_query and 'code=~"2.."' in availability.total_query
+    assert 'code!~"2..|OK"' in availability.error_query and 'code=~"2..|OK"' in availability.total_query
+    # vLLM's are requests that finished in abort or error.
+    availability = specs["llama-availability"].sli
+    assert 'finished_reason=~"abort|error"' in availability.error_query
+    assert 'finished_reason!~"abort|error"' in availability.total_query
     report = validate(str(config))
     assert report.ok, report.problems
-    assert (report.counts["SLOs"], report.counts["of them preset defaults"]) == (4, 4)
-    assert report.counts["SLO queries syntax-checked"] == 8
+    assert (report.counts["SLOs"], report.counts["of them preset defaults"]) == (5, 5)
+    assert report.counts["SLO queries syntax-checked"] == 10
 
 
 @pytest.mark.parametrize("model, line, message", [
-    pytest.param("{name: m, preset: vllm, default_slos: {availability: 0.99}}", 2,
-                 "the vllm preset counts no failed requests, so there is no availability SLO",
+    pytest.param("{name: m, preset: kserve, default_slos: {availability: 0.99}}", 2,
+                 "the kserve preset counts no failed requests, so there is no availability SLO",
                  id="availability where the server counts no failures is refused"),
     pytest.param("{name: m, preset: triton, default_slos: {latency: {threshold: 250ms}}}", 2,
                  "the triton preset exports no latency histogram",

@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
         print(redact(json.dumps({**report.as_dict(), "fleet": fleet_figures(report).as_dict()}, indent=2)))
     else:
         print(redact(format_table(report)))
+    # On stderr in both forms (and in --json's `warnings`): a figure that may be wrong
+    # must not pass silently through a script that reads only stdout.
+    for warning in report.warnings:
+        print(redact(f"monitor: warning: {warning}"), file=sys.stderr)
     if failed:
         # Printed, but a script must not read partial figures as complete.
         print(f"monitor: error: {failed} of {source.stats.queries + source.stats.skipped} Prometheus queries "
@@ -78,5 +82,4 @@ def format_table(report: CostReport) -> str:
                  f"utilisation {_number(fleet.gpu_utilization, '.0%')} (weighted by GPU-hours), "
                  f"idle cost {_number(fleet.idle_cost_usd, ',.2f')} USD")
     lines += [f"note: {n}" for n in notes]
-    lines += [f"warning: {w}" for w in report.warnings]
     return "\n".join(lines)

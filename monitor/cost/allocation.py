@@ -66,6 +66,8 @@ class ModelUsage:
     gpus: Sequence[GpuUsage] = ()
     cpu_core_hours: float | None = None
     ram_gib_hours: float | None = None
+    # The model's configured `gpus` selector; None when it has none (a CPU-only model).
+    gpu_selector: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,20 @@ def allocate(start: datetime, end: datetime, usages: Sequence[ModelUsage], prici
         whole = _model_cost(usage, totals[usage.model], allocations, pricing)
         entries.append(whole)
         entries.extend(_version_costs(usage, whole))
-    return CostReport(start, end, tuple(entries), tuple(warnings))
+    return CostReport(start, end, tuple(entries), (*warnings, *unmatched_gpu_warnings(usages, totals)))
+
+
+def unmatched_gpu_warnings(usages: Sequence[ModelUsage], totals: Mapping[str, float | None]) -> list[str]:
+    """A warning per model whose `gpus` selector found no GPU while the model served inferences.
+
+    Its GPU cost is unknown, not zero: the selector is most likely wrong (a label the
+    exporter does not set, a typo, a namespace that moved), and a cost per 1k without
+    its GPUs would read as cheap.
+    """
+    return [f"model {u.model!r}: gpus selector {u.gpu_selector} matched no dcgm-exporter GPU series "
+            f"while it served {totals[u.model]:,.0f} inferences; its GPU cost is unknown (not 0): check the "
+            f"selector's labels against the exporter's series"
+            for u in usages if u.gpu_selector is not None and not u.gpus and (totals.get(u.model) or 0) > 0]
 
 
 def _allocate_gpu(usage: GpuUsage, model: str, users: list[str], totals: Mapping[str, float | None],

@@ -148,6 +148,7 @@ class _ModelPlan:
     model: str
     inferences: Figure
     version_label: str | None
+    gpu_selector: str | None
     gpu_minutes: Figure | None
     gpu_util_sum: Figure | None
     cpu_core_minutes: Figure | None
@@ -159,6 +160,7 @@ class _ModelPlan:
         matchers = gpu_matchers(model)
         return cls(
             model.name, queries.inference_increase_family(metrics, window), metrics.version_label,
+            model.gpus if matchers else None,
             queries.gpu_present_minutes_family(matchers, window) if matchers else None,
             queries.gpu_utilization_percent_sum_family(matchers, window) if matchers else None,
             queries.cpu_core_minutes(model.cpu, window) if model.cpu else None,
@@ -190,7 +192,8 @@ class _ModelPlan:
         byte_hours = _grid_total(results, self.memory_byte_minutes, end)
         return ModelUsage(self.model, inferences, tuple(gpus),
                           core_hours / MINUTES_PER_HOUR if core_hours is not None else None,
-                          byte_hours / MINUTES_PER_HOUR / queries.BYTES_PER_GIB if byte_hours is not None else None)
+                          byte_hours / MINUTES_PER_HOUR / queries.BYTES_PER_GIB if byte_hours is not None else None,
+                          self.gpu_selector)
 
 
 def _text(figure: Figure) -> str:

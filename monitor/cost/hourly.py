@@ -175,11 +175,11 @@ def _week_report(config: Config, repository: PeriodRepository, sets: Mapping[str
     totals = repository.totals([*sets.values(), _PRICES_SET], start, end)
     # The week's average price: the mean of its hourly averages (see the module doc).
     node_prices = {key: t.total / t.hours for (figure, key), t in totals[_PRICES_SET].items() if t.hours}
-    usages = [_usage_from(model.name, totals[sets[model.name]]) for model in config.models]
+    usages = [_usage_from(model.name, totals[sets[model.name]], model.gpus) for model in config.models]
     return allocate(utc(start), utc(end), usages, config.cost.pricing, node_prices, warnings)
 
 
-def _usage_from(model: str, totals: Mapping[tuple[str, str], object]) -> ModelUsage:
+def _usage_from(model: str, totals: Mapping[tuple[str, str], object], gpu_selector: str | None) -> ModelUsage:
     inferences: dict[str, float] = {}
     minutes: dict[str, float] = {}
     util_sums: dict[str, float] = {}
@@ -197,5 +197,5 @@ def _usage_from(model: str, totals: Mapping[tuple[str, str], object]) -> ModelUs
             ram = t.total
     gpus = tuple(GpuUsage(GpuKey(*json.loads(key)), n, util_sums.get(key, 0.0))
                  for key, n in sorted(minutes.items()) if n)
-    return ModelUsage(model, inferences or None, gpus, cpu, ram)
+    return ModelUsage(model, inferences or None, gpus, cpu, ram, gpu_selector)
 

@@ -5,16 +5,31 @@ knows which counter counts inferences, which count successes and failures, and h
 latency is exported. `resolve_model_metrics` is the one place that turns a
 `ModelConfig` into concrete selectors, reused by cost, SLO defaults and rules.
 
-Metric names and labels are each server's own (checked against their sources):
-- Triton: `nv_inference_count{model,version}` counts inferences (a batch of 4 is 4),
-  `nv_inference_request_success` / `_failure` count requests, and
-  `nv_inference_request_duration_us` is cumulative request time in microseconds.
-- vLLM: `vllm:request_success_total{model_name}` counts finished requests (vLLM has no
-  failure counter); `vllm:e2e_request_latency_seconds` is a histogram.
+Metric names and labels are each server's own, checked against their sources:
+- Triton (server docs/user_guide/metrics.md; core src/metric_model_reporter.cc):
+  `nv_inference_count{model,version}` counts inferences (a batch of 4 is 4),
+  `nv_inference_request_success` / `_failure` count requests, failures split by
+  `reason` (REJECTED, CANCELED, BACKEND, OTHER) in current releases, and
+  `nv_inference_request_duration_us` is cumulative request time in microseconds. Series
+  may also carry `gpu_uuid` (per GPU instance) and the scrape's `namespace`; every
+  selector here sums over those labels.
+- vLLM (vllm/v1/metrics/loggers.py; vllm/v1/engine/__init__.py FINISH_REASON_STRINGS):
+  `vllm:request_success_total{model_name,engine,finished_reason}` counts *finished*
+  requests, whatever their end: stop, length, abort, error (and repetition in recent
+  releases). A request that ended in abort or error is a failure, not an inference;
+  every other end produced output. `vllm:e2e_request_latency_seconds{model_name,engine}`
+  is a histogram. `engine` tells data-parallel engines apart; selectors sum over it.
 - KServe model servers: `request_predict_seconds{model_name}` is a histogram; its
   `_count` is the number of predict calls.
-- Seldon Core executor: `seldon_api_executor_server_requests_seconds{deployment_name,code}`
-  is a histogram; `code` tells successes (2xx) from failures.
+- Seldon Core v1 executor (executor/api/metric/constants.go, server.go):
+  `seldon_api_executor_server_requests_seconds{deployment_name,predictor_name,
+  predictor_version,service,method,code}` is a histogram of every call, including
+  status, metadata and feedback ones. Predictions are `service="predictions"` over
+  REST and the gRPC full method `/<package>.<Service>/Predict` (or `/ModelInfer` for
+  the v2 protocol). `code` is the HTTP status over REST but the gRPC code name
+  ("OK", "Unavailable", ...) over gRPC. `predictor_version` is the predictor's
+  `version` annotation. Seldon Core v2's `seldon_model_infer_total` is not a preset:
+  give its counter as `inferences`.
 """
 
 from __future__ import annotations
@@ -27,6 +42,7 @@ from monitor.config import Config, ModelConfig, model_key_lines
 from monitor.errors import ConfigError, MonitorError, Problem
 from monitor.sources.prometheus import label_matcher
 
+_DEFAULT_VERSION_LABEL = ModelConfig.version_label
 # A PromQL series selector: a metric name with optional matchers, or matchers alone.
 _SELECTOR = re.compile(r"^\s*(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(?P<matchers>\{.*\})?\s*$", re.S)
 
@@ -75,24 +91,42 @@ class _Preset:
     failure: str | None
     # (kind, base or sum metric, count metric for CUMULATIVE_SUM, seconds per unit)
     latency: tuple[LatencyKind, str, str | None, float]
-    # Extra matchers that tell successes/failures apart on one series (Seldon's `code`).
+    # Matchers on every series the preset reads (Seldon: prediction calls only).
+    request_matcher: str = ""
+    # Extra matchers that tell inferences, successes and failures apart on one series
+    # (vLLM's `finished_reason`, Seldon's `code`).
+    inference_matcher: str = ""
     success_matcher: str = ""
     failure_matcher: str = ""
+    # The label carrying the model version, when the server has one of its own.
+    version_label: str | None = None
 
+
+# vLLM: a request that ended this way produced no output for its caller.
+_VLLM_FAILED = 'finished_reason=~"abort|error"'
+_VLLM_FINISHED = 'finished_reason!~"abort|error"'
+# Seldon: success is a 2xx over REST or gRPC's OK.
+_SELDON_OK = 'code=~"2..|OK"'
+_SELDON_NOT_OK = 'code!~"2..|OK"'
 
 PRESETS: dict[str, _Preset] = {
     "triton": _Preset("model", "nv_inference_count", "nv_inference_request_success",
                       "nv_inference_request_failure",
                       (LatencyKind.CUMULATIVE_SUM, "nv_inference_request_duration_us", None, 1e-6)),
-    "vllm": _Preset("model_name", "vllm:request_success_total", "vllm:request_success_total", None,
-                    (LatencyKind.HISTOGRAM, "vllm:e2e_request_latency_seconds", None, 1.0)),
+    "vllm": _Preset("model_name", "vllm:request_success_total", "vllm:request_success_total",
+                    "vllm:request_success_total",
+                    (LatencyKind.HISTOGRAM, "vllm:e2e_request_latency_seconds", None, 1.0),
+                    inference_matcher=_VLLM_FINISHED, success_matcher=_VLLM_FINISHED,
+                    failure_matcher=_VLLM_FAILED),
     "kserve": _Preset("model_name", "request_predict_seconds_count", None, None,
                       (LatencyKind.HISTOGRAM, "request_predict_seconds", None, 1.0)),
     "seldon": _Preset("deployment_name", "seldon_api_executor_server_requests_seconds_count",
                       "seldon_api_executor_server_requests_seconds_count",
                       "seldon_api_executor_server_requests_seconds_count",
                       (LatencyKind.HISTOGRAM, "seldon_api_executor_server_requests_seconds", None, 1.0),
-                      success_matcher='code=~"2.."', failure_matcher='code!~"2.."'),
+                      request_matcher='service=~"predictions|.+/Predict|.+/ModelInfer"',
+                      success_matcher=_SELDON_OK, failure_matcher=_SELDON_NOT_OK,
+                      version_label="predictor_version"),
 }
 
 
@@ -140,20 +174,29 @@ def resolve_model_metrics(model: ModelConfig) -> ModelMetrics:
         parse_selector(model.inferences, f"model {model.name!r}: inferences")
         inferences = model.inferences
     elif preset is not None:
-        inferences = with_matchers(preset.inferences, label_matcher(preset.model_label, model.name))
+        inferences = with_matchers(preset.inferences, label_matcher(preset.model_label, model.name),
+                                   preset.request_matcher, preset.inference_matcher)
     else:
         raise ModelMetricsError(f"model {model.name!r}: needs 'inferences' or a 'preset'")
-    version_label = model.version_label or None
     if preset is None:
-        return ModelMetrics(model.name, None, inferences, version_label, None, None, None)
+        return ModelMetrics(model.name, None, inferences, model.version_label or None, None, None, None)
+    version_label = model.version_label or None
+    # The config's default (`version`, Triton's label) gives way to a preset's own label
+    # (Seldon's `predictor_version`), on the preset's own counter only.
+    if (preset.version_label and model.inferences is None
+            and model.version_label == _DEFAULT_VERSION_LABEL):
+        version_label = preset.version_label
     by_model = label_matcher(preset.model_label, model.name)
-    success = with_matchers(preset.success, by_model, preset.success_matcher) if preset.success else None
-    failure = with_matchers(preset.failure, by_model, preset.failure_matcher) if preset.failure else None
+    success = (with_matchers(preset.success, by_model, preset.request_matcher, preset.success_matcher)
+               if preset.success else None)
+    failure = (with_matchers(preset.failure, by_model, preset.request_matcher, preset.failure_matcher)
+               if preset.failure else None)
     kind, base, count_metric, seconds_per_unit = preset.latency
     if kind is LatencyKind.HISTOGRAM:
-        latency = LatencySeries(kind, sum=with_matchers(f"{base}_sum", by_model),
-                                count=with_matchers(f"{base}_count", by_model),
-                                bucket=with_matchers(f"{base}_bucket", by_model), seconds_per_unit=seconds_per_unit)
+        latency = LatencySeries(kind, sum=with_matchers(f"{base}_sum", by_model, preset.request_matcher),
+                                count=with_matchers(f"{base}_count", by_model, preset.request_matcher),
+                                bucket=with_matchers(f"{base}_bucket", by_model, preset.request_matcher),
+                                seconds_per_unit=seconds_per_unit)
     else:
         # Triton's duration counter covers every request, successful or not.
         count = (_request_total(preset, by_model) if count_metric is None

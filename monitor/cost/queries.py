@@ -24,9 +24,20 @@ from monitor.cost.presets import ModelMetrics
 from monitor.sources.folding import Family
 
 GPU_UTIL_METRIC = "DCGM_FI_DEV_GPU_UTIL"
+# A MIG instance has no DCGM_FI_DEV_GPU_UTIL; its graphics engine activity (a 0..1 ratio,
+# a profiling field) stands in for it (dcgm-exporter etc/default-counters.csv; DCGM's
+# field list: GPU_UTIL is not supported on MIG devices).
+MIG_UTIL_METRIC = "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
 # The labels that identify one physical GPU. dcgm-exporter names the host `Hostname`
 # in older releases and `hostname` in newer ones; grouping by both keeps either.
 GPU_ID_LABELS = ("Hostname", "hostname", "gpu", "UUID", "modelName")
+# Where dcgm-exporter puts the workload: its pod, namespace and container labels
+# (internal/pkg/transformation/const.go: podAttribute, namespaceAttribute, containerAttribute).
+# Scraped with `honorLabels: false` (the dcgm-exporter Helm chart's serviceMonitor default)
+# they collide with the target's own pod/namespace/container labels, and Prometheus keeps
+# them as `exported_pod`, `exported_namespace`, `exported_container`.
+WORKLOAD_LABELS = ("namespace", "pod", "container")
+EXPORTED_PREFIX = "exported_"
 GRID_STEP = "1m"
 BYTES_PER_GIB = 2.0 ** 30
 
@@ -61,8 +72,17 @@ def inference_rate(metrics: ModelMetrics, window: timedelta = timedelta(minutes=
     return inference_rate_family(metrics, window).query
 
 
-# One series per physical GPU (max over duplicates, e.g. a GPU listed under two pods).
-_GPU_GRID = f"max$by({', '.join(GPU_ID_LABELS)}) ($selector)"
+# One series per physical GPU (max over duplicates, e.g. a GPU listed under two pods, or
+# scraped both with and without `exported_` labels). A `gpus` selector on the workload's
+# labels also picks the series whose workload labels arrived as `exported_*`, so one
+# `{namespace="llm"}` holds for both scrape styles. A GPU without DCGM_FI_DEV_GPU_UTIL
+# (a MIG instance) is read from its engine activity, in percent like the rest; a GPU with
+# both keeps GPU_UTIL (`or` keeps the left side's GPUs). MIG instances of one GPU count as
+# that one GPU (the GPU's ids, not GPU_I_ID), shared like any GPU two models select.
+_EXPORTED = ", ".join(f"{label}->{EXPORTED_PREFIX}{label}" for label in WORKLOAD_LABELS)
+_BY_GPU = f"max$by({', '.join(GPU_ID_LABELS)})"
+_GPU_GRID = (f"{_BY_GPU} ($series({GPU_UTIL_METRIC}; {_EXPORTED})) "
+             f"or 100 * {_BY_GPU} ($series({MIG_UTIL_METRIC}; {_EXPORTED}))")
 
 
 def _gpu_selector(gpu_matchers: str) -> str:

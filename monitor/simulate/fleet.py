@@ -12,6 +12,12 @@ short SLO windows have one-minute samples):
 - latency regression on `search-embedder`, latency x6 for 3 hours;
 - `ranker` version v2 deployed as a 30% canary whose prediction scores drift;
 - GPU idle period on `churn-scorer`'s GPU, utilisation ~2% for 8 hours;
+- `recommender`'s GPUs are scraped the way the dcgm-exporter Helm chart's default
+  (`honorLabels: false`) stores them: the workload's labels as `exported_*`, the
+  exporter's own pod in `namespace`/`pod`/`container`; `churn-scorer`'s GPU is scraped
+  both ways (two scrape jobs), so its series exist twice for one GPU;
+- `ranker`'s second GPU runs in MIG mode as one full-size instance (7g.80gb): dcgm-exporter
+  exports no DCGM_FI_DEV_GPU_UTIL for it, only DCGM_FI_PROF_GR_ENGINE_ACTIVE (0..1);
 - `legacy-tagger` stops receiving traffic for the last 5 hours;
 - the `user-features` pipeline stops succeeding for 5 hours (freshness);
 - `inference-gateway`'s `/v1/recommend` endpoint fails 5% of requests for 40 minutes,
@@ -35,6 +41,13 @@ from monitor.timeutil import iso_z, utc, utc_now
 MINUTE = 60
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# dcgm-exporter's own pod, as the GPU Operator deploys it: the target labels that take
+# `namespace`/`pod`/`container` when the workload's labels are stored as `exported_*`.
+DCGM_EXPORTER_TARGET = {"namespace": "gpu-operator", "container": "nvidia-dcgm-exporter"}
+# GPUs in MIG mode, (host, gpu index) -> (GPU_I_PROFILE, GPU_I_ID): one instance the size of the GPU.
+MIG_GPUS = {("gpu-node-1", "1"): ("7g.80gb", "0")}
+# Triton's failure reasons (core src/metric_model_reporter.cc), each its own series.
+TRITON_FAILURE_REASONS = ("REJECTED", "CANCELED", "BACKEND", "OTHER")
 GPU_FRAMEBUFFER_MIB = {"NVIDIA A100-SXM4-80GB": 81920, "NVIDIA H100 80GB HBM3": 81559, "NVIDIA L4": 23034}
 BASELINE_ERROR_RATIO = 0.0002
 
@@ -48,6 +61,7 @@ class ModelSpec:
     gpus: tuple[tuple[str, str, str], ...]  # (host, gpu index, modelName)
     gpu_namespace: str
     hostname_label: str = "Hostname"        # older dcgm-exporter; newer ones use "hostname"
+    gpu_scrapes: tuple[str, ...] = ("plain",)  # how Prometheus stored its GPU series: plain and/or exported
     score_beta: tuple[float, float] = (2.0, 5.0)
 
 
@@ -56,13 +70,13 @@ FLEET = (
                                           ("gpu-node-1", "1", "NVIDIA A100-SXM4-80GB")), "ranker"),
     ModelSpec("recommender", 900, 1, 0.060, (("gpu-node-2", "0", "NVIDIA H100 80GB HBM3"),
                                               ("gpu-node-2", "1", "NVIDIA H100 80GB HBM3")), "recommender",
-              score_beta=(3.0, 3.0)),
+              gpu_scrapes=("exported",), score_beta=(3.0, 3.0)),
     ModelSpec("fraud-detector", 600, 1, 0.030, (("gpu-node-3", "0", "NVIDIA L4"),), "shared-inference",
               score_beta=(1.2, 8.0)),
     ModelSpec("search-embedder", 700, 2, 0.050, (("gpu-node-3", "1", "NVIDIA L4"),), "search-embedder",
               score_beta=(5.0, 2.0)),
     ModelSpec("churn-scorer", 300, 1, 0.020, (("gpu-node-4", "0", "NVIDIA A100-SXM4-80GB"),), "churn-scorer",
-              hostname_label="hostname", score_beta=(2.0, 2.0)),
+              hostname_label="hostname", gpu_scrapes=("plain", "exported"), score_beta=(2.0, 2.0)),
     ModelSpec("legacy-tagger", 200, 1, 0.080, (("gpu-node-3", "0", "NVIDIA L4"),), "shared-inference",
               score_beta=(4.0, 4.0)),
 )
@@ -197,20 +211,27 @@ def generate_fleet(days: int = 7, seed: int = 1, end: datetime | None = None) ->
                                DRIFTED_SCORE_BETA)}
         for version, (v_requests, v_errors, beta) in versions.items():
             labels = {"model": spec.name, "version": version}
+            # Triton's own labels plus the scrape's `namespace` (the Triton pod's).
+            triton = {**labels, "namespace": spec.gpu_namespace}
             first = 0 if version == "v1" else int(np.argmax(v_requests > 0) if (v_requests > 0).any() else 0)
             inferences = v_requests * spec.batch_size
             for name, counts in (("nv_inference_count", inferences),
                                  ("nv_inference_request_success", v_requests - v_errors),
-                                 ("nv_inference_request_failure", v_errors),
                                  ("nv_inference_request_duration_us",
                                   v_requests * spec.latency_median_s * 1e6 * latency_factor)):
-                fleet.series.append(SimSeries(name, labels, _starting_at(np.cumsum(counts), first)))
+                fleet.series.append(SimSeries(name, triton, _starting_at(np.cumsum(counts), first)))
+            # Failures by `reason`, every reason exported from the start (backend errors here).
+            for reason in TRITON_FAILURE_REASONS:
+                counts = v_errors if reason == "BACKEND" else np.zeros(minutes)
+                fleet.series.append(SimSeries("nv_inference_request_failure", {**triton, "reason": reason},
+                                              _starting_at(np.cumsum(counts), first)))
             _add_histogram(fleet, "model_prediction_score", labels, inferences, SCORE_BUCKETS,
                            lambda edges, _f, a=beta[0], b=beta[1]: stats.beta.cdf(edges, a, b),
                            np.ones(minutes), rng, mean_fn=lambda _f, a=beta[0], b=beta[1]: a / (a + b),
                            first=first)
 
     _add_gpus(fleet, incidents, diurnal, rng)
+    _label_triton_gpus(fleet)
     for node, price in NODE_GPU_HOURLY_COST.items():
         fleet.series.append(SimSeries("node_gpu_hourly_cost", {"node": node, "instance": f"{node}:9003"},
                                       np.full(minutes, price), kind="gauge"))
@@ -243,6 +264,20 @@ def _add_gateway(fleet: Fleet, diurnal: np.ndarray, burning: np.ndarray, rng: np
         for code, counts in (("200", requests - errors - throttled), ("429", throttled), ("500", errors)):
             fleet.series.append(SimSeries("gateway_requests_total", {**labels, "code": code},
                                           np.cumsum(counts.astype(np.float64))))
+
+
+def _label_triton_gpus(fleet: Fleet) -> None:
+    """`gpu_uuid` on a single-GPU model's Triton series, as Triton labels a model instance's GPU.
+
+    Only where the model has one GPU: Triton exports one series per GPU instance, and a
+    model on two would have its counts split across two series.
+    """
+    uuids = {(s.labels.get("Hostname") or s.labels.get("hostname"), s.labels["gpu"]): s.labels["UUID"]
+             for s in fleet.series if s.name == "DCGM_FI_DEV_FB_USED"}
+    single = {spec.name: uuids[spec.gpus[0][:2]] for spec in FLEET if len(spec.gpus) == 1}
+    for series in fleet.series:
+        if series.name.startswith("nv_inference_") and series.labels.get("model") in single:
+            series.labels = {**series.labels, "gpu_uuid": single[series.labels["model"]]}
 
 
 def _starting_at(values: np.ndarray, first: int) -> np.ndarray:
@@ -294,16 +329,34 @@ def _add_gpus(fleet: Fleet, incidents: dict, diurnal: np.ndarray, rng: np.random
             seen.add((host, index))
             uuid = "GPU-" + "".join(rng.choice(list("0123456789abcdef"), 8)) + "-5b0e-11ee-9c1d-" + \
                    "".join(rng.choice(list("0123456789abcdef"), 12))
+            # dcgm-exporter's label set (internal/pkg/transformation/const.go and the
+            # exporter's gpu/UUID/device/modelName/Hostname|hostname labels).
             labels = {"gpu": index, "UUID": uuid, "device": f"nvidia{index}", "modelName": model_name,
-                      spec.hostname_label: host, "namespace": spec.gpu_namespace,
-                      "pod": f"{spec.gpu_namespace}-7d9f8b6c5-{index}x{host[-1]}", "container": "triton"}
+                      spec.hostname_label: host}
+            workload = {"namespace": spec.gpu_namespace, "pod": f"{spec.gpu_namespace}-7d9f8b6c5-{index}x{host[-1]}",
+                        "container": "triton"}
+            scrapes = [_gpu_labels(labels, workload, host, scrape) for scrape in spec.gpu_scrapes]
             util = (35 + 40 * (diurnal - 0.6) + rng.normal(0, 4, minutes)).clip(1, 100).round()
             if spec.name == "churn-scorer":
                 util[idle] = rng.integers(1, 4, idle.sum())
             framebuffer = GPU_FRAMEBUFFER_MIB[model_name]
             used = (framebuffer * 0.55 + rng.normal(0, 200, minutes)).clip(0, framebuffer).round()
-            fleet.series.append(SimSeries("DCGM_FI_DEV_GPU_UTIL", dict(labels), util, kind="gauge"))
-            fleet.series.append(SimSeries("DCGM_FI_DEV_FB_USED", dict(labels), used, kind="gauge"))
-            fleet.series.append(SimSeries("DCGM_FI_DEV_FB_FREE", dict(labels), framebuffer - used, kind="gauge"))
-            fleet.series.append(SimSeries("DCGM_FI_DEV_POWER_USAGE", dict(labels),
-                                          (60 + 3.2 * util + rng.normal(0, 2, minutes)).round(3), kind="gauge"))
+            power = (60 + 3.2 * util + rng.normal(0, 2, minutes)).round(3)
+            # A MIG instance has no GPU_UTIL: its engine activity ratio carries the same utilisation.
+            mig = MIG_GPUS.get((host, index))
+            utilization = ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", util / 100.0) if mig else ("DCGM_FI_DEV_GPU_UTIL", util)
+            for scraped in scrapes:
+                if mig:
+                    scraped = {**scraped, "GPU_I_PROFILE": mig[0], "GPU_I_ID": mig[1]}
+                for name, values in (utilization, ("DCGM_FI_DEV_FB_USED", used),
+                                     ("DCGM_FI_DEV_FB_FREE", framebuffer - used), ("DCGM_FI_DEV_POWER_USAGE", power)):
+                    fleet.series.append(SimSeries(name, dict(scraped), values, kind="gauge"))
+
+
+def _gpu_labels(gpu: dict[str, str], workload: dict[str, str], host: str, scrape: str) -> dict[str, str]:
+    """One GPU's labels as Prometheus stored them: the workload's labels plain, or as `exported_*`
+    beside the dcgm-exporter pod's own (a scrape with `honorLabels: false`)."""
+    if scrape == "plain":
+        return {**gpu, **workload}
+    exporter = {**DCGM_EXPORTER_TARGET, "pod": f"nvidia-dcgm-exporter-{host[-1]}q7zk"}
+    return {**gpu, **exporter, **{f"exported_{k}": v for k, v in workload.items()}}

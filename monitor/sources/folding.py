@@ -11,9 +11,13 @@ Two ways to fold, both used by the query engine (`PrometheusSource.run`):
   over `model=~"a|b"` that also groups `by` that label; the answer is split on it.
   Prometheus reads each series once instead of once per model's query.
 
-A `Family` is a template with two kinds of placeholder: `$selector` (the member's
-series selector) and `$by(labels)` (every aggregation's grouping; renders as
-` by (labels)`, or nothing when there are none). The contract that keeps merged
+A `Family` is a template with up to three kinds of placeholder: `$selector` (the
+member's series selector), `$by(labels)` (every aggregation's grouping; renders as
+` by (labels)`, or nothing when there are none) and `$series(NAME; a->b, ...)` (the
+member's matchers on metric NAME, or on the selector's own metric when NAME is empty,
+`or` the same matchers with labels a, ... renamed to b, ... and copied back: the same
+series under another scrape's label names, e.g. Prometheus' `exported_` prefix; put it
+inside parentheses). The contract that keeps merged
 numbers equal to per-member ones: **every aggregation in the template groups through
 `$by(...)`**, so adding the merge label to each grouping keeps members apart.
 """
@@ -27,6 +31,7 @@ from typing import Iterable
 TAG_LABEL = "monitor_subquery"
 
 _BY = re.compile(r"\$by\(([^)]*)\)")
+_PLACEHOLDER = re.compile(r"\$by\((?P<by>[^)]*)\)|\$series\((?P<series>[^)]*)\)|\$selector")
 # One matcher of a selector: name, operator, double-quoted value (escapes kept).
 _MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 _SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)?\s*\{(.*)\}\s*$", re.S)
@@ -57,14 +62,47 @@ class Family:
 
 
 def render(template: str, selector: str, extra_by: tuple[str, ...]) -> str:
-    """`template` with `$selector` and every `$by(labels)` filled in, `extra_by` added to each grouping."""
+    """`template` with its placeholders filled in, `extra_by` added to each grouping."""
 
-    def by(match: re.Match[str]) -> str:
-        labels = [label.strip() for label in match.group(1).split(",") if label.strip()]
-        labels += [label for label in extra_by if label not in labels]
-        return f" by ({', '.join(labels)})" if labels else ""
+    def fill(match: re.Match[str]) -> str:
+        if match.group("by") is not None:
+            labels = [label.strip() for label in match.group("by").split(",") if label.strip()]
+            labels += [label for label in extra_by if label not in labels]
+            return f" by ({', '.join(labels)})" if labels else ""
+        if match.group("series") is not None:
+            metric, _, pairs = match.group("series").partition(";")
+            renames = dict(tuple(side.strip() for side in pair.split("->", 1))
+                           for pair in pairs.split(",") if "->" in pair)
+            return either_form(selector, metric.strip(), renames)
+        return selector
 
-    return _BY.sub(by, template).replace("$selector", selector)
+    # One pass, so nothing filled in is read as a placeholder again.
+    return _PLACEHOLDER.sub(fill, template)
+
+
+def either_form(selector: str, metric: str, renames: dict[str, str]) -> str:
+    """`selector`'s matchers on `metric` (its own when empty), `or` the series they pick when their
+    labels arrive renamed (`renames`: name -> new name), those labels copied back under their
+    original names. Without a renamed matcher (or a selector this cannot parse) only the first.
+
+    Each renamed label must be present (`new!=""`), so a negative matcher (`a!="x"`) does not
+    pick every series that lacks the renamed label.
+    """
+    parsed = parse_selector(selector)
+    if parsed is None:
+        return selector
+    own, matchers = parsed
+    metric = metric or own
+    plain = f"{metric}{{{','.join(m.text() for m in matchers)}}}"
+    moved = [name for name in dict.fromkeys(m.name for m in matchers) if name in renames]
+    if not moved:
+        return plain
+    texts = [Matcher(renames.get(m.name, m.name), m.op, m.value).text() for m in matchers]
+    texts += [f'{renames[name]}!=""' for name in moved]
+    renamed = f"{metric}{{{','.join(texts)}}}"
+    for name in moved:
+        renamed = f'label_replace({renamed}, "{name}", "$1", "{renames[name]}", "(.*)")'
+    return f"{plain} or {renamed}"
 
 
 def grouped_labels(template: str) -> set[str]:
