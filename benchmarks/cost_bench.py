@@ -12,6 +12,7 @@ figures, and their time as a share of `compute_costs`.
 
 from __future__ import annotations
 
+import re
 import statistics
 import sys
 import tempfile
@@ -37,11 +38,18 @@ REPEATS = 5
 
 
 def client_side_grid(source: PrometheusSource, config, start: datetime, end: datetime) -> dict[str, tuple]:
+    """The naive way: every model's 1-minute utilisation samples fetched and reduced here, its
+    workload labels read both plain and as dcgm-exporter's `exported_*` (honorLabels: false)."""
     out = {}
     for model in config.models:
-        result = source.range(f"DCGM_FI_DEV_GPU_UTIL{{{gpu_matchers(model)}}}", start + timedelta(minutes=1), end,
-                              timedelta(minutes=1))
-        values = np.concatenate([s.values for s in result.series])
+        plain = gpu_matchers(model)
+        exported = re.sub(r"\b(namespace|pod|container)(?=\s*(=|!=|=~|!~))", r"exported_\1", plain)
+        series = [s for selector in dict.fromkeys((plain, exported))
+                  for s in source.range(f"DCGM_FI_DEV_GPU_UTIL{{{selector}}}", start + timedelta(minutes=1), end,
+                                        timedelta(minutes=1)).series]
+        if not series:
+            continue
+        values = np.concatenate([s.values for s in series])
         out[model.name] = (len(values) / 60.0, float(np.nanmean(values)) / 100.0)
     return out
 
