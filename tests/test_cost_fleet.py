@@ -23,7 +23,7 @@ from monitor.cost.allocation import GpuKey, GpuUsage, ModelUsage, allocate
 from monitor.cost.fleet import fleet_figures
 from monitor.outputs.metrics import SignalCollector
 from monitor.simulate.fleet import CONFIG_GPU_PRICE, FLEET, NODE_GPU_HOURLY_COST
-from test_cost_prometheus import _grid_values, _raw_minutes
+from test_cost_prometheus import _grid_values, _raw_minutes, _workload_gpus
 
 REL = 1e-9
 
@@ -37,10 +37,12 @@ def _fleet_frame(fleet, start: datetime, end: datetime, seen=_grid_values) -> pd
     """One row per GPU and grid minute over (start, end]: the GPU, its node's price and its utilisation."""
     rows = []
     for namespace in sorted({m.gpu_namespace for m in FLEET}):
-        for series in fleet.find("DCGM_FI_DEV_GPU_UTIL", namespace=namespace):
-            node = series.labels.get("Hostname") or series.labels.get("hostname")
-            gpu = f"{node}/gpu{series.labels['gpu']}"
-            values = seen(fleet, series.values, start, end)
+        # Each physical GPU once, its workload labels plain or exported_*, a MIG instance by its
+        # engine activity (the same reading of the raw series as tests/test_cost_prometheus.py).
+        for labels, percent in _workload_gpus(fleet, namespace):
+            node = labels.get("Hostname") or labels.get("hostname")
+            gpu = labels["UUID"]
+            values = seen(fleet, percent, start, end)
             rows.append(pd.DataFrame({"gpu": gpu, "model": namespace, "util": values / 100.0,
                                       "price": NODE_GPU_HOURLY_COST.get(node, CONFIG_GPU_PRICE)}))
     return pd.concat(rows, ignore_index=True)

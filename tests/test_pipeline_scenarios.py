@@ -254,7 +254,7 @@ def test_a_silenced_alert_is_not_notified_until_the_silence_expires(fleet, fleet
     silence_id = out.strip()
     code, out, _ = scenario.cli("silence", "list", "--json", "--at", (fleet_end - hours(5)).isoformat())
     [listed] = json.loads(out)
-    assert listed["id"] == silence_id and listed["matchers"] == ["model=legacy-tagger"]
+    assert listed["id"] == silence_id and listed["matchers"] == ['model="legacy-tagger"']
     assert listed["status"] == "active" and listed["comment"] == "decommissioning"
 
     alert = {"alertname": "ModelNoInferences", "model": "legacy-tagger"}
