@@ -37,7 +37,9 @@ class ScriptedDestination:
 
 
 def failed(code: int = 500, retry_after: float | None = None) -> SendResult:
-    return SendResult(classify_http_status(code, retry_after), code, retry_after, f"HTTP {code}")
+    """A webhook destination's answer (Standard Webhooks: a 410 unsubscribes)."""
+    return SendResult(classify_http_status(code, retry_after, gone_unsubscribes=True), code, retry_after,
+                      f"HTTP {code}")
 
 
 def items(*keys: str, destination: str = "hook") -> list[OutboxItem]:
@@ -86,7 +88,13 @@ def test_retry_after_is_read_as_seconds(header, seconds):
         "429 without Retry-After uses the schedule", "503 with Retry-After waits for it", "503 uses the schedule",
         "a redirect is a failure, not followed", "400 uses the schedule"])
 def test_http_answers_are_classified(status, retry_after, outcome):
-    assert classify_http_status(status, retry_after) is outcome
+    assert classify_http_status(status, retry_after, gone_unsubscribes=True) is outcome
+
+
+def test_a_410_disables_only_where_the_protocol_says_it_unsubscribes():
+    """Slack, PagerDuty, Teams and Alertmanager give 410 no meaning: one more failure, retried."""
+    assert classify_http_status(410, None, gone_unsubscribes=True) is SendOutcome.GONE
+    assert classify_http_status(410, None) is SendOutcome.FAILED
 
 
 def test_a_delivery_is_persisted_before_any_attempt_and_counted_before_the_send(store):

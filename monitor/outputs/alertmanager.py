@@ -78,8 +78,6 @@ class AlertmanagerDestination:
                               error=f"alertmanager: no answer: {http_transport.describe_os_error(exc)}")
         retry_after_s = parse_retry_after_s(answer.headers.get("retry-after"))
         outcome = classify_http_status(answer.status, retry_after_s)
-        if outcome is SendOutcome.GONE:
-            outcome = SendOutcome.FAILED
         if answer.status == 400:
             # Alertmanager rejected the alerts themselves: re-sending cannot fix them.
             text = answer.body[:300].decode("utf-8", errors="replace")

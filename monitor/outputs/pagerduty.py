@@ -250,9 +250,6 @@ class PagerDutyDestination:
             return SendResult(SendOutcome.FAILED, 429, THROTTLE_BACKOFF_S,
                               error=f"{self.name}: HTTP 429 throttled by PagerDuty")
         outcome = classify_http_status(answer.status, retry_after_s)
-        if outcome is SendOutcome.GONE:
-            # PagerDuty documents no 410: never silently stop paging on one.
-            outcome = SendOutcome.FAILED
         return SendResult(outcome, answer.status, retry_after_s,
                           error=f"{self.name}: HTTP {answer.status}"
                                 + (http_transport.REDIRECT_NOTE if answer.is_redirect else ""))

@@ -31,12 +31,19 @@ class SendResult:
         return cls(SendOutcome.DELIVERED, status_code, progress=dict(progress))
 
 
-def classify_http_status(status_code: int, retry_after_s: float | None) -> SendOutcome:
-    """The outcome of an HTTP answer, as the Standard Webhooks spec and Slack document it."""
+def classify_http_status(status_code: int, retry_after_s: float | None, *,
+                         gone_unsubscribes: bool = False) -> SendOutcome:
+    """The outcome of an HTTP answer, as the Standard Webhooks spec and Slack document it.
+
+    A 410 disables the destination only where the receiver's protocol says it means
+    "unsubscribe" (`gone_unsubscribes`: Standard Webhooks). Slack, PagerDuty, Teams and
+    Alertmanager document no such meaning: there it is one more failure, retried, so a
+    proxy's stray 410 never silently stops paging.
+    """
     if 200 <= status_code < 300:
         return SendOutcome.DELIVERED
     if status_code == 410:
-        return SendOutcome.GONE
+        return SendOutcome.GONE if gone_unsubscribes else SendOutcome.FAILED
     if status_code == 429 or (status_code == 503 and retry_after_s is not None):
         return SendOutcome.RATE_LIMITED if retry_after_s is not None else SendOutcome.FAILED
     # Redirects are not followed (a redirect could point anywhere, including inside

@@ -212,8 +212,6 @@ class SlackDestination:
             outcome = classify_http_status(status, retry_after_s)
             if outcome is SendOutcome.DELIVERED:  # 200 with ok=false: a Slack-level error
                 outcome = SendOutcome.FAILED
-            if outcome is SendOutcome.GONE:
-                outcome = SendOutcome.FAILED  # Slack does not use 410 to unsubscribe
             error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
             note = http_transport.REDIRECT_NOTE if 300 <= status < 400 else ""
             raise _SlackFailure(SendResult(outcome, status, retry_after_s,
@@ -251,8 +249,6 @@ class SlackDestination:
                               error=f"slack webhook: no answer: {http_transport.describe_os_error(exc)}")
         retry_after_s = parse_retry_after_s(answer.headers.get("retry-after"))
         outcome = classify_http_status(answer.status, retry_after_s)
-        if outcome is SendOutcome.GONE:
-            outcome = SendOutcome.FAILED
         error = None if outcome is SendOutcome.DELIVERED else (
             f"slack webhook: HTTP {answer.status}" + (http_transport.REDIRECT_NOTE if answer.is_redirect else ""))
         return SendResult(outcome, answer.status, retry_after_s, error)

@@ -247,9 +247,6 @@ class TeamsDestination:
             return SendResult(SendOutcome.REFUSED, answer.status,
                               error=f"{self.name}: HTTP {answer.status}: {_server_message(answer.body)}")
         outcome = classify_http_status(answer.status, retry_after_s)
-        if outcome is SendOutcome.GONE:
-            # Workflows document no 410: never silently stop sending to a channel on one.
-            outcome = SendOutcome.FAILED
         return SendResult(outcome, answer.status, retry_after_s,
                           error=f"{self.name}: HTTP {answer.status}"
                                 + (http_transport.REDIRECT_NOTE if answer.is_redirect else ""))

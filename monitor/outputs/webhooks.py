@@ -104,7 +104,8 @@ class WebhookDestination:
                                                         f"{http_transport.Target.from_url(sub.url).host}: "
                                                         f"{http_transport.describe_os_error(exc)}")
         retry_after_s = parse_retry_after_s(answer.headers.get("retry-after"))
-        outcome = classify_http_status(answer.status, retry_after_s)
+        # Standard Webhooks: a 410 means "stop sending to this endpoint".
+        outcome = classify_http_status(answer.status, retry_after_s, gone_unsubscribes=True)
         error = None if outcome is SendOutcome.DELIVERED else (
             f"webhook {sub.name}: HTTP {answer.status}" + (http_transport.REDIRECT_NOTE if answer.is_redirect else ""))
         return SendResult(outcome, answer.status, retry_after_s, error)
