@@ -53,7 +53,7 @@ def build_delivery(config: Config, store: StateStore, clock: Clock | None = None
     outbox = Outbox(store, schedule, expire_after_s, rng)
     router = Router(outputs, LinkBuilder.from_config(config))
     destinations: dict[str, Destination] = {}
-    for integrations in router.integrations().values():
+    for integrations in router.integrations.values():
         for integration in integrations:
             destinations[integration.destination] = _integration_destination(integration, store, clock, resolver)
     for subscription in outputs.webhooks:

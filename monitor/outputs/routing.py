@@ -17,6 +17,7 @@ import hashlib
 import logging
 import sqlite3
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from monitor.alerting.events import AlertGroupEvent, Event, ReportEvent, event_to_json
 from monitor.alerting.notification_repository import NotificationRepository, QueuedNotification
@@ -38,8 +39,10 @@ class Router:
     # Receivers an event went nowhere for, already logged (once per process, not per event).
     _unreachable_logged: set[str] = field(default_factory=set, compare=False, repr=False)
 
+    @cached_property
     def integrations(self) -> dict[str, list[Integration]]:
-        """Receiver name -> its integrations (the implicit `default` being the legacy `outputs.slack`)."""
+        """Receiver name -> its integrations (the implicit `default` being the legacy `outputs.slack`);
+        worked out once per config, not once per routed event."""
         return {name: integrations_of(receiver) for name, receiver in receivers_by_name(self.outputs).items()}
 
     def destinations(self) -> list[str]:
@@ -54,7 +57,7 @@ class Router:
 
     def _targets(self) -> dict[str, object]:
         targets: dict[str, object] = {}
-        for integrations in self.integrations().values():
+        for integrations in self.integrations.values():
             targets.update((i.destination, i.config) for i in integrations)
         for subscription in self.outputs.webhooks:
             targets[destination_name(subscription)] = subscription
@@ -83,7 +86,7 @@ class Router:
         body = event_to_json(event.with_links(links))
         items = [OutboxItem(notification_key, integration.destination, event.kind, body, event.group_key,
                             notification_id)
-                 for integration in self.integrations().get(event.receiver, [])]
+                 for integration in self.integrations.get(event.receiver, [])]
         if self.outputs.alertmanager:
             items.append(OutboxItem(notification_key, alertmanager.DESTINATION, event.kind,
                                     alertmanager.alerts_body(event, links.get("prometheus")), event.group_key,
@@ -91,7 +94,7 @@ class Router:
         if not items and event.receiver not in self._unreachable_logged:
             self._unreachable_logged.add(event.receiver)
             log.warning("alert group notifications for receiver %r go nowhere: it has no integrations%s",
-                        event.receiver, "" if event.receiver in self.integrations()
+                        event.receiver, "" if event.receiver in self.integrations
                         else " (no receiver of that name is configured)")
         return items
 
