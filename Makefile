@@ -1,7 +1,7 @@
 # The README's two commands, `make demo` and `make test`, do all setup on a fresh
 # machine: a virtualenv in .venv with the project and its test extras, and Debian's
 # packages the run needs (prometheus for promtool + prometheus; for the tests also
-# prometheus-alertmanager, chromium and zsh), installed in one apt run when missing and
+# prometheus-alertmanager, chromium, postgresql and zsh), installed in one apt run when missing and
 # running as root; otherwise one line says what to install.
 PYTHON ?= python3
 VENV ?= .venv
@@ -37,14 +37,17 @@ PROMETHEUS_PKG = $(if $(and $(call have,promtool),$(call have,prometheus)),,prom
 ALERTMANAGER_PKG = $(if $(or $(call have,alertmanager),$(call have,prometheus-alertmanager)),,prometheus-alertmanager)
 CHROMIUM_PKG = $(if $(call have,chromium),,chromium)
 ZSH_PKG = $(if $(call have,zsh),,zsh)
+# Debian keeps initdb/pg_ctl in /usr/lib/postgresql/<version>/bin, off PATH.
+POSTGRES_PKG = $(if $(or $(call have,initdb),$(wildcard /usr/lib/postgresql/*/bin/initdb)),,postgresql)
 
 prometheus:
 	$(call apt_install,$(PROMETHEUS_PKG))
 
-# The tests also run a real Alertmanager, open the report in headless Chromium and
-# check the generated zsh completion script with zsh itself.
+# The tests also run a real Alertmanager and a private PostgreSQL cluster, open the
+# report and the web UI in headless Chromium and check the generated zsh completion
+# script with zsh itself.
 test-packages:
-	$(call apt_install,$(PROMETHEUS_PKG) $(ALERTMANAGER_PKG) $(CHROMIUM_PKG) $(ZSH_PKG))
+	$(call apt_install,$(PROMETHEUS_PKG) $(ALERTMANAGER_PKG) $(CHROMIUM_PKG) $(ZSH_PKG) $(POSTGRES_PKG))
 
 demo: $(STAMP) prometheus
 	$(PY) -m monitor.demo --out $(DEMO_DIR)

@@ -1,4 +1,5 @@
-"""The daemon's HTTP endpoints: /metrics, /healthz (alive) and /readyz (cycles succeeding).
+"""The daemon's HTTP endpoints: /metrics, /healthz (alive) and /readyz (cycles succeeding),
+and whatever else the daemon mounts (the web UI) as one WSGI application.
 
 Whoever can reach the port can hold its threads, so the server bounds them: each
 connection has a total deadline (a client that sends half a request, or one byte a
@@ -14,10 +15,11 @@ import logging
 import socket
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from socketserver import ThreadingMixIn
+from typing import Callable, Iterable
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from monitor import addresses
 from monitor.errors import MonitorError
@@ -41,11 +43,43 @@ def parse_listen(address: str, where: str = "listen address") -> tuple[str, int]
         raise ListenError(f"{where}: {exc}") from None
 
 
-class _BoundedServer(ThreadingHTTPServer):
+# A WSGI application: (environ, start_response) -> body chunks.
+WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
+
+
+def _plain(start_response: Callable, status: str, text: str) -> list[bytes]:
+    body = text.encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def endpoints_app(registry: CollectorRegistry, readiness: Callable[[], tuple[bool, str]],
+                  fallback: WsgiApp | None = None) -> WsgiApp:
+    """/metrics (prometheus_client's own WSGI app: OpenMetrics negotiation, gzip, `name[]` filters),
+    /healthz and /readyz; any other path goes to `fallback` (the web UI), or is a 404."""
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if path == "/metrics":
+            return metrics(environ, start_response)
+        if path == "/healthz":
+            return _plain(start_response, "200 OK", "ok\n")
+        if path == "/readyz":
+            ready, reason = readiness()
+            return _plain(start_response, "200 OK" if ready else "503 Service Unavailable", reason + "\n")
+        if fallback is not None:
+            return fallback(environ, start_response)
+        return _plain(start_response, "404 Not Found", "not found\n")
+
+    return app
+
+
+class _BoundedServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int):
+    def __init__(self, address: tuple[str, int], handler: type[WSGIRequestHandler], max_connections: int):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, handler)
@@ -79,15 +113,16 @@ class _BoundedServer(ThreadingHTTPServer):
 
 
 class HealthServer:
-    """Serves the registry and the readiness verdict on a background thread."""
+    """Serves the registry, the readiness verdict and the mounted `app` (the web UI: every other path)
+    on a background thread."""
 
     def __init__(self, listen: str, registry: CollectorRegistry, readiness: Callable[[], tuple[bool, str]], *,
+                 app: WsgiApp | None = None,
                  where: str = "listen address", max_connections: int = MAX_CONNECTIONS,
                  read_timeout_s: float = READ_TIMEOUT_S, deadline_s: float = CONNECTION_DEADLINE_S):
         host, port = parse_listen(listen, where)
-        registry_ref, readiness_ref = registry, readiness
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(WSGIRequestHandler):
             timeout = read_timeout_s
 
             def setup(self) -> None:
@@ -110,30 +145,16 @@ class HealthServer:
                 except OSError:
                     pass  # the client is gone; nothing left to flush
 
-            def do_GET(self):  # noqa: N802 (http.server API)
-                path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    self._send(200, generate_latest(registry_ref), CONTENT_TYPE_LATEST)
-                elif path == "/healthz":
-                    self._send(200, b"ok\n")
-                elif path == "/readyz":
-                    ready, reason = readiness_ref()
-                    self._send(200 if ready else 503, (reason + "\n").encode())
-                else:
-                    self._send(404, b"not found\n")
-
-            def _send(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
             def log_message(self, *args) -> None:  # scrapes every 30s are not events
                 pass
 
+            def get_stderr(self):
+                # wsgiref prints an application's traceback to stderr; ours goes to the log, one line.
+                return _LogStream()
+
         try:
             self._server = _BoundedServer((host, port), Handler, max_connections)
+            self._server.set_app(endpoints_app(registry, readiness, app))
         except (socket.gaierror, UnicodeError) as exc:
             raise ListenError(f"{where} {listen}: cannot resolve {host!r}: {exc}") from None
         except OSError as exc:
@@ -157,3 +178,15 @@ class HealthServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class _LogStream:
+    """A file-like stderr for wsgiref that logs an application error as one warning."""
+
+    def write(self, text: str) -> None:
+        line = text.strip().splitlines()[-1:] if text.strip() else []
+        if line:
+            log.warning("http handler error: %s", line[0])
+
+    def flush(self) -> None:
+        pass

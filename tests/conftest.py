@@ -107,6 +107,28 @@ def prom(prometheus):
     source.close()
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL cluster (Debian's package, initdb/pg_ctl) on a free 127.0.0.1 port."""
+    from tests.postgres_server import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A fresh, empty database in the session's PostgreSQL cluster (restarted if a test stopped it)."""
+    import psycopg
+
+    try:
+        psycopg.connect(postgres_server.url(), connect_timeout=2).close()
+    except psycopg.OperationalError:
+        postgres_server.start_server()
+    return postgres_server.new_database()
+
+
 @pytest.fixture
 def fleet_config_path(sim_dir, prometheus) -> Path:
     """The simulated fleet's monitor.yaml, pointing at the session's Prometheus."""

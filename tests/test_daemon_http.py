@@ -150,3 +150,36 @@ def test_ipv6_loopback_is_served():
         assert requests.get(f"http://{server.address}/healthz", timeout=5).text == "ok\n"
     finally:
         server.stop()
+
+
+def test_metrics_negotiate_openmetrics_and_gzip_as_prometheus_client_serves_them(server):
+    base = f"http://{server.address}/metrics"
+    plain = requests.get(base, headers={"Accept-Encoding": "identity"}, timeout=5)
+    assert plain.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert "probe_total 1.0" in plain.text
+    open_metrics = requests.get(base, headers={"Accept": "application/openmetrics-text; version=1.0.0"}, timeout=5)
+    assert open_metrics.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert open_metrics.text.rstrip().endswith("# EOF")
+    zipped = requests.get(base, headers={"Accept-Encoding": "gzip"}, timeout=5)
+    assert zipped.headers.get("Content-Encoding") == "gzip"
+    assert "probe_total 1.0" in zipped.text  # requests inflates it
+
+
+def test_other_paths_go_to_the_mounted_app_and_its_errors_are_one_log_line(caplog):
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/boom":
+            raise RuntimeError("the page failed")
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [f"<p>{environ['REQUEST_METHOD']} {environ['PATH_INFO']}</p>".encode()]
+
+    http = HealthServer("127.0.0.1:0", CollectorRegistry(), lambda: (True, "ready"), app=app).start()
+    try:
+        base = f"http://{http.address}"
+        assert requests.get(base + "/slos", timeout=5).text == "<p>GET /slos</p>"
+        assert requests.post(base + "/api/v1/silences", data=b"{}", timeout=5).text == "<p>POST /api/v1/silences</p>"
+        assert requests.get(base + "/healthz", timeout=5).text == "ok\n"
+        caplog.set_level(logging.WARNING, logger="monitor.http_endpoints")
+        assert requests.get(base + "/boom", timeout=5).status_code == 500
+        assert any("the page failed" in r.getMessage() for r in caplog.records)
+    finally:
+        http.stop()
