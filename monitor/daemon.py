@@ -341,7 +341,11 @@ class Daemon:
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; returns the exit code."""
         try:
-            http = HealthServer(self.listen, self.metrics.registry, self.readiness, where=self._listen_source)
+            from monitor.ui.app import UiContext, make_ui_app
+
+            ui = make_ui_app(UiContext(store=self.store, config=lambda: self.config, listen=self.listen))
+            http = HealthServer(self.listen, self.metrics.registry, self.readiness, app=ui,
+                                where=self._listen_source)
         except MonitorError:
             self.source.close()
             self.store.close()
