@@ -114,10 +114,11 @@ def test_cost_json_and_metrics_carry_the_fleet(prom, config, fleet_config_path, 
     registry.register(collector)
     samples = {s.name: s for family in text_string_to_metric_families(generate_latest(registry).decode())
                for s in family.samples}
-    assert samples["monitor_fleet_gpu_hours"].value == pytest.approx(want["gpu_hours"], rel=REL)
+    # GPU time in seconds on /metrics (Prometheus base units), hours everywhere else.
+    assert samples["monitor_fleet_gpu_usage_seconds"].value == pytest.approx(want["gpu_hours"] * 3600, rel=REL)
     assert samples["monitor_fleet_gpu_utilization_ratio"].value == pytest.approx(want["gpu_utilization"], rel=REL)
     assert samples["monitor_fleet_idle_cost_usd"].value == pytest.approx(want["idle_cost_usd"], rel=REL)
-    assert samples["monitor_fleet_gpu_hours"].labels == {}
+    assert samples["monitor_fleet_gpu_usage_seconds"].labels == {}
 
 
 @pytest.mark.prometheus

@@ -219,7 +219,7 @@ def test_a_broken_slo_rule_and_model_are_isolated_and_the_others_page_as_before(
                       'monitor_definition_errors{kind="rule",name="extra/TopRequestSeries"} 1.0',
                       f'monitor_definition_errors{{kind="slo",name="{TYPO_ID}"}} 1.0']
     budgets = [line for line in exported.splitlines() if line.startswith("monitor_slo_error_budget_remaining_ratio{")]
-    assert any('slo_id="recommender-requests-availability"' in line for line in budgets)
+    assert any('sloth_id="recommender-requests-availability"' in line for line in budgets)
     assert not any(TYPO_ID in line for line in budgets)  # no number, not a 0 that reads as healthy
 
 

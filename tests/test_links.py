@@ -24,7 +24,7 @@ from monitor.alerting.rule_spec import load_rule_file
 from monitor.config import Config
 from monitor.outputs.links import (LinkBuilder, alert_graph_key, exported_series_selector, silence_commands,
                                    url_links)
-from monitor.outputs.metrics import SignalCollector
+from monitor.outputs.metrics import SIGNAL_UNIT_SCALE, SignalCollector
 from monitor.signals import CATALOGUE, Signal
 from monitor.store import StateStore
 
@@ -71,7 +71,7 @@ def test_a_selector_picks_exactly_the_series_the_daemon_exports(signal):
     parsed = promql_parser.parse(selector)
     matchers = {m.name: m.value for m in parsed.matchers.matchers}
     selected = [s for s in samples if s.name == parsed.name and all(s.labels.get(k, "") == v for k, v in matchers.items())]
-    assert [s.value for s in selected] == [1.0]
+    assert [s.value for s in selected] == [1.0 * SIGNAL_UNIT_SCALE.get(signal, 1.0)]  # hours -> seconds
     assert "alertname" not in matchers and "severity" not in matchers
 
 
@@ -98,7 +98,7 @@ def test_a_group_of_several_rules_has_a_graph_per_alert_but_none_for_the_group()
     built = links.for_event(group(slo, drift))
     assert "prometheus" not in built
     assert graph_expr(built[alert_graph_key(slo)]) == \
-        'monitor_slo_page_alert{slo_id="ranker-latency", service="ranker", slo="latency"}'
+        'monitor_slo_page_alert{sloth_id="ranker-latency", sloth_service="ranker", sloth_slo="latency"}'
     assert graph_expr(built[alert_graph_key(drift)]) == \
         'monitor_drift_detected{model="ranker", version="v2", column="prediction"}'
     one = links.for_event(group(slo))

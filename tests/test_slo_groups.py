@@ -197,8 +197,9 @@ def test_group_labels_reach_metrics_next_to_slo_id(fleet, prom, tmp_path):
     page = [line for line in text.splitlines() if line.startswith("monitor_slo_page_alert{")]
     assert len(page) == len(GATEWAY_ENDPOINTS)
     firing = [line for line in page if line.endswith(" 1.0")]
-    assert firing == [f'monitor_slo_page_alert{{endpoint="{GATEWAY_BURNING_ENDPOINT}",service="{GATEWAY_SERVICE}",'
-                      f'slo="availability",slo_id="{GATEWAY_SERVICE}-availability"}} 1.0']
+    assert firing == [f'monitor_slo_page_alert{{endpoint="{GATEWAY_BURNING_ENDPOINT}",'
+                      f'sloth_id="{GATEWAY_SERVICE}-availability",sloth_service="{GATEWAY_SERVICE}",'
+                      f'sloth_slo="availability"}} 1.0']
 
 
 class _Daemon:

@@ -36,7 +36,7 @@ from monitor.alerting import templates
 from monitor.alerting.condition import Matcher
 from monitor.alerting.events import AlertEvent, AlertGroupEvent
 from monitor.alerting.routes import matcher_text
-from monitor.outputs.metrics import SIGNAL_LABELS_NOT_EXPORTED, SIGNAL_METRICS
+from monitor.outputs.metrics import SIGNAL_LABELS_NOT_EXPORTED, SIGNAL_METRICS, exported_label_name
 from monitor.signals import CATALOGUE
 
 if TYPE_CHECKING:
@@ -97,7 +97,8 @@ def exported_series_selector(signal: str, labels: Mapping[str, str]) -> str | No
     names = [n for n in CATALOGUE[signal][0] if n in labels and n not in hidden]
     if not names:
         return metric
-    return metric + "{" + ", ".join(f"{n}={promql_string(labels[n])}" for n in names) + "}"
+    return metric + "{" + ", ".join(f"{exported_label_name(signal, n)}={promql_string(labels[n])}"
+                                    for n in names) + "}"
 
 
 def silence_command(labels: Mapping[str, str], duration: str, alertname: str, config_path: str | None) -> str:

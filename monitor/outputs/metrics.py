@@ -8,13 +8,16 @@ computed, and a "no data" signal (None) is absent rather than a misleading 0.
 
 from __future__ import annotations
 
+import platform
 import threading
 from typing import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (GCCollector, CollectorRegistry, Counter, Gauge, Histogram, Info, PlatformCollector,
+                               ProcessCollector, disable_created_metrics)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from monitor import __version__
 from monitor.signals import CATALOGUE, Signal
 
 # Signal name -> (metric name, help). Units in names, Prometheus conventions.
@@ -40,10 +43,10 @@ SIGNAL_METRICS: dict[str, tuple[str, str]] = {
                                "Relative change of cost per 1k inferences vs the previous 7 days"),
     "cost_usd": ("monitor_cost_usd", "Serving cost in USD over the trailing 7 days"),
     "idle_cost_usd": ("monitor_cost_idle_usd", "Idle GPU cost in USD over the trailing 7 days"),
-    "gpu_hours": ("monitor_gpu_hours", "GPU-hours over the trailing 7 days"),
+    "gpu_hours": ("monitor_gpu_usage_seconds", "GPU time (seconds of GPU use) over the trailing 7 days"),
     "gpu_utilization": ("monitor_gpu_utilization_ratio", "Mean GPU utilisation (0..1) over 15 minutes"),
-    "fleet_gpu_hours": ("monitor_fleet_gpu_hours", "GPU-hours of every GPU the models select, over the trailing "
-                                                   "7 days (a shared GPU counted once)"),
+    "fleet_gpu_hours": ("monitor_fleet_gpu_usage_seconds", "GPU time (seconds) of every GPU the models select, over "
+                                                           "the trailing 7 days (a shared GPU counted once)"),
     "fleet_gpu_utilization": ("monitor_fleet_gpu_utilization_ratio",
                               "Fleet GPU utilisation (0..1) over the trailing 7 days, weighted by GPU-hours"),
     "fleet_idle_cost_usd": ("monitor_fleet_idle_cost_usd",
@@ -53,6 +56,25 @@ SIGNAL_METRICS: dict[str, tuple[str, str]] = {
     "figures_age_seconds": ("monitor_figures_age_seconds",
                             "Age of a figure computed on its own schedule (e.g. weekly cost): now - its as-of time"),
 }
+
+# Signals computed in another unit than their metric's base unit: value x factor.
+# GPU time is hours in the cost model and reports, seconds on /metrics (Prometheus base units).
+SIGNAL_UNIT_SCALE: dict[str, float] = {"gpu_hours": 3600.0, "fleet_gpu_hours": 3600.0}
+
+# SLO series carry Sloth's label names, as the generated rule files' slo:* series do
+# (monitor.slo.rule_file.ID_LABELS, `sloth_window`): both sets of series join on the
+# same labels, and Sloth's dashboards select both. Signals keep their own names inside
+# the daemon (rule conditions and notifications match `slo_id`, `service`, `slo`).
+SLO_EXPORTED_LABELS: dict[str, str] = {"slo_id": "sloth_id", "service": "sloth_service", "slo": "sloth_slo",
+                                       "window": "sloth_window"}
+SIGNAL_EXPORTED_LABELS: dict[str, dict[str, str]] = {
+    name: SLO_EXPORTED_LABELS for name in CATALOGUE if name.startswith("slo_")}
+
+
+def exported_label_name(signal: str, label: str) -> str:
+    """The name a signal's label has on /metrics."""
+    return SIGNAL_EXPORTED_LABELS.get(signal, {}).get(label, label)
+
 
 # Labels a signal carries for alerts but not into /metrics: the error text would make
 # a new series each time the message changes.
@@ -80,9 +102,7 @@ class SignalCollector(Collector):
         # signal has no version label; it exports version="").
         label_names: dict[str, set[str]] = {}
         for signal in present:
-            hidden = SIGNAL_LABELS_NOT_EXPORTED.get(signal.name, frozenset())
-            label_names.setdefault(SIGNAL_METRICS[signal.name][0], set()).update(
-                name for name in signal.labels if name not in hidden)
+            label_names.setdefault(SIGNAL_METRICS[signal.name][0], set()).update(_exported_labels(signal))
         families: dict[str, GaugeMetricFamily] = {}
         exported: set[tuple[str, tuple[str, ...]]] = set()
         for signal in present:
@@ -90,12 +110,20 @@ class SignalCollector(Collector):
             names = sorted(label_names[metric])
             if metric not in families:
                 families[metric] = GaugeMetricFamily(metric, help_text, labels=names)
-            values = [str(signal.labels.get(n, "")) for n in names]
+            labels = _exported_labels(signal)
+            values = [labels.get(n, "") for n in names]
             if (metric, tuple(values)) in exported:
                 continue  # the same series twice once a hidden label is dropped: the first stands
             exported.add((metric, tuple(values)))
-            families[metric].add_metric(values, float(signal.value))
+            families[metric].add_metric(values, float(signal.value) * SIGNAL_UNIT_SCALE.get(signal.name, 1.0))
         yield from families.values()
+
+
+def _exported_labels(signal: Signal) -> dict[str, str]:
+    """The signal's labels as /metrics names them, less the ones it does not export."""
+    hidden = SIGNAL_LABELS_NOT_EXPORTED.get(signal.name, frozenset())
+    return {exported_label_name(signal.name, name): str(value) for name, value in signal.labels.items()
+            if name not in hidden}
 
 
 class DeliveryCollector(Collector):
@@ -105,7 +133,7 @@ class DeliveryCollector(Collector):
     restarts instead of resetting with the process.
     """
 
-    METRICS = ("monitor_deliveries_total", "monitor_outbox_pending", "monitor_outbox_expired",
+    METRICS = ("monitor_deliveries_total", "monitor_outbox_pending", "monitor_outbox_expired_deliveries",
                "monitor_outbox_disabled_destinations")
 
     def __init__(self) -> None:
@@ -119,8 +147,11 @@ class DeliveryCollector(Collector):
         deliveries = CounterMetricFamily("monitor_deliveries", "Delivery attempts by output and result",
                                          labels=["output", "result"])
         pending = GaugeMetricFamily("monitor_outbox_pending", "Notifications waiting for delivery")
-        expired = GaugeMetricFamily("monitor_outbox_expired", "Deliveries that exhausted their retries",
-                                    labels=["output"])
+        # The queue's state now, not a count of events: `monitor deliveries retry` re-queues
+        # an expired delivery and retention prunes old ones, so this goes down too.
+        expired = GaugeMetricFamily("monitor_outbox_expired_deliveries",
+                                    "Deliveries that gave up (retries exhausted or refused), kept until retried "
+                                    "or pruned", labels=["output"])
         disabled = GaugeMetricFamily("monitor_outbox_disabled_destinations",
                                      "1 for an output disabled by a 410 answer", labels=["output"])
         counts = self._counts_source() if self._counts_source else None
@@ -151,13 +182,23 @@ class TemplateErrorCollector(Collector):
 
 
 class DaemonMetrics:
-    """The daemon's health instruments, on their own registry (no default process noise mixed in)."""
+    """The daemon's instruments on a registry of its own: its health, its build, the signals, and
+    the standard process_* and python_* series every Prometheus client exports."""
 
     def __init__(self, registry: CollectorRegistry | None = None):
         # *_created series double every counter's cardinality for no alerting value.
         disable_created_metrics()
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # The standard collectors, on this registry rather than the global one (which
+        # also collects whatever imported libraries register there).
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        # `monitor_build_info{version, python_version} 1`: join it onto other series
+        # (`* on(instance) group_left(version)`) to see which version produced them.
+        Info("monitor_build", "The running monitor's version and Python", registry=r).info(
+            {"version": __version__, "python_version": platform.python_version()})
         self.cycle_duration = Histogram("monitor_cycle_duration_seconds", "Wall time of one evaluation cycle",
                                         buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300), registry=r)
         self.cycles = Counter("monitor_cycles_total", "Evaluation cycles by result (success or error)",
