@@ -167,6 +167,7 @@ class Daemon:
                 self._last_success_monotonic = time.monotonic()
                 self.metrics.last_success.set(time.time())
                 self.metrics.signals.update(report.signals)
+                self.metrics.count_queued(report.notifications)
                 log.info("cycle finished in %.2fs: %d signals, %d transitions, %d notifications queued",
                          duration, len(report.signals), len(report.transitions), len(report.notifications))
             else:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import promql_parser
 import pytest
 import yaml
 
@@ -357,19 +358,198 @@ def test_the_compose_file_wires_prometheus_the_fleet_and_the_daemon():
             assert (DEPLOY / "compose" / source).exists(), source
 
 
+DASHBOARD = DEPLOY / "grafana" / "monitor-dashboard.json"
+# Grafana's built-in range variables, as concrete durations for parsing (the linter does the same).
+RATE_INTERVAL, RANGE = "8869ms", "86400s"
+
+
+def concrete(expr: str) -> str:
+    """A dashboard query with its variables filled in, as PromQL Prometheus would receive."""
+    return expr.replace("$__rate_interval", RATE_INTERVAL).replace("$__range", RANGE).replace(
+        "$job", ".+").replace("$instance", ".+")
+
+
+def dashboard_queries(dashboard: dict) -> list[str]:
+    """Every panel target's and annotation's PromQL."""
+    return ([t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+            + [a["expr"] for a in dashboard["annotations"]["list"] if "expr" in a])
+
+
 def test_the_grafana_dashboard_queries_parse_and_use_exported_metrics(tmp_path):
-    dashboard = json.loads((DEPLOY / "grafana" / "monitor-dashboard.json").read_text())
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = dashboard_queries(dashboard)
     assert len(exprs) >= 10
     names = exported_metric_names()
     for expr in exprs:
         used = set(re.findall(r"\bmonitor_[a-z0-9_]+", expr))
         assert used and used <= names, (expr, used - names)
     # promtool parses every query when they are written as recording rules.
-    concrete = [e.replace("$instance", ".*") for e in exprs]
     rules = {"groups": [{"name": "dashboard", "rules": [
-        {"record": f"dashboard:query{i}", "expr": e} for i, e in enumerate(concrete)]}]}
+        {"record": f"dashboard:query{i}", "expr": concrete(e)} for i, e in enumerate(exprs)]}]}
     path = tmp_path / "dashboard-queries.yml"
     path.write_text(yaml.safe_dump(rules))
     result = run(["promtool", "check", "rules", str(path)])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- grafana/dashboard-linter's rules (lint/rule_*.go), over the JSON ---
+# The linter is a Go binary we cannot fetch offline; these are its checks, by its rule names.
+
+TEMPLATED_DATASOURCES = {"$datasource", "${datasource}"}
+# The units the dashboard uses, all in panel-units-rule's list of Grafana's valid units.
+VALID_UNITS = {"none", "short", "percent", "percentunit", "s", "ms", "ops", "reqps", "currencyUSD", "bytes", "h"}
+QUERY_PANELS = {"stat", "singlestat", "graph", "table", "timeseries", "gauge"}
+
+
+def _walk(node, parents=()):
+    """(node, parents) for every node of a promql_parser expression, depth first."""
+    yield node, parents
+    for attribute in ("lhs", "rhs", "expr", "param", "vector_selector"):
+        child = getattr(node, attribute, None)
+        if child is not None and not isinstance(child, (str, int, float)):
+            yield from _walk(child, (*parents, node))
+    for child in getattr(node, "args", None) or []:
+        yield from _walk(child, (*parents, node))
+
+
+def _template_problems(dashboard: dict) -> list[str]:
+    problems = []
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    datasources = [v for v in variables.values() if v["type"] == "datasource"]
+    if len(datasources) != 1 or datasources[0]["name"] != "datasource" or datasources[0]["query"] != "prometheus":
+        problems.append("template-datasource-rule: one Prometheus datasource variable named 'datasource'")
+    elif datasources[0].get("label") != "Data source":
+        problems.append("template-datasource-rule: the datasource variable is labelled 'Data source'")
+    for name in ("job", "instance"):
+        rule = f"template-{name}-rule"
+        variable = variables.get(name)
+        if variable is None:
+            problems.append(f"{rule}: missing the {name} variable")
+            continue
+        if variable.get("datasource", {}).get("uid") not in TEMPLATED_DATASOURCES:
+            problems.append(f"{rule}: {name} must query the templated datasource")
+        if variable["type"] != "query" or variable.get("label") != name.title():
+            problems.append(f"{rule}: {name} must be a query variable labelled {name.title()!r}")
+        if variable.get("multi") is not True or variable.get("allValue") != ".+":
+            problems.append(f"{rule}: {name} must be multi-select with allValue '.+'")
+    for variable in variables.values():
+        if variable["type"] != "query":
+            continue
+        if variable.get("refresh") != 2:
+            problems.append(f"template-on-time-change-reload: {variable['name']} must refresh on time range change")
+        query = variable["query"] if isinstance(variable["query"], str) else variable["query"]["query"]
+        match = re.fullmatch(r"label_values\((.+),\s*([a-zA-Z_][a-zA-Z0-9_]*)\)", query)
+        try:
+            assert match
+            promql_parser.parse(concrete(match.group(1)))
+        except Exception:  # noqa: BLE001 - any parse failure is the finding
+            problems.append(f"template-label-promql-rule: {variable['name']}: {query!r}")
+    return problems
+
+
+def _query_problems(where: str, expr: str) -> list[str]:
+    try:
+        parsed = promql_parser.parse(concrete(expr))
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the finding
+        return [f"target-promql-rule: {where}: {exc}"]
+    problems = []
+    for node, parents in _walk(parsed):
+        if isinstance(node, promql_parser.VectorSelector):
+            matchers = {(m.name, str(m.op).rsplit(".", 1)[-1], m.value) for m in node.matchers.matchers}
+            for label in ("job", "instance"):
+                if (label, "Re", ".+") not in matchers:
+                    problems.append(f"target-{label}-rule: {where}: {node.name} has no {label}=~\"${label}\"")
+            if node.name and node.name.endswith("_total"):
+                call = parents[-2] if len(parents) >= 2 else None
+                if not (isinstance(parents[-1] if parents else None, promql_parser.MatrixSelector)
+                        and isinstance(call, promql_parser.Call)
+                        and call.func.name in ("rate", "irate", "increase")):
+                    problems.append(f"target-counter-agg-rule: {where}: {node.name} outside rate/irate/increase")
+        if isinstance(node, promql_parser.MatrixSelector) and parents and isinstance(parents[-1], promql_parser.Call):
+            function, window = parents[-1].func.name, node.range
+            allowed = {RATE_INTERVAL} if function in ("rate", "irate") else {RATE_INTERVAL, RANGE}
+            if function in ("rate", "irate", "increase") and window not in {_duration(d) for d in allowed}:
+                problems.append(f"target-rate-interval-rule: {where}: {function} over {window}, "
+                                f"not $__rate_interval")
+    return problems
+
+
+def _duration(text: str):
+    return promql_parser.parse(f"x[{text}]").range
+
+
+def dashboard_lint(dashboard: dict) -> list[str]:
+    """dashboard-linter's rules (and ours: uid, no hard-coded datasource), as '<rule>: <finding>' lines."""
+    problems = _template_problems(dashboard)
+    if not dashboard.get("uid"):
+        problems.append("uid: the dashboard needs a fixed uid (links and provisioning use it)")
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            continue
+        where = f"panel {panel.get('title')!r}"
+        if not panel.get("title") or not panel.get("description"):
+            problems.append(f"panel-title-description-rule: {where} needs a title and a description")
+        if panel.get("datasource", {}).get("uid") not in TEMPLATED_DATASOURCES:
+            problems.append(f"panel-datasource-rule: {where} uses {panel.get('datasource')}")
+        if panel["type"] in QUERY_PANELS and panel.get("fieldConfig", {}).get("defaults", {}).get(
+                "unit") not in VALID_UNITS:
+            problems.append(f"panel-units-rule: {where} has no or an invalid unit")
+        if not panel.get("targets"):
+            problems.append(f"panel-no-targets-rule: {where} has no targets")
+        for target in panel.get("targets", []):
+            if "datasource" in target and target["datasource"].get("uid") not in TEMPLATED_DATASOURCES:
+                problems.append(f"panel-datasource-rule: {where} target {target['refId']} is hard-coded")
+            problems += _query_problems(f"{where} target {target['refId']}", target["expr"])
+    for annotation in dashboard["annotations"]["list"]:
+        where = f"annotation {annotation['name']!r}"
+        if annotation.get("datasource", {}).get("uid") not in TEMPLATED_DATASOURCES:
+            problems.append(f"panel-datasource-rule: {where} uses {annotation.get('datasource')}")
+        problems += _query_problems(where, annotation["expr"])
+    return problems
+
+
+def test_the_grafana_dashboard_passes_the_dashboard_linters_rules():
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard_lint(dashboard) == []
+    assert dashboard["uid"] == "monitor-overview"
+    # Deploys and rollbacks are drawn from the daemon's own series.
+    annotations = {a["name"]: a["expr"] for a in dashboard["annotations"]["list"]}
+    assert "monitor_model_inferences_per_second" in annotations["Deploys"]
+    assert "monitor_rollback_events_total" in annotations["Rollbacks"]
+
+
+def _broken(change) -> dict:
+    dashboard = json.loads(DASHBOARD.read_text())
+    change(dashboard)
+    return dashboard
+
+
+def _first_target(dashboard: dict) -> dict:
+    return next(t for p in dashboard["panels"] for t in p.get("targets", []) if "rate(" in t["expr"])
+
+
+@pytest.mark.parametrize("change, rule", [
+    (lambda d: d["templating"]["list"].pop(1), "template-job-rule"),
+    (lambda d: d["templating"]["list"][0].update(name="ds"), "template-datasource-rule"),
+    (lambda d: d["templating"]["list"][2].update(refresh=1), "template-on-time-change-reload"),
+    (lambda d: d["templating"]["list"][2].update(query="label_values(up{, instance)"), "template-label-promql-rule"),
+    (lambda d: d["panels"][1].pop("description"), "panel-title-description-rule"),
+    (lambda d: d["panels"][1].update(datasource={"type": "prometheus", "uid": "P1809F7CD0C75ACF3"}),
+     "panel-datasource-rule"),
+    (lambda d: d["panels"][1]["fieldConfig"]["defaults"].update(unit="GPU-hours"), "panel-units-rule"),
+    (lambda d: _first_target(d).update(expr=_first_target(d)["expr"].replace("$__rate_interval", "5m")),
+     "target-rate-interval-rule"),
+    (lambda d: _first_target(d).update(expr=_first_target(d)["expr"].replace('job=~"$job",', "")),
+     "target-job-rule"),
+    (lambda d: _first_target(d).update(expr="sum(monitor_cycles_total{job=~\"$job\",instance=~\"$instance\"})"),
+     "target-counter-agg-rule"),
+    (lambda d: _first_target(d).update(expr="sum(rate(monitor_cycles_total[$__rate_interval]"), "target-promql-rule"),
+    (lambda d: d.pop("uid"), "uid"),
+], ids=["a dashboard without a job variable fails", "a datasource variable named otherwise fails",
+        "a variable that does not reload with the time range fails", "a variable query that does not parse fails",
+        "a panel without a description fails", "a hard-coded datasource fails", "an unknown unit fails",
+        "a rate over a fixed window fails", "a query without the job matcher fails",
+        "a counter summed without rate fails", "a query that does not parse fails", "a dashboard without a uid fails"])
+def test_the_dashboard_lint_finds_each_rules_violation(change, rule):
+    problems = dashboard_lint(_broken(change))
+    assert any(p.startswith(rule + ":") for p in problems), problems

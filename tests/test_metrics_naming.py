@@ -15,17 +15,19 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
+from prometheus_client import generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
 import monitor
 from monitor.cli import main
+from monitor.daemon import Daemon
 from monitor.outputs.metrics import SIGNAL_METRICS, SLO_EXPORTED_LABELS
 from monitor.simulate.local_prometheus import free_port
 from monitor.slo.rule_file import ID_LABELS
@@ -171,3 +173,32 @@ def test_slo_series_on_metrics_and_in_the_generated_rule_file_use_the_same_label
         assert {tuple(s.labels[k] for k in ID_LABELS) for s in samples} <= recorded_ids, name
     budgets = exported["monitor_slo_error_budget_remaining_ratio"].samples
     assert {tuple(s.labels[k] for k in ID_LABELS) for s in budgets} == recorded_ids
+
+
+@pytest.mark.prometheus
+def test_a_rollback_request_is_counted_for_the_dashboards_annotation(fleet, config_path):
+    """The drifting canary of the simulated fleet: the cycle that requests its rollback counts it."""
+    incident = fleet.incident("drift")
+    deployed = datetime.fromisoformat(incident["start"].replace("Z", "+00:00"))
+    config = yaml.safe_load(config_path.read_text())
+    config["alerting"] = {"last_known_good_after": "1h"}  # v1 becomes last-known-good before the canary
+    config["rules"] = [str(Path(monitor.__file__).parent / "default_rules" / "*.yaml")]  # drift's rollback action
+    config_path.write_text(yaml.safe_dump(config))
+    counted = []
+    # Inactive, pending, then firing: ModelPredictionDrift's `for` is 15m, and each daemon's replay
+    # clock starts a few microseconds after its instant, so the third step is well past it.
+    for offset_h in (-1.0, 0.25, 0.75):
+        daemon = Daemon(str(config_path), replay_from=deployed + timedelta(hours=offset_h))
+        try:
+            report = daemon.run_one_cycle()
+            assert report is not None and report.ok
+            requested = [q for q in report.notifications if q.notification.kind.value == "rollback.requested"]
+            families = {f.name: f for f in text_string_to_metric_families(
+                generate_latest(daemon.metrics.registry).decode())}
+            counted.append(({(s.labels["model"], s.labels["type"]): s.value
+                             for s in families["monitor_rollback_events"].samples}, len(requested)))
+        finally:
+            daemon.store.close()
+            daemon.source.close()
+    assert counted[:2] == [({}, 0), ({}, 0)]
+    assert counted[2] == ({(incident["model"], "rollback.requested"): 1.0}, 1)

@@ -18,6 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor import __version__
+from monitor.alerting.events import RollbackEvent
+from monitor.alerting.notification_repository import QueuedNotification
 from monitor.signals import CATALOGUE, Signal
 
 # Signal name -> (metric name, help). Units in names, Prometheus conventions.
@@ -215,6 +217,11 @@ class DaemonMetrics:
                                   "Unix time the last successful cycle finished", registry=r)
         self.config_reloads = Counter("monitor_config_reloads_total", "SIGHUP config reloads by result",
                                       ["result"], registry=r)
+        # Rollback requests and cancellations the cycles queued: the dashboard's rollback
+        # annotations. Counted by the process whose cycle queued them (the leader).
+        self.rollback_events = Counter("monitor_rollback_events", "Rollback requests and cancellations queued, "
+                                       "by model and type (rollback.requested, rollback.cancelled)",
+                                       ["model", "type"], registry=r)
         self.signals = SignalCollector()
         r.register(self.signals)
         self.deliveries = DeliveryCollector()
@@ -223,3 +230,10 @@ class DaemonMetrics:
         for result in ("success", "error"):
             self.cycles.labels(result)
             self.config_reloads.labels(result)
+
+    def count_queued(self, notifications: Iterable[QueuedNotification]) -> None:
+        """Count what one cycle queued (its CycleReport.notifications)."""
+        for queued in notifications:
+            event = queued.notification.payload
+            if isinstance(event, RollbackEvent):
+                self.rollback_events.labels(event.model, event.kind).inc()
