@@ -20,6 +20,7 @@ import yaml
 from monitor.config import StateConfig
 
 from monitor.outputs.metrics import SIGNAL_METRICS, DaemonMetrics
+from monitor.simulate.writers import fleet_config
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 VENV_BIN = Path(sys.executable).parent
@@ -343,19 +344,82 @@ def test_the_compose_file_matches_the_compose_specification(tmp_path):
     assert run([checker, "--builtin-schema", "vendor.compose-spec", str(broken)]).returncode != 0
 
 
-def test_the_compose_file_wires_prometheus_the_fleet_and_the_daemon():
-    compose = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
-    services = compose["services"]
-    assert set(services) == {"simulate", "backfill", "prometheus", "monitor"}
+COMPOSE = DEPLOY / "compose"
+
+
+def compose_services() -> dict:
+    return yaml.safe_load((COMPOSE / "compose.yaml").read_text())["services"]
+
+
+def test_the_compose_file_runs_two_replicas_on_postgresql_beside_prometheus_and_the_fleet():
+    services = compose_services()
+    assert set(services) == {"simulate", "backfill", "prometheus", "postgres", "monitor-1", "monitor-2"}
     for name, service in services.items():
         for dependency in service.get("depends_on", {}):
             assert dependency in services, (name, dependency)
     assert "--storage.tsdb.retention.time=3650d" in services["prometheus"]["command"]
-    assert services["monitor"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    replicas = [services["monitor-1"], services["monitor-2"]]
+    # The same daemon twice (one anchor), on different host ports, after its dependencies are healthy.
+    assert {k: v for k, v in replicas[0].items() if k != "ports"} == {k: v for k, v in replicas[1].items()
+                                                                     if k != "ports"}
+    assert replicas[0]["ports"] != replicas[1]["ports"]
+    assert replicas[0]["depends_on"] == {"prometheus": {"condition": "service_healthy"},
+                                         "postgres": {"condition": "service_healthy"}}
+    # The password reaches both the database and the daemon only as a secret file.
+    assert "postgres-password" in services["postgres"]["secrets"] and "postgres-password" in replicas[0]["secrets"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres-password"
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (COMPOSE / source).exists(), source
+
+
+def test_the_compose_replicas_config_is_the_simulators_but_for_the_shared_state():
+    services = compose_services()
+    command = services["monitor-1"]["command"]
+    config_in_container = command[command.index("--config") + 1]
+    [mount] = [v for v in services["monitor-1"]["volumes"] if v.split(":")[1] == config_in_container]
+    config = yaml.safe_load((COMPOSE / mount.split(":")[0]).read_text())
+    expected = fleet_config("http://prometheus:9090")
+    assert {k: v for k, v in config.items() if k != "state"} == {k: v for k, v in expected.items() if k != "state"}
+    user, host = config["state"]["url"].removeprefix("postgresql://").split("@")
+    assert ":" not in user and host.startswith("postgres:5432/")  # no password in the URL; the service's name
+    assert config["state"]["password_file"] == "/run/secrets/postgres-password"
+    environment = services["postgres"]["environment"]
+    assert user == environment["POSTGRES_USER"] and host.endswith("/" + environment["POSTGRES_DB"])
+
+
+@ha_needs_state_url
+def test_monitor_check_passes_on_the_compose_replicas_config_beside_the_simulated_fleet(sim_dir, tmp_path):
+    """As the container sees it: the simulator's output in /sim, the replicas' config mounted into it."""
+    for entry in sim_dir.iterdir():
+        (tmp_path / entry.name).symlink_to(entry)
+    shutil.copy(COMPOSE / "monitor-ha.yaml", tmp_path / "monitor-ha.yaml")
+    (tmp_path / "postgres-password").write_text("not-used-by-check\n")
+    config = tmp_path / "monitor-ha.yaml"
+    config.write_text(config.read_text().replace("/run/secrets/postgres-password", str(tmp_path / "postgres-password")))
+    result = monitor_check(config)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_compose_prometheus_scrapes_both_replicas_and_passes_promtool(tmp_path):
+    services = compose_services()
+    scrape = yaml.safe_load((COMPOSE / "prometheus.yml").read_text())
+    [job] = scrape["scrape_configs"]
+    # Each replica at its container port, on the Compose network.
+    replicas = {name: services[name]["ports"][0].rsplit(":", 1)[1] for name in ("monitor-1", "monitor-2")}
+    assert sorted(job["static_configs"][0]["targets"]) == sorted(f"{n}:{port}" for n, port in replicas.items())
+    assert job["honor_labels"] is True
+    # promtool checks the rule files it names: lay them out as the container mounts them.
     for volume in services["prometheus"]["volumes"]:
-        source = volume.split(":")[0]
-        if source.startswith("."):
-            assert (DEPLOY / "compose" / source).exists(), source
+        source, target = volume.split(":")[:2]
+        if source.startswith(".") and target.startswith("/etc/prometheus/"):
+            shutil.copy(COMPOSE / source, tmp_path / Path(target).name)
+    scrape["rule_files"] = [str(tmp_path / Path(f).name) for f in scrape["rule_files"]]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(scrape))
+    result = run(["promtool", "check", "config", str(tmp_path / "prometheus.yml")])
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 DASHBOARD = DEPLOY / "grafana" / "monitor-dashboard.json"
