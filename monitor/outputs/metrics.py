@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import platform
 import threading
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from prometheus_client import (GCCollector, CollectorRegistry, Counter, Gauge, Histogram, Info, PlatformCollector,
+from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, Info, PlatformCollector,
                                ProcessCollector, disable_created_metrics)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.alerting.events import RollbackEvent
-from monitor.alerting.notification_repository import QueuedNotification
 from monitor.signals import CATALOGUE, Signal
+
+if TYPE_CHECKING:
+    from monitor.alerting.notification_repository import QueuedNotification
 
 # Signal name -> (metric name, help). Units in names, Prometheus conventions.
 SIGNAL_METRICS: dict[str, tuple[str, str]] = {
