@@ -69,6 +69,8 @@ def test_the_self_alerts_only_use_metrics_the_daemon_exports():
 def test_the_prometheus_scrape_config_passes_promtool():
     result = run(["promtool", "check", "config", "prometheus.yml"], cwd=DEPLOY / "prometheus")
     assert result.returncode == 0, result.stdout + result.stderr
+    [job] = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
+    assert job["honor_labels"] is True
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")
