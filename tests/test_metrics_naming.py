@@ -41,28 +41,38 @@ def promtool_lint(text: str) -> subprocess.CompletedProcess:
     return subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
 
 
-@pytest.fixture
-def config_path(sim_dir, prometheus, tmp_path) -> Path:
+def write_fleet_config(directory: Path, sim_dir: Path, prometheus_url: str) -> Path:
+    """The simulated fleet's config with a state file, reports and a free port of its own."""
     config = yaml.safe_load((sim_dir / "monitor.yaml").read_text())
-    config["prometheus"]["url"] = prometheus.url
-    config["state"] = {"path": str(tmp_path / "state.db")}
+    config["prometheus"]["url"] = prometheus_url
+    config["state"] = {"path": str(directory / "state.db")}
     config["slos"] = [str(sim_dir / "slos" / "*.yaml")]
     config["rules"] = [str(sim_dir / "rules" / "*.yaml")]
     for model in config["models"]:
         if model.get("drift", {}).get("log"):
             model["drift"]["log"]["path"] = str(sim_dir / model["drift"]["log"]["path"])
-    config["reports"] = {"dir": str(tmp_path / "reports")}
+    config["reports"] = {"dir": str(directory / "reports")}
     config["http"] = {"listen": f"127.0.0.1:{free_port()}"}
-    path = tmp_path / "monitor.yaml"
+    path = directory / "monitor.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
 @pytest.fixture
-def daemon_url(config_path, fleet_end, tmp_path):
-    """`monitor run` in a subprocess, ready (its first cycle succeeded); yields its base URL."""
+def config_path(sim_dir, prometheus, tmp_path) -> Path:
+    return write_fleet_config(tmp_path, sim_dir, prometheus.url)
+
+
+@pytest.fixture(scope="module")
+def running_daemon(sim_dir, prometheus, fleet_end, tmp_path_factory):
+    """`monitor run` in a subprocess, ready (its first cycle succeeded): (base URL, config path).
+
+    One for the module: the tests only read what it serves.
+    """
+    directory = tmp_path_factory.mktemp("daemon")
+    config_path = write_fleet_config(directory, sim_dir, prometheus.url)
     listen = yaml.safe_load(config_path.read_text())["http"]["listen"]
-    log_path = tmp_path / "daemon.log"
+    log_path = directory / "daemon.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "monitor", "run", "--config", str(config_path),
@@ -70,7 +80,7 @@ def daemon_url(config_path, fleet_end, tmp_path):
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://{listen}"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while True:
             assert process.poll() is None, log_path.read_text()
             try:
@@ -80,7 +90,7 @@ def daemon_url(config_path, fleet_end, tmp_path):
                 pass
             assert time.monotonic() < deadline, "the daemon's first cycle did not finish\n" + log_path.read_text()
             time.sleep(0.5)
-        yield url
+        yield url, config_path
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -91,7 +101,8 @@ def daemon_url(config_path, fleet_end, tmp_path):
 
 
 @pytest.mark.prometheus
-def test_a_running_daemons_metrics_pass_promtools_lint_and_negotiate_openmetrics(daemon_url):
+def test_a_running_daemons_metrics_pass_promtools_lint_and_negotiate_openmetrics(running_daemon):
+    daemon_url, _ = running_daemon
     # The Prometheus text format (what a scrape without OpenMetrics asks for).
     plain = requests.get(f"{daemon_url}/metrics", headers={"Accept": "text/plain"}, timeout=10)
     assert plain.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -148,7 +159,8 @@ def test_no_exported_signal_is_named_in_a_non_base_unit_or_as_a_counter():
 
 
 @pytest.mark.prometheus
-def test_slo_series_on_metrics_and_in_the_generated_rule_file_use_the_same_labels(daemon_url, config_path, capsys):
+def test_slo_series_on_metrics_and_in_the_generated_rule_file_use_the_same_labels(running_daemon, capsys):
+    daemon_url, config_path = running_daemon
     text = requests.get(f"{daemon_url}/metrics", timeout=10).text
     exported = {f.name: f for f in text_string_to_metric_families(text) if f.name.startswith("monitor_slo_")}
     assert main(["slo", "rules", "--config", str(config_path)]) == 0
