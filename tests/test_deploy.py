@@ -35,7 +35,8 @@ def exported_metric_names() -> set[str]:
     metrics = DaemonMetrics()
     names = {m for name, (m, _) in SIGNAL_METRICS.items()}
     for family in metrics.registry.collect():
-        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}.get(family.type, ("",))
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"),
+                    "info": ("_info",)}.get(family.type, ("",))
         names.update(family.name + suffix for suffix in suffixes)
     return names
 
@@ -446,7 +447,8 @@ def test_the_grafana_dashboard_queries_parse_and_use_exported_metrics(tmp_path):
     exprs = dashboard_queries(dashboard)
     assert len(exprs) >= 10
     names = exported_metric_names()
-    for expr in exprs:
+    variables = [v["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    for expr in exprs + variables:
         used = set(re.findall(r"\bmonitor_[a-z0-9_]+", expr))
         assert used and used <= names, (expr, used - names)
     # promtool parses every query when they are written as recording rules.
