@@ -15,6 +15,7 @@ from typing import Iterable, Mapping, Sequence
 from monitor.alerting.condition import Matcher
 from monitor.alerting.lifecycle import Alert, AlertState
 from monitor.alerting.routes import matcher_text
+from monitor.report.present import NO_DATA
 from monitor.report.slo_section import AT_RISK_BUDGET_BELOW
 from monitor.signals import Signal
 from monitor.slo.burn_rate import PAGE_CONDITIONS, TICKET_CONDITIONS, WINDOWS
@@ -92,6 +93,11 @@ class SloRow:
                 "events_total": self.events_total, "burn_rates": dict(self.burn_rates),
                 "page": self.page, "ticket": self.ticket, "status": self.status.value,
                 "at_risk": self.at_risk, "error": self.error}
+
+
+def format_burn(value: float | None) -> str:
+    """A burn rate as the pages print it: `14.40×`, or "no data"."""
+    return NO_DATA if value is None else f"{value:.2f}\N{MULTIPLICATION SIGN}"
 
 
 def _flag(value: float | None) -> bool | None:
