@@ -7,23 +7,22 @@ cycle the pages say so rather than show zeros.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 from urllib.parse import quote
 
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Rule
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Request, Response
 
 from monitor.alerting.events import AlertGroupEvent, RollbackEvent
-from monitor.alerting.lifecycle import AlertState
 from monitor.alerting.repository import AlertRepository
 from monitor.alerting.versions import last_known_good
 from monitor.config import Config
@@ -33,13 +32,13 @@ from monitor.report import charts
 from monitor.report.present import format_percent
 from monitor.report.render import archive_entries
 from monitor.slo.closed_hours import series_set
-from monitor.slo.evaluate import sli_queries, slo_windows, promql_duration
+from monitor.slo.evaluate import promql_duration, sli_queries, slo_windows
 from monitor.slo.groups import group_key
 from monitor.slo.rule_file import RuleOptions, rule_file_text
 from monitor.slo.spec import EventsSli, SloSpec
 from monitor.ui import views
 from monitor.ui.app import Endpoint, UiContext
-from monitor.ui.render import DOCUMENT_POLICY, render_json, render_page, render_text, ui_environment
+from monitor.ui.render import DOCUMENT_POLICY, render_json, render_page, render_text, secured, ui_environment
 from monitor.ui.snapshot import CACHE, CycleSnapshot, SnapshotError
 
 # -- what every page reads ------------------------------------------------------------------
@@ -140,6 +139,7 @@ class _SloTable:
 
     def __init__(self, cycle_id: int | None, rows: list[views.SloRow]):
         self.cycle_id = cycle_id
+        self.snapshot: CycleSnapshot | None = None
         self.rows = rows
         self.services = sorted({r.service for r in rows})
         self._cells: dict[int, dict] = {}
@@ -165,18 +165,27 @@ class _SloTable:
         return found
 
 
-_TABLES: dict[str, _SloTable] = {}
+_TABLES: dict[int, _SloTable] = {}
+_TABLES_KEPT = 4     # a process may serve a few stores (tests do); each store's last cycle
+_TABLES_LOCK = threading.Lock()
 _NO_SNAPSHOT = _SloTable(None, [])
 
 
 def _slo_table(loaded: Loaded) -> _SloTable:
-    """The table of the loaded snapshot, built once per cycle (the last cycle's only)."""
+    """The table of the loaded snapshot, built once per snapshot (the cache hands out one object per cycle)."""
     snapshot = loaded.snapshot
     if snapshot is None:
         return _NO_SNAPSHOT
-    table = _TABLES.get("last")
-    if table is None or table.cycle_id != snapshot.cycle_id:
-        table = _TABLES["last"] = _SloTable(snapshot.cycle_id, views.slo_rows(snapshot.signals))
+    with _TABLES_LOCK:
+        table = _TABLES.get(id(snapshot))
+        if table is not None and table.snapshot is snapshot:
+            return table
+    table = _SloTable(snapshot.cycle_id, views.slo_rows(snapshot.signals))
+    table.snapshot = snapshot   # held, so its id is not reused while the table is kept
+    with _TABLES_LOCK:
+        while len(_TABLES) >= _TABLES_KEPT:
+            _TABLES.pop(next(iter(_TABLES)))
+        _TABLES[id(snapshot)] = table
     return table
 
 
@@ -277,7 +286,7 @@ def slo_api(context: UiContext, request: Request, slo_id: str) -> Response:
                         **_slo_detail(context, loaded, slo_id).to_json()})
 
 
-@lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64)
 def _chart(kind: str, cycle_id: int | None, slo_id: str, key: str, history: views.SloHistory | None,
            threshold: float | None) -> str:
     """A chart of one SLO instance, drawn once per cycle (the snapshot's id is part of the key)."""
@@ -416,7 +425,7 @@ def report_file(context: UiContext, request: Request, path: str) -> Response:
 
 # -- static: the stylesheet and the one script ----------------------------------------------
 
-@lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)
 def _stylesheet() -> str:
     return ui_environment().get_template("ui/style.css.j2").render()
 
@@ -425,7 +434,7 @@ def stylesheet(context: UiContext, request: Request) -> Response:
     return render_text(_stylesheet(), "text/css", cache_seconds=300)
 
 
-@lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)
 def _script() -> str:
     return (Path(ui_environment().loader.searchpath[0]) / "ui" / "ui.js.j2").read_text(encoding="utf-8")
 
@@ -453,4 +462,15 @@ def routes() -> list[tuple[Rule, Endpoint]]:
         ("/api/v1/alerts", "api_alerts", alerts_api),
         ("/api/v1/models/<name>", "api_model", model_api),
     ]
-    return [(Rule(path, endpoint=name, methods=get), endpoint) for path, name, endpoint in table]
+    return [(Rule(path, endpoint=name, methods=get), _secured_errors(endpoint)) for path, name, endpoint in table]
+
+
+def _secured_errors(endpoint: Endpoint) -> Endpoint:
+    """An endpoint whose 404s (and other HTTP errors) carry the same security headers as its pages."""
+    @functools.wraps(endpoint)
+    def wrapped(context: UiContext, request: Request, **values) -> Response:
+        try:
+            return endpoint(context, request, **values)
+        except HTTPException as exc:
+            return secured(exc.get_response(request.environ))
+    return wrapped

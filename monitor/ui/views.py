@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Iterable, Mapping, Sequence
 
 from monitor.alerting.condition import Matcher
 from monitor.alerting.lifecycle import Alert, AlertState
 from monitor.alerting.routes import matcher_text
+from monitor.report.model import TimeSeries
 from monitor.report.present import NO_DATA
 from monitor.report.slo_section import AT_RISK_BUDGET_BELOW
 from monitor.signals import Signal
@@ -225,8 +226,6 @@ class WindowCheck:
 
 def window_checks(row: SloRow, period_s: float) -> list[WindowCheck]:
     """The page and ticket conditions for one SLO, with their thresholds for its period."""
-    from datetime import timedelta
-
     checks = []
     for severity, conditions in (("page", PAGE_CONDITIONS), ("ticket", TICKET_CONDITIONS)):
         for condition in conditions:
@@ -458,15 +457,13 @@ class SloHistory:
     window shown (objective's share of all its events): the burndown that ends at the period's
     remaining budget, without the partial hours at either end that the cycle adds."""
 
-    burn_rate: "TimeSeries"
-    budget_remaining: "TimeSeries"
+    burn_rate: TimeSeries
+    budget_remaining: TimeSeries
     hours: int
 
 
 def slo_history(hours: Mapping[float, Sequence], group_key: str, objective: float) -> SloHistory | None:
     """From `PeriodRepository.hourly` rows (figures "bad" and "total" per group key); None without hours."""
-    from monitor.report.model import TimeSeries
-
     points = []
     for end in sorted(hours):
         figures = {v.figure: v.value for v in hours[end] if v.key == group_key}
