@@ -16,11 +16,11 @@ from monitor.alerting.condition import Matcher
 from monitor.alerting.lifecycle import Alert, AlertState
 from monitor.alerting.routes import matcher_text
 from monitor.report.model import TimeSeries
-from monitor.report.present import NO_DATA
+from monitor.report.present import NO_DATA, format_time
 from monitor.report.slo_section import AT_RISK_BUDGET_BELOW
 from monitor.signals import Signal
 from monitor.slo.burn_rate import PAGE_CONDITIONS, TICKET_CONDITIONS, WINDOWS
-from monitor.timeutil import iso_z
+from monitor.timeutil import from_unix, iso_z
 
 # Burn-rate windows as columns, shortest first (the period's own window is shown as budget).
 BURN_WINDOWS = tuple(WINDOWS)
@@ -99,6 +99,23 @@ class SloRow:
 def format_burn(value: float | None) -> str:
     """A burn rate as the pages print it: `14.40×`, or "no data"."""
     return NO_DATA if value is None else f"{value:.2f}\N{MULTIPLICATION SIGN}"
+
+
+# Evidence names whose values are instants (unix seconds): shown as times.
+_INSTANT_SUFFIXES = ("_start", "_end", "_at")
+
+
+def format_figure(value: float | None, name: str = "") -> str:
+    """An evidence figure as the pages print it: counts with separators, instants as times, else 6 digits."""
+    if value is None or value != value:
+        return NO_DATA
+    if name.endswith(_INSTANT_SUFFIXES) and value > 1e9:
+        return format_time(from_unix(value))
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{value:,.0f}"
+    if abs(value) >= 1e5:
+        return f"{value:,.1f}"
+    return f"{value:.6g}"
 
 
 def _flag(value: float | None) -> bool | None:
