@@ -14,6 +14,7 @@ import http.client
 import json
 import math
 import re
+import tomllib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlparse
@@ -32,6 +33,7 @@ from monitor.sources.prometheus import PrometheusSource
 from monitor.store import StateStore
 from monitor.ui import snapshot
 from monitor.ui.app import UiContext, make_ui_app
+from test_report_checks import html5_errors
 
 pytestmark = pytest.mark.prometheus
 
@@ -73,6 +75,7 @@ class Served:
         response = self.get(path)
         assert response.headers["Content-Type"].startswith("text/html")
         check_security_headers(response)
+        assert html5_errors(response.text) == [], path
         document = html5lib.parse(response.text)
         check_no_external_urls(document, response.text)
         check_accessible(document)
@@ -481,3 +484,11 @@ def test_a_snapshot_that_cannot_be_read_is_reported_on_the_pages_not_a_crash(tmp
                 assert "UI snapshot" in response.text and "Traceback" not in response.text
         finally:
             server.stop()
+
+
+def test_the_ui_templates_ship_with_the_package_where_the_report_templates_are_found():
+    data_files = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    shipped = {Path(p).name for p in REPO.glob("reports/ui/*") if any(
+        Path(p).match(pattern) for pattern in data_files["share/monitor/reports/ui"])}
+    on_disk = {p.name for p in (REPO / "reports" / "ui").iterdir() if p.is_file()}
+    assert on_disk == shipped and {"base.html.j2", "slos.html.j2", "ui.js.j2"} <= shipped
