@@ -57,6 +57,21 @@ groups:
         annotations:
           summary: {json.dumps(SCRIPT + QUOTES)}
 """
+# One SLO per service through a group label made by label_replace, its values wrapped in markup;
+# a loose objective, so none of its groups pages (recommender's own SLO stays the only one).
+GROUPED = "fleet-availability"
+GROUPED_SLOS = """\
+version: prometheus/v1
+service: fleet
+slos:
+  - name: availability
+    objective: 95
+    group_by: [svc]
+    sli:
+      events:
+        error_query: sum by (svc) (label_replace(rate(http_requests_total{code=~"5.."}[{{.window}}]), "svc", "<b>$1</b>", "service", "(.*)"))
+        total_query: sum by (svc) (label_replace(rate(http_requests_total[{{.window}}]), "svc", "<b>$1</b>", "service", "(.*)"))
+"""
 NS = "{http://www.w3.org/1999/xhtml}"
 URL_ATTRIBUTES = ("href", "src", "action", "formaction", "srcset", "poster", "data", "cite", "ping", "background")
 
@@ -140,6 +155,8 @@ def served(sim_dir, prometheus, fleet_end, tmp_path_factory):
     doc = yaml.safe_load((sim_dir / "monitor.yaml").read_text())
     doc["prometheus"]["url"] = prometheus.url
     (tmp / "hostile.yaml").write_text(HOSTILE_RULES)
+    (tmp / "grouped-slos.yaml").write_text(GROUPED_SLOS)
+    doc["slos"] = [str(sim_dir / pattern) for pattern in doc["slos"]] + [str(tmp / "grouped-slos.yaml")]
     doc["rules"] = [str(REPO / "monitor" / "default_rules" / "*.yaml"), str(tmp / "hostile.yaml")]
     doc["state"] = {"path": str(tmp / "state.db")}
     doc["reports"] = {"dir": str(tmp / "reports")}
@@ -179,6 +196,11 @@ def slo_signal(report, name: str, **labels: str):
     return found
 
 
+def row_ids(row: dict) -> dict:
+    """The labels naming a /slos row's SLO instance: its id, and its group's labels (`svc="<b>ranker</b>"`)."""
+    return {"slo_id": row["SLO"], **dict(re.findall(r'(\w+)="([^"]*)"', row["Group"]))}
+
+
 def percent(value: float, digits: int) -> str:
     return f"{value * 100:.{digits}f}%"
 
@@ -203,10 +225,12 @@ def test_the_fast_burning_slo_is_the_first_row_of_slos_and_shows_the_page_state(
 def test_the_slo_rows_show_the_cycles_numbers(served):
     document = served.page("/slos")
     columns = headers(document, "slo-table")
-    rows = {dict(zip(columns, r))["SLO"]: dict(zip(columns, r)) for r in table_rows(document, "slo-table")}
+    rows = [dict(zip(columns, r)) for r in table_rows(document, "slo-table")]
     report = served.report
-    for slo_id, row in rows.items():
-        budget = slo_signal(report, "slo_error_budget_remaining", slo_id=slo_id)
+    assert len(rows) == sum(s.name == "slo_page" for s in report.signals)
+    for row in rows:
+        ids = row_ids(row)
+        budget = slo_signal(report, "slo_error_budget_remaining", **ids)
         assert row["Objective"] == percent(budget.evidence["objective"], 3)
         expected_budget = "no data" if budget.value is None else percent(budget.value, 1)
         assert row["Budget left"] == expected_budget
@@ -214,8 +238,8 @@ def test_the_slo_rows_show_the_cycles_numbers(served):
         expected_attainment = "no data" if not total else percent((total - bad) / total, 3)
         assert row["Attainment"] == expected_attainment
         for window in ("5m", "30m", "1h", "2h", "6h", "1d", "3d"):
-            burn = slo_signal(report, "slo_burn_rate", slo_id=slo_id, window=window).value
-            assert row[f"Burn {window}"] == ("no data" if burn is None else f"{burn:.2f}×"), (slo_id, window)
+            burn = slo_signal(report, "slo_burn_rate", window=window, **ids).value
+            assert row[f"Burn {window}"] == ("no data" if burn is None else f"{burn:.2f}×"), (ids, window)
 
 
 def test_the_page_burn_rate_on_slos_matches_the_raw_fleet(served, fleet, fleet_end):
@@ -244,14 +268,34 @@ def test_slos_filter_by_service_and_query_and_sort_server_side(served):
     columns = headers(document, "slo-table")
     rows = [dict(zip(columns, r)) for r in table_rows(document, "slo-table")]
     assert rows and {r["Service"] for r in rows} == {"recommender"}
+    # A search matches ids and label values: fraud-detector's SLO, and the fleet SLO's fraud-detector group.
     document = served.page("/slos?q=fraud")
     rows = [dict(zip(columns, r)) for r in table_rows(document, "slo-table")]
-    assert rows and all("fraud" in r["SLO"] for r in rows)
+    assert sorted((r["SLO"], r["Group"]) for r in rows) == [
+        (GROUPED, 'svc="<b>fraud-detector</b>"'), ("fraud-detector-requests-availability", "")]
+    document = served.page("/slos?q=" + requests.utils.quote('svc=<b>ranker'))
+    rows = [dict(zip(columns, r)) for r in table_rows(document, "slo-table")]
+    assert [(r["SLO"], r["Group"]) for r in rows] == [(GROUPED, 'svc="<b>ranker</b>"')]
     document = served.page("/slos?sort=budget")
-    budgets = [slo_signal(served.report, "slo_error_budget_remaining", slo_id=dict(zip(columns, r))["SLO"]).value
+    budgets = [slo_signal(served.report, "slo_error_budget_remaining", **row_ids(dict(zip(columns, r)))).value
                for r in table_rows(document, "slo-table")]
     present = [b for b in budgets if b is not None]
     assert present == sorted(present) and budgets[:len(present)] == present
+
+
+def test_a_grouped_slo_has_a_row_per_group_with_its_label_shown_as_text(served):
+    document = served.page(f"/slos?q={GROUPED}")
+    columns = headers(document, "slo-table")
+    rows = [dict(zip(columns, r)) for r in table_rows(document, "slo-table")]
+    groups = {s.labels["svc"] for s in served.report.signals if s.name == "slo_page" and s.labels["slo_id"] == GROUPED}
+    assert len(groups) == 6 and all(g.startswith("<b>") for g in groups)
+    assert sorted(r["Group"] for r in rows) == sorted(f'svc="{g}"' for g in groups)
+    table = next(t for t in document.iter(f"{NS}table") if t.get("id") == "slo-table")
+    assert not list(table.iter(f"{NS}b")), "a group label value is text, not markup"
+    for row in rows:
+        group = row["Group"].removeprefix('svc="').removesuffix('"')
+        budget = slo_signal(served.report, "slo_error_budget_remaining", slo_id=GROUPED, svc=group).value
+        assert row["Budget left"] == ("no data" if budget is None else percent(budget, 1))
 
 
 # -- /slos/<id> -----------------------------------------------------------------------------
@@ -276,6 +320,16 @@ def test_the_slo_page_shows_its_windows_against_thresholds_history_promql_and_ch
     assert page["long_burn_rate"] == slo_signal(served.report, "slo_burn_rate", slo_id=BURNING, window="1h").value
     assert page["holds"] is True and page["threshold"] == pytest.approx(14.4)
     assert instance["history_hours"] > 24
+
+
+def test_a_grouped_slos_page_draws_each_groups_history_from_the_store(served):
+    document = served.page(f"/slos/{GROUPED}")
+    images = [img.get("src") for img in document.iter(f"{NS}img")]
+    assert len(images) == 12, "a burn-rate and a budget chart for each of the six groups"
+    for src in images[:2]:
+        assert served.get(src).text.lstrip().startswith("<svg")
+    api = served.get(f"/api/v1/slos/{GROUPED}").json()
+    assert len(api["instances"]) == 6 and all(i["history_hours"] > 24 for i in api["instances"])
 
 
 def test_an_unknown_slo_is_not_found(served):

@@ -33,7 +33,7 @@ from monitor.report.present import format_percent
 from monitor.report.render import archive_entries
 from monitor.slo.closed_hours import series_set
 from monitor.slo.evaluate import promql_duration, sli_queries, slo_windows
-from monitor.slo.groups import group_key
+from monitor.slo.groups import group_key, group_of
 from monitor.slo.rule_file import RuleOptions, rule_file_text
 from monitor.slo.spec import EventsSli, SloSpec
 from monitor.ui import views
@@ -262,7 +262,8 @@ def _slo_detail(context: UiContext, loaded: Loaded, slo_id: str) -> SloDetail:
         hours = PeriodRepository(context.store).hourly(series_set(spec), now - spec.period_window(now), now)
     for row in rows:
         objective = row.objective if row.objective is not None else (spec.objective if spec else None)
-        key = group_key(tuple(sorted(row.group_labels.items()))) if row.group_labels else ""
+        # The closed hours keep a group's events under its labels in `group_by` order.
+        key = group_key(group_of(row.group_labels, spec.group_by)) if spec is not None and spec.group_by else ""
         histories[row.key] = (views.slo_history(hours, key, objective)
                               if hours and objective is not None else None)
     transitions = [t for t in AlertRepository(context.store).transitions() if t.labels.get("slo_id") == slo_id]
