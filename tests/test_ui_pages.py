@@ -410,11 +410,25 @@ def test_a_model_page_shows_cost_utilisation_and_drift_from_the_cycle(served):
     models = sorted({s.labels["model"] for s in report.signals if s.name == "cost_per_1k"})
     assert models
     for name in models:
-        served.page(f"/models/{name}")
+        document = served.page(f"/models/{name}")
+        columns = headers(document, "cost-table")
+        costs = {r[0]: dict(zip(columns, r)) for r in table_rows(document, "cost-table")}
+        versions = {s.labels["version"] or "all" for s in report.signals
+                    if s.name == "cost_per_1k" and s.labels["model"] == name}
+        assert set(costs) == versions
+        for version, row in costs.items():
+            labels = {"model": name, "version": "" if version == "all" else version}
+            per_1k = signal_value(report, "cost_per_1k", **labels)
+            assert row["Per 1k, this week"] == ("no data" if per_1k is None else f"${per_1k:,.4f}")
+            spent = signal_value(report, "cost_usd", **labels)
+            assert row["Cost"] == ("no data" if spent is None else f"${spent:,.2f}")
+        shown = next(e for e in document.iter() if e.get("id") == "gpu-utilization")
+        utilisation = [s.value for s in report.signals if s.name == "gpu_utilization" and s.labels["model"] == name]
+        assert text_of(shown) == (f"{utilisation[0] * 100:.1f}%" if utilisation and utilisation[0] is not None
+                                  else "no data")
         api = served.get(f"/api/v1/models/{name}").json()
         total = next(c for c in api["costs"] if c["version"] is None)
         assert total["cost_per_1k"] == signal_value(report, "cost_per_1k", model=name, version="")
-        utilisation = [s.value for s in report.signals if s.name == "gpu_utilization" and s.labels["model"] == name]
         assert api["gpu_utilization"] == (utilisation[0] if utilisation else None)
         drifted = {(s.labels["version"], s.labels["column"]): s.value == 1.0
                    for s in report.signals if s.name == "drift_detected" and s.labels["model"] == name}
