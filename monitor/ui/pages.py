@@ -113,7 +113,9 @@ def overview_api(context: UiContext, request: Request) -> Response:
 
 def _overview(context: UiContext, loaded: Loaded) -> views.Overview:
     names = [m.name for m in context.config().models]
-    return views.overview(AlertRepository(context.store).alerts().values(), _signals(loaded), names)
+    table = _slo_table(loaded)
+    return views.overview(AlertRepository(context.store).alerts().values(), _signals(loaded), names,
+                          table.select(views.SloSort.BURN, None, None))
 
 
 # -- /slos ----------------------------------------------------------------------------------

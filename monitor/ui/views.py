@@ -434,12 +434,15 @@ class Overview:
                 "definition_errors": [dict(e) for e in self.definition_errors]}
 
 
-def overview(alerts: Iterable[Alert], signals: Sequence[Signal], model_names: Iterable[str] = ()) -> Overview:
+def overview(alerts: Iterable[Alert], signals: Sequence[Signal], model_names: Iterable[str] = (),
+             slos: Sequence[SloRow] | None = None) -> Overview:
+    """The overview of the alert state and a cycle's signals; `slos` are `slo_rows(signals)` when
+    already built (the pages keep them per cycle)."""
     alerts = list(alerts)
     firing = [a for a in alerts if a.state is AlertState.FIRING]
     unsuppressed = [a for a in firing if not a.suppressed]
     severities = [a.labels.get("severity", "") for a in unsuppressed]
-    rows = select_slos(slo_rows(signals))
+    rows = select_slos(slo_rows(signals) if slos is None else slos)
     models = model_views(signals, model_names)
     totals = [m.total for m in models.values() if m.total is not None]
     paired = [(c.cost_usd, c.inferences) for c in totals if c.cost_usd is not None and c.inferences]
