@@ -237,6 +237,11 @@ def test_the_slo_rows_show_the_cycles_numbers(served):
         total, bad = budget.evidence["events_total"], budget.evidence["events_bad"]
         expected_attainment = "no data" if not total else percent((total - bad) / total, 3)
         assert row["Attainment"] == expected_attainment
+        page, ticket = (slo_signal(report, name, **ids).value for name in ("slo_page", "slo_ticket"))
+        expected_status = ("page" if page == 1 else "ticket" if ticket == 1
+                           else "exhausted" if budget.value is not None and budget.value <= 0
+                           else "no data" if page is None and ticket is None else "ok")
+        assert row["Status"] == expected_status, ids
         for window in ("5m", "30m", "1h", "2h", "6h", "1d", "3d"):
             burn = slo_signal(report, "slo_burn_rate", window=window, **ids).value
             assert row[f"Burn {window}"] == ("no data" if burn is None else f"{burn:.2f}×"), (ids, window)

@@ -8,6 +8,7 @@ cycle the pages say so rather than show zeros.
 from __future__ import annotations
 
 import functools
+import logging
 import mimetypes
 import threading
 from collections import defaultdict
@@ -26,20 +27,25 @@ from monitor.alerting.events import AlertGroupEvent, RollbackEvent
 from monitor.alerting.repository import AlertRepository
 from monitor.alerting.versions import last_known_good
 from monitor.config import Config
+from monitor.errors import MonitorError
 from monitor.incremental.repository import PeriodRepository
 from monitor.outputs.outbox import Outbox
 from monitor.report import charts
 from monitor.report.present import format_percent
 from monitor.report.render import archive_entries
+from monitor.slo import load_slo_specs
 from monitor.slo.closed_hours import series_set
 from monitor.slo.evaluate import promql_duration, sli_queries, slo_windows
 from monitor.slo.groups import group_key, group_of
 from monitor.slo.rule_file import RuleOptions, rule_file_text
 from monitor.slo.spec import EventsSli, SloSpec
+from monitor.timeutil import iso_z
 from monitor.ui import views
 from monitor.ui.app import Endpoint, UiContext
 from monitor.ui.render import DOCUMENT_POLICY, render_json, render_page, render_text, secured, ui_environment
 from monitor.ui.snapshot import CACHE, CycleSnapshot, SnapshotError
+
+log = logging.getLogger(__name__)
 
 # -- what every page reads ------------------------------------------------------------------
 
@@ -68,7 +74,7 @@ def _freshness(loaded: Loaded, now: datetime) -> dict:
     s = loaded.snapshot
     if s is None:
         return {"cycle_id": None, "evaluated_at": None, "age_s": None, "duration_s": None, "problem": loaded.problem}
-    return {"cycle_id": s.cycle_id, "evaluated_at": s.evaluated_at.isoformat().replace("+00:00", "Z"),
+    return {"cycle_id": s.cycle_id, "evaluated_at": iso_z(s.evaluated_at),
             "age_s": (now - s.evaluated_at).total_seconds(), "duration_s": s.duration_s, "problem": None}
 
 
@@ -81,18 +87,21 @@ class _Specs:
     """The config's SLO specs by id, loaded once per config (a reload brings a new config object)."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._config: Config | None = None
         self._by_id: dict[str, SloSpec] = {}
 
     def get(self, config: Config, slo_id: str) -> SloSpec | None:
-        if config is not self._config:
-            from monitor.slo import load_slo_specs
-            try:
-                specs = load_slo_specs(config)
-            except Exception:   # a config that cannot load now: the page shows figures without PromQL
-                specs = []
-            self._by_id, self._config = {spec.id: spec for spec in specs}, config
-        return self._by_id.get(slo_id)
+        with self._lock:
+            if config is not self._config:
+                try:
+                    specs = load_slo_specs(config)
+                except MonitorError as exc:
+                    # Edited since the daemon loaded it: the page shows the figures, without PromQL.
+                    log.warning("ui: the SLO specs cannot be read for the PromQL: %s", exc)
+                    specs = []
+                self._by_id, self._config = {spec.id: spec for spec in specs}, config
+            return self._by_id.get(slo_id)
 
 
 _SPECS = _Specs()
@@ -244,7 +253,7 @@ class SloDetail:
              "history_hours": (self.histories[row.key].hours if self.histories[row.key] else 0)}
             for row in self.rows],
             "alert_history": [{"alertname": t.alertname, "labels": dict(t.labels), "from": t.from_state.value,
-                               "to": t.to_state.value, "at": t.at.isoformat().replace("+00:00", "Z")}
+                               "to": t.to_state.value, "at": iso_z(t.at)}
                               for t in self.transitions],
             "promql": self.queries, "rule_file": self.rule_file}
 
@@ -369,7 +378,7 @@ class ModelDetail:
 
 
 def _iso(at: datetime | None) -> str | None:
-    return None if at is None else at.isoformat().replace("+00:00", "Z")
+    return None if at is None else iso_z(at)
 
 
 def _model(context: UiContext, loaded: Loaded, name: str) -> ModelDetail:

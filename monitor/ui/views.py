@@ -178,7 +178,8 @@ def _slo_status(page: bool | None, ticket: bool | None, budget: float | None) ->
         return SloStatus.TICKET
     if budget is not None and budget <= 0:
         return SloStatus.EXHAUSTED
-    if page is None and ticket is None and budget is None:
+    # Neither condition decidable (too few events in its windows): never "ok" for lack of data.
+    if page is None and ticket is None:
         return SloStatus.NO_DATA
     return SloStatus.OK
 
