@@ -414,6 +414,7 @@ def test_a_model_page_shows_cost_utilisation_and_drift_from_the_cycle(served):
     report = served.report
     models = sorted({s.labels["model"] for s in report.signals if s.name == "cost_per_1k"})
     assert models
+    served_versions = 0
     for name in models:
         document = served.page(f"/models/{name}")
         columns = headers(document, "cost-table")
@@ -432,12 +433,17 @@ def test_a_model_page_shows_cost_utilisation_and_drift_from_the_cycle(served):
         assert text_of(shown) == (f"{utilisation[0] * 100:.1f}%" if utilisation and utilisation[0] is not None
                                   else "no data")
         api = served.get(f"/api/v1/models/{name}").json()
+        serving = {s.labels["version"] for s in report.signals if s.name == "model_inference_rate"
+                   and s.labels["model"] == name and s.labels["version"] and (s.value or 0) > 0}
+        assert {v["version"] for v in api["versions"] if v["serving"]} == serving
+        served_versions += len(serving)
         total = next(c for c in api["costs"] if c["version"] is None)
         assert total["cost_per_1k"] == signal_value(report, "cost_per_1k", model=name, version="")
         assert api["gpu_utilization"] == (utilisation[0] if utilisation else None)
         drifted = {(s.labels["version"], s.labels["column"]): s.value == 1.0
                    for s in report.signals if s.name == "drift_detected" and s.labels["model"] == name}
         assert {(d["version"], d["column"]): d["drifted"] for d in api["drift"]} == drifted
+    assert served_versions > 0
     served.get("/models/no-such-model", status=404)
 
 

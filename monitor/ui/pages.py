@@ -365,13 +365,14 @@ def alerts_api(context: UiContext, request: Request) -> Response:
 class ModelDetail:
     view: views.ModelView
     versions: list        # ModelVersion, newest first
+    serving: frozenset    # versions serving traffic in the last cycle (as alerting observes them)
     last_known_good: object
     rollbacks: list       # ModelVersion with a rollback requested
 
     def to_json(self) -> dict:
         def version(v) -> dict:
-            return {"version": v.version, "first_seen_at": _iso(v.first_seen_at), "last_seen_at": _iso(v.last_seen_at),
-                    "rollback_requested_at": _iso(v.rollback_fired_at)}
+            return {"version": v.version, "serving": v.version in self.serving, "first_seen_at": _iso(v.first_seen_at),
+                    "last_seen_at": _iso(v.last_seen_at), "rollback_requested_at": _iso(v.rollback_fired_at)}
         return {**views.model_json(self.view), "versions": [version(v) for v in self.versions],
                 "last_known_good": self.last_known_good.version if self.last_known_good else None,
                 "rollbacks": [version(v) for v in self.rollbacks]}
@@ -390,7 +391,9 @@ def _model(context: UiContext, loaded: Loaded, name: str) -> ModelDetail:
     known = AlertRepository(context.store).versions()
     versions = sorted((v for v in known.values() if v.model == name), key=lambda v: v.order_key(), reverse=True)
     good = last_known_good(known, name, config.alerting.last_known_good_after)
-    return ModelDetail(view, versions, good, [v for v in versions if v.rollback_fired_at is not None])
+    serving = frozenset(c.version for c in view.costs
+                        if c.version is not None and c.inference_rate is not None and c.inference_rate > 0)
+    return ModelDetail(view, versions, serving, good, [v for v in versions if v.rollback_fired_at is not None])
 
 
 def model_page(context: UiContext, request: Request, name: str) -> Response:
