@@ -122,8 +122,11 @@ def _flag(value: float | None) -> bool | None:
     return None if value is None else value >= 1.0
 
 
-def _group(labels: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in labels.items() if k not in SLO_LABELS and k != "window"}
+def _group(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """A grouped SLO's group labels, sorted; () for an ungrouped one (most: checked without a copy)."""
+    if len(labels) - ("window" in labels) == len(SLO_LABELS) and all(k in labels for k in SLO_LABELS):
+        return ()
+    return tuple(sorted((k, v) for k, v in labels.items() if k not in SLO_LABELS and k != "window"))
 
 
 def slo_rows(signals: Iterable[Signal]) -> list[SloRow]:
@@ -136,8 +139,7 @@ def slo_rows(signals: Iterable[Signal]) -> list[SloRow]:
             continue
         if not signal.name.startswith("slo_"):
             continue
-        group = _group(signal.labels)
-        key = (signal.labels.get("slo_id", ""), tuple(sorted(group.items())))
+        key = (signal.labels.get("slo_id", ""), _group(signal.labels))
         entry = by_instance[key]
         entry.setdefault("labels", signal.labels)
         if signal.name == "slo_burn_rate":
