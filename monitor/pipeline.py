@@ -44,6 +44,7 @@ from monitor.slo import EvaluationMode, SloSpec, evaluate_slos, load_slo_specs, 
 from monitor.sources.prometheus import PrometheusSource, QueryError
 from monitor.store import StateStore
 from monitor.timeutil import utc, utc_now
+from monitor.ui import snapshot as ui_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +177,14 @@ def run_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
     group_notifications, groups = plan_group_notifications(rollbacks.alerts, repository.groups(),
                                                            config.alerting, at,
                                                            route_tree(config.outputs, config.alerting))
+    finished_at = clock()
     cycle_id, queued = repository.save_cycle(
-        evaluated_at=at, started_at=started_at, finished_at=clock(), signal_count=len(signals),
+        evaluated_at=at, started_at=started_at, finished_at=finished_at, signal_count=len(signals),
         previous=previous, alerts=rollbacks.alerts, transitions=transitions, groups=groups,
         versions=rollbacks.versions, notifications=[*group_notifications, *rollbacks.notifications])
     DefinitionErrorRepository(store).save(cycle_id, at, definition_errors)
+    # What the web UI shows until the next successful cycle (a standby replica's UI too).
+    ui_snapshot.save(store, cycle_id, at, started_at, finished_at, signals)
     if definition_errors:
         log.warning("cycle at %s: %d definitions in error (their alerts keep their state): %s", at.isoformat(),
                     len(definition_errors), "; ".join(f"{e.kind.value} {e.name}: {e.message}"

@@ -91,6 +91,16 @@ class PeriodRepository:
                 out[name][(figure, key)] = PeriodTotal(total, hours)
         return out
 
+    def hourly(self, series_set: str, start: datetime, end: datetime) -> dict[float, list[PeriodValue]]:
+        """One series set's figures per hour ending in (start, end], by hour end (unix seconds), oldest first."""
+        out: dict[float, list[PeriodValue]] = {}
+        for t, figure, key, value in self._store.query(
+                "SELECT period_end, figure, key, value FROM period_values WHERE series_set = ? "
+                "AND period_end > ? AND period_end <= ? ORDER BY period_end",
+                (series_set, start.timestamp(), end.timestamp())):
+            out.setdefault(t, []).append(PeriodValue(figure, key, value))
+        return out
+
     def prune(self, older_than: datetime) -> int:
         """Forget hours ending before `older_than` (every set); returns how many closed hours went."""
         t = older_than.timestamp()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import io
+import math
 import re
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -148,7 +149,10 @@ def _times(timestamps_s: Sequence[float]) -> list[datetime]:
 
 
 def _date_axis(axes) -> None:
-    axes.xaxis.set_major_locator(mdates.DayLocator(tz=timezone.utc))
+    # A tick a day over a week (the report); over a month (the UI's period charts) every few days.
+    low, high = axes.get_xlim()
+    every = max(1, math.ceil((high - low) / 8))
+    axes.xaxis.set_major_locator(mdates.DayLocator(interval=every, tz=timezone.utc))
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%a %d", tz=timezone.utc))
 
 
@@ -213,4 +217,20 @@ def daily_cost_chart(daily: Sequence[DailyCost], title: str = "Daily serving cos
     if models:
         axes.legend(fontsize=_SMALL, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes.set_title(_plain(title), loc="left", fontsize=_TITLE)
+    return _to_svg(figure, title)
+
+
+@_styled
+def error_budget_chart(series: TimeSeries, title: str) -> str:
+    """The share of the error budget left through the period (1 = untouched, 0 = spent), with 0 dashed."""
+    figure = _figure(5.0, 2.4)
+    axes = figure.add_subplot()
+    values = [float("nan") if v is None else v * 100.0 for v in series.values]
+    axes.plot(_times(series.timestamps_s), values, color=_COLORS[2], linewidth=1.2, label="budget left")
+    axes.axhline(0.0, linestyle="--", linewidth=0.8, color="#d62728")
+    present = [v for v in values if v == v]
+    axes.set_ylim(min(present + [0.0]) - 5, max(present + [100.0]) + 5)
+    axes.set_ylabel("% budget left")
+    axes.set_title(_plain(title), loc="left", fontsize=_TITLE)
+    _date_axis(axes)
     return _to_svg(figure, title)

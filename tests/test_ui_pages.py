@@ -1,0 +1,420 @@
+"""The web UI's read pages over real cycles of the simulated fleet, through the daemon's HTTP server.
+
+Two cycles of the fleet's history run against the real Prometheus (recommender's error
+spike makes its SLO page fire at -20h+20m, as in tests/test_pipeline_scenarios.py),
+with a rule whose alert carries hostile labels. The UI is then served by the daemon's
+own `HealthServer` on 127.0.0.1:0 and read with `requests`. The numbers on the pages
+are checked against the cycle's own signals (`CycleReport.signals`) and the raw fleet,
+never against the UI's view code.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import re
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+import html5lib
+import pytest
+import requests
+import yaml
+from prometheus_client import CollectorRegistry
+
+from monitor.config import load_config
+from monitor.http_endpoints import HealthServer
+from monitor.pipeline import run_cycle
+from monitor.sources.prometheus import PrometheusSource
+from monitor.store import StateStore
+from monitor.ui import snapshot
+from monitor.ui.app import UiContext, make_ui_app
+
+pytestmark = pytest.mark.prometheus
+
+REPO = Path(__file__).resolve().parent.parent
+BURNING = "recommender-requests-availability"
+SCRIPT = "<script>window.__pwned = 1</script>"
+QUOTES = "\"'><img src=x onerror=alert(1)>"
+HUGE = "A" * 10_000
+HOSTILE_RULES = f"""\
+version: monitor/v1
+groups:
+  - name: hostile
+    rules:
+      - alert: HostileLabels
+        condition: slo_page == 1
+        labels:
+          severity: ticket
+          script: {json.dumps(SCRIPT)}
+          quotes: {json.dumps(QUOTES)}
+          huge: {HUGE}
+        annotations:
+          summary: {json.dumps(SCRIPT + QUOTES)}
+"""
+NS = "{http://www.w3.org/1999/xhtml}"
+URL_ATTRIBUTES = ("href", "src", "action", "formaction", "srcset", "poster", "data", "cite", "ping", "background")
+
+
+class Served:
+    def __init__(self, base: str, report, config, store: StateStore, reports_dir: Path):
+        self.base, self.report, self.config, self.store, self.reports_dir = base, report, config, store, reports_dir
+
+    def get(self, path: str, status: int = 200) -> requests.Response:
+        response = requests.get(self.base + path, timeout=10)
+        assert response.status_code == status, (path, response.status_code, response.text[:500])
+        return response
+
+    def page(self, path: str):
+        """GET an HTML page, check what every page must carry, and return its parsed tree."""
+        response = self.get(path)
+        assert response.headers["Content-Type"].startswith("text/html")
+        check_security_headers(response)
+        document = html5lib.parse(response.text)
+        check_no_external_urls(document, response.text)
+        check_accessible(document)
+        return document
+
+
+def check_security_headers(response: requests.Response) -> None:
+    policy = response.headers["Content-Security-Policy"]
+    directives = dict((d.strip().split(" ", 1) + [""])[:2] for d in policy.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == "'self'", "inline script is never allowed"
+    assert "unsafe-inline" not in policy and "http" not in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def check_no_external_urls(document, text: str) -> None:
+    """Nothing the page loads, links to or posts to leaves this server: no attribute holds a URL with a
+    scheme or a host, and nothing in the head names one. (Text may quote one: a runbook URL in the
+    generated rules is shown, not fetched.)"""
+    for element in document.iter():
+        for name, value in element.attrib.items():
+            if name in URL_ATTRIBUTES:
+                parsed = urlparse(value.strip())
+                assert not parsed.scheme and not parsed.netloc, (element.tag, name, value)
+            assert not re.search(r"(?i)https?:|^\s*//", value), (element.tag, name, value)
+    head = text.split("<body", 1)[0]
+    assert not re.search(r"(?i)https?://|//[a-z0-9-]+\.", head), "no external URL in the head"
+
+
+def check_accessible(document) -> None:
+    """Every form field has a label; every table has header cells."""
+    labelled = {label.get("for") for label in document.iter(f"{NS}label")}
+    for tag in ("input", "textarea", "select"):
+        for field in document.iter(f"{NS}{tag}"):
+            if field.get("type") in ("hidden", "submit"):
+                continue
+            assert field.get("id") in labelled, f"{tag} {field.get('name')} has no <label for>"
+    for table in document.iter(f"{NS}table"):
+        assert list(table.iter(f"{NS}th")), "a table without <th> headers"
+
+
+def text_of(element) -> str:
+    return " ".join("".join(element.itertext()).split())
+
+
+def table_rows(document, table_id: str) -> list[list[str]]:
+    table = next(t for t in document.iter(f"{NS}table") if t.get("id") == table_id)
+    body = table.find(f"{NS}tbody")
+    return [[text_of(cell) for cell in row.findall(f"{NS}td")] for row in body.findall(f"{NS}tr")]
+
+
+def headers(document, table_id: str) -> list[str]:
+    table = next(t for t in document.iter(f"{NS}table") if t.get("id") == table_id)
+    return [text_of(th) for th in table.iter(f"{NS}th")]
+
+
+@pytest.fixture(scope="module")
+def served(sim_dir, prometheus, fleet_end, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ui")
+    # As the `fleet_config_path` fixture does (that one is per test): the fleet's config, this Prometheus.
+    doc = yaml.safe_load((sim_dir / "monitor.yaml").read_text())
+    doc["prometheus"]["url"] = prometheus.url
+    (tmp / "hostile.yaml").write_text(HOSTILE_RULES)
+    doc["rules"] = [str(REPO / "monitor" / "default_rules" / "*.yaml"), str(tmp / "hostile.yaml")]
+    doc["state"] = {"path": str(tmp / "state.db")}
+    doc["reports"] = {"dir": str(tmp / "reports")}
+    path = sim_dir / "scenario-ui-pages.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    config = load_config(path)
+    # An archive with one report, and a secret beside it that must stay unreachable.
+    week = tmp / "reports" / "2026-W47"
+    week.mkdir(parents=True)
+    (week / "index.html").write_text("<!DOCTYPE html><title>week 47</title><p>the report</p>")
+    (week / "report.json").write_text(json.dumps({"period": {"label": "Week 47, 2026", "start": "2026-11-16"},
+                                                  "headline": {"slos_met": 3, "cost_per_1k": 0.5}}))
+    (tmp / "secret.txt").write_text("not for the web")
+    at = fleet_end + timedelta(hours=-20 + 1 / 3)
+    store = StateStore(tmp / "state.db")
+    with PrometheusSource.from_config(config.prometheus) as source:
+        run_cycle(config, store, source, at - timedelta(minutes=30))
+        report = run_cycle(config, store, source, at)
+    assert report.ok, report.error
+    app = make_ui_app(UiContext(store=store, config=lambda: config, clock=lambda: at))
+    server = HealthServer("127.0.0.1:0", CollectorRegistry(), lambda: (True, "ok"), app=app).start()
+    try:
+        yield Served(f"http://{server.address}", report, config, store, tmp / "reports")
+    finally:
+        server.stop()
+        store.close()
+
+
+def signal_value(report, name: str, **labels: str) -> float | None:
+    [found] = [s for s in report.signals if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+               and ("window" in labels or "window" not in s.labels)]
+    return found.value
+
+
+def slo_signal(report, name: str, **labels: str):
+    [found] = [s for s in report.signals if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+    return found
+
+
+def percent(value: float, digits: int) -> str:
+    return f"{value * 100:.{digits}f}%"
+
+
+# -- /slos ----------------------------------------------------------------------------------
+
+def test_the_fast_burning_slo_is_the_first_row_of_slos_and_shows_the_page_state(served, fleet, fleet_end):
+    document = served.page("/slos")
+    rows = table_rows(document, "slo-table")
+    columns = headers(document, "slo-table")
+    first = dict(zip(columns, rows[0]))
+    assert first["SLO"] == BURNING
+    assert first["Status"] == "page"
+    # The cycle itself says this SLO's page condition holds, and no other's.
+    paging = [s.labels["slo_id"] for s in served.report.signals if s.name == "slo_page" and s.value == 1.0]
+    assert paging == [BURNING]
+    # Every SLO of the cycle has a row.
+    ids = {s.labels["slo_id"] for s in served.report.signals if s.name == "slo_page"}
+    assert {dict(zip(columns, r))["SLO"] for r in rows} == ids
+
+
+def test_the_slo_rows_show_the_cycles_numbers(served):
+    document = served.page("/slos")
+    columns = headers(document, "slo-table")
+    rows = {dict(zip(columns, r))["SLO"]: dict(zip(columns, r)) for r in table_rows(document, "slo-table")}
+    report = served.report
+    for slo_id, row in rows.items():
+        budget = slo_signal(report, "slo_error_budget_remaining", slo_id=slo_id)
+        assert row["Objective"] == percent(budget.evidence["objective"], 3)
+        expected_budget = "no data" if budget.value is None else percent(budget.value, 1)
+        assert row["Budget left"] == expected_budget
+        total, bad = budget.evidence["events_total"], budget.evidence["events_bad"]
+        expected_attainment = "no data" if not total else percent((total - bad) / total, 3)
+        assert row["Attainment"] == expected_attainment
+        for window in ("5m", "30m", "1h", "2h", "6h", "1d", "3d"):
+            burn = slo_signal(report, "slo_burn_rate", slo_id=slo_id, window=window).value
+            assert row[f"Burn {window}"] == ("no data" if burn is None else f"{burn:.2f}×"), (slo_id, window)
+
+
+def test_the_page_burn_rate_on_slos_matches_the_raw_fleet(served, fleet, fleet_end):
+    """Independently of the cycle: the 1h burn rate of the burning SLO from the simulated counters."""
+    document = served.page("/slos")
+    columns = headers(document, "slo-table")
+    row = dict(zip(columns, table_rows(document, "slo-table")[0]))
+    at = served.report.evaluated_at
+    objective = slo_signal(served.report, "slo_error_budget_remaining", slo_id=BURNING).evidence["objective"]
+    ratio = _fleet_error_ratio(fleet, "recommender", at, timedelta(hours=1))
+    shown = float(row["Burn 1h"].rstrip("×"))
+    assert math.isclose(shown, ratio / (1 - objective), rel_tol=0.02), (shown, ratio / (1 - objective))
+
+
+def _fleet_error_ratio(fleet, service: str, at, window: timedelta) -> float:
+    """bad (code 500) / all requests of `service` over `window` before `at`, from the raw simulated counters."""
+    def increase(series) -> float:
+        return fleet.value_at(series, at) - fleet.value_at(series, at - window)
+    bad = sum(increase(s) for s in fleet.find("http_requests_total", service=service, code="500"))
+    total = sum(increase(s) for s in fleet.find("http_requests_total", service=service))
+    return bad / total
+
+
+def test_slos_filter_by_service_and_query_and_sort_server_side(served):
+    document = served.page("/slos?service=recommender")
+    columns = headers(document, "slo-table")
+    rows = [dict(zip(columns, r)) for r in table_rows(document, "slo-table")]
+    assert rows and {r["Service"] for r in rows} == {"recommender"}
+    document = served.page("/slos?q=fraud")
+    rows = [dict(zip(columns, r)) for r in table_rows(document, "slo-table")]
+    assert rows and all("fraud" in r["SLO"] for r in rows)
+    document = served.page("/slos?sort=budget")
+    budgets = [slo_signal(served.report, "slo_error_budget_remaining", slo_id=dict(zip(columns, r))["SLO"]).value
+               for r in table_rows(document, "slo-table")]
+    present = [b for b in budgets if b is not None]
+    assert present == sorted(present) and budgets[:len(present)] == present
+
+
+# -- /slos/<id> -----------------------------------------------------------------------------
+
+def test_the_slo_page_shows_its_windows_against_thresholds_history_promql_and_charts(served):
+    document = served.page(f"/slos/{BURNING}")
+    text = text_of(document)
+    assert "holds: page" in text
+    # Its alert fired in this cycle: the history shows the transition to firing.
+    assert "SLOErrorBudgetBurnPage" in text and "firing" in text
+    # The generated PromQL of the spec.
+    assert "sum(" in text and "recommender" in text and "monitor-slo-alerts" in text
+    images = [img.get("src") for img in document.iter(f"{NS}img")]
+    assert len(images) == 2
+    for src in images:
+        response = served.get(src)
+        assert response.headers["Content-Type"].startswith("image/svg+xml")
+        assert response.text.lstrip().startswith("<svg") and "script" not in response.text.lower()
+    api = served.get(f"/api/v1/slos/{BURNING}").json()
+    [instance] = api["instances"]
+    page = [c for c in instance["conditions"] if c["severity"] == "page" and c["long"] == "1h"][0]
+    assert page["long_burn_rate"] == slo_signal(served.report, "slo_burn_rate", slo_id=BURNING, window="1h").value
+    assert page["holds"] is True and page["threshold"] == pytest.approx(14.4)
+    assert instance["history_hours"] > 24
+
+
+def test_an_unknown_slo_is_not_found(served):
+    served.get("/slos/no-such-slo", status=404)
+    served.get("/api/v1/slos/no-such-slo", status=404)
+
+
+# -- /alerts, hostile labels ------------------------------------------------------------------
+
+def test_alerts_list_the_firing_page_with_its_notification_and_a_prefilled_silence_form(served):
+    document = served.page("/alerts")
+    forms = [f for f in document.iter(f"{NS}form") if f.get("action") == "/silences"]
+    firing = [a for a in served.report.alerts.values() if a.state.value in ("firing", "pending", "no_data")]
+    assert len(forms) == len(firing) > 0
+    page = next(a for a in firing if a.alertname == "SLOErrorBudgetBurnPage")
+    section = next(s for s in document.iter(f"{NS}section") if s.get("id") == f"alert-{page.fingerprint}")
+    form = section.find(f".//{NS}form")
+    assert form.get("method") == "post"
+    fields = {f.get("name"): f for tag in ("input", "textarea") for f in form.iter(f"{NS}{tag}")}
+    assert set(fields) == {"csrf_token", "matchers", "duration", "comment", "author"}
+    assert fields["csrf_token"].get("type") == "hidden"
+    assert fields["duration"].get("value") == "2h"
+    matchers = fields["matchers"].text.splitlines()
+    assert matchers[0] == 'alertname="SLOErrorBudgetBurnPage"'
+    assert 'slo_id="recommender-requests-availability"' in matchers and 'severity="page"' in matchers
+    # The cycle queued a firing notification for it: it is listed.
+    queued = [q for q in served.report.notifications
+              if any(a.fingerprint == page.fingerprint for a in getattr(q.notification.payload, "alerts", ()))]
+    assert queued
+    assert "firing" in text_of(section)
+    api = {a["fingerprint"]: a for a in served.get("/api/v1/alerts").json()["alerts"]}
+    assert len(api[page.fingerprint]["notifications"]) == len(queued)
+
+
+def test_hostile_label_values_render_as_text(served):
+    response = served.get("/alerts")
+    document = html5lib.parse(response.text)
+    scripts = list(document.iter(f"{NS}script"))
+    # The one script the page has is the UI's own, by URL.
+    assert [s.get("src") for s in scripts] == ["/ui.js"] and all(not (s.text or "").strip() for s in scripts)
+    for element in document.iter():
+        assert not any(name.startswith("on") for name in element.attrib), (element.tag, element.attrib)
+        assert element.tag != f"{NS}img"
+    text = text_of(document)
+    assert SCRIPT in text and QUOTES in text and HUGE in text
+    # In the silence form too, exactly as the matcher syntax quotes them.
+    textareas = [t.text for t in document.iter(f"{NS}textarea") if "HostileLabels" in (t.text or "")]
+    assert textareas and f'script="{SCRIPT}"' in textareas[0].splitlines()
+    assert f'huge="{HUGE}"' in textareas[0].splitlines()
+    # And in the JSON twin, byte for byte.
+    hostile = [a for a in served.get("/api/v1/alerts").json()["alerts"] if a["alertname"] == "HostileLabels"]
+    assert hostile and hostile[0]["labels"]["quotes"] == QUOTES
+
+
+# -- /, /models/<name> ------------------------------------------------------------------------
+
+def test_the_overview_counts_what_fires_and_what_is_at_risk(served):
+    document = served.page("/")
+    alerts = served.report.alerts.values()
+    firing = [a for a in alerts if a.state.value == "firing" and not a.silenced_by and not a.inhibited]
+    by_id = {e.get("id"): text_of(e) for e in document.iter() if e.get("id")}
+    assert by_id["firing-pages"] == str(sum(a.labels.get("severity") == "page" for a in firing))
+    assert by_id["firing-tickets"] == str(sum(a.labels.get("severity") == "ticket" for a in firing))
+    assert int(by_id["firing-pages"]) >= 1
+    drifting = {s.labels["model"] for s in served.report.signals if s.name == "drift_detected" and s.value == 1.0}
+    assert by_id["models-drifting"] == str(len(drifting))
+    costs = [s for s in served.report.signals if s.name == "cost_usd" and not s.labels.get("version")]
+    spent = sum(s.value for s in costs if s.value is not None and s.evidence.get("inferences"))
+    inferences = sum(s.evidence["inferences"] for s in costs if s.value is not None and s.evidence.get("inferences"))
+    assert by_id["cost-per-1k"] == f"${spent / inferences * 1000:,.4f}"
+    api = served.get("/api/v1/overview").json()
+    assert api["cycle"]["cycle_id"] == served.report.cycle_id
+    assert BURNING in {r["slo_id"] for r in api["slos_at_risk"]}
+
+
+def test_a_model_page_shows_cost_utilisation_and_drift_from_the_cycle(served):
+    report = served.report
+    models = sorted({s.labels["model"] for s in report.signals if s.name == "cost_per_1k"})
+    assert models
+    for name in models:
+        served.page(f"/models/{name}")
+        api = served.get(f"/api/v1/models/{name}").json()
+        total = next(c for c in api["costs"] if c["version"] is None)
+        assert total["cost_per_1k"] == signal_value(report, "cost_per_1k", model=name, version="")
+        utilisation = [s.value for s in report.signals if s.name == "gpu_utilization" and s.labels["model"] == name]
+        assert api["gpu_utilization"] == (utilisation[0] if utilisation else None)
+        drifted = {(s.labels["version"], s.labels["column"]): s.value == 1.0
+                   for s in report.signals if s.name == "drift_detected" and s.labels["model"] == name}
+        assert {(d["version"], d["column"]): d["drifted"] for d in api["drift"]} == drifted
+    served.get("/models/no-such-model", status=404)
+
+
+# -- /reports -------------------------------------------------------------------------------
+
+def test_reports_lists_the_archive_and_serves_its_files(served):
+    document = served.page("/reports")
+    links = [a.get("href") for a in document.iter(f"{NS}a")]
+    assert "/reports/2026-W47/index.html" in links
+    page = served.get("/reports/2026-W47/index.html")
+    assert "the report" in page.text and page.headers["X-Content-Type-Options"] == "nosniff"
+    assert "script-src" not in page.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("path", ["/reports/../secret.txt", "/reports/%2e%2e/secret.txt",
+                                  "/reports/..%2fsecret.txt", "/reports/2026-W47/../../secret.txt",
+                                  "/reports//etc/passwd", "/reports/%2fetc%2fpasswd"],
+                         ids=["dot dot", "encoded dot dot", "encoded slash", "dot dot from a week",
+                              "absolute path", "encoded absolute path"])
+def test_a_path_outside_the_reports_directory_is_not_served(served, path):
+    """Sent byte for byte (requests would normalise the dots away)."""
+    host, port = served.base.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    body = response.read().decode(errors="replace")
+    connection.close()
+    assert "not for the web" not in body and "root:" not in body
+    assert response.status in (404, 308, 301), response.status
+
+
+# -- the snapshot -----------------------------------------------------------------------------
+
+def test_the_snapshot_holds_the_cycles_signals_and_is_decoded_once_per_cycle(served):
+    loaded = snapshot.CACHE.load(served.store)
+    assert loaded.cycle_id == served.report.cycle_id
+    assert len(loaded.signals) == len(served.report.signals)
+    for saved, signal in zip(loaded.signals, served.report.signals):
+        assert saved.name == signal.name and dict(saved.labels) == dict(signal.labels)
+        assert saved.value == (signal.value if signal.value is None or math.isfinite(signal.value) else None)
+    assert snapshot.CACHE.load(served.store) is loaded
+
+
+def test_pages_before_the_first_cycle_say_there_are_no_figures_yet(tmp_path, fleet_config_path):
+    config = load_config(fleet_config_path)
+    with StateStore(tmp_path / "empty.db") as store:
+        app = make_ui_app(UiContext(store=store, config=lambda: config))
+        server = HealthServer("127.0.0.1:0", CollectorRegistry(), lambda: (True, "ok"), app=app).start()
+        try:
+            base = f"http://{server.address}"
+            for path in ("/", "/slos", "/alerts"):
+                response = requests.get(base + path, timeout=10)
+                assert response.status_code == 200
+                assert "no cycle has succeeded yet" in response.text
+            assert requests.get(base + "/api/v1/overview", timeout=10).json()["cycle"]["cycle_id"] is None
+        finally:
+            server.stop()
