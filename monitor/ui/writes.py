@@ -80,7 +80,7 @@ def silences_page(context: UiContext, request: Request, *, status: int = 200, er
         context, request, "ui/silences.html.j2", status=status,
         active=[_row(s, now) for s in sorted(current, key=lambda s: s.ends_at)],
         expired=[_row(s, now) for s in expired[:EXPIRED_SHOWN]], expired_total=len(expired),
-        now=iso_z(now), error=error, form=form or {"matchers": "", "duration": "2h", "comment": "", "author": ""},
+        now=now, error=error, form=form or {"matchers": "", "duration": "2h", "comment": "", "author": ""},
         writes_note=None if auth is not None else writes_disabled_message(context.listen))
 
 
