@@ -107,7 +107,8 @@ def listed(ui: Ui, capsys) -> list[dict]:
 # -- without http.auth, nothing is written ----------------------------------------------------
 
 
-@pytest.mark.parametrize("listen, where", [("127.0.0.1:9464", "loopback"), ("0.0.0.0:9464", "non-loopback")],
+@pytest.mark.parametrize("listen, where", [("127.0.0.1:9464", "listens on loopback, 127.0.0.1:9464"),
+                                           ("0.0.0.0:9464", "listens on a non-loopback address, 0.0.0.0:9464")],
                          ids=["on a loopback listener", "on a listener on every interface"])
 def test_without_http_auth_every_write_is_refused_saying_to_configure_it(make_ui, listen, where):
     ui = make_ui(None, listen=listen)

@@ -141,7 +141,7 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
-def authenticate(auth: HttpAuthConfig, request: Request) -> Writer:
+def authenticate(auth: HttpAuthConfig, request: Request, *, log_ignored: bool = True) -> Writer:
     """The caller's identity; WriteRefused(401) when there is none, or a wrong token was sent.
 
     A wrong bearer token is refused even when a trusted proxy also names a user: credentials
@@ -163,7 +163,8 @@ def authenticate(auth: HttpAuthConfig, request: Request) -> Writer:
     if user is not None and auth.trusted_proxies:
         if peer_is_trusted_proxy(auth, request):
             return Writer(_user_name(auth, user), Via.PROXY)
-        log.info("ignored %s from %s: not a trusted proxy", auth.user_header, request.remote_addr)
+        if log_ignored:  # a write's refusal, not every page view
+            log.info("ignored %s from %s: not a trusted proxy", auth.user_header, request.remote_addr)
     raise WriteRefused(401, "authentication required: send Authorization: Bearer <token>"
                        + (f", or come through a trusted proxy that sets {auth.user_header}"
                           if auth.trusted_proxies else ""))
@@ -184,7 +185,7 @@ def _identity(auth: HttpAuthConfig | None, request: Request) -> str:
     if auth is None:
         return "anonymous"
     try:
-        writer = authenticate(auth, request)
+        writer = authenticate(auth, request, log_ignored=False)
     except WriteRefused:
         return "anonymous"
     if writer.via is Via.TOKEN:
