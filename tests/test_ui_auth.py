@@ -382,3 +382,12 @@ def test_a_missing_bearer_token_stops_the_daemon_at_startup_naming_the_variable(
     outcome = run_process(["run", "--config", path], timeout=30)
     assert outcome.code == 1, outcome.stderr
     assert "MONITOR_UI_TOKEN_UNSET" in outcome.stderr and "Traceback" not in outcome.stderr
+
+
+@pytest.mark.parametrize("listen, loopback", [
+    ("127.0.0.1:9464", True), ("127.0.0.5:9464", True), ("[::1]:9464", True), ("localhost:9464", True),
+    (":9464", False), ("0.0.0.0:9464", False), ("[::]:9464", False), ("10.0.0.7:9464", False),
+    ("monitor.internal:9464", False),
+], ids=lambda value: str(value))
+def test_which_listeners_are_loopback(listen, loopback):
+    assert auth.is_loopback_listener(listen) is loopback
