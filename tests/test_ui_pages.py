@@ -14,7 +14,7 @@ import http.client
 import json
 import math
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -24,9 +24,10 @@ import requests
 import yaml
 from prometheus_client import CollectorRegistry
 
-from monitor.config import load_config
+from monitor.config import Config, load_config
 from monitor.http_endpoints import HealthServer
 from monitor.pipeline import run_cycle
+from monitor.signals import Signal
 from monitor.sources.prometheus import PrometheusSource
 from monitor.store import StateStore
 from monitor.ui import snapshot
@@ -59,8 +60,8 @@ URL_ATTRIBUTES = ("href", "src", "action", "formaction", "srcset", "poster", "da
 
 
 class Served:
-    def __init__(self, base: str, report, config, store: StateStore, reports_dir: Path):
-        self.base, self.report, self.config, self.store, self.reports_dir = base, report, config, store, reports_dir
+    def __init__(self, base: str, report, config, store: StateStore, state_path: Path):
+        self.base, self.report, self.config, self.store, self.state_path = base, report, config, store, state_path
 
     def get(self, path: str, status: int = 200) -> requests.Response:
         response = requests.get(self.base + path, timeout=10)
@@ -158,7 +159,7 @@ def served(sim_dir, prometheus, fleet_end, tmp_path_factory):
     app = make_ui_app(UiContext(store=store, config=lambda: config, clock=lambda: at))
     server = HealthServer("127.0.0.1:0", CollectorRegistry(), lambda: (True, "ok"), app=app).start()
     try:
-        yield Served(f"http://{server.address}", report, config, store, tmp / "reports")
+        yield Served(f"http://{server.address}", report, config, store, tmp / "state.db")
     finally:
         server.stop()
         store.close()
@@ -394,14 +395,18 @@ def test_a_path_outside_the_reports_directory_is_not_served(served, path):
 
 # -- the snapshot -----------------------------------------------------------------------------
 
-def test_the_snapshot_holds_the_cycles_signals_and_is_decoded_once_per_cycle(served):
+def test_the_snapshot_holds_the_cycles_signals_and_a_standby_decodes_it_once(served):
     loaded = snapshot.CACHE.load(served.store)
     assert loaded.cycle_id == served.report.cycle_id
-    assert len(loaded.signals) == len(served.report.signals)
-    for saved, signal in zip(loaded.signals, served.report.signals):
-        assert saved.name == signal.name and dict(saved.labels) == dict(signal.labels)
-        assert saved.value == (signal.value if signal.value is None or math.isfinite(signal.value) else None)
-    assert snapshot.CACHE.load(served.store) is loaded
+    # Another process's store on the same file (a standby replica): it decodes the saved blob, once.
+    with StateStore(served.state_path) as standby:
+        decoded = snapshot.CACHE.load(standby)
+        assert decoded is not loaded and decoded.cycle_id == served.report.cycle_id
+        assert len(decoded.signals) == len(served.report.signals)
+        for saved, signal in zip(decoded.signals, served.report.signals):
+            assert saved.name == signal.name and dict(saved.labels) == dict(signal.labels)
+            assert saved.value == (signal.value if signal.value is None or math.isfinite(signal.value) else None)
+        assert snapshot.CACHE.load(standby) is decoded
 
 
 def test_pages_before_the_first_cycle_say_there_are_no_figures_yet(tmp_path, fleet_config_path):
@@ -416,5 +421,63 @@ def test_pages_before_the_first_cycle_say_there_are_no_figures_yet(tmp_path, fle
                 assert response.status_code == 200
                 assert "no cycle has succeeded yet" in response.text
             assert requests.get(base + "/api/v1/overview", timeout=10).json()["cycle"]["cycle_id"] is None
+        finally:
+            server.stop()
+
+
+def test_errors_and_static_files_carry_the_security_headers_and_nothing_external(served):
+    missing = served.get("/models/<script>", status=404)
+    check_security_headers(missing)
+    assert "<script>" not in missing.text
+    for path, kind in (("/ui.css", "text/css"), ("/ui.js", "text/javascript")):
+        response = served.get(path)
+        assert response.headers["Content-Type"].startswith(kind)
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        code = re.sub(r"/\*.*?\*/|^\s*//.*$", "", response.text, flags=re.S | re.M)  # comments may say anything
+        assert not re.search(r"(?i)@import|url\(|https?:|//[a-z0-9-]+\.", code), path
+
+
+# -- the snapshot's encoding, on its own -------------------------------------------------------
+
+def _signals_for_round_trip() -> list[Signal]:
+    return [
+        Signal("slo_burn_rate", {"slo_id": "a-b", "window": "5m"}, 14.4, {"error_ratio": 0.0144, "events_total": None}),
+        Signal("slo_page", {"slo_id": "a-b"}, None),
+        Signal("cost_per_1k", {"model": SCRIPT, "version": QUOTES}, float("nan"), {"inferences": float("inf")}),
+        Signal("slo_burn_rate", {"slo_id": "c-d", "window": "1h"}, 0.0, {"error_ratio": -0.0, "events_total": 1e300}),
+        Signal("fleet_gpu_hours", {}, 12.5),
+        Signal("slo_page", {"slo_id": "c-d" + HUGE}, 1.0),
+        Signal("definition_error", {"kind": "slo", "name": "x", "error": "bad_data: parse error \u2603\n"}, 1.0),
+    ]
+
+
+def test_a_snapshot_reads_back_every_signal_in_order_with_no_data_for_nan_and_infinities():
+    signals = _signals_for_round_trip()
+    at = datetime(2026, 11, 22, 4, 20, tzinfo=timezone.utc)
+    back = snapshot.decode(snapshot.encode(snapshot.CycleSnapshot(7, at, at - timedelta(seconds=3), at, tuple(signals))))
+    assert (back.cycle_id, back.evaluated_at, back.duration_s) == (7, at, 3.0)
+    assert [(s.name, dict(s.labels)) for s in back.signals] == [(s.name, dict(s.labels)) for s in signals]
+
+    def finite(value):
+        return value if value is not None and math.isfinite(value) else None
+    assert [s.value for s in back.signals] == [finite(s.value) for s in signals]
+    assert [dict(s.evidence) for s in back.signals] == [{k: finite(v) for k, v in s.evidence.items()}
+                                                         for s in signals]
+
+
+@pytest.mark.parametrize("blob", [b"", b"not a snapshot", b"monitor-ui-snapshot 2 5\n" + b"\x00" * 40,
+                                  b"monitor-ui-snapshot 99 5\n", b"monitor-ui-snapshot 2 x\n"],
+                         ids=["empty", "foreign bytes", "damaged body", "a newer format", "a cycle id that is no number"])
+def test_a_snapshot_that_cannot_be_read_is_reported_on_the_pages_not_a_crash(tmp_path, blob):
+    config = Config()
+    with StateStore(tmp_path / "state.db") as store:
+        store.put_blob(snapshot.NAMESPACE, snapshot.KEY, blob, 0.0)
+        app = make_ui_app(UiContext(store=store, config=lambda: config))
+        server = HealthServer("127.0.0.1:0", CollectorRegistry(), lambda: (True, "ok"), app=app).start()
+        try:
+            for path in ("/", "/slos", "/api/v1/slos"):
+                response = requests.get(f"http://{server.address}{path}", timeout=10)
+                assert response.status_code == 200, (path, response.text[:300])
+                assert "UI snapshot" in response.text and "Traceback" not in response.text
         finally:
             server.stop()

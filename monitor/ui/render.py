@@ -21,6 +21,7 @@ from werkzeug.wrappers import Request, Response
 import monitor
 from monitor.report.present import FILTERS
 from monitor.report.render import period_title, template_directory
+from monitor.ui.views import format_burn, format_figure
 
 # Only this server: no inline script at all (the one script is /ui.js), no plugins, no framing,
 # forms post only back here. Inline styles are not needed: the page's CSS is /ui.css.
@@ -53,6 +54,8 @@ def ui_environment(directory: str | None = None) -> jinja2.Environment:
     )
     environment.filters.update(FILTERS)
     environment.filters["period_title"] = period_title
+    environment.filters["figure"] = format_figure
+    environment.filters["burn"] = format_burn
     return environment
 
 

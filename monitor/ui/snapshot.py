@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import json
 import math
+import struct
+import sys
 import threading
 import weakref
 import zlib
+from array import array
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
@@ -28,7 +31,7 @@ from monitor.timeutil import from_unix, utc
 
 NAMESPACE = "ui"
 KEY = "last_cycle"
-FORMAT = 1
+FORMAT = 2
 _MAGIC = b"monitor-ui-snapshot"
 
 
@@ -52,7 +55,13 @@ class CycleSnapshot:
 
 
 def encode(snapshot: CycleSnapshot) -> bytes:
-    """The snapshot as bytes: `monitor-ui-snapshot <format> <cycle id>\\n` + zlib(JSON)."""
+    """The snapshot as bytes: `monitor-ui-snapshot <format> <cycle id>\\n` + zlib(JSON length, JSON, floats).
+
+    Signals are stored by family (same name, label names and evidence names): each family's
+    label values as columns of references into one string table, its values and evidence as
+    float64 columns (None as NaN: a stored value is never NaN, `_number` makes NaN None),
+    and one family index per signal for the order. A thousand SLOs' 19,000 signals share a
+    few dozen families, so the JSON is small integers and decoding parses no float text."""
     strings: dict[str, int] = {}
 
     def ref(text: str) -> int:
@@ -61,43 +70,99 @@ def encode(snapshot: CycleSnapshot) -> bytes:
             index = strings[text] = len(strings)
         return index
 
-    rows = []
+    families: dict[tuple, list[Signal]] = {}
+    family_index: dict[tuple, int] = {}
+    order = []
     for signal in snapshot.signals:
-        labels = [ref(part) for item in signal.labels.items() for part in item]
-        evidence = [part for key, value in signal.evidence.items() for part in (ref(key), _number(value))]
-        rows.append([ref(signal.name), labels, _number(signal.value), evidence] if evidence
-                    else [ref(signal.name), labels, _number(signal.value)])
+        shape = (signal.name, tuple(signal.labels), tuple(signal.evidence))
+        if shape not in families:
+            families[shape], family_index[shape] = [], len(families)
+        families[shape].append(signal)
+        order.append(family_index[shape])
+    floats = array("d")
+    described = []
+    for (name, label_names, evidence_names), members in families.items():
+        described.append([ref(name), [ref(n) for n in label_names], [ref(n) for n in evidence_names], len(members),
+                          [ref(str(m.labels[n])) for m in members for n in label_names]])
+        floats.extend(_float(m.value) for m in members)
+        for key in evidence_names:
+            floats.extend(_float(m.evidence[key]) for m in members)
     body = {"cycle_id": snapshot.cycle_id, "evaluated_at": snapshot.evaluated_at.timestamp(),
             "started_at": snapshot.started_at.timestamp(), "finished_at": snapshot.finished_at.timestamp(),
-            "strings": list(strings), "signals": rows}
-    data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
-    return _header(snapshot.cycle_id) + zlib.compress(data, 6)
+            "strings": list(strings), "families": described, "order": order}
+    text = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    if sys.byteorder != "little":
+        floats.byteswap()
+    payload = struct.pack("<I", len(text)) + text + floats.tobytes()
+    return _header(snapshot.cycle_id) + zlib.compress(payload, 6)
+
+
+def _float(value: float | None) -> float:
+    value = _number(value)
+    return math.nan if value is None else value
 
 
 def decode(blob: bytes) -> CycleSnapshot:
     """The snapshot `encode` wrote; SnapshotError when it is not one."""
     cycle_id, offset = _read_header(blob)
     try:
-        body = json.loads(zlib.decompress(blob[offset:]))
+        payload = zlib.decompress(blob[offset:])
+        (length,) = struct.unpack_from("<I", payload)
+        body = json.loads(payload[4:4 + length])
+        floats = array("d")
+        floats.frombytes(payload[4 + length:])
+        if sys.byteorder != "little":
+            floats.byteswap()
+        numbers = [None if v != v else v for v in floats]
         strings = body["strings"]
-        signals = tuple(
-            Signal(strings[row[0]],
-                   {strings[row[1][i]]: strings[row[1][i + 1]] for i in range(0, len(row[1]), 2)},
-                   row[2],
-                   {strings[row[3][i]]: row[3][i + 1] for i in range(0, len(row[3]), 2)} if len(row) > 3 else {})
-            for row in body["signals"])
+        decoded_families = []
+        at = 0
+        for name_ref, label_refs, evidence_refs, count, columns in body["families"]:
+            name = strings[name_ref]
+            label_names = [strings[i] for i in label_refs]
+            evidence_names = [strings[i] for i in evidence_refs]
+            width = len(label_names)
+            values = numbers[at:at + count]
+            at += count
+            evidence_columns = []
+            for _ in evidence_names:
+                evidence_columns.append(numbers[at:at + count])
+                at += count
+            members = []
+            for i in range(count):
+                labels = dict(zip(label_names, [strings[r] for r in columns[i * width:(i + 1) * width]]))
+                evidence = {key: column[i] for key, column in zip(evidence_names, evidence_columns)}
+                members.append(Signal(name, labels, values[i], evidence))
+            decoded_families.append(iter(members))
+        if at != len(numbers):
+            raise ValueError(f"{len(numbers) - at} numbers left over")
+        signals = tuple(next(decoded_families[index]) for index in body["order"])
         return CycleSnapshot(cycle_id, from_unix(body["evaluated_at"]), from_unix(body["started_at"]),
                              from_unix(body["finished_at"]), signals)
-    except (zlib.error, ValueError, KeyError, IndexError, TypeError) as exc:
+    except (zlib.error, struct.error, StopIteration, ValueError, KeyError, IndexError, TypeError) as exc:
         raise SnapshotError(f"the UI snapshot of cycle {cycle_id} cannot be read: {exc}") from None
 
 
 def save(store: StateStore, cycle_id: int, evaluated_at: datetime, started_at: datetime, finished_at: datetime,
          signals: Sequence[Signal]) -> int:
-    """Store the snapshot of a successful cycle (replacing the previous one); returns its size in bytes."""
-    blob = encode(CycleSnapshot(cycle_id, utc(evaluated_at), utc(started_at), utc(finished_at), tuple(signals)))
+    """Store the snapshot of a successful cycle (replacing the previous one); returns its size in bytes.
+
+    This process's cache gets the snapshot as it is, so the daemon that ran the cycle never
+    decodes it; a standby replica decodes it once, on its first page view after the cycle."""
+    snapshot = CycleSnapshot(cycle_id, utc(evaluated_at), utc(started_at), utc(finished_at),
+                             tuple(_finite_signal(s) for s in signals))
+    blob = encode(snapshot)
     store.put_blob(NAMESPACE, KEY, blob, finished_at.timestamp())
+    CACHE.prime(store, snapshot)
     return len(blob)
+
+
+def _finite_signal(signal: Signal) -> Signal:
+    """The signal as a reader of the stored snapshot sees it: NaN and infinities are None."""
+    if _number(signal.value) == signal.value and all(_number(v) == v for v in signal.evidence.values()):
+        return signal
+    return Signal(signal.name, signal.labels, _number(signal.value),
+                  {k: _number(v) for k, v in signal.evidence.items()})
 
 
 class SnapshotCache:
@@ -106,6 +171,11 @@ class SnapshotCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._decoded: weakref.WeakKeyDictionary[StateStore, CycleSnapshot] = weakref.WeakKeyDictionary()
+
+    def prime(self, store: StateStore, snapshot: CycleSnapshot) -> None:
+        """Remember `snapshot` as the one just saved in `store` (by this process)."""
+        with self._lock:
+            self._decoded[store] = snapshot
 
     def load(self, store: StateStore) -> CycleSnapshot | None:
         """The last successful cycle's snapshot, or None before the first one."""

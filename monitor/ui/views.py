@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Iterable, Mapping, Sequence
 
 from monitor.alerting.condition import Matcher
 from monitor.alerting.lifecycle import Alert, AlertState
 from monitor.alerting.routes import matcher_text
+from monitor.report.model import TimeSeries
+from monitor.report.present import NO_DATA, format_time
 from monitor.report.slo_section import AT_RISK_BUDGET_BELOW
 from monitor.signals import Signal
 from monitor.slo.burn_rate import PAGE_CONDITIONS, TICKET_CONDITIONS, WINDOWS
-from monitor.timeutil import iso_z
+from monitor.timeutil import from_unix, iso_z
 
 # Burn-rate windows as columns, shortest first (the period's own window is shown as budget).
 BURN_WINDOWS = tuple(WINDOWS)
@@ -92,6 +94,28 @@ class SloRow:
                 "events_total": self.events_total, "burn_rates": dict(self.burn_rates),
                 "page": self.page, "ticket": self.ticket, "status": self.status.value,
                 "at_risk": self.at_risk, "error": self.error}
+
+
+def format_burn(value: float | None) -> str:
+    """A burn rate as the pages print it: `14.40×`, or "no data"."""
+    return NO_DATA if value is None else f"{value:.2f}\N{MULTIPLICATION SIGN}"
+
+
+# Evidence names whose values are instants (unix seconds): shown as times.
+_INSTANT_SUFFIXES = ("_start", "_end", "_at")
+
+
+def format_figure(value: float | None, name: str = "") -> str:
+    """An evidence figure as the pages print it: counts with separators, instants as times, else 6 digits."""
+    if value is None or value != value:
+        return NO_DATA
+    if name.endswith(_INSTANT_SUFFIXES) and value > 1e9:
+        return format_time(from_unix(value))
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{value:,.0f}"
+    if abs(value) >= 1e5:
+        return f"{value:,.1f}"
+    return f"{value:.6g}"
 
 
 def _flag(value: float | None) -> bool | None:
@@ -219,8 +243,6 @@ class WindowCheck:
 
 def window_checks(row: SloRow, period_s: float) -> list[WindowCheck]:
     """The page and ticket conditions for one SLO, with their thresholds for its period."""
-    from datetime import timedelta
-
     checks = []
     for severity, conditions in (("page", PAGE_CONDITIONS), ("ticket", TICKET_CONDITIONS)):
         for condition in conditions:
@@ -452,15 +474,13 @@ class SloHistory:
     window shown (objective's share of all its events): the burndown that ends at the period's
     remaining budget, without the partial hours at either end that the cycle adds."""
 
-    burn_rate: "TimeSeries"
-    budget_remaining: "TimeSeries"
+    burn_rate: TimeSeries
+    budget_remaining: TimeSeries
     hours: int
 
 
 def slo_history(hours: Mapping[float, Sequence], group_key: str, objective: float) -> SloHistory | None:
     """From `PeriodRepository.hourly` rows (figures "bad" and "total" per group key); None without hours."""
-    from monitor.report.model import TimeSeries
-
     points = []
     for end in sorted(hours):
         figures = {v.figure: v.value for v in hours[end] if v.key == group_key}
