@@ -391,3 +391,23 @@ def test_a_missing_bearer_token_stops_the_daemon_at_startup_naming_the_variable(
 ], ids=lambda value: str(value))
 def test_which_listeners_are_loopback(listen, loopback):
     assert auth.is_loopback_listener(listen) is loopback
+
+
+def test_a_reload_naming_a_missing_bearer_token_is_rejected_and_the_running_config_kept(tmp_path, monkeypatch):
+    from monitor.daemon import Daemon
+
+    monkeypatch.delenv("MONITOR_UI_TOKEN_LATER", raising=False)
+    path = tmp_path / "monitor.yaml"
+    base = {"state": {"path": str(tmp_path / "s.db")}, "http": {"listen": "127.0.0.1:0"}}
+    path.write_text(yaml.safe_dump(base))
+    daemon = Daemon(str(path), report_writer=None)
+    try:
+        path.write_text(yaml.safe_dump({**base, "http": {"listen": "127.0.0.1:0",
+                                                         "auth": {"bearer_token_env": "MONITOR_UI_TOKEN_LATER"}}}))
+        assert daemon.reload() is False and daemon.config.http.auth is None
+        monkeypatch.setenv("MONITOR_UI_TOKEN_LATER", "a-token-set-later")
+        assert daemon.reload() is True and daemon.config.http.auth.bearer_token_env == "MONITOR_UI_TOKEN_LATER"
+    finally:
+        daemon._stop_outbox(10)
+        daemon.source.close()
+        daemon.store.close()
