@@ -411,3 +411,16 @@ def test_a_reload_naming_a_missing_bearer_token_is_rejected_and_the_running_conf
         daemon._stop_outbox(10)
         daemon.source.close()
         daemon.store.close()
+
+
+def test_the_bearer_token_may_come_from_a_file_and_its_trailing_newline_is_not_part_of_it(make_ui, tmp_path):
+    token_file = tmp_path / "ui-token"
+    token_file.write_text("token-from-a-file-42\n")
+    ui = make_ui({"bearer_token_file": str(token_file)})
+    body = {"matchers": ["service=x"], "duration": "1h", "comment": "c"}
+    good = requests.post(f"{ui.url}/api/v1/silences", json=body, timeout=10,
+                         headers={"Authorization": "Bearer token-from-a-file-42"})
+    assert good.status_code == 201 and good.json()["createdBy"] == "token"
+    bad = requests.post(f"{ui.url}/api/v1/silences", json=body, timeout=10, headers=BEARER)
+    assert bad.status_code == 401
+    assert len(ui.silences()) == 1
