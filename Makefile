@@ -9,8 +9,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= demo-out
 REPORT_DIR ?= bench-out/report
+UI_DIR ?= bench-out/ui
 
-.PHONY: demo test bench report-screenshot prometheus test-packages clean
+.PHONY: demo test bench report-screenshot ui-screenshots prometheus test-packages clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +63,11 @@ bench: $(STAMP) prometheus
 # keeps both under $(REPORT_DIR) to look at (the same test `make test` runs).
 report-screenshot: $(STAMP) test-packages
 	REPORT_SCREENSHOT_DIR=$(abspath $(REPORT_DIR)) $(PY) -m pytest -q tests/test_report_screenshot.py
+
+# Runs the web UI's browser tests (a live daemon on the simulated fleet, driven through headless
+# Chromium) and keeps a PNG of each page under $(UI_DIR) to look at (the same tests `make test` runs).
+ui-screenshots: $(STAMP) test-packages
+	UI_SCREENSHOT_DIR=$(abspath $(UI_DIR)) $(PY) -m pytest -q tests/test_ui_browser.py
 
 clean:
 	rm -rf $(DEMO_DIR) bench-out .pytest_cache .test-cache

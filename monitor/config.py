@@ -10,6 +10,7 @@ Secrets are never inline: each is named by `*_env` (an environment variable) or
 from __future__ import annotations
 
 import glob as globlib
+import ipaddress
 import math
 import os
 import re
@@ -589,9 +590,58 @@ class ScheduleConfig:
         return []
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _network_problem(text: str) -> str | None:
+    """Why `text` is not an IP address or CIDR block we would trust, or None."""
+    try:
+        network = ipaddress.ip_network(text.strip(), strict=True)
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            suggestion = ipaddress.ip_network(text.strip(), strict=False)
+            return f"{text!r} has host bits set (did you mean {str(suggestion)!r}?)"
+        return f"{text!r} is not an IP address or CIDR block (e.g. 10.0.0.5 or 10.0.0.0/24)"
+    if network.prefixlen == 0:
+        return f"{text!r} trusts every address: anyone could then claim to be any user"
+    return None
+
+
+@dataclass(frozen=True)
+class HttpAuthConfig:
+    """Who may write through the web UI and its API (create and expire silences); reads stay open.
+
+    A caller is authenticated by the bearer token (`Authorization: Bearer ...`), or by the user
+    header (`user_header`, default X-Forwarded-User) when, and only when, the connection comes
+    from one of `trusted_proxies` (an authenticating reverse proxy, e.g. oauth2-proxy); the
+    header from any other peer is ignored."""
+
+    bearer_token_env: str | None = None
+    bearer_token_file: str | None = None
+    trusted_proxies: list[str] = field(default_factory=list)
+    user_header: str = "X-Forwarded-User"
+
+    def yaml_check(self) -> Problems:
+        problems = _secret_pair_check("bearer_token", self.bearer_token_env, self.bearer_token_file, required=False)
+        if not (self.bearer_token_env or self.bearer_token_file or self.trusted_proxies):
+            problems.append((None, "needs bearer_token_env or bearer_token_file (a token for writes), "
+                                   "or trusted_proxies (proxies whose user header names the writer)"))
+        for index, proxy in enumerate(self.trusted_proxies):
+            problem = _network_problem(proxy)
+            if problem:
+                problems.append((f"trusted_proxies[{index}]", problem))
+        if not _HEADER_NAME.fullmatch(self.user_header):
+            problems.append(("user_header", f"{self.user_header!r} is not a valid HTTP header name"))
+        elif self.user_header.lower() in ("authorization", "cookie", "host"):
+            problems.append(("user_header", f"{self.user_header!r} carries something else than a user name"))
+        return problems
+
+
 @dataclass(frozen=True)
 class HttpConfig:
     listen: str = "127.0.0.1:9464"
+    # Writes (silences) are refused until this is set (see HttpAuthConfig).
+    auth: HttpAuthConfig | None = None
 
     def yaml_check(self) -> Problems:
         try:

@@ -50,6 +50,7 @@ from monitor.pipeline import CycleReport, Definitions, load_definitions, run_cyc
 from monitor.sources.prometheus import PrometheusSource
 from monitor.store import StateStore
 from monitor.timeutil import iso_z, utc_now
+from monitor.ui.auth import read_auth_secret
 from monitor.validation import validate
 
 log = logging.getLogger(__name__)
@@ -313,6 +314,7 @@ class Daemon:
         try:  # reads the new secrets: a missing or malformed one rejects the reload
             source = PrometheusSource.from_config(new.prometheus)
             delivery = build_delivery(new, self.store)
+            read_auth_secret(new.http.auth)
         except MonitorError as exc:
             self.metrics.config_reloads.labels("error").inc()
             log.error("config reload rejected, keeping the running config: %s", exc)
@@ -344,7 +346,12 @@ class Daemon:
         try:
             from monitor.ui.app import UiContext, make_ui_app
 
-            ui = make_ui_app(UiContext(store=self.store, config=lambda: self.config, listen=self.listen))
+            read_auth_secret(self.config.http.auth)
+
+            # The UI's clock is the evaluation clock: a silence made in the UI starts at the time
+            # the next cycle is evaluated at (the replayed time under --replay-from).
+            ui = make_ui_app(UiContext(store=self.store, config=lambda: self.config, listen=self.listen,
+                                       clock=self.evaluation_time))
             http = HealthServer(self.listen, self.metrics.registry, self.readiness, app=ui,
                                 where=self._listen_source)
         except MonitorError:

@@ -7,6 +7,7 @@ matchers match the alert's labels and `starts_at <= at < ends_at`.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping, Sequence
@@ -58,3 +59,20 @@ def format_matcher(matcher: Matcher) -> str:
 def silencing(labels: Mapping[str, str], silences: Sequence[Silence], at: datetime) -> tuple[str, ...]:
     """Ids of the silences muting an alert with these labels at `at`."""
     return tuple(s.id for s in silences if s.is_active(at) and s.matches(labels))
+
+
+def new_silence(matcher_texts: Sequence[str], *, starts_at: datetime, ends_at: datetime, created_by: str,
+                comment: str, created_at: datetime) -> Silence:
+    """A new silence (a fresh id) from its matchers' text, checked as every writer (the CLI, the UI,
+    the API) must: at least one matcher, parsed by the one matcher parser; not one that would
+    silence every alert (as Alertmanager, at least one matcher must not match an empty label
+    value); an end after its start. Raises SilenceError saying what is wrong."""
+    matchers = tuple(parse_matcher(text) for text in matcher_texts)
+    if not matchers:
+        raise SilenceError("a silence needs at least one matcher, e.g. alertname=\"SLOErrorBudgetBurnPage\"")
+    if all(m.matches({}) for m in matchers):
+        raise SilenceError("these matchers would silence every alert: at least one must not match an empty "
+                           "label value (e.g. service=\"ranker\")")
+    if ends_at <= starts_at:
+        raise SilenceError("a silence must end after it starts")
+    return Silence(str(uuid.uuid4()), matchers, starts_at, ends_at, created_by, comment, created_at)

@@ -6,10 +6,9 @@ import argparse
 import getpass
 import json
 import sys
-import uuid
 
 from monitor.alerting.repository import AlertRepository
-from monitor.alerting.silences import Silence, SilenceError, format_matcher, parse_matcher
+from monitor.alerting.silences import SilenceError, format_matcher, new_silence
 from monitor.commands.arguments import parse_instant
 from monitor.commands.state_file import add_state_arguments, open_state
 from monitor.durations import parse_duration
@@ -49,7 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_add(args: argparse.Namespace) -> int:
     now = utc_now()
-    matchers = tuple(parse_matcher(m) for m in args.match)
     starts_at = args.start or now
     if (args.duration is None) == (args.end is None):
         raise SilenceError("give exactly one of --for DURATION or --end TIME")
@@ -60,9 +58,8 @@ def run_add(args: argparse.Namespace) -> int:
             raise SilenceError(f"--for: {exc}") from None
     else:
         ends_at = args.end
-    if ends_at <= starts_at:
-        raise SilenceError("a silence must end after it starts")
-    silence = Silence(str(uuid.uuid4()), matchers, starts_at, ends_at, args.author or _user(), args.comment, now)
+    silence = new_silence(args.match, starts_at=starts_at, ends_at=ends_at, created_by=args.author or _user(),
+                          comment=args.comment, created_at=now)
     _config, store = open_state(args)
     with store:
         AlertRepository(store).add_silence(silence)
