@@ -12,6 +12,11 @@ Allocation policy, stated in every report entry it affects:
   the model's cost per 1k.
 - Price per GPU-hour: OpenCost's `node_gpu_hourly_cost` for the GPU's node when
   Prometheus has it, else `cost.pricing.gpu_models[modelName]`, else `cost.pricing.GPU`.
+- CPU and RAM are the model's own, per node (monitor.cost.compute), priced by OpenCost's
+  node prices where measured, else by `CPU` / `RAM`; a version's share is its share of
+  inferences, like GPU cost.
+- Cost per 1M tokens (monitor.cost.tokens) divides the same cost by prompt + generation
+  tokens.
 """
 
 from __future__ import annotations
