@@ -7,7 +7,7 @@ move slowly, so they are recomputed once per hour and reused by the cycles betwe
 with their age exported (`figures_age_seconds{figure="cost_weekly"}`).
 
 Each model's usage (inferences by version, per GPU its present grid minutes and
-utilisation sum, CPU core- and RAM byte-minutes) and OpenCost's node prices are
+utilisation sum, tokens by version, CPU and RAM per node) and OpenCost's node prices are
 measured per closed hour, with the same queries `compute_costs` uses over a 1h
 window, and stored (`monitor.incremental.PeriodRepository`). A week is the sum of
 its 168 hours, then priced and split by the same `allocate`. Hours not yet stored
