@@ -25,7 +25,7 @@ import pytest
 
 from monitor.cli import main
 from monitor.config import load_config
-from monitor.cost import compute_costs
+from monitor.cost import compute_costs, cost_signals
 from monitor.simulate.fleet import (NODE_CPU_HOURLY_COST, NODE_RAM_HOURLY_COST, SELDON_V1_MODEL, SELDON_V1_NAMESPACE,
                                     SELDON_V2_MODEL, SELDON_V2_NAMESPACE)
 from test_cost_prometheus import _grid_values
@@ -152,6 +152,13 @@ def test_cost_json_shows_cpu_and_ram_of_cpu_only_models(prom, fleet_config_path,
     assert entry["cost_usd"] == pytest.approx(want["cost_usd"], rel=REL)
     assert entry["cpu_cost_usd"] == pytest.approx(want["cpu_cost_usd"], rel=REL)
     assert entry["gpu_hours"] is None and entry["cost_per_1k"] > 0
+    # Its rule signals: a cost per 1k, and no GPU utilisation at all (not an unknown one).
+    signals = cost_signals(prom, config, fleet_end)
+    assert [s.value for s in signals if s.name == "cost_per_1k" and s.labels == {
+        "model": SELDON_V2_MODEL, "version": ""}] == [pytest.approx(want["cost_usd"] / _seldon_v2_inferences(
+            fleet, start, fleet_end) * 1000, rel=REL)]
+    assert not [s for s in signals if s.name == "gpu_utilization" and s.labels["model"] == SELDON_V2_MODEL]
+    assert [s for s in signals if s.name == "gpu_utilization" and s.labels["model"] == "ranker"]
 
 
 def test_cadvisor_usage_is_joined_to_nodes_and_leaves_out_pod_cgroups_and_pause_containers(tmp_path):

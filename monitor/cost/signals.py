@@ -134,11 +134,14 @@ def _inference_rates_from(config: Config, wanted: Mapping[str, InstantQuery], an
 
 def recent_utilization(source: PrometheusSource, config: Config, at: datetime) -> dict[str, float | None]:
     """Mean GPU utilisation (0..1) per model over the last 15 minutes."""
-    return _utilization_of(compute_cost_windows(source, config, first_end=at, count=1, window=UTILIZATION_WINDOW)[0])
+    return _utilization_of(compute_cost_windows(source, config, first_end=at, count=1, window=UTILIZATION_WINDOW)[0],
+                           config)
 
 
-def _utilization_of(report: CostReport) -> dict[str, float | None]:
-    return {c.model: c.gpu_utilization for c in report.models if c.version is None}
+def _utilization_of(report: CostReport, config: Config) -> dict[str, float | None]:
+    """Per model with a `gpus` selector: a CPU-only model has no GPU utilisation, not an unknown one."""
+    with_gpus = {m.name for m in config.models if m.gpus}
+    return {c.model: c.gpu_utilization for c in report.models if c.version is None and c.model in with_gpus}
 
 
 def cost_signals(source: PrometheusSource, config: Config, now: datetime | None = None,
@@ -173,7 +176,7 @@ def cost_signals(source: PrometheusSource, config: Config, now: datetime | None 
         sharing = None  # the last minutes' report, below
     rates = _inference_rates_from(config, rate_queries, answers)
     recent_report = recent.reports(answers)[0]
-    utilization = _utilization_of(recent_report)
+    utilization = _utilization_of(recent_report, config)
     signals = [*weekly, *recent_signals(rates, utilization)]
     if not broken:
         return signals
