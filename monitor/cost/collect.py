@@ -31,7 +31,6 @@ from monitor.timeutil import utc
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
-MINUTES_PER_HOUR = 60.0
 
 
 class CostWindowError(MonitorError):
