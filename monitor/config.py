@@ -221,15 +221,36 @@ class DefaultSlosConfig:
 
 
 @dataclass(frozen=True)
+class TokensConfig:
+    """An LLM's token counters (monitor.cost.tokens): cumulative counters of prompt
+    (input) and generated (output) tokens, e.g. `my_prompt_tokens_total{model="chat"}`.
+    The vLLM preset supplies vLLM's own; these replace them."""
+
+    prompt: str | None = None
+    generation: str | None = None
+
+    def yaml_check(self) -> Problems:
+        problems = _selector_problem("prompt", self.prompt, metric_required=True)
+        problems += _selector_problem("generation", self.generation, metric_required=True)
+        if self.prompt is None and self.generation is None:
+            problems.append((None, "give 'prompt' and/or 'generation' (token counter selectors)"))
+        return problems
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     # An inference-server preset fills in the metric names (monitor.cost.presets).
-    preset: Literal["triton", "vllm", "kserve", "seldon"] | None = None
+    preset: Literal["triton", "vllm", "kserve", "seldon", "seldon-v2"] | None = None
     inferences: str | None = None
     version_label: str = "version"
     gpus: str | None = None
     cpu: str | None = None
     memory: str | None = None
+    # Where `cpu`/`memory` given as `{matchers}` are read from: cAdvisor's measured usage,
+    # or kube-state-metrics' resource requests (what the pods reserve, used or not).
+    resource_source: Literal["usage", "requests"] = "usage"
+    tokens: TokensConfig | None = None
     predictions: str | None = None
     drift: DriftConfig | None = None
     default_slos: DefaultSlosConfig = field(default_factory=DefaultSlosConfig)

@@ -18,6 +18,8 @@ import promql_parser
 
 from monitor.config import Config, model_key_lines
 from monitor.cost import queries as cost_queries
+from monitor.cost.compute import Resource, compute_figures
+from monitor.cost.tokens import token_increase
 from monitor.cost.presets import ModelMetricsError, resolve_model_metrics
 from monitor.errors import ConfigError, Problem
 from monitor.promql_selectors import is_label_name
@@ -97,10 +99,12 @@ def model_promql_queries(config: Config) -> list[tuple[int, str, str]]:
             # As the drift stage builds it: the version label and `le` kept, per window.
             out.append((index, "predictions", f"sum by ({model.version_label}, le) "
                                               f"(increase({model.predictions}[{_CHECK_WINDOW}]))"))
-        if model.cpu:
-            out.append((index, "cpu", cost_queries.cpu_cores_expression(model.cpu)))
-        if model.memory:
-            out.append((index, "memory", cost_queries.memory_bytes_expression(model.memory)))
+        for figure in compute_figures(model, _CHECK_WINDOW_TD):
+            out.append((index, "cpu" if figure.resource is Resource.CPU else "memory", figure.query))
+        if metrics is not None:
+            for selector in (metrics.prompt_tokens, metrics.generation_tokens):
+                if selector:
+                    out.append((index, "tokens", token_increase(selector, metrics.version_label, _CHECK_WINDOW_TD)))
     return out
 
 
@@ -109,7 +113,7 @@ def model_promql_check(config: Config) -> dict[str, int]:
 
     (The version label's and selectors' own syntax is refused earlier, at config load:
     monitor.promql_selectors.)"""
-    lines = model_key_lines(config, ("inferences", "predictions", "cpu", "memory"))
+    lines = model_key_lines(config, ("inferences", "predictions", "cpu", "memory", "tokens"))
     problems = []
     built = model_promql_queries(config)
     for index, key, query in built:

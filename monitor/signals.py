@@ -49,6 +49,12 @@ CATALOGUE: dict[str, tuple[tuple[str, ...], str]] = {
     "idle_cost_usd": (("model", "version"), "GPU cost x (1 - utilisation) over the trailing 7 days"),
     "gpu_hours": (("model", "version"), "GPU-hours over the trailing 7 days"),
     "gpu_utilization": (("model",), "mean GPU utilisation (0..1) over the last 15 minutes"),
+    # LLMs (monitor.cost.tokens): only for models with token counters.
+    "prompt_tokens": (("model", "version"), "prompt (input) tokens over the trailing 7 days"),
+    "generation_tokens": (("model", "version"), "generated (output) tokens over the trailing 7 days"),
+    "cost_per_1m_tokens": (("model", "version"),
+                           "USD per 1,000,000 prompt + generation tokens over the trailing 7 days"),
+    "cost_per_1m_tokens_wow_change": (("model", "version"), "relative change of cost_per_1m_tokens vs the week before"),
     # The fleet (monitor.cost.fleet): every GPU any model selects, each counted once.
     "fleet_gpu_hours": ((), "GPU-hours of the fleet over the trailing 7 days"),
     "fleet_gpu_utilization": ((), "fleet GPU utilisation (0..1) weighted by GPU-hours, trailing 7 days"),

@@ -113,7 +113,10 @@ def test_every_problem_is_reported_not_just_the_first(config_dir):
 def test_check_accepts_the_simulated_fleet_config(fleet_config_path, capsys):
     assert main(["check", "--config", str(fleet_config_path)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("ok: ") and "6 models" in out
+    from monitor.simulate.fleet import FLEET
+    from monitor.simulate.writers import other_server_models
+
+    assert out.startswith("ok: ") and f"{len(FLEET) + len(other_server_models())} models" in out
 
 
 def test_a_missing_config_file_is_one_clear_error(tmp_path, capsys):

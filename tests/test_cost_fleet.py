@@ -22,7 +22,7 @@ from monitor.cost import compute_costs, cost_signals
 from monitor.cost.allocation import GpuKey, GpuUsage, ModelUsage, allocate
 from monitor.cost.fleet import fleet_figures
 from monitor.outputs.metrics import SignalCollector
-from monitor.simulate.fleet import CONFIG_GPU_PRICE, FLEET, NODE_GPU_HOURLY_COST
+from monitor.simulate.fleet import CONFIG_GPU_PRICE, FLEET, NODE_GPU_HOURLY_COST, VLLM_MODEL
 from test_cost_prometheus import _grid_values, _raw_minutes, _workload_gpus
 
 REL = 1e-9
@@ -36,7 +36,7 @@ def config(fleet_config_path):
 def _fleet_frame(fleet, start: datetime, end: datetime, seen=_grid_values) -> pd.DataFrame:
     """One row per GPU and grid minute over (start, end]: the GPU, its node's price and its utilisation."""
     rows = []
-    for namespace in sorted({m.gpu_namespace for m in FLEET}):
+    for namespace in sorted({m.gpu_namespace for m in FLEET} | {VLLM_MODEL.namespace}):
         # Each physical GPU once, its workload labels plain or exported_*, a MIG instance by its
         # engine activity (the same reading of the raw series as tests/test_cost_prometheus.py).
         for labels, percent in _workload_gpus(fleet, namespace):

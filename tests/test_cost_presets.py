@@ -176,3 +176,40 @@ def test_seldon_counts_prediction_calls_only_and_grpc_ok_as_success(tmp_path):
     problem = _promtool_sums(tmp_path, "seldon_api_executor_server_requests_seconds_count", SELDON_SERIES, queries,
                              want)
     assert not problem, problem
+
+
+# Seldon Core v2's agent counter, as its docs' examples show it (scheduler/pkg/metrics/agent.go labels).
+SELDON_V2_SERIES = [({"server": "mlserver", "server_replica": replica, "model": "iris", "model_internal": internal,
+                      "method_type": method_type, "code": code}, value)
+                    for replica, scale in (("0", 1), ("1", 10))
+                    for internal, version_scale in (("iris_1", 1), ("iris_2", 1000))
+                    for method_type, code, value in (("rest", "200", 50 * scale * version_scale),
+                                                     ("rest", "500", 3 * scale * version_scale),
+                                                     ("grpc", "OK", 100 * scale * version_scale),
+                                                     ("grpc", "Unavailable", 7 * scale * version_scale))] + [
+    ({"server": "mlserver", "server_replica": "0", "model": "iris2", "model_internal": "iris2_1",
+      "method_type": "rest", "code": "200"}, 123456)]
+
+
+def test_seldon_v2_counts_successful_infer_calls_per_model_internal_version(tmp_path):
+    metrics = resolve_model_metrics(ModelConfig(name="iris", preset="seldon-v2"))
+    assert metrics.version_label == "model_internal"
+    assert metrics.latency.kind is LatencyKind.CUMULATIVE_SUM
+    assert metrics.latency.sum == 'seldon_model_infer_seconds_total{model="iris"}'
+
+    def ok(labels):
+        return labels["code"] == "OK" or labels["code"].startswith("2")
+
+    iris = [(labels, v) for labels, v in SELDON_V2_SERIES if labels["model"] == "iris"]
+    want = {"inferences": sum(v for labels, v in iris if ok(labels)),
+            "success": sum(v for labels, v in iris if ok(labels)),
+            "failure": sum(v for labels, v in iris if not ok(labels)),
+            "requests": sum(v for _, v in iris),
+            "iris_2": sum(v for labels, v in iris if ok(labels) and labels["model_internal"] == "iris_2")}
+    queries = {"inferences": f"sum({metrics.inferences})", "success": f"sum({metrics.success})",
+               "failure": f"sum({metrics.failure})", "requests": f"sum({metrics.latency.count})",
+               "iris_2": f'sum({metrics.inferences[:-1]},{metrics.version_label}="iris_2"}})'}
+    assert want == {"inferences": 1651650, "success": 1651650, "failure": 110110, "requests": 1761760,
+                    "iris_2": 1650000}
+    problem = _promtool_sums(tmp_path, "seldon_model_infer_total", SELDON_V2_SERIES, queries, want)
+    assert not problem, problem

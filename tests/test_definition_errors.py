@@ -314,7 +314,8 @@ def test_a_model_whose_cost_query_is_rejected_is_withheld_and_the_others_are_unc
     table = signal_table(s for s in got if s.name != "definition_error")
     if cotenants == "every model with GPUs":
         cotenants = {m.name for m in config.models if m.gpus} - {"legacy-tagger"}
-    split = {"cost_per_1k", "cost_per_1k_wow_change", "cost_usd", "idle_cost_usd", "gpu_hours"}
+    split = {"cost_per_1k", "cost_per_1k_wow_change", "cost_usd", "idle_cost_usd", "gpu_hours",
+             "cost_per_1m_tokens", "cost_per_1m_tokens_wow_change"}
     fleet = {"fleet_gpu_hours", "fleet_gpu_utilization", "fleet_idle_cost_usd"}
     assert fleet <= {k[0] for k, v in baseline.items() if v is not None}
     expected = {k: v for k, v in baseline.items() if k[0] not in fleet and dict(k[1])["model"] != "legacy-tagger"
@@ -322,5 +323,7 @@ def test_a_model_whose_cost_query_is_rejected_is_withheld_and_the_others_are_unc
     # Nothing of the broken model, no split cost for its co-tenants, no fleet figure (it would leave
     # the broken model's GPUs out), every other number as before.
     assert table == expected
-    assert any(k[0] == "cost_per_1k" for k in table) == (key == "inferences")  # ranker's, when it can be known
+    assert any(k[0] == "cost_per_1k" and dict(k[1])["model"] == "ranker" for k in table) == (key == "inferences")
+    # A CPU-only model shares no GPU: its cost per 1k stands either way.
+    assert table[("cost_per_1k", (("model", "iris"), ("version", "")))] is not None
     assert any(dict(k[1])["model"] == "fraud-detector" and k[0] == "model_inference_rate" for k in table)

@@ -56,6 +56,19 @@ def assert_reports_agree(incremental: CostReport, direct: CostReport) -> float:
         for figure in ("gpu_hours", "idle_cost_usd", "gpu_cost_usd"):
             assert _close(getattr(got, figure), getattr(want, figure), EXACT if exact else BOUND_RELATIVE), \
                 (where, figure)
+        # CPU and RAM (monitor.cost.compute): per node and hour, priced that hour. RAM and
+        # requests are grid sums: a model's own exact. CPU usage is a counter's increase():
+        # within the inferences' bound (extrapolation where a series starts inside an hour).
+        # A version's share follows its share of inferences.
+        for figure in ("ram_gib_hours", "ram_cost_usd"):
+            assert _close(getattr(got, figure), getattr(want, figure),
+                          EXACT if want.version is None else BOUND_RELATIVE), (where, figure)
+        for figure in ("cpu_core_hours", "cpu_cost_usd"):
+            assert _close(getattr(got, figure), getattr(want, figure), BOUND_RELATIVE), (where, figure)
+        # Tokens are counters like inferences: within their bound.
+        for figure in ("prompt_tokens", "generation_tokens"):
+            assert _close(getattr(got, figure), getattr(want, figure), BOUND_RELATIVE), (where, figure)
+        assert _close(got.cost_per_1m_tokens, want.cost_per_1m_tokens, 2 * BOUND_RELATIVE), where
         if want.inferences is not None and want.inferences >= BOUND_MIN_INFERENCES:
             assert _close(got.inferences, want.inferences, BOUND_RELATIVE), where
             worst = max(worst, abs(got.inferences / want.inferences - 1))
@@ -68,7 +81,8 @@ def assert_reports_agree(incremental: CostReport, direct: CostReport) -> float:
 
 def _week_signals(signals) -> dict[tuple[str, str, str], float | None]:
     return {(s.name, s.labels.get("model", ""), s.labels.get("version", "")): s.value for s in signals
-            if s.name in ("cost_per_1k", "cost_usd", "gpu_hours", "idle_cost_usd", "cost_per_1k_wow_change")}
+            if s.name in ("cost_per_1k", "cost_usd", "gpu_hours", "idle_cost_usd", "cost_per_1k_wow_change",
+                          "cost_per_1m_tokens", "cost_per_1m_tokens_wow_change", "prompt_tokens")}
 
 
 def test_weekly_cost_from_closed_hours_equals_the_direct_weeks(prom, fleet_config_path, fleet_end, tmp_path):

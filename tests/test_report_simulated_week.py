@@ -30,10 +30,14 @@ from monitor.outputs.report import write_period_report
 from monitor.pipeline import run_cycle
 from monitor.report.model import SloStatus
 from monitor.report.period import iso_week_period
+from monitor.simulate.fleet import FLEET
+from monitor.simulate.writers import other_server_models
 from monitor.slo import evaluate_slos, load_slo_specs, slo_signals
 from monitor.sources.prometheus import PrometheusSource
 from monitor.store import StateStore
 from test_report_checks import external_references, html5_errors
+from test_cost_cpu import _seldon_v1_inferences, _seldon_v2_inferences
+from test_cost_tokens import _truth as _vllm_truth
 
 pytestmark = pytest.mark.prometheus
 
@@ -220,7 +224,8 @@ def test_the_headline_counts_match_the_sections(week_report):
 def test_the_drifting_version_is_ranker_v2(week_report):
     doc = week_report[0]
     assert doc["drift"]["prediction_drifting"] == [["ranker", "v2"]]
-    assert doc["drift"]["coverage"] == 1.0
+    # Every Triton model is monitored; the vLLM and Seldon models configure no predictions.
+    assert doc["drift"]["coverage"] == len(FLEET) / (len(FLEET) + len(other_server_models()))
     chart = next(d for d in doc["drift"]["distributions"] if d["model"] == "ranker" and d["version"] == "v2")
     assert chart["reference_version"] == "v1"
     assert sum(chart["reference_share"]) == pytest.approx(1) and sum(chart["current_share"]) == pytest.approx(1)
@@ -248,6 +253,9 @@ def test_fleet_cost_per_1k_is_total_cost_over_total_inferences(week_report, flee
     start = fleet_end - timedelta(days=7)
     inferences = sum(_increase(fleet, "nv_inference_count", start, fleet_end, model=m["name"])
                      for m in truth["models"])
+    # The models on vLLM and Seldon, each counted as its preset counts inferences.
+    inferences += (_vllm_truth(fleet, start, fleet_end)["inferences"] + _seldon_v2_inferences(fleet, start, fleet_end)
+                   + sum(_seldon_v1_inferences(fleet, start, fleet_end).values()))
     assert doc["cost"]["fleet_inferences"] == pytest.approx(inferences, rel=2e-3)
     assert doc["cost"]["fleet_cost_usd"] == pytest.approx(sum(m["cost_usd"] for m in models))
     assert doc["cost"]["fleet_cost_per_1k"] == pytest.approx(

@@ -217,7 +217,7 @@ def test_every_problem_in_a_file_is_reported_at_once(tmp_path, capsys):
 def test_the_default_rules_pass_check_with_the_fleet_config(fleet_config_path, capsys):
     code, out, err = check(fleet_config_path, capsys)
     assert code == 0, err
-    assert "9 alert rules" in out and "1 rule PromQL expressions syntax-checked" in out
+    assert "10 alert rules" in out and "1 rule PromQL expressions syntax-checked" in out
     assert "14 SLO queries syntax-checked" in out  # 7 SLOs, an error and a total query each
 
 

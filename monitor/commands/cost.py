@@ -77,6 +77,13 @@ def format_table(report: CostReport) -> str:
     if any(m.version is not None for m in report.models):
         notes.append("versions share their model's GPUs: each version's cost is the model's cost "
                      "times its share of the model's inferences")
+    tokens = [m for m in report.models if m.prompt_tokens is not None or m.generation_tokens is not None]
+    if tokens:
+        lines += ["", f"{'tokens':<20} {'version':<8} {'prompt':>16} {'generation':>16} {'usd/1M tokens':>14}"]
+        lines += [f"{m.model:<20} {(m.version if m.version is not None else '(all)'):<8} "
+                  f"{_number(m.prompt_tokens, ',.0f'):>16} {_number(m.generation_tokens, ',.0f'):>16} "
+                  f"{_number(m.cost_per_1m_tokens, ',.4f'):>14}" for m in tokens]
+        notes.append("usd/1M tokens: cost per 1,000,000 prompt + generation tokens")
     fleet = fleet_figures(report)
     lines.append(f"fleet: {fleet.gpus} GPU(s), {_number(fleet.gpu_hours, ',.1f')} GPU-hours, "
                  f"utilisation {_number(fleet.gpu_utilization, '.0%')} (weighted by GPU-hours), "

@@ -1,8 +1,10 @@
-"""Cost per 1,000 inferences, GPU-hours, utilisation and idle cost, per model and version.
+"""Cost per 1,000 inferences (and per 1M tokens), GPU-hours, utilisation and idle cost,
+per model and version.
 
 presets.py resolves a model's config into concrete series; queries.py writes the
-PromQL; collect.py runs it (the only module here that talks to Prometheus);
-allocation.py is the pure math; signals.py turns reports into rule signals.
+GPU PromQL, compute.py the CPU/RAM PromQL, tokens.py the token PromQL and arithmetic;
+collect.py runs it (the only module here that talks to Prometheus); allocation.py is
+the pure math; signals.py turns reports into rule signals.
 """
 
 from __future__ import annotations

@@ -12,6 +12,11 @@ Allocation policy, stated in every report entry it affects:
   the model's cost per 1k.
 - Price per GPU-hour: OpenCost's `node_gpu_hourly_cost` for the GPU's node when
   Prometheus has it, else `cost.pricing.gpu_models[modelName]`, else `cost.pricing.GPU`.
+- CPU and RAM are the model's own, per node (monitor.cost.compute), priced by OpenCost's
+  node prices where measured, else by `CPU` / `RAM`; a version's share is its share of
+  inferences, like GPU cost.
+- Cost per 1M tokens (monitor.cost.tokens) divides the same cost by prompt + generation
+  tokens.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from enum import Enum
 from typing import Mapping, Sequence
 
 from monitor.config import Pricing
+from monitor.cost.compute import ComputeUsage, Resource, compute_cost
+from monitor.cost.tokens import cost_per_1m_tokens, total_tokens
 from monitor.timeutil import iso_z
 
 MINUTES_PER_HOUR = 60.0
@@ -68,6 +75,13 @@ class ModelUsage:
     ram_gib_hours: float | None = None
     # The model's configured `gpus` selector; None when it has none (a CPU-only model).
     gpu_selector: str | None = None
+    # Token counts per version label value, like inferences (monitor.cost.tokens); None
+    # when the model has no such counter or it has no series in the window.
+    prompt_tokens_by_version: Mapping[str, float] | None = None
+    generation_tokens_by_version: Mapping[str, float] | None = None
+    # CPU and RAM per node, with the part OpenCost priced (monitor.cost.compute). When
+    # set, it prices CPU and RAM; cpu_core_hours / ram_gib_hours are then its totals.
+    compute: Sequence[ComputeUsage] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +126,11 @@ class ModelCost:
     gpu_hours_by_price_source: Mapping[str, float] = field(default_factory=dict)
     gpus: tuple[GpuAllocation, ...] = ()
     allocation: str = ""   # the split applied, in words
+    # LLMs (monitor.cost.tokens): tokens over the window and USD per 1,000,000 of them,
+    # prompt + generation tokens together.
+    prompt_tokens: float | None = None
+    generation_tokens: float | None = None
+    cost_per_1m_tokens: float | None = None
 
     def as_dict(self) -> dict:
         """The `monitor cost --json` entry: the documented keys first, then details."""
@@ -125,6 +144,9 @@ class ModelCost:
             "ram_gib_hours": self.ram_gib_hours, "inference_share": self.inference_share,
             "gpu_hours_by_price_source": dict(self.gpu_hours_by_price_source),
             "allocation": self.allocation,
+            "prompt_tokens": self.prompt_tokens, "generation_tokens": self.generation_tokens,
+            "tokens": total_tokens(self.prompt_tokens, self.generation_tokens),
+            "cost_per_1m_tokens": self.cost_per_1m_tokens,
             "gpus": [{"gpu": g.gpu.name, "node": g.gpu.node, "index": g.gpu.index, "uuid": g.gpu.uuid,
                       "model_name": g.gpu.model_name, "hours": g.hours, "utilization": g.utilization,
                       "price_usd_per_hour": g.price_usd_per_hour, "price_source": g.price_source.value,
@@ -254,17 +276,27 @@ def _model_cost(usage: ModelUsage, inferences: float | None, gpus: Sequence[GpuA
             by_source[g.price_source.value] = by_source.get(g.price_source.value, 0.0) + g.hours
         # The documented field has one value: the source that priced most of the GPU-hours.
         price_source = PriceSource(max(by_source, key=lambda s: by_source[s])) if by_source else None
-    cpu_cost = usage.cpu_core_hours * pricing.CPU if usage.cpu_core_hours is not None else None
-    ram_cost = usage.ram_gib_hours * pricing.RAM if usage.ram_gib_hours is not None else None
+    if usage.compute:
+        cpu_cost = compute_cost(usage.compute, Resource.CPU, pricing.CPU)
+        ram_cost = compute_cost(usage.compute, Resource.RAM, pricing.RAM)
+    else:
+        cpu_cost = usage.cpu_core_hours * pricing.CPU if usage.cpu_core_hours is not None else None
+        ram_cost = usage.ram_gib_hours * pricing.RAM if usage.ram_gib_hours is not None else None
     parts = [c for c in (gpu_cost, cpu_cost, ram_cost) if c is not None]
     cost = sum(parts) if parts else None
     shared = [g for g in gpus if g.shared_with]
     allocation = "; ".join(f"{g.gpu.name} shared with {', '.join(g.shared_with)}: {g.share:.1%} "
                            f"({g.split_basis})" for g in shared)
+    prompt, generation = _summed(usage.prompt_tokens_by_version), _summed(usage.generation_tokens_by_version)
     return ModelCost(usage.model, None, inferences, gpu_hours, utilization, cost, idle_cost,
                      cost_per_1k(cost, inferences), price_source, gpu_cost, cpu_cost, ram_cost,
                      usage.cpu_core_hours, usage.ram_gib_hours, 1.0 if inferences else None, by_source,
-                     tuple(gpus), allocation or "sole user of its GPUs")
+                     tuple(gpus), allocation or "sole user of its GPUs", prompt, generation,
+                     cost_per_1m_tokens(cost, total_tokens(prompt, generation)))
+
+
+def _summed(by_version: Mapping[str, float] | None) -> float | None:
+    return sum(by_version.values()) if by_version is not None else None
 
 
 def _scaled(value: float | None, share: float | None) -> float | None:
@@ -284,6 +316,9 @@ def _version_costs(usage: ModelUsage, whole: ModelCost) -> list[ModelCost]:
         allocation = (f"{share:.1%} of {usage.model}'s cost: versions share the model's GPUs, "
                       f"split by share of inferences" if share is not None else
                       f"not split: {usage.model} served no inferences in the window")
+        # Tokens by the token counters' own version label; none where they carry none.
+        prompt = (usage.prompt_tokens_by_version or {}).get(version)
+        generation = (usage.generation_tokens_by_version or {}).get(version)
         out.append(ModelCost(
             # A series without the version label shows as version "" rather than merging
             # into the whole-model entry (version None).
@@ -291,7 +326,8 @@ def _version_costs(usage: ModelUsage, whole: ModelCost) -> list[ModelCost]:
             cost, _scaled(whole.idle_cost_usd, share), cost_per_1k(cost, inferences), whole.price_source,
             _scaled(whole.gpu_cost_usd, share), _scaled(whole.cpu_cost_usd, share),
             _scaled(whole.ram_cost_usd, share), _scaled(whole.cpu_core_hours, share),
-            _scaled(whole.ram_gib_hours, share), share, dict(whole.gpu_hours_by_price_source), (), allocation))
+            _scaled(whole.ram_gib_hours, share), share, dict(whole.gpu_hours_by_price_source), (), allocation,
+            prompt, generation, cost_per_1m_tokens(cost, total_tokens(prompt, generation))))
     return out
 
 

@@ -9,7 +9,7 @@ same metric is one query across the models (queries.py's families), split per mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Mapping
 
@@ -20,6 +20,8 @@ from monitor.cost import queries
 
 from monitor.cost.allocation import (CostReport, GpuKey, GpuUsage, ModelUsage, allocate, cost_per_1k_change,
                                      gpu_price)
+from monitor.cost.compute import ComputeFigure, ComputeUsage, Resource, compute_figures, compute_hours, priced
+from monitor.cost.tokens import cost_per_1m_tokens_change, token_increase
 from monitor.cost.idle import IdlePeriod, idle_runs, to_datetime
 from monitor.cost.presets import gpu_matchers, resolve_model_metrics
 from monitor.errors import MonitorError
@@ -29,7 +31,6 @@ from monitor.timeutil import utc
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
-MINUTES_PER_HOUR = 60.0
 
 
 class CostWindowError(MonitorError):
@@ -43,6 +44,7 @@ class PeriodComparison:
     current: CostReport
     previous: CostReport
     cost_per_1k_change: Mapping[tuple[str, str | None], float | None]
+    cost_per_1m_tokens_change: Mapping[tuple[str, str | None], float | None] = field(default_factory=dict)
 
 
 def compute_costs(source: PrometheusSource, config: Config, start: datetime, end: datetime) -> CostReport:
@@ -68,7 +70,8 @@ def period_over_period(source: PrometheusSource, config: Config, end: datetime,
     """This period (ending at `end`) against the one before it, with the change in cost per 1k."""
     end = utc(end)
     previous, current = compute_cost_windows(source, config, first_end=end - period, count=2, window=period)
-    return PeriodComparison(current, previous, cost_per_1k_change(current, previous))
+    return PeriodComparison(current, previous, cost_per_1k_change(current, previous),
+                            cost_per_1m_tokens_change(current, previous))
 
 
 def week_over_week(source: PrometheusSource, config: Config, end: datetime) -> PeriodComparison:
@@ -151,8 +154,10 @@ class _ModelPlan:
     gpu_selector: str | None
     gpu_minutes: Figure | None
     gpu_util_sum: Figure | None
-    cpu_core_minutes: Figure | None
-    memory_byte_minutes: Figure | None
+    # CPU and RAM per node (monitor.cost.compute) and token counts (monitor.cost.tokens).
+    compute: tuple[ComputeFigure, ...] = ()
+    prompt_tokens: Figure | None = None
+    generation_tokens: Figure | None = None
 
     @classmethod
     def of(cls, model: ModelConfig, window: timedelta) -> "_ModelPlan":
@@ -163,24 +168,18 @@ class _ModelPlan:
             model.gpus if matchers else None,
             queries.gpu_present_minutes_family(matchers, window) if matchers else None,
             queries.gpu_utilization_percent_sum_family(matchers, window) if matchers else None,
-            queries.cpu_core_minutes(model.cpu, window) if model.cpu else None,
-            queries.memory_byte_minutes(model.memory, window) if model.memory else None)
+            tuple(compute_figures(model, window)),
+            token_increase(metrics.prompt_tokens, metrics.version_label, window) if metrics.prompt_tokens else None,
+            (token_increase(metrics.generation_tokens, metrics.version_label, window)
+             if metrics.generation_tokens else None))
 
     def all_queries(self) -> list[Figure]:
-        return [q for q in (self.inferences, self.gpu_minutes, self.gpu_util_sum, self.cpu_core_minutes,
-                            self.memory_byte_minutes) if q]
+        compute = [q for f in self.compute for q in (f.query, f.price_query) if q]
+        return [q for q in (self.inferences, self.gpu_minutes, self.gpu_util_sum, *compute, self.prompt_tokens,
+                            self.generation_tokens) if q]
 
     def usage(self, results: Mapping[str, RangeResult], end: datetime) -> ModelUsage:
-        inferences = None
-        points = _values_at(results[_text(self.inferences)], end)
-        if points:
-            inferences = {}
-            for series, value in points:
-                if value is None:
-                    continue
-                version = series.labels.get(self.version_label, "") if self.version_label else ""
-                inferences[version] = inferences.get(version, 0.0) + value
-            inferences = inferences or None
+        inferences = self._by_version(results, self.inferences, end)
         gpus: list[GpuUsage] = []
         if self.gpu_minutes and self.gpu_util_sum:
             util_sums = {_gpu_key(s.labels): v for s, v in _values_at(results[_text(self.gpu_util_sum)], end)}
@@ -188,23 +187,40 @@ class _ModelPlan:
                 if minutes:
                     key = _gpu_key(series.labels)
                     gpus.append(GpuUsage(key, minutes, util_sums.get(key) or 0.0))
-        core_hours = _grid_total(results, self.cpu_core_minutes, end)
-        byte_hours = _grid_total(results, self.memory_byte_minutes, end)
-        return ModelUsage(self.model, inferences, tuple(gpus),
-                          core_hours / MINUTES_PER_HOUR if core_hours is not None else None,
-                          byte_hours / MINUTES_PER_HOUR / queries.BYTES_PER_GIB if byte_hours is not None else None,
-                          self.gpu_selector)
+        compute = tuple(self._compute(results, end))
+        return ModelUsage(self.model, inferences, tuple(gpus), compute_hours(compute, Resource.CPU),
+                          compute_hours(compute, Resource.RAM), self.gpu_selector,
+                          self._by_version(results, self.prompt_tokens, end),
+                          self._by_version(results, self.generation_tokens, end), compute)
+
+    def _by_version(self, results: Mapping[str, RangeResult], figure: Figure | None, end: datetime
+                    ) -> dict[str, float] | None:
+        """A counter's increase per version label value; None when it has no series (no data)."""
+        if figure is None:
+            return None
+        by_version: dict[str, float] = {}
+        for series, value in _values_at(results[_text(figure)], end):
+            if value is None:
+                continue
+            version = series.labels.get(self.version_label, "") if self.version_label else ""
+            by_version[version] = by_version.get(version, 0.0) + value
+        return by_version or None
+
+    def _compute(self, results: Mapping[str, RangeResult], end: datetime) -> list[ComputeUsage]:
+        """CPU and RAM per node, priced by OpenCost's node prices where they exist."""
+        out = []
+        for figure in self.compute:
+            prices = ({s.labels.get("node", ""): v for s, v in _values_at(results[figure.price_query], end)
+                       if v is not None} if figure.price_query else {})
+            for series, value in _values_at(results[figure.query], end):
+                if value is not None:
+                    out.append(priced(figure.resource, series.labels.get("node", ""),
+                                      value * figure.hours_per_unit, prices))
+        return out
 
 
 def _text(figure: Figure) -> str:
     return figure.query if isinstance(figure, Family) else figure
-
-
-def _grid_total(results: Mapping[str, RangeResult], figure: Figure | None, end: datetime) -> float | None:
-    if not figure:
-        return None
-    values = [v for _, v in _values_at(results[_text(figure)], end) if v is not None]
-    return sum(values) if values else None
 
 
 def _gpu_key(labels: Mapping[str, str]) -> GpuKey:

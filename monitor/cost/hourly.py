@@ -7,7 +7,7 @@ move slowly, so they are recomputed once per hour and reused by the cycles betwe
 with their age exported (`figures_age_seconds{figure="cost_weekly"}`).
 
 Each model's usage (inferences by version, per GPU its present grid minutes and
-utilisation sum, CPU core- and RAM byte-minutes) and OpenCost's node prices are
+utilisation sum, tokens by version, CPU and RAM per node) and OpenCost's node prices are
 measured per closed hour, with the same queries `compute_costs` uses over a 1h
 window, and stored (`monitor.incremental.PeriodRepository`). A week is the sum of
 its 168 hours, then priced and split by the same `allocate`. Hours not yet stored
@@ -15,12 +15,14 @@ its 168 hours, then priced and split by the same `allocate`. Hours not yet store
 range queries of at most `MAX_HOURS_PER_QUERY` steps.
 
 How close this is to `week_over_week(source, config, boundary)` computed directly:
-- GPU minutes, utilisation sums, CPU and RAM: exact. They are sums over a one-minute
+- GPU minutes, utilisation sums, RAM and resource requests: exact. They are sums over a one-minute
   subquery grid, and Prometheus aligns subquery steps to absolute multiples of the
   step, so the hours' grids partition the week's grid point for point.
 - Node prices: `avg_over_time` per hour, averaged over the hours that have a price.
   Exact when every hour holds the same number of price samples (a steady scrape);
   otherwise the hours are weighted equally rather than by sample count.
+- CPU usage (cAdvisor's counter, `increase()` per hour) and tokens: like inferences below.
+  OpenCost's CPU and RAM node prices price each hour's usage with that hour's price.
 - Inferences: within 0.5% relative per (model, version) with at least
   `BOUND_MIN_INFERENCES` inferences in the week. `increase()` over one window
   extrapolates only at the window's two ends; over 168 hours it extrapolates at each
@@ -49,6 +51,7 @@ from typing import Mapping, Sequence
 from monitor.config import Config, ModelConfig
 from monitor.cost.allocation import CostReport, GpuKey, GpuUsage, ModelUsage, allocate
 from monitor.cost.collect import WEEK, CostWindows, _ModelPlan, _values_at
+from monitor.cost.compute import ComputeUsage, Resource, compute_hours
 from monitor.cost import queries
 from monitor.incremental import HOUR, PeriodRepository, PeriodValue, closed_boundary, contiguous_runs, hour_ends
 from monitor.sources.prometheus import Query, QueryError, RangeQuery, RangeResult
@@ -163,10 +166,16 @@ def _usage_values(usage: ModelUsage) -> list[PeriodValue]:
         key = _gpu_key_text(gpu.gpu)
         values += [PeriodValue("gpu_minutes", key, gpu.present_minutes),
                    PeriodValue("gpu_util_sum", key, gpu.utilization_percent_sum)]
-    if usage.cpu_core_hours is not None:
-        values.append(PeriodValue("cpu_core_hours", "", usage.cpu_core_hours))
-    if usage.ram_gib_hours is not None:
-        values.append(PeriodValue("ram_gib_hours", "", usage.ram_gib_hours))
+    for figure, by_version in (("prompt_tokens", usage.prompt_tokens_by_version),
+                               ("generation_tokens", usage.generation_tokens_by_version)):
+        values += [PeriodValue(figure, version, n) for version, n in (by_version or {}).items()]
+    # CPU and RAM per node, with the part OpenCost priced that hour: a week's sums price it
+    # exactly as the week measured directly (monitor.cost.compute).
+    for row in usage.compute:
+        prefix = row.resource.value
+        values += [PeriodValue(f"{prefix}_hours", row.node, row.hours),
+                   PeriodValue(f"{prefix}_priced_hours", row.node, row.priced_hours),
+                   PeriodValue(f"{prefix}_priced_usd", row.node, row.priced_cost_usd)]
     return values
 
 
@@ -183,7 +192,8 @@ def _usage_from(model: str, totals: Mapping[tuple[str, str], object], gpu_select
     inferences: dict[str, float] = {}
     minutes: dict[str, float] = {}
     util_sums: dict[str, float] = {}
-    cpu = ram = None
+    tokens: dict[str, dict[str, float]] = {"prompt_tokens": {}, "generation_tokens": {}}
+    compute: dict[tuple[Resource, str], dict[str, float]] = {}
     for (figure, key), t in totals.items():
         if figure == "inferences":
             inferences[key] = t.total
@@ -191,11 +201,17 @@ def _usage_from(model: str, totals: Mapping[tuple[str, str], object], gpu_select
             minutes[key] = t.total
         elif figure == "gpu_util_sum":
             util_sums[key] = t.total
-        elif figure == "cpu_core_hours":
-            cpu = t.total
-        elif figure == "ram_gib_hours":
-            ram = t.total
+        elif figure in tokens:
+            tokens[figure][key] = t.total
+        elif figure.split("_", 1)[0] in ("cpu", "ram") and figure.endswith(("_hours", "_usd")):
+            resource, part = figure.split("_", 1)
+            compute.setdefault((Resource(resource), key), {})[part] = t.total
     gpus = tuple(GpuUsage(GpuKey(*json.loads(key)), n, util_sums.get(key, 0.0))
                  for key, n in sorted(minutes.items()) if n)
-    return ModelUsage(model, inferences or None, gpus, cpu, ram, gpu_selector)
+    rows = tuple(ComputeUsage(resource, node, parts.get("hours", 0.0), parts.get("priced_hours", 0.0),
+                              parts.get("priced_usd", 0.0)) for (resource, node), parts in sorted(
+                                  compute.items(), key=lambda item: (item[0][0].value, item[0][1])))
+    return ModelUsage(model, inferences or None, gpus, compute_hours(rows, Resource.CPU),
+                      compute_hours(rows, Resource.RAM), gpu_selector, tokens["prompt_tokens"] or None,
+                      tokens["generation_tokens"] or None, rows)
 

@@ -28,8 +28,18 @@ Metric names and labels are each server's own, checked against their sources:
   REST and the gRPC full method `/<package>.<Service>/Predict` (or `/ModelInfer` for
   the v2 protocol). `code` is the HTTP status over REST but the gRPC code name
   ("OK", "Unavailable", ...) over gRPC. `predictor_version` is the predictor's
-  `version` annotation. Seldon Core v2's `seldon_model_infer_total` is not a preset:
-  give its counter as `inferences`.
+  `version` annotation.
+- Seldon Core v2 agent (scheduler/pkg/metrics/agent.go): `seldon_model_infer_total{server,
+  server_replica,model,model_internal,method_type,code}` counts inference calls, `code`
+  again the HTTP status over REST (`method_type="rest"`) and the gRPC code name over gRPC;
+  `seldon_model_infer_seconds_total` (same labels) is their cumulative latency in
+  seconds. `model_internal` is the model's name with its version (`iris_1`), so it is
+  the version label. A failed call is a failure, not an inference.
+
+Token counters, for cost per 1M tokens (monitor.cost.tokens): vLLM's
+`vllm:prompt_tokens_total` and `vllm:generation_tokens_total{model_name,engine}`
+(vllm/v1/metrics/loggers.py: prefill tokens processed, tokens generated); other
+servers' come from `models[].tokens`.
 """
 
 from __future__ import annotations
@@ -81,6 +91,9 @@ class ModelMetrics:
     success: str | None         # request success counter selector, None when the server has none
     failure: str | None         # request failure counter selector, None when the server has none
     latency: LatencySeries | None
+    # Token counter selectors (LLMs): prompt (input) and generated (output) tokens.
+    prompt_tokens: str | None = None
+    generation_tokens: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,8 @@ class _Preset:
     failure_matcher: str = ""
     # The label carrying the model version, when the server has one of its own.
     version_label: str | None = None
+    # (prompt, generation) token counters, for servers that count tokens.
+    tokens: tuple[str, str] | None = None
 
 
 # vLLM: a request that ended this way produced no output for its caller.
@@ -117,7 +132,8 @@ PRESETS: dict[str, _Preset] = {
                     "vllm:request_success_total",
                     (LatencyKind.HISTOGRAM, "vllm:e2e_request_latency_seconds", None, 1.0),
                     inference_matcher=_VLLM_FINISHED, success_matcher=_VLLM_FINISHED,
-                    failure_matcher=_VLLM_FAILED),
+                    failure_matcher=_VLLM_FAILED,
+                    tokens=("vllm:prompt_tokens_total", "vllm:generation_tokens_total")),
     "kserve": _Preset("model_name", "request_predict_seconds_count", None, None,
                       (LatencyKind.HISTOGRAM, "request_predict_seconds", None, 1.0)),
     "seldon": _Preset("deployment_name", "seldon_api_executor_server_requests_seconds_count",
@@ -127,6 +143,11 @@ PRESETS: dict[str, _Preset] = {
                       request_matcher='service=~"predictions|.+/Predict|.+/ModelInfer"',
                       success_matcher=_SELDON_OK, failure_matcher=_SELDON_NOT_OK,
                       version_label="predictor_version"),
+    "seldon-v2": _Preset("model", "seldon_model_infer_total", "seldon_model_infer_total", "seldon_model_infer_total",
+                         (LatencyKind.CUMULATIVE_SUM, "seldon_model_infer_seconds_total", "seldon_model_infer_total",
+                          1.0),
+                         inference_matcher=_SELDON_OK, success_matcher=_SELDON_OK, failure_matcher=_SELDON_NOT_OK,
+                         version_label="model_internal"),
 }
 
 
@@ -178,8 +199,10 @@ def resolve_model_metrics(model: ModelConfig) -> ModelMetrics:
                                    preset.request_matcher, preset.inference_matcher)
     else:
         raise ModelMetricsError(f"model {model.name!r}: needs 'inferences' or a 'preset'")
+    prompt_tokens, generation_tokens = _token_counters(model, preset)
     if preset is None:
-        return ModelMetrics(model.name, None, inferences, model.version_label or None, None, None, None)
+        return ModelMetrics(model.name, None, inferences, model.version_label or None, None, None, None,
+                            prompt_tokens, generation_tokens)
     version_label = model.version_label or None
     # The config's default (`version`, Triton's label) gives way to a preset's own label
     # (Seldon's `predictor_version`), on the preset's own counter only.
@@ -203,7 +226,22 @@ def resolve_model_metrics(model: ModelConfig) -> ModelMetrics:
                  else with_matchers(count_metric, by_model))
         latency = LatencySeries(kind, sum=with_matchers(base, by_model), count=count, bucket=None,
                                 seconds_per_unit=seconds_per_unit)
-    return ModelMetrics(model.name, model.preset, inferences, version_label, success, failure, latency)
+    return ModelMetrics(model.name, model.preset, inferences, version_label, success, failure, latency,
+                        prompt_tokens, generation_tokens)
+
+
+def _token_counters(model: ModelConfig, preset: _Preset | None) -> tuple[str | None, str | None]:
+    """(prompt, generation) token counter selectors: `models[].tokens` replaces the preset's."""
+    if model.tokens is not None:
+        for key in ("prompt", "generation"):
+            selector = getattr(model.tokens, key)
+            if selector is not None:
+                parse_selector(selector, f"model {model.name!r}: tokens.{key}")
+        return model.tokens.prompt, model.tokens.generation
+    if preset is None or preset.tokens is None:
+        return None, None
+    by_model = label_matcher(preset.model_label, model.name)
+    return tuple(with_matchers(metric, by_model) for metric in preset.tokens)  # type: ignore[return-value]
 
 
 def _request_total(preset: _Preset, by_model: str) -> str:

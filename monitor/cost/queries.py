@@ -121,36 +121,6 @@ def node_gpu_hourly_cost(window: timedelta) -> str:
     return f"avg by (node) (avg_over_time(node_gpu_hourly_cost[{range_duration(window)}]))"
 
 
-def cpu_cores_expression(cpu: str) -> str:
-    """Cores in use: a `{matchers}` set means cAdvisor's CPU counter; anything else is a cores expression."""
-    if cpu.strip().startswith("{"):
-        return f"sum(rate(container_cpu_usage_seconds_total{cpu.strip()}[5m]))"
-    return cpu
-
-
-def memory_bytes_expression(memory: str) -> str:
-    """Bytes in use: a `{matchers}` set means cAdvisor's working set; anything else is a bytes expression."""
-    if memory.strip().startswith("{"):
-        return f"sum(container_memory_working_set_bytes{memory.strip()})"
-    return memory
-
-
 def grid_minute_sum(expression: str, window: timedelta) -> str:
     """Sum of an expression's value over the window's grid minutes (value x minutes)."""
     return f"sum(sum_over_time(({expression})[{grid_range(window)}]))"
-
-
-def cpu_core_minutes(cpu: str, window: timedelta) -> Family | str:
-    """Core-minutes over the window: a family member for cAdvisor's counter, else the expression's own query."""
-    if cpu.strip().startswith("{"):
-        return Family(f"sum$by() (sum_over_time((sum$by() (rate($selector[5m])))[{grid_range(window)}]))",
-                      f"container_cpu_usage_seconds_total{cpu.strip()}")
-    return grid_minute_sum(cpu, window)
-
-
-def memory_byte_minutes(memory: str, window: timedelta) -> Family | str:
-    """Byte-minutes over the window: a family member for cAdvisor's working set, else the expression's query."""
-    if memory.strip().startswith("{"):
-        return Family(f"sum$by() (sum_over_time((sum$by() ($selector))[{grid_range(window)}]))",
-                      f"container_memory_working_set_bytes{memory.strip()}")
-    return grid_minute_sum(memory, window)

@@ -25,6 +25,7 @@ from monitor.cost.collect import WEEK, Answers, CostWindows, compute_cost_window
 from monitor.cost.fleet import fleet_figures
 from monitor.cost.hourly import model_series_set, trailing_weeks
 from monitor.cost.presets import resolve_model_metrics
+from monitor.cost.tokens import cost_per_1m_tokens_change
 from monitor.definition_errors import DefinitionError, DefinitionKind
 from monitor.incremental import PeriodRepository, closed_boundary
 from monitor.signals import Signal
@@ -48,10 +49,11 @@ def report_signals(current: CostReport, cost_per_1k_change: Mapping[tuple[str, s
     return [*weekly_signals(current, cost_per_1k_change), *recent_signals(inference_rates, utilization)]
 
 
-def weekly_signals(current: CostReport, cost_per_1k_change: Mapping[tuple[str, str | None], float | None]
-                   ) -> list[Signal]:
+def weekly_signals(current: CostReport, cost_per_1k_change: Mapping[tuple[str, str | None], float | None],
+                   tokens_change: Mapping[tuple[str, str | None], float | None] | None = None) -> list[Signal]:
     """Cost per 1k, its week-over-week change, cost, idle cost and GPU-hours per model and version,
-    and the fleet's GPU-hours, utilisation and idle cost (pure)."""
+    tokens and cost per 1M tokens (and its change, `tokens_change`) where the model counts
+    tokens, and the fleet's GPU-hours, utilisation and idle cost (pure)."""
     fleet = fleet_figures(current)
     evidence = {"gpus": float(fleet.gpus), "gpu_cost_usd": fleet.gpu_cost_usd}
     signals: list[Signal] = [Signal("fleet_gpu_hours", {}, fleet.gpu_hours, evidence),
@@ -67,6 +69,16 @@ def weekly_signals(current: CostReport, cost_per_1k_change: Mapping[tuple[str, s
             Signal("idle_cost_usd", labels, cost.idle_cost_usd, evidence),
             Signal("gpu_hours", labels, cost.gpu_hours, evidence),
         ]
+        if cost.prompt_tokens is not None or cost.generation_tokens is not None:
+            token_evidence = {**evidence, "prompt_tokens": cost.prompt_tokens,
+                              "generation_tokens": cost.generation_tokens}
+            signals += [
+                Signal("prompt_tokens", labels, cost.prompt_tokens, token_evidence),
+                Signal("generation_tokens", labels, cost.generation_tokens, token_evidence),
+                Signal("cost_per_1m_tokens", labels, cost.cost_per_1m_tokens, token_evidence),
+                Signal("cost_per_1m_tokens_wow_change", labels,
+                       (tokens_change or {}).get((cost.model, cost.version)), token_evidence),
+            ]
     return signals
 
 
@@ -122,11 +134,14 @@ def _inference_rates_from(config: Config, wanted: Mapping[str, InstantQuery], an
 
 def recent_utilization(source: PrometheusSource, config: Config, at: datetime) -> dict[str, float | None]:
     """Mean GPU utilisation (0..1) per model over the last 15 minutes."""
-    return _utilization_of(compute_cost_windows(source, config, first_end=at, count=1, window=UTILIZATION_WINDOW)[0])
+    return _utilization_of(compute_cost_windows(source, config, first_end=at, count=1, window=UTILIZATION_WINDOW)[0],
+                           config)
 
 
-def _utilization_of(report: CostReport) -> dict[str, float | None]:
-    return {c.model: c.gpu_utilization for c in report.models if c.version is None}
+def _utilization_of(report: CostReport, config: Config) -> dict[str, float | None]:
+    """Per model with a `gpus` selector: a CPU-only model has no GPU utilisation, not an unknown one."""
+    with_gpus = {m.name for m in config.models if m.gpus}
+    return {c.model: c.gpu_utilization for c in report.models if c.version is None and c.model in with_gpus}
 
 
 def cost_signals(source: PrometheusSource, config: Config, now: datetime | None = None,
@@ -147,7 +162,8 @@ def cost_signals(source: PrometheusSource, config: Config, now: datetime | None 
         answers = source.run([*weeks.range_queries(), *recent.range_queries(), *rate_queries.values()])
         broken, answers, gpus_unknown = _isolate_rejected((weeks, recent), rate_queries, answers)
         previous, current = weeks.reports(answers)
-        weekly = weekly_signals(current, cost_per_1k_change(current, previous))
+        weekly = weekly_signals(current, cost_per_1k_change(current, previous),
+                                cost_per_1m_tokens_change(current, previous))
         sharing: CostReport | None = current
     else:
         answers = source.run([*recent.range_queries(), *rate_queries.values()])
@@ -160,7 +176,7 @@ def cost_signals(source: PrometheusSource, config: Config, now: datetime | None 
         sharing = None  # the last minutes' report, below
     rates = _inference_rates_from(config, rate_queries, answers)
     recent_report = recent.reports(answers)[0]
-    utilization = _utilization_of(recent_report)
+    utilization = _utilization_of(recent_report, config)
     signals = [*weekly, *recent_signals(rates, utilization)]
     if not broken:
         return signals
@@ -190,7 +206,8 @@ def _weekly_from_hours(source: PrometheusSource, config: Config, store: StateSto
             signals = [Signal(s["name"], s["labels"], s["value"], s["evidence"]) for s in saved["signals"]]
     if signals is None:
         weeks = trailing_weeks(source, config, PeriodRepository(store), now)
-        signals = weekly_signals(weeks.current, cost_per_1k_change(weeks.current, weeks.previous))
+        signals = weekly_signals(weeks.current, cost_per_1k_change(weeks.current, weeks.previous),
+                                 cost_per_1m_tokens_change(weeks.current, weeks.previous))
         store.delete_blobs(WEEKLY_NAMESPACE)
         store.put_blob(WEEKLY_NAMESPACE, key, json.dumps({
             "end": boundary.timestamp(),
@@ -207,7 +224,7 @@ def _weekly_from_hours(source: PrometheusSource, config: Config, store: StateSto
 # inferences): those signals are withheld, which reads as no data, never as a number.
 _FLEET = frozenset({"fleet_gpu_hours", "fleet_gpu_utilization", "fleet_idle_cost_usd"})
 _SPLIT_BY_INFERENCES = frozenset({"cost_per_1k", "cost_per_1k_wow_change", "cost_usd", "idle_cost_usd",
-                                  "gpu_hours"})
+                                  "gpu_hours", "cost_per_1m_tokens", "cost_per_1m_tokens_wow_change"})
 
 
 def _isolate_rejected(plans: tuple[CostWindows, ...], rate_queries: Mapping[str, InstantQuery], answers: Answers

@@ -49,6 +49,12 @@ SIGNAL_METRICS: dict[str, tuple[str, str]] = {
     "idle_cost_usd": ("monitor_cost_idle_usd", "Idle GPU cost in USD over the trailing 7 days"),
     "gpu_hours": ("monitor_gpu_usage_seconds", "GPU time (seconds of GPU use) over the trailing 7 days"),
     "gpu_utilization": ("monitor_gpu_utilization_ratio", "Mean GPU utilisation (0..1) over 15 minutes"),
+    "prompt_tokens": ("monitor_model_prompt_tokens", "Prompt (input) tokens processed over the trailing 7 days"),
+    "generation_tokens": ("monitor_model_generation_tokens", "Tokens generated over the trailing 7 days"),
+    "cost_per_1m_tokens": ("monitor_cost_per_million_tokens_usd",
+                           "USD per 1,000,000 tokens (prompt + generation) over the trailing 7 days"),
+    "cost_per_1m_tokens_wow_change": ("monitor_cost_per_million_tokens_wow_change_ratio",
+                                      "Relative change of cost per 1M tokens, this week vs the week before"),
     "fleet_gpu_hours": ("monitor_fleet_gpu_usage_seconds", "GPU time (seconds) of every GPU the models select, over "
                                                            "the trailing 7 days (a shared GPU counted once)"),
     "fleet_gpu_utilization": ("monitor_fleet_gpu_utilization_ratio",

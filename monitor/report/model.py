@@ -221,6 +221,15 @@ class CostRow:
     gpu_hours: float | None
     gpu_utilization: float | None         # 0..1
     idle_cost_usd: float | None
+    # LLMs (monitor.cost.tokens): None for models without token counters.
+    prompt_tokens: float | None = None
+    generation_tokens: float | None = None
+    cost_per_1m_tokens: float | None = None        # USD per 1M prompt + generation tokens
+    cost_per_1m_tokens_wow_change: float | None = None
+
+    @property
+    def counts_tokens(self) -> bool:
+        return self.prompt_tokens is not None or self.generation_tokens is not None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,17 @@ short SLO windows have one-minute samples):
   6 hours before the end, while its four other endpoints stay healthy (grouped SLOs).
 
 The gateway's per-endpoint series are drawn from their own generator (seeded from
-the fleet's seed), so adding them left every other series exactly as it was.
+the fleet's seed), so adding them left every other series exactly as it was. So are
+the models served by other servers (`_add_vllm_model`, `_add_seldon_v2_model`,
+`_add_seldon_v1_model`), each from its own generator:
+- `llama-chat`: an LLM served by vLLM (two data-parallel engines, `engine` "0" and "1")
+  on its own two GPUs, with vLLM's request, token and latency series;
+- `iris`: a CPU-only model on Seldon Core v2 (MLServer, two replicas on two CPU nodes),
+  with cAdvisor's CPU and memory series, kube-state-metrics' `kube_pod_info`, and
+  OpenCost's CPU and RAM prices for one of the two nodes only;
+- `income-classifier`: a CPU-only model on Seldon Core v1 (a `default` predictor,
+  version v1, and a 10% `canary`, version v2) priced from kube-state-metrics'
+  resource requests.
 """
 
 from __future__ import annotations
@@ -243,6 +253,9 @@ def generate_fleet(days: int = 7, seed: int = 1, end: datetime | None = None) ->
                                   {"pipeline": "user-features"}, last_success, kind="gauge"))
     # Its own generator: the draws above, and so every earlier series, are unchanged.
     _add_gateway(fleet, diurnal, mask(*incidents["endpoint_errors"][1:]), np.random.default_rng([seed, 14]))
+    _add_vllm_model(fleet, diurnal, np.random.default_rng([seed, 15, 1]))
+    _add_seldon_v2_model(fleet, diurnal, np.random.default_rng([seed, 15, 2]))
+    _add_seldon_v1_model(fleet, diurnal, np.random.default_rng([seed, 15, 3]))
     return fleet
 
 
@@ -360,3 +373,214 @@ def _gpu_labels(gpu: dict[str, str], workload: dict[str, str], host: str, scrape
         return {**gpu, **workload}
     exporter = {**DCGM_EXPORTER_TARGET, "pod": f"nvidia-dcgm-exporter-{host[-1]}q7zk"}
     return {**gpu, **exporter, **{f"exported_{k}": v for k, v in workload.items()}}
+
+
+# -- models on other inference servers, each drawn from its own generator ------------------
+
+@dataclass(frozen=True)
+class VllmModelSpec:
+    """An LLM served by vLLM: `name` is its served model name (vLLM's `model_name` label)."""
+
+    name: str
+    namespace: str
+    requests_per_minute: float          # over all engines
+    prompt_tokens_per_request: float
+    generation_tokens_per_request: float
+    # One data-parallel engine per GPU: (host, gpu index, modelName), engine i on GPU i.
+    gpus: tuple[tuple[str, str, str], ...]
+
+
+VLLM_MODEL = VllmModelSpec("llama-chat", "llm", 240.0, 900.0, 260.0,
+                           (("llm-node-1", "0", "NVIDIA H100 80GB HBM3"), ("llm-node-1", "1", "NVIDIA H100 80GB HBM3")))
+# vLLM's finish reasons (vllm/v1/engine/__init__.py FINISH_REASON_STRINGS) and their shares here.
+VLLM_FINISHED_REASONS = {"stop": 0.86, "length": 0.12, "abort": 0.015, "error": 0.005}
+# vLLM's e2e latency histogram buckets (vllm/v1/metrics/loggers.py, request_latency_buckets).
+VLLM_LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0,
+                        120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)
+
+
+def _add_vllm_model(fleet: Fleet, diurnal: np.ndarray, rng: np.random.Generator) -> None:
+    """vLLM's own series for one model, per engine, and dcgm-exporter's series for its GPUs.
+
+    vLLM (vllm/v1/metrics/loggers.py) labels every series `model_name` and `engine`;
+    `vllm:request_success_total` adds `finished_reason`. Prompt tokens are counted for
+    every request that was scheduled, generation tokens for what was generated.
+    """
+    spec = VLLM_MODEL
+    minutes = len(fleet.timestamps)
+    reasons = list(VLLM_FINISHED_REASONS)
+    for engine, (host, index, model_name) in enumerate(spec.gpus):
+        labels = {"model_name": spec.name, "engine": str(engine)}
+        load = diurnal * rng.normal(1.0, 0.03, minutes).clip(0.8, 1.2)
+        requests = rng.poisson(spec.requests_per_minute / len(spec.gpus) * load)
+        by_reason = rng.multinomial(requests, list(VLLM_FINISHED_REASONS.values()))
+        for i, reason in enumerate(reasons):
+            fleet.series.append(SimSeries("vllm:request_success_total", {**labels, "finished_reason": reason},
+                                          np.cumsum(by_reason[:, i].astype(np.float64))))
+        generating = requests - by_reason[:, reasons.index("error")]
+        prompt = rng.poisson(spec.prompt_tokens_per_request * requests).astype(np.float64)
+        generated = rng.poisson(spec.generation_tokens_per_request * generating).astype(np.float64)
+        fleet.series.append(SimSeries("vllm:prompt_tokens_total", dict(labels), np.cumsum(prompt)))
+        fleet.series.append(SimSeries("vllm:generation_tokens_total", dict(labels), np.cumsum(generated)))
+        _add_histogram(fleet, "vllm:e2e_request_latency_seconds", labels, requests.astype(np.float64),
+                       VLLM_LATENCY_BUCKETS, lambda edges, _f: stats.lognorm.cdf(edges, s=0.7, scale=4.0),
+                       np.ones(minutes), rng, mean_fn=lambda _f: 4.0 * np.exp(0.245))
+        # Its GPU, as dcgm-exporter labels it (plain scrape, newer `hostname` label).
+        uuid = "GPU-" + "".join(rng.choice(list("0123456789abcdef"), 8)) + "-9a41-11ef-8c2e-" + \
+               "".join(rng.choice(list("0123456789abcdef"), 12))
+        gpu = {"gpu": index, "UUID": uuid, "device": f"nvidia{index}", "modelName": model_name, "hostname": host,
+               "namespace": spec.namespace, "pod": f"{spec.name}-vllm-{engine}", "container": "vllm"}
+        util = (50 + 0.08 * requests + rng.normal(0, 3, minutes)).clip(1, 100).round()
+        framebuffer = GPU_FRAMEBUFFER_MIB[model_name]
+        used = (framebuffer * 0.9 + rng.normal(0, 100, minutes)).clip(0, framebuffer).round()
+        for name, values in (("DCGM_FI_DEV_GPU_UTIL", util), ("DCGM_FI_DEV_FB_USED", used),
+                             ("DCGM_FI_DEV_FB_FREE", framebuffer - used),
+                             ("DCGM_FI_DEV_POWER_USAGE", (90 + 5.5 * util + rng.normal(0, 2, minutes)).round(3))):
+            fleet.series.append(SimSeries(name, dict(gpu), values, kind="gauge"))
+
+
+@dataclass(frozen=True)
+class CpuPod:
+    """A pod of a CPU-only model: its node and, per container, mean cores and memory (GiB)."""
+
+    name: str
+    node: str
+    containers: dict[str, tuple[float, float]]
+    uid: str
+
+
+SELDON_V2_MODEL = "iris"
+SELDON_V2_NAMESPACE = "seldon-mesh"
+SELDON_V2_PODS = (
+    CpuPod("mlserver-0", "cpu-node-1", {"mlserver": (0.80, 1.6), "agent": (0.10, 0.25)},
+           "5f0c1d2e-8a3b-4c5d-9e6f-0a1b2c3d4e5f"),
+    CpuPod("mlserver-1", "cpu-node-2", {"mlserver": (0.70, 1.5), "agent": (0.10, 0.25)},
+           "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"),
+)
+# OpenCost's prices for cpu-node-1 only (USD per core-hour, per GiB-hour): cpu-node-2 takes the config's.
+NODE_CPU_HOURLY_COST = {"cpu-node-1": 0.0425}
+NODE_RAM_HOURLY_COST = {"cpu-node-1": 0.0057}
+CADVISOR_IMAGES = {"mlserver": "docker.io/seldonio/mlserver:1.6.1", "agent": "docker.io/seldonio/seldon-agent:2.8.2",
+                   "classifier": "docker.io/seldonio/income-classifier:1.0",
+                   "seldon-container-engine": "docker.io/seldonio/seldon-core-executor:1.18.1"}
+
+
+def _add_cadvisor(fleet: Fleet, namespace: str, pod: CpuPod, load: np.ndarray, rng: np.random.Generator) -> None:
+    """cAdvisor's CPU and memory series for one pod, as the kubelet exports them.
+
+    Per container: `container_cpu_usage_seconds_total` (cumulative core-seconds) and
+    `container_memory_working_set_bytes`, labelled namespace, pod, container, image,
+    name, id. The kubelet also exports the pod's own cgroup (`container=""`, the sum of
+    its containers) and the pause container (`container="POD"`): counting either with
+    the containers counts the pod twice.
+    """
+    scrape = {"job": "kubelet", "metrics_path": "/metrics/cadvisor", "instance": pod.node}
+    pod_cgroup = f"/kubepods/burstable/pod{pod.uid}"
+    total_cpu = np.zeros(len(fleet.timestamps))
+    total_memory = np.zeros(len(fleet.timestamps))
+    containers = {**pod.containers, "POD": (0.0005, 0.0004)}
+    for container, (cores, gib) in containers.items():
+        container_id = "".join(rng.choice(list("0123456789abcdef"), 64))
+        labels = {**scrape, "namespace": namespace, "pod": pod.name, "container": container,
+                  "image": CADVISOR_IMAGES.get(container, "registry.k8s.io/pause:3.9"),
+                  "name": container_id, "id": f"{pod_cgroup}/{container_id}"}
+        used = (cores * load * rng.normal(1.0, 0.05, len(load))).clip(0) * MINUTE
+        memory = (gib * 2**30 * (0.9 + 0.1 * load) + rng.normal(0, 2**24, len(load))).clip(0).round()
+        total_cpu += used
+        total_memory += memory
+        fleet.series.append(SimSeries("container_cpu_usage_seconds_total", labels, np.cumsum(used)))
+        fleet.series.append(SimSeries("container_memory_working_set_bytes", dict(labels), memory, kind="gauge"))
+    # The pod's cgroup: its containers plus the pod's own overhead.
+    labels = {**scrape, "namespace": namespace, "pod": pod.name, "container": "", "image": "", "name": "",
+              "id": pod_cgroup}
+    fleet.series.append(SimSeries("container_cpu_usage_seconds_total", labels, np.cumsum(total_cpu * 1.01)))
+    fleet.series.append(SimSeries("container_memory_working_set_bytes", dict(labels), total_memory + 2**22,
+                                  kind="gauge"))
+    # kube-state-metrics: which node runs the pod.
+    fleet.series.append(SimSeries("kube_pod_info", {
+        "job": "kube-state-metrics", "namespace": namespace, "pod": pod.name, "node": pod.node, "uid": pod.uid,
+        "host_ip": f"10.0.{pod.node[-1]}.10", "pod_ip": f"10.244.{pod.node[-1]}.{len(pod.name)}",
+        "created_by_kind": "StatefulSet", "created_by_name": pod.name.rsplit("-", 1)[0], "priority_class": "",
+        "host_network": "false"}, np.ones(len(load)), kind="gauge"))
+
+
+def _add_opencost_cpu_prices(fleet: Fleet) -> None:
+    """OpenCost's per-node CPU and RAM prices (its /metrics: node, instance, instance_type, region, ...)."""
+    minutes = len(fleet.timestamps)
+    for metric, prices in (("node_cpu_hourly_cost", NODE_CPU_HOURLY_COST),
+                           ("node_ram_hourly_cost", NODE_RAM_HOURLY_COST)):
+        for node, price in prices.items():
+            labels = {"node": node, "instance": node, "instance_type": "m6i.2xlarge", "region": "us-east-1",
+                      "provider_id": f"aws:///us-east-1a/i-0{node[-1]}4f2c9d8e7b6a5"}
+            fleet.series.append(SimSeries(metric, labels, np.full(minutes, price), kind="gauge"))
+
+
+def _add_seldon_v2_model(fleet: Fleet, diurnal: np.ndarray, rng: np.random.Generator) -> None:
+    """A Seldon Core v2 model on MLServer: the agent's counters (scheduler/pkg/metrics/agent.go)
+    `seldon_model_infer_total` and `seldon_model_infer_seconds_total`, labelled server,
+    server_replica, model, model_internal (the model and its version), method_type and code
+    (the HTTP status over REST, the gRPC code name over gRPC), and the pods' cAdvisor series."""
+    minutes = len(fleet.timestamps)
+    for replica, pod in enumerate(SELDON_V2_PODS):
+        load = diurnal * rng.normal(1.0, 0.03, minutes).clip(0.8, 1.2)
+        scrape = {"namespace": SELDON_V2_NAMESPACE, "pod": pod.name}
+        base = {**scrape, "server": "mlserver", "server_replica": str(replica), "model": SELDON_V2_MODEL,
+                "model_internal": f"{SELDON_V2_MODEL}_1"}
+        for method_type, per_minute, codes in (("rest", 300.0, ("200", "500")), ("grpc", 150.0, ("OK", "Unavailable"))):
+            requests = rng.poisson(per_minute * load)
+            failed = rng.binomial(requests, BASELINE_ERROR_RATIO * 5)
+            for code, counts in ((codes[0], requests - failed), (codes[1], failed)):
+                labels = {**base, "method_type": method_type, "code": code}
+                counts = counts.astype(np.float64)
+                fleet.series.append(SimSeries("seldon_model_infer_total", labels, np.cumsum(counts)))
+                fleet.series.append(SimSeries("seldon_model_infer_seconds_total", dict(labels),
+                                              np.cumsum(counts * 0.012)))
+        _add_cadvisor(fleet, SELDON_V2_NAMESPACE, pod, load, rng)
+    _add_opencost_cpu_prices(fleet)
+
+
+SELDON_V1_MODEL = "income-classifier"
+SELDON_V1_NAMESPACE = "seldon"
+SELDON_V1_NODE = "cpu-node-2"
+# predictor -> (predictor_version, share of traffic); the canary is a version of its own.
+SELDON_V1_PREDICTORS = {"default": ("v1", 0.9), "canary": ("v2", 0.1)}
+# kube-state-metrics' resource requests per container of each predictor's pod (cores, bytes).
+SELDON_V1_REQUESTS = {"classifier": (0.5, 1.0 * 2**30), "seldon-container-engine": (0.1, 0.25 * 2**30)}
+SELDON_V1_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _add_seldon_v1_model(fleet: Fleet, diurnal: np.ndarray, rng: np.random.Generator) -> None:
+    """A Seldon Core v1 deployment: the executor's histogram
+    `seldon_api_executor_server_requests_seconds` (executor/api/metric/server.go), labelled
+    deployment_name, predictor_name, predictor_version, service, method and code, for
+    predictions over REST (service "predictions", HTTP codes) and gRPC (service the full
+    method, gRPC codes), plus health and feedback calls that are not inferences; and
+    kube-state-metrics' resource requests of the predictors' pods."""
+    minutes = len(fleet.timestamps)
+    load = diurnal * rng.normal(1.0, 0.03, minutes).clip(0.8, 1.2)
+    for predictor, (version, share) in SELDON_V1_PREDICTORS.items():
+        base = {"namespace": SELDON_V1_NAMESPACE, "deployment_name": SELDON_V1_MODEL, "predictor_name": predictor,
+                "predictor_version": version}
+        calls = (("predictions", "POST", 200.0 * share, ("200", "500")),
+                 ("/seldon.protos.Seldon/Predict", "unary", 100.0 * share, ("OK", "Unavailable")),
+                 ("feedback", "POST", 20.0 * share, ("200", "500")),
+                 ("status", "GET", 12.0, ("200", "500")))
+        for service, method, per_minute, codes in calls:
+            requests = rng.poisson(per_minute * load)
+            failed = rng.binomial(requests, BASELINE_ERROR_RATIO * 5)
+            for code, counts in ((codes[0], requests - failed), (codes[1], failed)):
+                _add_histogram(fleet, "seldon_api_executor_server_requests_seconds",
+                               {**base, "service": service, "method": method, "code": code},
+                               counts.astype(np.float64), SELDON_V1_BUCKETS,
+                               lambda edges, _f: stats.lognorm.cdf(edges, s=0.5, scale=0.03), np.ones(minutes),
+                               rng, mean_fn=lambda _f: 0.03 * np.exp(0.125))
+        pod = f"{SELDON_V1_MODEL}-{predictor}-0-classifier-6c9d7f5b8-x2k4p"
+        for container, (cores, memory) in SELDON_V1_REQUESTS.items():
+            labels = {"job": "kube-state-metrics", "namespace": SELDON_V1_NAMESPACE, "pod": pod,
+                      "container": container, "node": SELDON_V1_NODE}
+            fleet.series.append(SimSeries("kube_pod_container_resource_requests",
+                                          {**labels, "resource": "cpu", "unit": "core"},
+                                          np.full(minutes, cores), kind="gauge"))
+            fleet.series.append(SimSeries("kube_pod_container_resource_requests",
+                                          {**labels, "resource": "memory", "unit": "byte"},
+                                          np.full(minutes, memory), kind="gauge"))

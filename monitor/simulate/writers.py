@@ -13,7 +13,8 @@ import yaml
 
 from monitor.progress import progress
 from monitor.timeutil import iso_z
-from monitor.simulate.fleet import CONFIG_GPU_PRICE, DRIFTED_SCORE_BETA, FLEET, Fleet
+from monitor.simulate.fleet import (CONFIG_GPU_PRICE, DRIFTED_SCORE_BETA, FLEET, SELDON_V1_MODEL, SELDON_V1_NAMESPACE,
+                                    SELDON_V2_MODEL, SELDON_V2_NAMESPACE, VLLM_MODEL, Fleet)
 from monitor.sources.prometheus import escape_label_value
 
 # promtool re-reads the whole input once per 2h block it writes, so only the tail
@@ -168,6 +169,7 @@ def fleet_config(prometheus_url: str) -> dict:
         if spec.name == "ranker":
             model["drift"]["log"] = {"path": "predictions/ranker.parquet", "timestamp_column": "timestamp"}
         models.append(model)
+    models += other_server_models()
     return {
         "prometheus": {"url": prometheus_url, "timeout": "30s"},
         "state": {"path": "monitor-state.db"},
@@ -179,6 +181,22 @@ def fleet_config(prometheus_url: str) -> dict:
         "reports": {"dir": "reports-out"},
         "schedule": {"evaluate_every": "1m"},
     }
+
+
+def other_server_models() -> list[dict]:
+    """The models served by vLLM and Seldon Core (fleet.py's `_add_*_model`), as a user configures them.
+
+    Their presets' default SLOs are off, so the fleet's alerts stay the Triton models' own.
+    """
+    off = {"enabled": False}
+    return [
+        {"name": VLLM_MODEL.name, "preset": "vllm", "gpus": f'{{namespace="{VLLM_MODEL.namespace}"}}',
+         "default_slos": off},
+        {"name": SELDON_V2_MODEL, "preset": "seldon-v2", "cpu": f'{{namespace="{SELDON_V2_NAMESPACE}"}}',
+         "memory": f'{{namespace="{SELDON_V2_NAMESPACE}"}}', "default_slos": off},
+        {"name": SELDON_V1_MODEL, "preset": "seldon", "cpu": f'{{namespace="{SELDON_V1_NAMESPACE}"}}',
+         "memory": f'{{namespace="{SELDON_V1_NAMESPACE}"}}', "resource_source": "requests", "default_slos": off},
+    ]
 
 
 def write_prediction_log(fleet: Fleet, path: Path, rows_per_minute: int = 20) -> int:
