@@ -125,11 +125,21 @@ class StateConfig:
     # How long finished history (cycles, alert transitions, notifications, deliveries)
     # is kept; a firing or pending alert's history and undelivered work are always kept.
     retention: timedelta = DEFAULT_STATE_RETENTION
+    # Replicas sharing a PostgreSQL state (monitor.ha): the leader's lease lapses this long after
+    # its last renewal (it renews every third of it); `replica` names this process in the lease
+    # and the logs (empty: <hostname>-<pid>).
+    lease_ttl: timedelta = timedelta(seconds=30)
+    replica: str = ""
 
     def yaml_check(self) -> Problems:
         problems: Problems = [("path", "must not be empty")] if not self.path.strip() else []
         if self.retention < timedelta(days=1):
             problems.append(("retention", "must be at least 1d (the weekly report's 4-week trend reads 35d)"))
+        if not timedelta(seconds=2) <= self.lease_ttl <= timedelta(hours=1):
+            problems.append(("lease_ttl", "must be between 2s and 1h"))
+        if self.replica and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}", self.replica):
+            problems.append(("replica", "must be 1-200 letters, digits or . _ : @ -, starting with a letter "
+                                        "or digit"))
         return problems
 
 

@@ -246,6 +246,21 @@ MIGRATIONS: list[tuple[int, str]] = [
     (8, """
         ALTER TABLE alerts ADD COLUMN no_data_since REAL;
     """),
+    # Leader election (monitor.ha): the one lease replicas on a shared PostgreSQL compete for.
+    # `token` (the fencing token) grows by one with every new term; `expires_at` is set from the
+    # database's clock. An SQLite file has one daemon (a lock file guards it) and never uses it.
+    (9, """
+        CREATE TABLE leader_lease (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            token BIGINT NOT NULL,
+            acquired_at DOUBLE PRECISION NOT NULL,
+            renewed_at DOUBLE PRECISION NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        );
+        INSERT INTO leader_lease (name, holder, token, acquired_at, renewed_at, expires_at)
+            VALUES ('leader', '', 0, 0, 0, 0);
+    """),
 ]
 
 
