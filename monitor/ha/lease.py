@@ -37,13 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-try:
-    from monitor.store import FencedOut
-except ImportError:  # until the PostgreSQL store lands with its own
-    from monitor.store import StateError
-
-    class FencedOut(StateError):  # type: ignore[no-redef]
-        """A write transaction rejected because this replica no longer holds the leader lease."""
+from monitor.store import FencedOut
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +108,14 @@ class LeaderLease:
     `connect()` opens the dedicated connection (autocommit). `on_change(LeaderChange)` is called on
     the watcher thread whenever this replica starts or stops leading, and returns only once the
     replica's leader work has started or stopped: no new term is taken before a step-down returns.
-    `on_leader_seen(holder)` is called when the lease is seen held by another replica than before.
+    `on_leader_seen(holder, token)` is called for each term this replica sees for the first time (its own
+    included), on the renewer thread.
     """
 
     def __init__(self, connect: Callable[[], Any], replica: str, ttl_s: float, *,
                  poll_s: float | None = None,
                  on_change: Callable[[LeaderChange], None] | None = None,
-                 on_leader_seen: Callable[[str | None], None] | None = None,
+                 on_leader_seen: Callable[[str, int], None] | None = None,
                  monotonic: Callable[[], float] = time.monotonic):
         self.replica = replica
         self.ttl_s = float(ttl_s)
@@ -129,12 +124,13 @@ class LeaderLease:
         self._connect = connect
         self._conn: Any = None
         self._on_change = on_change or (lambda change: None)
-        self._on_leader_seen = on_leader_seen or (lambda holder: None)
+        self._on_leader_seen = on_leader_seen or (lambda holder, token: None)
         self._monotonic = monotonic
         self._cond = threading.Condition()
         self._term: Term | None = None
         self._published = False          # what on_change last said (watcher thread only writes it)
-        self._leader: str | None = None  # the holder last seen, this replica included
+        self._leader: str | None = None  # the holder of the live lease last seen, this replica included
+        self._seen_token: int | None = None
         self._last_error: str | None = None
         self._drop_reason: str | None = None  # why the last term ended, for the step-down's log line
         self._stop = threading.Event()
@@ -156,6 +152,11 @@ class LeaderLease:
     def leader(self) -> str | None:
         """The replica last seen holding the lease (None: nobody, or not known yet)."""
         return self.replica if self.is_leader() else self._leader
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last attempt to reach the database failed (None: it succeeded)."""
+        return self._last_error
 
     def check(self, conn: Any) -> None:
         """The store's fence: raise FencedOut unless this replica's term holds, by the database's clock."""
@@ -201,13 +202,17 @@ class LeaderLease:
             elif not self._published:  # a step-down still being handled: no new term yet
                 row = conn.execute(_ACQUIRE, {"me": self.replica, "ttl": self.ttl_s}).fetchone()
                 if row is not None:
+                    token = int(_values(row)[0])
                     with self._cond:
-                        self._term = Term(int(_values(row)[0]), sent_at + self.ttl_s)
+                        self._term = Term(token, sent_at + self.ttl_s)
                         self._cond.notify_all()
-                    self._seen(self.replica)
+                    self._seen(self.replica, token)
                 else:
-                    holder, _token, left_s = _values(conn.execute(_READ).fetchone())
-                    self._seen(holder if holder and left_s > 0 else None)
+                    holder, token, left_s = _values(conn.execute(_READ).fetchone())
+                    if holder and left_s > 0:
+                        self._seen(holder, int(token))
+                    else:
+                        self._leader = None  # lapsed, nobody has taken it yet
             self._last_error = None
         except Exception as exc:  # noqa: BLE001 - any failure to reach the database: retry, let the term run out
             self._close_connection()
@@ -310,10 +315,11 @@ class LeaderLease:
                 self._leader = None
             self._cond.notify_all()
 
-    def _seen(self, holder: str | None) -> None:
-        if holder != self._leader:
-            self._leader = holder
-            self._on_leader_seen(holder)
+    def _seen(self, holder: str, token: int) -> None:
+        self._leader = holder
+        if token != self._seen_token:
+            self._seen_token = token
+            self._on_leader_seen(holder, token)
 
     def _connection(self) -> Any:
         if self._conn is None or getattr(self._conn, "closed", False):

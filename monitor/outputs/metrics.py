@@ -174,6 +174,12 @@ class DaemonMetrics:
                                   "Unix time the last successful cycle finished", registry=r)
         self.config_reloads = Counter("monitor_config_reloads_total", "SIGHUP config reloads by result",
                                       ["result"], registry=r)
+        # High availability (monitor.ha): max(monitor_leader) over the replicas is 1 while someone leads.
+        self.leader = Gauge("monitor_leader", "1 while this replica is the leader (runs cycles and deliveries; "
+                                              "a daemon on an SQLite state always is), else 0", registry=r)
+        self.leader_changes = Counter("monitor_leader_changes", "New leader terms this replica has seen since it "
+                                                                "started (the one it found at start not counted)",
+                                      registry=r)
         self.signals = SignalCollector()
         r.register(self.signals)
         self.deliveries = DeliveryCollector()
