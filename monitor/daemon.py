@@ -48,6 +48,7 @@ from monitor.config import Config, parse_weekly
 from monitor.errors import ConfigError, MonitorError
 from monitor.ha.lease import unfenced
 from monitor.ha.leadership import LeaseLeadership, Leadership, SoleLeader
+from monitor.ha.single_instance import InstanceLock
 from monitor.http_endpoints import HealthServer, parse_listen
 from monitor.log_format import current_cycle_id
 from monitor.outputs.alertmanager import AlertmanagerDestination, postable_alerts
@@ -89,7 +90,8 @@ class Daemon:
 
     def __init__(self, config_path: str, *, listen: str | None = None, replay_from: datetime | None = None,
                  state_path: str | Path | None = None, shutdown_timeout_s: float = 30.0,
-                 report_writer: Callable[[Config, datetime], object] | None = write_weekly_report):
+                 report_writer: Callable[[Config, datetime], object] | None = write_weekly_report,
+                 instance_lock: InstanceLock | None = None):
         report = validate(config_path)
         if not report.ok:
             raise ConfigError(report.problems)
@@ -101,7 +103,7 @@ class Daemon:
         parse_listen(self.listen, self._listen_source)  # before anything is opened
         self.shutdown_timeout_s = shutdown_timeout_s
         self.metrics = DaemonMetrics()
-        self.store, self.leadership = self._open_state(state_path)
+        self.store, self.leadership = self._open_state(state_path, instance_lock)
         self.source = PrometheusSource.from_config(self.config.prometheus)
         with unfenced():  # re-enabling a destination whose target changed: any replica may
             self.delivery: DeliveryService = build_delivery(self.config, self.store)
@@ -128,7 +130,8 @@ class Daemon:
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
         self.scheduler.add_listener(self._on_job_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
 
-    def _open_state(self, state_path: str | Path | None) -> tuple[Store, Leadership]:
+    def _open_state(self, state_path: str | Path | None,
+                    instance_lock: InstanceLock | None) -> tuple[Store, Leadership]:
         """The state store, and who leads: the lease on PostgreSQL, this process alone on SQLite."""
         state = self.config.state
         if state.url and state_path is None:
@@ -148,7 +151,7 @@ class Daemon:
         self.state_path = Path(state_path) if state_path else self.config.resolve_path(state.path)
         # Its lock file is taken when the daemon starts (run), not here: only a running daemon
         # excludes another.
-        return StateStore(self.state_path), SoleLeader(self.state_path, self.metrics, state.replica)
+        return StateStore(self.state_path), SoleLeader(self.state_path, self.metrics, state.replica, instance_lock)
 
     # -- scheduling ------------------------------------------------------------
 

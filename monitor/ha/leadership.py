@@ -51,9 +51,10 @@ class Leadership(Protocol):
 class SoleLeader:
     """SQLite: one daemon per state file, refused at start (one line naming the holder's PID)."""
 
-    def __init__(self, state_path: "str | Path", metrics: "DaemonMetrics", replica: str = ""):
+    def __init__(self, state_path: "str | Path", metrics: "DaemonMetrics", replica: str = "",
+                 lock: InstanceLock | None = None):
         self.replica = replica_name(replica)
-        self._lock = InstanceLock(state_path)
+        self._lock = lock if lock is not None else InstanceLock(state_path)
         self._metrics = metrics
 
     def start(self, on_elected: Callable[[], None], on_deposed: Callable[[], None]) -> None:

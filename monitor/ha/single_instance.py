@@ -34,7 +34,10 @@ class InstanceLock:
         self._fd: int | None = None
 
     def acquire(self) -> "InstanceLock":
-        """Take the lock, or raise SingleInstanceError naming the holder's PID (one line)."""
+        """Take the lock (already held by this object: nothing to do), or raise SingleInstanceError naming
+        the holder's PID (one line)."""
+        if self._fd is not None:
+            return self
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
