@@ -47,7 +47,7 @@ from monitor.alerting.notifications import alert_event
 from monitor.config import Config, parse_weekly
 from monitor.errors import ConfigError, MonitorError
 from monitor.ha.lease import unfenced
-from monitor.ha.leadership import LeaseLeadership, Leadership, SoleLeader
+from monitor.ha.leadership import LeaseLeadership, Leadership, SoleLeader, leader_only
 from monitor.ha.single_instance import InstanceLock
 from monitor.http_endpoints import HealthServer, parse_listen
 from monitor.log_format import current_cycle_id
@@ -107,6 +107,7 @@ class Daemon:
         self.source = PrometheusSource.from_config(self.config.prometheus)
         with unfenced():  # re-enabling a destination whose target changed: any replica may
             self.delivery: DeliveryService = build_delivery(self.config, self.store)
+        self.delivery.worker.destinations = leader_only(self.delivery.worker.destinations, self.leadership)
         self.metrics.deliveries.attach(self._outbox_counts)
         self._report_writer = report_writer
         # Replay mode evaluates history as if it were happening now: the evaluation
@@ -414,6 +415,7 @@ class Daemon:
             source = PrometheusSource.from_config(new.prometheus)
             with unfenced():  # an operator's action: any replica may re-enable a destination
                 delivery = build_delivery(new, self.store)
+            delivery.worker.destinations = leader_only(delivery.worker.destinations, self.leadership)
         except MonitorError as exc:
             self.metrics.config_reloads.labels("error").inc()
             log.error("config reload rejected, keeping the running config: %s", exc)

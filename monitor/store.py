@@ -268,12 +268,14 @@ MIGRATIONS: list[tuple[int, str]] = [
     """),
     # Leader election (monitor.ha): the one lease replicas on a shared PostgreSQL compete for.
     # `token` (the fencing token) grows by one with every new term; `expires_at` is set from the
-    # database's clock. An SQLite file has one daemon (a lock file guards it) and never uses it.
+    # database's clock. `token` is UNIQUE so that a new term is a key update: it waits for the
+    # writes holding the row FOR KEY SHARE (the fence), while a renewal does not. An SQLite file
+    # has one daemon (a lock file guards it) and never uses it.
     (9, """
         CREATE TABLE leader_lease (
             name TEXT PRIMARY KEY,
             holder TEXT NOT NULL,
-            token BIGINT NOT NULL,
+            token BIGINT NOT NULL UNIQUE,
             acquired_at DOUBLE PRECISION NOT NULL,
             renewed_at DOUBLE PRECISION NOT NULL,
             expires_at DOUBLE PRECISION NOT NULL

@@ -146,6 +146,20 @@ def test_a_takeover_waits_for_the_write_in_flight_to_commit(db):
     assert written(db) == ["in flight"]
 
 
+def test_the_leaders_own_writes_in_flight_do_not_hold_up_its_renewal(db):
+    a = lease(db, "a")
+    a.step()
+    with psycopg.connect(db) as conn:
+        with conn.transaction():
+            a.check(conn)
+            started = time.monotonic()
+            assert a.step() is True  # renewing while the write holds the fence's lock
+            renewed_in_s = time.monotonic() - started
+            conn.execute("INSERT INTO guarded (value) VALUES ('during the renewal')")
+    assert renewed_in_s < 0.5 and a.token == 1
+    assert written(db) == ["during the renewal"]
+
+
 def test_a_writer_stopped_inside_its_transaction_cannot_hold_up_the_takeover_beyond_one_ttl(db):
     frozen = FrozenClock()
     a, b = lease(db, "a", monotonic=frozen), lease(db, "b")

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
     from monitor.config import Config
     from monitor.outputs.metrics import DaemonMetrics
+    from monitor.outputs.outbox import Delivery
+    from monitor.outputs.results import SendResult
+    from monitor.outputs.worker import Destination
     from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -131,3 +134,32 @@ class LeaseLeadership:
         self._seen_token = token
         if holder != self.replica:
             log.info("leader is %s (term %d); replica %s stands by", holder, token, self.replica)
+
+
+class LeaderOnlyDestination:
+    """A destination that asks once more, just before the request leaves, whether this replica leads.
+
+    The fence already rejects the attempt a deposed replica would record before sending; this
+    covers a replica stopped (SIGSTOP) between recording the attempt and sending it: on waking
+    it finds its term over by its own clock and sends nothing (the new leader sends the delivery,
+    with the same idempotency key)."""
+
+    def __init__(self, destination: "Destination", is_leader: Callable[[], bool]):
+        self.name = destination.name
+        self._destination = destination
+        self._is_leader = is_leader
+
+    def send(self, delivery: "Delivery") -> "SendResult":
+        from monitor.outputs.results import SendOutcome, SendResult
+
+        if not self._is_leader():
+            return SendResult(SendOutcome.FAILED, error="not sent: this replica's leader term ended")
+        return self._destination.send(delivery)
+
+
+def leader_only(destinations: "dict[str, Destination]", leadership: Leadership) -> "dict[str, Destination]":
+    """Every destination guarded by `leadership` (unchanged for a sole daemon, which always leads)."""
+    if isinstance(leadership, SoleLeader):
+        return dict(destinations)
+    return {name: LeaderOnlyDestination(destination, leadership.is_leader)
+            for name, destination in destinations.items()}

@@ -14,13 +14,14 @@ before it has talked to anyone.
 
 Knowing is not enough: a write already under way when the term ended must not land.
 `check(conn)` is the store's fence (`store.set_fence`): inside every write
-transaction it locks the lease row `FOR SHARE` and rejects the transaction
+transaction it locks the lease row `FOR KEY SHARE` and rejects the transaction
 (`FencedOut`) unless the row still carries this replica's token and has not expired
-by the database clock. The share lock makes a takeover wait for the writes in
-flight to commit, so a write either commits inside the term or not at all. So that a
-writer stopped inside its transaction cannot hold that lock (and the takeover)
-forever, the fence also limits how long the transaction may sit idle to one TTL;
-the server then ends its session.
+by the database clock. `token` has a unique index, so taking a new term (token + 1)
+is a key update that waits for those locks: a write either commits inside its term
+or not at all. A renewal changes no key, so the leader's own long writes never hold
+up its renewals. So that a writer stopped inside its transaction cannot hold the
+lock (and the takeover) forever, the fence also limits how long the transaction may
+sit idle to one TTL; the server then ends its session.
 
 Leader work (cycles, deliveries) runs under the fence. A few writes are legitimately
 made by any replica (an operator's config reload re-enabling a destination):
@@ -69,7 +70,7 @@ _RELEASE = f"""
 _READ = f"SELECT holder, token, expires_at - {DB_NOW} FROM leader_lease WHERE name = '{LEASE}'"
 # The fence. No parameters, so it runs unchanged on a raw psycopg connection or on the
 # store's adapter.
-_FENCE = f"SELECT token, expires_at > {DB_NOW} FROM leader_lease WHERE name = '{LEASE}' FOR SHARE"
+_FENCE = f"SELECT token, expires_at > {DB_NOW} FROM leader_lease WHERE name = '{LEASE}' FOR KEY SHARE"
 
 _unfenced: contextvars.ContextVar[bool] = contextvars.ContextVar("monitor_ha_unfenced", default=False)
 
