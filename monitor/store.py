@@ -31,7 +31,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Union
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, Union
 
 from monitor.errors import MonitorError
 
