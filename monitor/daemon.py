@@ -107,7 +107,7 @@ class Daemon:
         self.source = PrometheusSource.from_config(self.config.prometheus)
         with unfenced():  # re-enabling a destination whose target changed: any replica may
             self.delivery: DeliveryService = build_delivery(self.config, self.store)
-        self.delivery.worker.destinations = leader_only(self.delivery.worker.destinations, self.leadership)
+        self._guard_delivery(self.delivery)
         self.metrics.deliveries.attach(self._outbox_counts)
         self._report_writer = report_writer
         # Replay mode evaluates history as if it were happening now: the evaluation
@@ -153,6 +153,15 @@ class Daemon:
         # Its lock file is taken when the daemon starts (run), not here: only a running daemon
         # excludes another.
         return StateStore(self.state_path), SoleLeader(self.state_path, self.metrics, state.replica, instance_lock)
+
+    def _guard_delivery(self, delivery: DeliveryService) -> None:
+        """Deliveries are the leader's: each request re-checks the term just before it leaves, and
+        every leader claims as `leader`. Only one replica can write as the leader (the fence), so a
+        claim left by another is a dead or deposed leader's: the new one takes its in-flight
+        delivery over at once (same idempotency key) rather than after the claim lapses."""
+        delivery.worker.destinations = leader_only(delivery.worker.destinations, self.leadership)
+        if isinstance(self.leadership, LeaseLeadership):
+            delivery.outbox.claimant = "leader"
 
     # -- scheduling ------------------------------------------------------------
 
@@ -415,7 +424,7 @@ class Daemon:
             source = PrometheusSource.from_config(new.prometheus)
             with unfenced():  # an operator's action: any replica may re-enable a destination
                 delivery = build_delivery(new, self.store)
-            delivery.worker.destinations = leader_only(delivery.worker.destinations, self.leadership)
+            self._guard_delivery(delivery)
         except MonitorError as exc:
             self.metrics.config_reloads.labels("error").inc()
             log.error("config reload rejected, keeping the running config: %s", exc)
