@@ -248,14 +248,20 @@ class LeaderLease:
         return self
 
     def stop(self, release: bool = True) -> None:
-        """Stop both threads; with `release`, hand the lease back (after the caller stopped leader work)."""
+        """Stop renewing and end the term: with `release`, hand the lease back at once (call it after
+        stopping the leader's work); without, let it lapse. The step-down is published before it returns."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        for thread in self._threads:
-            thread.join(self.ttl_s)
+        renewer, watcher = (self._threads + [None, None])[:2]
+        if renewer is not None:
+            renewer.join(self.ttl_s)
         if release:
             self.release()
+        with self._cond:
+            self._drop_term("stopping")
+        if watcher is not None:
+            watcher.join(self.ttl_s)
         self._close_connection()
 
     def _run_renewer(self) -> None:
@@ -280,11 +286,11 @@ class LeaderLease:
         while True:
             with self._cond:
                 while True:
-                    if self._stop.is_set() and not self._published:
+                    if self._stop.is_set() and not self._published and self._term is None:
                         return
                     term = self._term
                     now = self._monotonic()
-                    leading = term is not None and now < term.valid_until and not self._stop.is_set()
+                    leading = term is not None and now < term.valid_until
                     if leading != self._published:
                         break
                     self._cond.wait(None if not leading else term.valid_until - now)
