@@ -451,6 +451,10 @@ def test_kill_9_of_the_leader_mid_cycle(cluster, proxy):
     for fingerprint, (name, fired_at) in firing.items():
         assert cluster.firing()[fingerprint] == (name, fired_at), "a firing alert restarted"
     assert cluster.lease() == (standby.name, 2)
+    # The survivor's own view: it leads now, and it has seen one new term (its own) since it started.
+    assert standby.metric("monitor_leader") == 1.0
+    assert standby.metric("monitor_leader_changes_total") == 1.0
+    assert standby.readyz()[0] == 200
 
 
 def test_kill_9_of_the_leader_mid_delivery(cluster):

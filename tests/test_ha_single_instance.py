@@ -7,6 +7,7 @@ leaves no stale lock behind, and commands that only read the state are never blo
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from monitor.ha.single_instance import InstanceLock, SingleInstanceError, lock_path_for
 from monitor.simulate.local_prometheus import free_port
@@ -82,6 +84,11 @@ def test_a_second_daemon_on_the_same_state_file_is_refused_and_readers_are_not(t
         while "monitor running" not in (tmp_path / "first.log").read_text():
             assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()
             time.sleep(0.1)
+
+        listen = re.search(r"listen: (\S+)", config.read_text()).group(1)
+        scraped = requests.get(f"http://{listen}/metrics", timeout=10).text
+        assert "\nmonitor_leader 1.0\n" in scraped  # a sole daemon always leads
+        assert "\nmonitor_leader_changes_total 0.0\n" in scraped
 
         second = run_process(["run", "--config", config], timeout=30)
         # One line, naming the state file and the first daemon's PID; it never got as far as the port.
