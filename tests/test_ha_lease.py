@@ -74,6 +74,28 @@ def test_the_first_replica_to_ask_leads_and_the_other_sees_it_as_leader(db):
     assert a.step() is True and a.token == 1
 
 
+def test_replicas_asking_at_the_same_instant_elect_exactly_one(db):
+    replicas = [lease(db, f"r{i}") for i in range(8)]
+    for replica in replicas:
+        replica._connection()  # connected first, so the race is the UPDATE itself
+    start = threading.Barrier(len(replicas))
+    won: list[str] = []
+
+    def ask(replica: LeaderLease) -> None:
+        start.wait()
+        if replica.step():
+            won.append(replica.replica)
+
+    threads = [threading.Thread(target=ask, args=(r,)) for r in replicas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(won) == 1
+    assert lease_row(db) == (won[0], 1)
+    assert {r.leader for r in replicas if r.replica not in won} <= {won[0], None}
+
+
 def test_only_the_leader_writes_through_the_fence(db):
     a, b = lease(db, "a"), lease(db, "b")
     a.step(), b.step()
