@@ -48,7 +48,7 @@ from monitor.report.render import WrittenReport
 from monitor.outputs.results import SendOutcome
 from monitor.pipeline import CycleReport, Definitions, load_definitions, run_cycle
 from monitor.sources.prometheus import PrometheusSource
-from monitor.store import StateStore
+from monitor.store import open_store
 from monitor.timeutil import iso_z, utc_now
 from monitor.validation import validate
 
@@ -91,7 +91,8 @@ class Daemon:
         self.shutdown_timeout_s = shutdown_timeout_s
         self.metrics = DaemonMetrics()
         self.state_path = Path(state_path) if state_path else self.config.resolve_path(self.config.state.path)
-        self.store = StateStore(self.state_path)
+        # state.url (PostgreSQL) unless --state names a file; else the SQLite file.
+        self.store = open_store(self.config, Path(state_path) if state_path else None)
         self.source = PrometheusSource.from_config(self.config.prometheus)
         self.delivery: DeliveryService = build_delivery(self.config, self.store)
         self.metrics.deliveries.attach(self._outbox_counts)
@@ -359,7 +360,7 @@ class Daemon:
         self.scheduler.start()
         log.info("monitor running: cycle every %ss, state %s, http %s",
                  self.config.schedule.evaluate_every.total_seconds(),
-                 self.state_path, http.address)
+                 self.store.path, http.address)
         try:
             while not self._stop.is_set():
                 if self._reload_requested.wait(0.2):

