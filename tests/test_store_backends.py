@@ -15,8 +15,9 @@ import pytest
 
 from monitor.alerting.condition import Matcher
 from monitor.alerting.repository import AlertRepository
-from monitor.alerting.silences import Silence
+from monitor.alerting.silences import Silence, SilenceError
 from monitor.config import load_config
+from monitor.incremental.repository import PeriodRepository, PeriodTotal, PeriodValue
 from monitor.outputs.assembly import build_delivery
 from monitor.outputs.outbox import DeliveryStatus, Outbox, OutboxItem
 from monitor.outputs.results import SendResult
@@ -116,6 +117,44 @@ def test_a_fence_runs_first_in_every_write_transaction_and_aborts_it(state_store
     state_store.set_fence(None)
     repository.record_failed_cycle(T0, T0, T0, "unfenced")
     assert len(repository.cycles()) == 2
+
+
+def test_silences_are_kept_listed_and_expired_by_id_prefix(state_store):
+    repository = AlertRepository(state_store)
+    first = Silence("abc123", (Matcher("service", "=", "ranker"), Matcher("severity", "=~", "page|ticket")), T0,
+                    T0 + timedelta(hours=2), "oncall", "deploy", T0)
+    second = Silence("abd456", (Matcher("model", "!=", "ranker"),), T0, T0 + timedelta(hours=4), "oncall", "drill",
+                     T0 + timedelta(minutes=1))
+    repository.add_silence(second)
+    repository.add_silence(first)
+    assert repository.silences() == [first, second]   # oldest first
+    with pytest.raises(SilenceError, match="matches 2 silences"):
+        repository.expire_silence("ab", T0 + timedelta(hours=1))
+    with pytest.raises(SilenceError, match="no silence with id 'zz'"):
+        repository.expire_silence("zz", T0 + timedelta(hours=1))
+    assert repository.expire_silence("abc", T0 + timedelta(hours=1)).ends_at == T0 + timedelta(hours=1)
+    # Expiring again later never extends it.
+    assert repository.expire_silence("abc123", T0 + timedelta(hours=3)).ends_at == T0 + timedelta(hours=1)
+    assert [s.ends_at for s in repository.silences()] == [T0 + timedelta(hours=1), T0 + timedelta(hours=4)]
+
+
+def test_closed_periods_sum_over_a_window_and_are_pruned(state_store):
+    repository = PeriodRepository(state_store)
+    ends = [T0 + timedelta(hours=h) for h in (1, 2, 3)]
+    values = {end: [PeriodValue("inferences", "v1", 10.0 * i + 0.25), PeriodValue("gpu_minutes", "gpu0", 60.0)]
+              for i, end in enumerate(ends)}
+    repository.save({"cost:ranker": values}, closed=True, now=T0)
+    repository.save({"cost:ranker": {T0 + timedelta(hours=4): [PeriodValue("inferences", "v1", 99.0)]}},
+                    closed=False, now=T0)   # a partial hour: values kept, not closed
+    assert repository.closed(["cost:ranker", "cost:other"], ends[0], ends[-1] + timedelta(hours=1)) == {
+        "cost:ranker": {e.timestamp() for e in ends}, "cost:other": set()}
+    totals = repository.totals(["cost:ranker"], ends[0], T0 + timedelta(hours=4))["cost:ranker"]
+    assert totals[("inferences", "v1")] == PeriodTotal(sum(v[0].value for e, v in values.items() if e > ends[0]) + 99.0,
+                                                       3)
+    assert totals[("gpu_minutes", "gpu0")] == PeriodTotal(120.0, 2)
+    assert repository.prune(older_than=ends[1]) == 1
+    assert repository.closed(["cost:ranker"], T0, ends[-1])["cost:ranker"] == {ends[1].timestamp(),
+                                                                                ends[2].timestamp()}
 
 
 def test_a_statement_failing_inside_a_transaction_rolls_all_of_it_back(state_store):
