@@ -426,7 +426,7 @@ def pg_state_error(where_url: str, exc: BaseException) -> Exception | None:
             "password authentication failed" in reason or "no password supplied" in reason:
         return StateError(f"{where}: authentication failed ({reason}); check the user in state.url and "
                           f"state.password_env / state.password_file")
-    if isinstance(exc, errors.InvalidCatalogName):
+    if isinstance(exc, errors.InvalidCatalogName) or re.search(r'database ".*" does not exist', reason):
         return StateError(f"{where}: the database does not exist ({reason}); create it, or fix state.url")
     if isinstance(exc, errors.ReadOnlySqlTransaction):
         return StateError(f"{where} is read-only ({reason}); point state.url at the primary, not a replica")
