@@ -310,6 +310,8 @@ class Daemon:
         if new.resolve_path(new.state.path) != self.config.resolve_path(self.config.state.path) \
                 and self.state_path == self.config.resolve_path(self.config.state.path):
             log.warning("state.path changed: takes effect at the next restart, not on reload")
+        if new.state.url != self.config.state.url:
+            log.warning("state.url changed: takes effect at the next restart, not on reload")
         try:  # reads the new secrets: a missing or malformed one rejects the reload
             source = PrometheusSource.from_config(new.prometheus)
             delivery = build_delivery(new, self.store)
