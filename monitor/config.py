@@ -70,11 +70,11 @@ def postgres_url_problem(url: str) -> str | None:
         return ("must not contain a password (user:password@): give it in state.password_env or "
                 "state.password_file")
     if not parts.hostname:
-        return "names no host (expected postgresql://user@host:5432/database)"
+        return "names no host (e.g. postgresql://db:5432/monitor, with the user before an @)"
     if port == 0:
         return "port must be 1-65535"
     if not parts.path.strip("/"):
-        return "names no database (expected postgresql://user@host:5432/database)"
+        return "names no database (e.g. postgresql://db:5432/monitor, with the user before an @)"
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in url):
         return "must not contain control characters"
     return None

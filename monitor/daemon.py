@@ -415,11 +415,11 @@ class Daemon:
                 log.error("config reload rejected, keeping the running config: %s", problem)
             return False
         new, definitions = outcome
-        if new.state.url != self.config.state.url or (
-                self.state_path is not None and new.resolve_path(new.state.path) != self.state_path
-                and self.state_path == self.config.resolve_path(self.config.state.path)):
-            log.warning("the state's location (state.path / state.url) changed: takes effect at the next restart, "
-                        "not on reload")
+        if new.resolve_path(new.state.path) != self.config.resolve_path(self.config.state.path) \
+                and self.state_path == self.config.resolve_path(self.config.state.path):
+            log.warning("state.path changed: takes effect at the next restart, not on reload")
+        if new.state.url != self.config.state.url:
+            log.warning("state.url changed: takes effect at the next restart, not on reload")
         try:  # reads the new secrets: a missing or malformed one rejects the reload
             source = PrometheusSource.from_config(new.prometheus)
             with unfenced():  # an operator's action: any replica may re-enable a destination
@@ -481,7 +481,7 @@ class Daemon:
         self.scheduler.start()
         log.info("monitor running: cycle every %ss, state %s, http %s, replica %s",
                  self.config.schedule.evaluate_every.total_seconds(),
-                 self.state_path or self.store.path, http.address, self.leadership.replica)
+                 self.store.path, http.address, self.leadership.replica)
         try:
             while not self._stop.is_set():
                 if self._reload_requested.wait(0.2):

@@ -381,15 +381,16 @@ class StateStore:
             raise error from None
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, fenced: bool = True) -> Iterator[sqlite3.Connection]:
         """One atomic transaction (BEGIN IMMEDIATE: writers never interleave).
 
         Raises StateError for a fault of the file (locked, read-only, full, damaged), or
-        FencedOut from the fence; the transaction is then rolled back."""
+        FencedOut from the fence (checked first unless `fenced=False`, for the lease's own
+        bookkeeping); the transaction is then rolled back."""
         with self._lock, self._translated():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                if self._fence is not None:
+                if fenced and self._fence is not None:
                     self._fence(self._conn)
                 yield self._conn
             except BaseException:

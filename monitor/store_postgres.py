@@ -21,6 +21,7 @@ the next one gets a fresh connection (recovery, not a crash).
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from contextlib import contextmanager
@@ -225,6 +226,20 @@ class Connection:
 # -- the store -------------------------------------------------------------------------
 
 
+class _FirstLine(logging.Filter):
+    """The pool logs each failed reconnect with libpq's multi-line message: keep its first line (our
+    StateError says the rest, once)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "\n" in message:
+            record.msg, record.args = redact(message.splitlines()[0]), ()
+        return True
+
+
+logging.getLogger("psycopg.pool").addFilter(_FirstLine())
+
+
 class PostgresStore:
     """The state in a PostgreSQL database; safe to share between the scheduler's threads."""
 
@@ -253,6 +268,10 @@ class PostgresStore:
             psycopg.connect(url, **self._kwargs).close()
         self._pool = ConnectionPool(url, kwargs=self._kwargs, min_size=min_size, max_size=max_size,
                                     timeout=POOL_TIMEOUT_S, check=ConnectionPool.check_connection,
+                                    # Give up a background reconnect early: its backoff doubles each try,
+                                    # and the next transaction starts a fresh one (no minute-long wait
+                                    # after PostgreSQL comes back).
+                                    reconnect_timeout=POOL_TIMEOUT_S,
                                     name="monitor-state", open=True)
         try:
             self._migrate()
@@ -263,11 +282,12 @@ class PostgresStore:
     # -- the interface shared with StateStore ---------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(self, fenced: bool = True) -> Iterator[Connection]:
         """One atomic write transaction; writers never interleave (one advisory lock), and the
-        fence, if set, is checked first. Raises StateError for a fault of the database."""
+        fence, if set, is checked first (`fenced=False`: not, for the lease's own bookkeeping).
+        Raises StateError for a fault of the database, FencedOut from the fence."""
         with self._transaction(WRITE_LOCK_KEY) as conn:
-            if self._fence is not None:
+            if fenced and self._fence is not None:
                 self._fence(conn)
             yield conn
 
@@ -291,6 +311,14 @@ class PostgresStore:
             return current.execute(sql, params).fetchall()
         with self._translated(), self._pool.connection() as raw:
             return Connection(raw, self._identity).execute(sql, params).fetchall()
+
+    def connect(self) -> Any:
+        """A new psycopg connection of its own (autocommit), outside the pool, with the store's
+        credentials: for a session that must outlive transactions (e.g. a leader lease's)."""
+        import psycopg
+
+        with self._translated():
+            return psycopg.connect(self.url, **self._kwargs)
 
     def set_fence(self, check: Callable[[Any], None] | None) -> None:
         """`check(conn)` runs at the start of every write transaction and raises FencedOut to abort it."""
@@ -405,7 +433,7 @@ class PostgresStore:
     def _error(self, message: str) -> Exception:
         from monitor.store import StateError
 
-        return StateError(redact(f"state database {self.path}: {message}"))
+        return StateError(f"state database {self.path}: {message}")   # the message's reasons are redacted
 
 
 def _first_line(exc: BaseException) -> str:
@@ -426,7 +454,7 @@ def pg_state_error(where_url: str, exc: BaseException) -> Exception | None:
             "password authentication failed" in reason or "no password supplied" in reason:
         return StateError(f"{where}: authentication failed ({reason}); check the user in state.url and "
                           f"state.password_env / state.password_file")
-    if isinstance(exc, errors.InvalidCatalogName):
+    if isinstance(exc, errors.InvalidCatalogName) or re.search(r'database ".*" does not exist', reason):
         return StateError(f"{where}: the database does not exist ({reason}); create it, or fix state.url")
     if isinstance(exc, errors.ReadOnlySqlTransaction):
         return StateError(f"{where} is read-only ({reason}); point state.url at the primary, not a replica")
