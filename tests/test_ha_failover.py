@@ -385,10 +385,10 @@ def cluster(tmp_path, sim_dir, proxy, postgres_url, postgres_server, fleet_end):
                 postgres_server.start_server()
 
 
-def report(case: str, seconds: float, **extra: float) -> None:
+def report(case: str, seconds: float, bounded: bool = True, **extra: float) -> None:
     details = "".join(f", {k.replace('_', ' ')} {v:.2f}s" for k, v in extra.items())
-    print(f"\n[failover] {case}: {seconds:.2f}s (bound {FAILOVER_BOUND_S:g}s = 2 x {INTERVAL_S:g}s + TTL "
-          f"{TTL_S:g}s){details}")
+    bound = f" (bound {FAILOVER_BOUND_S:g}s = 2 x {INTERVAL_S:g}s + TTL {TTL_S:g}s)" if bounded else ""
+    print(f"\n[failover] {case}: {seconds:.2f}s{bound}{details}")
 
 
 def standby_of(cluster: Cluster, leader: Replica) -> Replica:
@@ -417,7 +417,9 @@ def test_two_replicas_started_at_the_same_instant_elect_exactly_one_leader(clust
     assert standby.times("cycle started") == []
     assert {sender for sender, _ in cluster.slack.posts()} == {leader.name}
     elected_after = leader.times("is now the leader")[0] - min(a.started_at, b.started_at)
-    report("two replicas started at once, leader elected after the processes started", elected_after)
+    # Not a failover: this is mostly the processes' start-up (imports) on a busy machine.
+    report("two replicas started at once, leader elected after the processes started", elected_after,
+           bounded=False)
     cluster.start_stream()
     time.sleep(2 * INTERVAL_S)
     cluster.stop_stream()
