@@ -88,8 +88,13 @@ def run_daemon(args: argparse.Namespace) -> int:
     with daemon_logging(args.log_level or "INFO", args.log_format), progress.quiet_for_daemon():
         from monitor.daemon import Daemon  # after the log format is set: importing it logs at DEBUG
 
-        daemon = Daemon(config_path_from(args.config), listen=args.listen, replay_from=args.replay_from,
-                        state_path=args.state, instance_lock=instance_lock)
+        try:
+            daemon = Daemon(config_path_from(args.config), listen=args.listen, replay_from=args.replay_from,
+                            state_path=args.state, instance_lock=instance_lock)
+        except BaseException:
+            if instance_lock is not None:
+                instance_lock.release()
+            raise
         return daemon.run()
 
 

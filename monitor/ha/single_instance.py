@@ -56,8 +56,11 @@ class InstanceLock:
             raise SingleInstanceError(
                 f"state file {self.state_path} is in use by another monitor daemon ({who}, lock {self.path}); "
                 f"stop it first, or give this one its own state.path") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock holds all the same, only a refusal cannot name our PID
         self._fd = fd
         return self
 
@@ -65,7 +68,10 @@ class InstanceLock:
         fd, self._fd = self._fd, None
         if fd is not None:
             # Emptied, not deleted: deleting would let a waiting process lock an unlinked inode.
-            os.ftruncate(fd, 0)
+            try:
+                os.ftruncate(fd, 0)
+            except OSError:
+                pass
             os.close(fd)
 
     def __enter__(self) -> "InstanceLock":
