@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -132,6 +134,74 @@ class ReplicaWebhooks(WebhookReceiver):
         return super().handle(body, headers)
 
 
+class PartitionProxy:
+    """A TCP proxy to PostgreSQL for one replica. `cut()` is a network partition that drops rather
+    than refuses: connections stay open, bytes sent are accepted and never arrive, new connections
+    hang; `heal()` lets everything held flow on, late."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, database_url: str) -> str:
+        return re.sub(r"@127\.0\.0\.1:\d+/", f"@127.0.0.1:{self.port}/", database_url)
+
+    def cut(self) -> float:
+        self._flowing.clear()
+        return time.time()
+
+    def heal(self) -> float:
+        self._flowing.set()
+        return time.time()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        self._flowing.wait()
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)
+        self._sockets += [client, upstream]
+        for source, target in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                self._flowing.wait()
+                target.sendall(data)
+        except OSError:
+            pass
+        for end in (source, target):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._flowing.set()
+        self._listener.close()
+        for end in self._sockets:
+            end.close()
+
+
 # -- the replicas -------------------------------------------------------------------------------
 
 
@@ -237,11 +307,11 @@ class Cluster:
         self._stream: threading.Thread | None = None
         self._store: PostgresStore | None = None
 
-    def replica(self, name: str) -> Replica:
+    def replica(self, name: str, state_url: str | None = None) -> Replica:
         listen = f"127.0.0.1:{free_port()}"
         config = {
             "prometheus": {"url": self.prometheus_url, "timeout": "5s"},
-            "state": {"url": self.url, "lease_ttl": f"{TTL_S:g}s", "replica": name},
+            "state": {"url": state_url or self.url, "lease_ttl": f"{TTL_S:g}s", "replica": name},
             "slos": [str(self.sim_dir / "slos" / "recommender.yaml")],
             "rules": [str(self.sim_dir / "rules" / "slo.yaml")],
             "schedule": {"evaluate_every": f"{INTERVAL_S:g}s"},
@@ -585,3 +655,39 @@ def _transitions(url: str) -> list[tuple]:
     with psycopg.connect(url) as conn:
         return conn.execute("SELECT fingerprint, from_state, to_state, at FROM alert_transitions "
                             "ORDER BY at, fingerprint").fetchall()
+
+
+def test_a_leader_cut_off_from_postgresql_steps_down_and_sends_nothing_after(cluster, postgres_server):
+    partition = PartitionProxy(postgres_server.port)
+    try:
+        a = cluster.replica("a", state_url=partition.url(cluster.url)).start()
+        assert cluster.leader() is a
+        b = cluster.replica("b").start()
+        wait_for(lambda: b.times("leader is a"), STARTUP_S, "b to stand by")
+        firing = cluster.wait_until_paging()
+        cluster.start_stream()
+        time.sleep(1.0)
+        cut_at = partition.cut()
+        led, cycled = cluster.first_cycle_after(b, cut_at, 60)
+        report("the leader cut off from PostgreSQL", cycled - cut_at, lease_taken_after=led - cut_at)
+        assert cycled - cut_at <= FAILOVER_BOUND_S
+        stepped = wait_for(lambda: a.times("stepped down", cut_at), 2 * TTL_S, "a to step down")[0]
+        print(f"[failover] the cut-off leader stepped down {stepped - cut_at:.2f}s after the cut")
+        assert stepped - cut_at <= TTL_S + 0.5
+        time.sleep(INTERVAL_S)
+        healed_at = partition.heal()  # what a wrote during the cut now reaches the server, late
+        wait_for(lambda: a.readyz() == (200, "standby: leader is b"), 60, "a to stand by behind b")
+        time.sleep(INTERVAL_S)
+        cluster.stop_stream()
+        cluster.assert_delivered_once()
+        # a sent nothing once cut off: every request after the cut came from b.
+        late = [(webhook_id, at) for sender, webhook_id, at in cluster.webhooks.senders
+                if sender == "a" and at > cut_at + 0.5]
+        assert late == [], late
+        assert a.times("cycle finished", cut_at + 0.5) == [] and a.alive()
+        assert cluster.lease() == ("b", 2)
+        for fingerprint, value in firing.items():
+            assert cluster.firing()[fingerprint] == value
+        print(f"[failover] partition healed after {healed_at - cut_at:.2f}s; a rejoined as a standby")
+    finally:
+        partition.close()
