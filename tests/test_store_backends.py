@@ -5,6 +5,7 @@ other."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -326,6 +327,21 @@ def test_a_password_given_inside_the_url_is_never_printed():
         PostgresStore("postgresql://monitor:hunter2-inline@127.0.0.1:1/monitor")
     assert "hunter2-inline" not in str(caught.value)
     assert "postgresql://monitor@127.0.0.1:1/monitor" in str(caught.value)
+
+
+def test_the_commands_use_the_database_of_state_url(tmp_path, postgres_url, capsys):
+    config = tmp_path / "monitor.yaml"
+    config.write_text(f"prometheus:\n  url: http://127.0.0.1:1/\nstate:\n  url: {postgres_url}\n")
+    added = run_in_process(["silence", "add", "--match", "service=ranker", "--for", "1h", "--comment", "deploy",
+                            "--config", config], capsys)
+    assert added.code == 0, added.stderr
+    listed = run_in_process(["silence", "list", "--json", "--config", config], capsys)
+    assert [s["id"] for s in json.loads(listed.stdout)] == [added.stdout.strip()]
+    with PostgresStore(postgres_url) as store:
+        assert [s.id for s in AlertRepository(store).silences()] == [added.stdout.strip()]
+    assert not (tmp_path / "monitor-state.db").exists(), "no SQLite file was made beside it"
+    deliveries = run_in_process(["deliveries", "--json", "--config", config], capsys)
+    assert deliveries.code == 0 and json.loads(deliveries.stdout) == {"deliveries": []}
 
 
 # -- monitor state migrate -------------------------------------------------------------------------
