@@ -68,9 +68,11 @@ _RELEASE = f"""
     WHERE name = '{LEASE}' AND holder = %(me)s AND token = %(token)s
 """
 _READ = f"SELECT holder, token, expires_at - {DB_NOW} FROM leader_lease WHERE name = '{LEASE}'"
-# The fence. No parameters, so it runs unchanged on a raw psycopg connection or on the
-# store's adapter.
-_FENCE = f"SELECT token, expires_at > {DB_NOW} FROM leader_lease WHERE name = '{LEASE}' FOR KEY SHARE"
+# The fence, one round trip: it also limits how long this transaction may sit idle
+# (set_config(..., true) is SET LOCAL). Only literals, so it runs unchanged on a raw
+# psycopg connection or on the store's adapter.
+_FENCE = ("SELECT token, expires_at > {now}, set_config('idle_in_transaction_session_timeout', '{idle_ms}', true) "
+          "FROM leader_lease WHERE name = '{lease}' FOR KEY SHARE")
 
 _unfenced: contextvars.ContextVar[bool] = contextvars.ContextVar("monitor_ha_unfenced", default=False)
 
@@ -136,6 +138,7 @@ class LeaderLease:
         self._drop_reason: str | None = None  # why the last term ended, for the step-down's log line
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._fence_sql = _FENCE.format(now=DB_NOW, idle_ms=max(1000, int(self.ttl_s * 1000)), lease=LEASE)
 
     # -- what other threads ask -------------------------------------------------------
 
@@ -168,9 +171,8 @@ class LeaderLease:
             raise FencedOut(f"replica {self.replica} does not hold the leader lease: write rejected")
         # A writer stopped inside this transaction must not hold the row lock (and the
         # takeover) for longer than one term would have lasted.
-        conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {max(1000, int(self.ttl_s * 1000))}")
-        row = conn.execute(_FENCE).fetchone()
-        token, live = _values(row) if row is not None else (None, False)
+        row = conn.execute(self._fence_sql).fetchone()
+        token, live = _values(row)[:2] if row is not None else (None, False)
         if token != term.token or not live:
             raise FencedOut(f"replica {self.replica}: the leader lease has passed to another term "
                             f"(token {token}, ours {term.token}): write rejected")
