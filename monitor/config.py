@@ -55,6 +55,32 @@ def _url_problems(obj, *keys: str) -> Problems:
     return problems
 
 
+def postgres_url_problem(url: str) -> str | None:
+    """Why `url` is not a usable PostgreSQL URL (`postgresql://user@host:port/database`), or None.
+    A password inside it is refused: secrets come from *_env / *_file, never inline."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme not in ("postgresql", "postgres"):
+        return f"must start with postgresql:// (got scheme {parts.scheme or 'none'!r})"
+    if parts.password is not None:
+        return ("must not contain a password (user:password@): give it in state.password_env or "
+                "state.password_file")
+    if not parts.hostname:
+        return "names no host (e.g. postgresql://db:5432/monitor, with the user before an @)"
+    if port == 0:
+        return "port must be 1-65535"
+    if not parts.path.strip("/"):
+        return "names no database (e.g. postgresql://db:5432/monitor, with the user before an @)"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return "must not contain control characters"
+    return None
+
+
 def _name_problem(key: str, value: str) -> Problems:
     """A name people read and we key on: not empty, no control characters."""
     if not value.strip():
@@ -120,17 +146,47 @@ class PrometheusConfig:
 DEFAULT_STATE_RETENTION = timedelta(days=35)
 
 
+DEFAULT_STATE_PATH = "monitor-state.db"
+
+
 @dataclass(frozen=True)
 class StateConfig:
-    path: str = "monitor-state.db"
+    """Where the state lives: an SQLite file (`path`, one daemon) or a PostgreSQL database
+    (`url`, shared by replicas behind a leader lease; its password from password_env/_file)."""
+
+    path: str = DEFAULT_STATE_PATH
+    url: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
     # How long finished history (cycles, alert transitions, notifications, deliveries)
     # is kept; a firing or pending alert's history and undelivered work are always kept.
     retention: timedelta = DEFAULT_STATE_RETENTION
+    # Replicas sharing a PostgreSQL state (monitor.ha): the leader's lease lapses this long after
+    # its last renewal (it renews every third of it); `replica` names this process in the lease
+    # and the logs (empty: <hostname>-<pid>).
+    lease_ttl: timedelta = timedelta(seconds=30)
+    replica: str = ""
 
     def yaml_check(self) -> Problems:
         problems: Problems = [("path", "must not be empty")] if not self.path.strip() else []
+        problems += _secret_pair_check("password", self.password_env, self.password_file, required=False)
+        if self.url is not None:
+            problem = postgres_url_problem(self.url)
+            if problem:
+                problems.append(("url", problem))
+            if self.path != DEFAULT_STATE_PATH:
+                problems.append(("url", "give either state.path (an SQLite file) or state.url (PostgreSQL), "
+                                        "not both"))
+        elif self.password_env or self.password_file:
+            problems.append(("password_env" if self.password_env else "password_file",
+                             "is for state.url (PostgreSQL); an SQLite state.path has no password"))
         if self.retention < timedelta(days=1):
             problems.append(("retention", "must be at least 1d (the weekly report's 4-week trend reads 35d)"))
+        if not timedelta(seconds=2) <= self.lease_ttl <= timedelta(hours=1):
+            problems.append(("lease_ttl", "must be between 2s and 1h"))
+        if self.replica and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}", self.replica):
+            problems.append(("replica", "must be 1-200 letters, digits or . _ : @ -, starting with a letter "
+                                        "or digit"))
         return problems
 
 

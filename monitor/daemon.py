@@ -9,6 +9,15 @@ in-flight deliveries a bounded time to finish and exit 0; SIGHUP re-reads the
 config, and a config that fails validation is logged and rejected while the old
 one keeps running.
 
+High availability (monitor.ha): on an SQLite state the daemon is the only one on its
+file (a second is refused at start) and always leads. On PostgreSQL any number of
+replicas run; the one holding the leader lease runs the cycles, the weekly report
+and the outbox worker, the others stand by (serving /metrics, /readyz and the UI)
+and take over when the lease lapses. Delivery is the leader's alone: a replica that
+loses the lease stops its outbox worker, and the fence rejects the attempt it would
+record before sending, so a deposed leader sends nothing new; a delivery it had
+already begun is sent again by the next leader with the same idempotency key.
+
 The new config is read and validated on a thread of its own, within
 `RELOAD_TIMEOUT_S`: the main thread keeps answering signals meanwhile, so a config
 that takes forever to parse is rejected and SIGTERM still stops the daemon. Only
@@ -37,6 +46,9 @@ from monitor.alerting.lifecycle import AlertState
 from monitor.alerting.notifications import alert_event
 from monitor.config import Config, parse_weekly
 from monitor.errors import ConfigError, MonitorError
+from monitor.ha.lease import unfenced
+from monitor.ha.leadership import LeaseLeadership, Leadership, SoleLeader, leader_only
+from monitor.ha.single_instance import InstanceLock
 from monitor.http_endpoints import HealthServer, parse_listen
 from monitor.log_format import current_cycle_id
 from monitor.outputs.alertmanager import AlertmanagerDestination, postable_alerts
@@ -48,7 +60,7 @@ from monitor.report.render import WrittenReport
 from monitor.outputs.results import SendOutcome
 from monitor.pipeline import CycleReport, Definitions, load_definitions, run_cycle
 from monitor.sources.prometheus import PrometheusSource
-from monitor.store import StateStore
+from monitor.store import FencedOut, StateError, StateStore, Store, open_store
 from monitor.timeutil import iso_z, utc_now
 from monitor.ui.auth import read_auth_secret
 from monitor.validation import validate
@@ -75,11 +87,12 @@ def weekly_trigger(spec: str) -> CronTrigger:
 
 
 class Daemon:
-    """The long-running process: one instance per state file."""
+    """The long-running process: one per SQLite state file, or any number of replicas on PostgreSQL."""
 
     def __init__(self, config_path: str, *, listen: str | None = None, replay_from: datetime | None = None,
                  state_path: str | Path | None = None, shutdown_timeout_s: float = 30.0,
-                 report_writer: Callable[[Config, datetime], object] | None = write_weekly_report):
+                 report_writer: Callable[[Config, datetime], object] | None = write_weekly_report,
+                 instance_lock: InstanceLock | None = None):
         report = validate(config_path)
         if not report.ok:
             raise ConfigError(report.problems)
@@ -91,10 +104,11 @@ class Daemon:
         parse_listen(self.listen, self._listen_source)  # before anything is opened
         self.shutdown_timeout_s = shutdown_timeout_s
         self.metrics = DaemonMetrics()
-        self.state_path = Path(state_path) if state_path else self.config.resolve_path(self.config.state.path)
-        self.store = StateStore(self.state_path)
+        self.store, self.leadership = self._open_state(state_path, instance_lock)
         self.source = PrometheusSource.from_config(self.config.prometheus)
-        self.delivery: DeliveryService = build_delivery(self.config, self.store)
+        with unfenced():  # re-enabling a destination whose target changed: any replica may
+            self.delivery: DeliveryService = build_delivery(self.config, self.store)
+        self._guard_delivery(self.delivery)
         self.metrics.deliveries.attach(self._outbox_counts)
         self._report_writer = report_writer
         # Replay mode evaluates history as if it were happening now: the evaluation
@@ -107,12 +121,48 @@ class Daemon:
         self._reload_requested = threading.Event()
         self._outbox_stop = threading.Event()
         self._outbox_thread: threading.Thread | None = None
+        self._outbox_lock = threading.Lock()     # starting and stopping the worker (reload, lease changes)
+        self._leading = False                    # the leader's work is running (set by the lease's callbacks)
+        self._leading_since_monotonic: float | None = None
+        self._cycle_lock = threading.Lock()      # held while a cycle runs: a step-down waits for it
         self._swap_lock = threading.Lock()
         self._pending_reload: _PendingReload | None = None
         self.reload_timeout_s = RELOAD_TIMEOUT_S
         self.last_cycle: CycleReport | None = None
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
         self.scheduler.add_listener(self._on_job_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
+
+    def _open_state(self, state_path: str | Path | None,
+                    instance_lock: InstanceLock | None) -> tuple[Store, Leadership]:
+        """The state store, and who leads: the lease on PostgreSQL, this process alone on SQLite."""
+        state = self.config.state
+        if state.url and state_path is None:
+            self.state_path = None
+            store = open_store(self.config)
+            try:
+                password = None
+                if state.password_env or state.password_file:
+                    from monitor.secrets import read_secret
+                    password = read_secret(state.password_env, state.password_file, "state.password")
+                # A standby looks at least twice per interval: failover stays within TTL + 2 intervals.
+                poll_s = self.config.schedule.evaluate_every.total_seconds() / 2
+                return store, LeaseLeadership(self.config, store, self.metrics, password, poll_s=poll_s)
+            except BaseException:
+                store.close()
+                raise
+        self.state_path = Path(state_path) if state_path else self.config.resolve_path(state.path)
+        # Its lock file is taken when the daemon starts (run), not here: only a running daemon
+        # excludes another.
+        return StateStore(self.state_path), SoleLeader(self.state_path, self.metrics, state.replica, instance_lock)
+
+    def _guard_delivery(self, delivery: DeliveryService) -> None:
+        """Deliveries are the leader's: each request re-checks the term just before it leaves, and
+        every leader claims as `leader`. Only one replica can write as the leader (the fence), so a
+        claim left by another is a dead or deposed leader's: the new one takes its in-flight
+        delivery over at once (same idempotency key) rather than after the claim lapses."""
+        delivery.worker.destinations = leader_only(delivery.worker.destinations, self.leadership)
+        if isinstance(self.leadership, LeaseLeadership):
+            delivery.outbox.claimant = "leader"
 
     # -- scheduling ------------------------------------------------------------
 
@@ -139,7 +189,14 @@ class Daemon:
         return self._replay_from + timedelta(seconds=time.time() - self._started_wall)
 
     def run_one_cycle(self) -> CycleReport | None:
-        """One cycle, with its metrics and log lines; never raises into the scheduler (None if it crashed)."""
+        """One cycle, with its metrics and log lines; never raises into the scheduler (None if it crashed,
+        or if this replica is not the leader)."""
+        if not self.leadership.is_leader():
+            return None
+        with self._cycle_lock:
+            return self._run_one_cycle()
+
+    def _run_one_cycle(self) -> CycleReport | None:
         cycle_tag = uuid.uuid4().hex[:8]
         token = current_cycle_id.set(cycle_tag)
         started = time.monotonic()
@@ -152,6 +209,15 @@ class Daemon:
             samples_before = source.stats.samples
             try:
                 report = run_cycle(config, self.store, source, at, definitions=definitions)
+            except FencedOut as exc:
+                # The lease passed on while this cycle ran: its state write was rejected.
+                log.warning("cycle abandoned, nothing written: %s", exc)
+                self.metrics.cycles.labels("error").inc()
+                return None
+            except StateError as exc:  # the database is down or refused: one line, retried next cycle
+                log.error("cycle failed, alert states unchanged: %s", exc)
+                self.metrics.cycles.labels("error").inc()
+                return None
             except Exception as exc:  # noqa: BLE001 - a bug must not kill the schedule
                 # State is written in one transaction at the cycle's end, so a crash
                 # before it leaves every alert as it was, like a failed cycle.
@@ -174,7 +240,8 @@ class Daemon:
             else:
                 log.warning("cycle failed in %.2fs, alert states unchanged: %s", duration, report.error)
             self.last_cycle = report
-            self._repush_to_alertmanager(report, config)
+            if self.leadership.is_leader():  # a replica that lost the lease meanwhile sends nothing
+                self._repush_to_alertmanager(report, config)
             return report
         finally:
             current_cycle_id.reset(token)
@@ -203,6 +270,8 @@ class Daemon:
 
     def write_weekly_report(self) -> None:
         """The scheduled job: the last complete week's report, at its evaluation time."""
+        if not self.leadership.is_leader():
+            return
         with self._swap_lock:
             config = self.config
         try:
@@ -221,8 +290,18 @@ class Daemon:
     # -- health ----------------------------------------------------------------
 
     def readiness(self) -> tuple[bool, str]:
+        standby = self.leadership.standby_reason()
+        if standby is not None:
+            # A standby serves /metrics and the UI and is ready to take over: ready, unless it
+            # cannot even read the lease.
+            return not standby.startswith("standby: cannot"), standby
         interval = self.config.schedule.evaluate_every.total_seconds()
-        if self._last_success_monotonic is None:
+        since = self._leading_since_monotonic
+        if self._last_success_monotonic is None or (since is not None and self._last_success_monotonic < since):
+            # A new leader has READY_AFTER_INTERVALS to complete its first cycle, as a new process does.
+            if since is not None and time.monotonic() - since <= READY_AFTER_INTERVALS * interval \
+                    and self.state_path is None:
+                return True, f"leader for {time.monotonic() - since:.0f}s, first cycle under way"
             return False, "no successful cycle yet"
         age = time.monotonic() - self._last_success_monotonic
         if age > READY_AFTER_INTERVALS * interval:
@@ -236,6 +315,13 @@ class Daemon:
     # -- outbox worker ----------------------------------------------------------
 
     def _start_outbox(self) -> None:
+        """Start the worker, on the leader only (and not twice)."""
+        with self._outbox_lock:
+            if not self._leading or (self._outbox_thread is not None and self._outbox_thread.is_alive()):
+                return
+            self._start_outbox_thread()
+
+    def _start_outbox_thread(self) -> None:
         self._outbox_stop = threading.Event()
         delivery = self.delivery
         self._outbox_thread = threading.Thread(
@@ -245,11 +331,34 @@ class Daemon:
 
     def _stop_outbox(self, timeout_s: float) -> bool:
         """Ask the worker to stop after its in-flight delivery; False if it did not within the bound."""
-        self._outbox_stop.set()
-        if self._outbox_thread is None:
-            return True
-        self._outbox_thread.join(timeout_s)
-        return not self._outbox_thread.is_alive()
+        with self._outbox_lock:
+            self._outbox_stop.set()
+            if self._outbox_thread is None:
+                return True
+            self._outbox_thread.join(timeout_s)
+            return not self._outbox_thread.is_alive()
+
+    # -- leadership ----------------------------------------------------------------
+
+    def _on_elected(self) -> None:
+        """This replica now leads: deliveries start, and a cycle runs at once (the state is in the database)."""
+        self._leading_since_monotonic = time.monotonic()
+        self._leading = True
+        self._start_outbox()
+        if self.scheduler.running:
+            try:
+                self.scheduler.modify_job("cycle", next_run_time=utc_now())
+            except Exception:  # noqa: BLE001 - the job may be rescheduling (reload): it runs at its interval
+                log.debug("could not bring the cycle forward", exc_info=True)
+
+    def _on_deposed(self) -> None:
+        """This replica lost the lease: stop deliveries and wait out a running cycle (its writes are fenced)."""
+        self._leading = False
+        self._leading_since_monotonic = None
+        if not self._stop_outbox(self.shutdown_timeout_s):
+            log.warning("outbox worker still busy %.0fs after the step-down", self.shutdown_timeout_s)
+        if self._cycle_lock.acquire(timeout=self.shutdown_timeout_s):
+            self._cycle_lock.release()
 
     # -- reload ----------------------------------------------------------------
 
@@ -311,9 +420,13 @@ class Daemon:
         if new.resolve_path(new.state.path) != self.config.resolve_path(self.config.state.path) \
                 and self.state_path == self.config.resolve_path(self.config.state.path):
             log.warning("state.path changed: takes effect at the next restart, not on reload")
+        if new.state.url != self.config.state.url:
+            log.warning("state.url changed: takes effect at the next restart, not on reload")
         try:  # reads the new secrets: a missing or malformed one rejects the reload
             source = PrometheusSource.from_config(new.prometheus)
-            delivery = build_delivery(new, self.store)
+            with unfenced():  # an operator's action: any replica may re-enable a destination
+                delivery = build_delivery(new, self.store)
+            self._guard_delivery(delivery)
             read_auth_secret(new.http.auth)
         except MonitorError as exc:
             self.metrics.config_reloads.labels("error").inc()
@@ -323,7 +436,9 @@ class Daemon:
         with self._swap_lock:
             old_source, self.config, self.source, self.definitions = self.source, new, source, definitions
             self.delivery = delivery
-        for name in self.delivery.outbox.enable_all_destinations():
+        with unfenced():
+            enabled = self.delivery.outbox.enable_all_destinations()
+        for name in enabled:
             log.info("destination %s re-enabled by the config reload (it had answered 410 Gone)", name)
         old_source.close()
         self._start_outbox()
@@ -344,16 +459,23 @@ class Daemon:
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; returns the exit code."""
         try:
-            from monitor.ui.app import UiContext, make_ui_app
+            # First: a second daemon on an SQLite file is refused before it binds or sends anything.
+            self.leadership.start(self._on_elected, self._on_deposed)
+            try:
+                from monitor.ui.app import UiContext, make_ui_app
 
-            read_auth_secret(self.config.http.auth)
-
-            # The UI's clock is the evaluation clock: a silence made in the UI starts at the time
-            # the next cycle is evaluated at (the replayed time under --replay-from).
-            ui = make_ui_app(UiContext(store=self.store, config=lambda: self.config, listen=self.listen,
-                                       clock=self.evaluation_time))
-            http = HealthServer(self.listen, self.metrics.registry, self.readiness, app=ui,
-                                where=self._listen_source)
+                read_auth_secret(self.config.http.auth)
+                # The UI's clock is the evaluation clock: a silence made in the UI starts at the time
+                # the next cycle is evaluated at (the replayed time under --replay-from).
+                ui = make_ui_app(UiContext(store=self.store, config=lambda: self.config, listen=self.listen,
+                                           clock=self.evaluation_time))
+                http = HealthServer(self.listen, self.metrics.registry, self.readiness, app=ui,
+                                    where=self._listen_source)
+            except BaseException:
+                self._leading = False
+                self._stop_outbox(self.shutdown_timeout_s)
+                self.leadership.stop()
+                raise
         except MonitorError:
             self.source.close()
             self.store.close()
@@ -362,12 +484,11 @@ class Daemon:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_reload)
         http.start()
-        self._start_outbox()
         self._schedule()
         self.scheduler.start()
-        log.info("monitor running: cycle every %ss, state %s, http %s",
+        log.info("monitor running: cycle every %ss, state %s, http %s, replica %s",
                  self.config.schedule.evaluate_every.total_seconds(),
-                 self.state_path, http.address)
+                 self.store.path, http.address, self.leadership.replica)
         try:
             while not self._stop.is_set():
                 if self._reload_requested.wait(0.2):
@@ -378,9 +499,11 @@ class Daemon:
             log.info("stopping: waiting for the running cycle, then in-flight deliveries (up to %.0fs)",
                      self.shutdown_timeout_s)
             self.scheduler.shutdown(wait=True)
+            self._leading = False
             if not self._stop_outbox(self.shutdown_timeout_s):
                 log.warning("outbox worker still busy after %.0fs; its delivery will be retried after restart",
                             self.shutdown_timeout_s)
+            self.leadership.stop()  # hands the lease back: a standby takes over without waiting for it to lapse
             http.stop()
             self.source.close()
             self.store.close()

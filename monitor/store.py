@@ -1,11 +1,17 @@
-"""The daemon's durable state: one SQLite file, written so that a crash loses nothing.
+"""The daemon's durable state: one SQLite file (or a PostgreSQL database), written so that a crash
+loses nothing.
 
 WAL mode with `synchronous=FULL`: a committed transaction survives kill -9 and power
 loss. Each concern (alert state, silences, model versions, the outbox, cached
 drift profiles) owns its tables and declares them as a migration here, so the file
-can be upgraded in place. The store is a small interface on purpose: a PostgreSQL
-backend for two replicas behind a leader lease is the planned next step, and only
-this module should need to know which database is underneath.
+can be upgraded in place. The store is a small interface on purpose: replicas behind
+a leader lease share a PostgreSQL database instead (`state.url`,
+`monitor.store_postgres`, which runs the same migrations translated), and
+`open_store` is the one place that picks the backend.
+
+Both backends: `transaction()` (writers never interleave; a fence set with
+`set_fence` is checked at the start of each), `query()`, blobs, `now()` (the
+database's clock), `release_free_pages`, `close`.
 
 Every fault of the file itself (not a database, damaged, locked, read-only, disk
 full, written by a newer monitor) is a `StateError`: one line naming the file and
@@ -22,11 +28,16 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, Union
 
 from monitor.errors import MonitorError
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from monitor.store_postgres import PostgresStore
 
 # A writer waits this long for another process's write transaction before giving up.
 # Our own transactions last milliseconds; a longer wait means something is stuck.
@@ -38,6 +49,15 @@ WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
 
 class StateError(MonitorError):
     """The state file cannot be used; the message names the file and what to do."""
+
+
+class FencedOut(StateError):
+    """A write transaction was refused: this replica is no longer the leader (raised by the fence
+    check set with `set_fence`; the transaction is rolled back)."""
+
+
+class Fence(Protocol):
+    def __call__(self, conn: Any) -> None: ...
 
 
 # (version, SQL). Append only: never edit a migration that has shipped.
@@ -246,16 +266,43 @@ MIGRATIONS: list[tuple[int, str]] = [
     (8, """
         ALTER TABLE alerts ADD COLUMN no_data_since REAL;
     """),
+    # Leader election (monitor.ha): the one lease replicas on a shared PostgreSQL compete for.
+    # `token` (the fencing token) grows by one with every new term; `expires_at` is set from the
+    # database's clock. `token` is UNIQUE so that a new term is a key update: it waits for the
+    # writes holding the row FOR KEY SHARE (the fence), while a renewal does not. An SQLite file
+    # has one daemon (a lock file guards it) and never uses it.
+    (9, """
+        CREATE TABLE leader_lease (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            token BIGINT NOT NULL UNIQUE,
+            acquired_at DOUBLE PRECISION NOT NULL,
+            renewed_at DOUBLE PRECISION NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        );
+        INSERT INTO leader_lease (name, holder, token, acquired_at, renewed_at, expires_at)
+            VALUES ('leader', '', 0, 0, 0, 0);
+    """),
+    # Shared delivery (monitor.outputs.outbox_repository): a delivery worker claims the head of a
+    # destination's queue before sending it, so two replicas never send the same row at once; a claim
+    # left by a worker that died lapses at claimed_until.
+    (14, """
+        ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+        ALTER TABLE deliveries ADD COLUMN claimed_until DOUBLE PRECISION;
+    """),
 ]
 
 
 class StateStore:
     """A SQLite state file; safe to share between the scheduler's threads."""
 
+    dialect = "sqlite"
+
     def __init__(self, path: str | Path, busy_timeout_s: float = BUSY_TIMEOUT_S):
         self.path = str(path)
         self.busy_timeout_s = busy_timeout_s
         self._lock = threading.RLock()
+        self._fence: Fence | None = None
         if self.path != ":memory:":
             try:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -305,7 +352,7 @@ class StateStore:
                         for statement in _statements(sql):
                             conn.execute(statement)
                         conn.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
-        missing = sorted(_declared_tables() - self._tables())
+        missing = sorted(declared_tables() - self._tables())
         if missing:
             raise StateError(f"state file {self.path} is damaged: table(s) {', '.join(missing)} missing; restore it "
                              f"from a backup, or move it aside to start afresh (alert state and queued "
@@ -314,6 +361,13 @@ class StateStore:
     def _tables(self) -> set[str]:
         return {row[0] for row in self._conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+
+    def tables(self) -> set[str]:
+        with self._lock, self._translated():
+            return self._tables()
+
+    def columns(self, table: str) -> list[str]:
+        return [row["name"] for row in self.query("SELECT name FROM pragma_table_info(?) ORDER BY cid", (table,))]
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -327,14 +381,17 @@ class StateStore:
             raise error from None
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, fenced: bool = True) -> Iterator[sqlite3.Connection]:
         """One atomic transaction (BEGIN IMMEDIATE: writers never interleave).
 
-        Raises StateError for a fault of the file (locked, read-only, full, damaged);
-        the transaction is then rolled back."""
+        Raises StateError for a fault of the file (locked, read-only, full, damaged), or
+        FencedOut from the fence (checked first unless `fenced=False`, for the lease's own
+        bookkeeping); the transaction is then rolled back."""
         with self._lock, self._translated():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                if fenced and self._fence is not None:
+                    self._fence(self._conn)
                 yield self._conn
             except BaseException:
                 if self._conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
@@ -351,6 +408,15 @@ class StateStore:
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         with self._lock, self._translated():
             return self._conn.execute(sql, params).fetchall()
+
+    def set_fence(self, check: Fence | None) -> None:
+        """`check(conn)` runs at the start of every write transaction (before the caller's statements)
+        and raises FencedOut to abort it; None removes it. Reads (`query`) are not fenced."""
+        self._fence = check
+
+    def now(self) -> float:
+        """The database's clock as unix seconds: on a local file, this machine's."""
+        return time.time()
 
     def release_free_pages(self, max_pages: int, keep_share: float = 0.25) -> int:
         """Hand up to `max_pages` free pages back to the file system, keeping `keep_share` of the file
@@ -401,7 +467,7 @@ def _statements(sql: str) -> list[str]:
     return [s.strip() for s in sql.split(";") if s.strip()]
 
 
-def _declared_tables() -> set[str]:
+def declared_tables() -> set[str]:
     """Every table the migrations create: a file missing one is damaged."""
     return {"schema_migrations"} | {name for _, sql in MIGRATIONS
                                     for name in re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", sql)}
@@ -451,3 +517,21 @@ def state_error(path: str, exc: sqlite3.DatabaseError, busy_timeout_s: float = B
     if code and code != "SQLITE_ERROR":  # SQLITE_ERROR alone is a mistake in our SQL: a bug, kept as is
         return StateError(f"{where}: {message}")
     return None
+
+
+Store = Union[StateStore, "PostgresStore"]
+
+
+def open_store(config: "Config", path: str | Path | None = None) -> Store:
+    """The configured state store: the PostgreSQL database of `state.url` (its password read from
+    `state.password_env`/`state.password_file`), else the SQLite file `path` or `state.path`."""
+    state = config.state
+    if state.url and path is None:
+        from monitor.secrets import read_secret
+        from monitor.store_postgres import PostgresStore
+
+        password = None
+        if state.password_env or state.password_file:
+            password = read_secret(state.password_env, state.password_file, "state.password")
+        return PostgresStore(state.url, password)
+    return StateStore(path if path is not None else config.resolve_path(state.path))

@@ -129,6 +129,33 @@ def postgres_url(postgres_server) -> str:
     return postgres_server.new_database()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_backend(request) -> str:
+    """Each state backend in turn: the store contract tests run on both."""
+    return request.param
+
+
+@pytest.fixture
+def open_state(state_backend, request, tmp_path):
+    """Opens this test's state on `state_backend`: a new store object on the same state each call (a
+    restart), an SQLite file in tmp_path or a fresh PostgreSQL database."""
+    from monitor.store import StateStore
+    from monitor.store_postgres import PostgresStore
+
+    if state_backend == "sqlite":
+        path = tmp_path / "state.db"
+        return lambda: StateStore(path)
+    url = request.getfixturevalue("postgres_url")
+    return lambda: PostgresStore(url)
+
+
+@pytest.fixture
+def state_store(open_state):
+    """A state store on each backend in turn (see `open_state`)."""
+    with open_state() as store:
+        yield store
+
+
 @pytest.fixture
 def fleet_config_path(sim_dir, prometheus) -> Path:
     """The simulated fleet's monitor.yaml, pointing at the session's Prometheus."""

@@ -11,7 +11,6 @@ from monitor.alerting.condition import Instance, Truth
 from monitor.alerting.lifecycle import AlertState, advance
 from monitor.alerting.repository import AlertRepository
 from monitor.alerting.rule_spec import load_rule_file
-from monitor.store import StateStore
 
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=timezone.utc)
 LABELS = {"model": "ranker", "version": "v2"}
@@ -95,16 +94,15 @@ def test_labels_annotations_and_identity(tmp_path):
     assert alert.active_since == T0
 
 
-def test_a_restart_between_cycles_keeps_pending_since_and_firing(tmp_path):
+def test_a_restart_between_cycles_keeps_pending_since_and_firing(tmp_path, open_state):
     r = rule(tmp_path)
-    state_file = tmp_path / "state.db"
     at = T0
-    with StateStore(state_file) as store:
+    with open_state() as store:
         repo = AlertRepository(store)
         pending, transitions = advance({}, [r], {r.alert: [Instance(LABELS, T, 0.9)]}, at)
         repo.save_cycle(evaluated_at=at, started_at=at, finished_at=at, signal_count=1, previous={},
                         alerts=pending, transitions=transitions, groups={}, versions={}, notifications=[])
-    with StateStore(state_file) as store:  # a new process: only the file carries over
+    with open_state() as store:  # a new process: only the file carries over
         repo = AlertRepository(store)
         restored = repo.alerts()
         assert restored == pending
@@ -113,7 +111,7 @@ def test_a_restart_between_cycles_keeps_pending_since_and_firing(tmp_path):
         assert [t.to_state for t in transitions] == [AlertState.FIRING]
         repo.save_cycle(evaluated_at=at, started_at=at, finished_at=at, signal_count=1, previous=restored,
                         alerts=firing, transitions=transitions, groups={}, versions={}, notifications=[])
-    with StateStore(state_file) as store:
+    with open_state() as store:
         [alert] = AlertRepository(store).alerts().values()
         assert alert.state is AlertState.FIRING
         assert alert.active_since == T0 and alert.fired_at == T0 + timedelta(minutes=10)
@@ -206,20 +204,19 @@ def test_ok_counts_keep_firing_for_from_when_the_data_stopped(tmp_path):
     assert [s for s, _ in states] == [P, FI, ND, ND, ND, R]
 
 
-def test_no_data_since_and_the_no_data_alert_survive_a_restart(tmp_path):
+def test_no_data_since_and_the_no_data_alert_survive_a_restart(tmp_path, open_state):
     r = no_data_rule(tmp_path, "alert")
-    state_file = tmp_path / "state.db"
     alerts: dict = {}
     for minute in (0, 10, 25):
         at = T0 + timedelta(minutes=minute)
-        with StateStore(state_file) as store:  # a new process each cycle: only the file carries over
+        with open_state() as store:  # a new process each cycle: only the file carries over
             repo = AlertRepository(store)
             previous = repo.alerts()
             assert previous == alerts
             alerts, transitions = advance(previous, [r], {r.alert: [Instance(LABELS, U, None)]}, at)
             repo.save_cycle(evaluated_at=at, started_at=at, finished_at=at, signal_count=1, previous=previous,
                             alerts=alerts, transitions=transitions, groups={}, versions={}, notifications=[])
-    with StateStore(state_file) as store:
+    with open_state() as store:
         alerts, transitions = advance(AlertRepository(store).alerts(), [r], {r.alert: [Instance(LABELS, U, None)]},
                                       T0 + timedelta(minutes=30))
     assert [(t.labels.get("alertstate"), t.to_state) for t in transitions] == [("nodata", FI)]

@@ -29,8 +29,8 @@ def notification(key: str, event, kind: NotificationKind = NotificationKind.FIRI
     return Notification(key, kind, T0, event)
 
 
-def test_a_queued_event_reads_back_as_the_same_typed_event(tmp_path):
-    with StateStore(tmp_path / "state.db") as store:
+def test_a_queued_event_reads_back_as_the_same_typed_event(open_state):
+    with open_state() as store:
         repository = NotificationRepository(store)
         with store.transaction() as conn:
             group = repository.insert(conn, notification("firing:g1", GROUP), None)
@@ -45,8 +45,8 @@ def test_a_queued_event_reads_back_as_the_same_typed_event(tmp_path):
             [event_to_json(GROUP), event_to_json(ROLLBACK)]
 
 
-def test_the_same_idempotency_key_is_queued_once(tmp_path):
-    with StateStore(tmp_path / "state.db") as store:
+def test_the_same_idempotency_key_is_queued_once(open_state):
+    with open_state() as store:
         repository = NotificationRepository(store)
         with store.transaction() as conn:
             assert repository.insert(conn, notification("firing:g1", GROUP), None) is not None
@@ -54,8 +54,8 @@ def test_the_same_idempotency_key_is_queued_once(tmp_path):
         assert len(repository.notifications()) == 1
 
 
-def test_pending_ones_are_routed_then_settled_from_their_deliveries(tmp_path):
-    with StateStore(tmp_path / "state.db") as store:
+def test_pending_ones_are_routed_then_settled_from_their_deliveries(open_state):
+    with open_state() as store:
         repository = NotificationRepository(store)
         with store.transaction() as conn:
             ids = [repository.insert(conn, notification(f"firing:g{i}", GROUP), None).id for i in range(4)]
@@ -75,7 +75,7 @@ def test_pending_ones_are_routed_then_settled_from_their_deliveries(tmp_path):
         assert repository.notifications(status=ROUTED)[-1].id == ids[3]
 
 
-def test_rows_of_the_previous_release_decode_to_typed_events(tmp_path):
+def test_rows_of_the_previous_release_decode_to_typed_events(open_state):
     # The dicts earlier releases stored (Alertmanager's field names; rollback rows without "type").
     old_group = {"kind": "firing", "status": "firing", "groupKey": "g1", "groupLabels": {"service": "ranker"},
                  "alerts": [{"status": "firing", "state": "firing", "labels": dict(ALERT.labels),
@@ -85,7 +85,7 @@ def test_rows_of_the_previous_release_decode_to_typed_events(tmp_path):
                  "firing": 1, "resolved": 0}
     old_rollback = {"model": "ranker", "bad_version": "v2", "last_known_good_version": "v1", "reason": "drift",
                     "alert": old_group["alerts"][0], "evidence": {"burn_rate_1h": 15.2}}
-    with StateStore(tmp_path / "state.db") as store:
+    with open_state() as store:
         with store.transaction() as conn:
             conn.executemany("INSERT INTO notifications (idempotency_key, kind, created_at, payload, status) "
                              "VALUES (?, ?, ?, ?, 'pending')",

@@ -47,9 +47,9 @@ def items(*keys: str, destination: str = "hook") -> list[OutboxItem]:
 
 
 @pytest.fixture
-def store(tmp_path):
-    with StateStore(tmp_path / "state.db") as opened:
-        yield opened
+def store(state_store):
+    """The outbox contract holds on both state backends."""
+    return state_store
 
 
 def test_the_default_schedule_is_the_standard_webhooks_one():
@@ -186,7 +186,7 @@ def test_an_exception_in_a_destination_is_a_failed_attempt_not_a_crash(store):
         DeliveryStatus.EXPIRED, 3, "gave up after 3 attempt(s): internal error: RuntimeError")
 
 
-def test_pending_notifications_are_routed_once_and_their_status_follows_the_deliveries(tmp_path):
+def test_pending_notifications_are_routed_once_and_their_status_follows_the_deliveries(tmp_path, state_store):
     config = write_config(tmp_path, """
         webhooks:
           - name: a
@@ -197,7 +197,7 @@ def test_pending_notifications_are_routed_once_and_their_status_follows_the_deli
             secret_env: B
             match: {model: recommender}
     """)
-    store = StateStore(tmp_path / "state.db")
+    store = state_store
     payload = {"model": "ranker", "bad_version": "v2", "last_known_good_version": "v1", "reason": "drift",
                "alert": {"labels": {"alertname": "ModelPredictionDrift", "model": "ranker"}}, "evidence": {}}
     with store.transaction() as conn:

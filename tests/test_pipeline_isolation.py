@@ -106,8 +106,8 @@ def states(report) -> dict[tuple[str, str], str]:
 
 
 def test_a_rejected_rule_keeps_its_alerts_and_fires_the_self_alert_while_the_other_rule_resolves(
-        scripted, rules, tmp_path):
-    with StateStore(tmp_path / "state.db") as store:
+        scripted, rules, tmp_path, open_state):
+    with open_state() as store:
         scripted.answers = {"a_up > 0": 1.0, "b_up > 0": 1.0}
         first = cycle(scripted, store, rules, T0)
         assert states(first) == {("A", ""): "firing", ("B", ""): "firing"}
@@ -138,8 +138,8 @@ def test_a_rejected_rule_keeps_its_alerts_and_fires_the_self_alert_while_the_oth
         assert [row[0] for row in counts] == [0, 1, 0]
 
 
-def test_an_execution_error_is_the_querys_fault_too(scripted, rules, tmp_path):
-    with StateStore(tmp_path / "state.db") as store:
+def test_an_execution_error_is_the_querys_fault_too(scripted, rules, tmp_path, open_state):
+    with open_state() as store:
         scripted.answers = {"a_up > 0": "execution", "b_up > 0": 1.0}
         report = cycle(scripted, store, rules, T0)
     assert report.ok and [e.name for e in report.definition_errors] == ["g/A"]
@@ -147,8 +147,8 @@ def test_an_execution_error_is_the_querys_fault_too(scripted, rules, tmp_path):
     assert states(report) == {("B", ""): "firing", ("MonitorDefinitionBroken", "g/A"): "firing"}
 
 
-def test_a_server_error_on_one_rule_fails_the_cycle_and_changes_nothing(scripted, rules, tmp_path):
-    with StateStore(tmp_path / "state.db") as store:
+def test_a_server_error_on_one_rule_fails_the_cycle_and_changes_nothing(scripted, rules, tmp_path, open_state):
+    with open_state() as store:
         scripted.answers = {"a_up > 0": 1.0, "b_up > 0": 1.0}
         before = cycle(scripted, store, rules, T0).alerts
         # B's condition no longer holds, but A's answer is a 503: nothing may resolve.
@@ -160,7 +160,7 @@ def test_a_server_error_on_one_rule_fails_the_cycle_and_changes_nothing(scripted
         assert [r["status"] for r in store.query("SELECT status FROM cycles ORDER BY id")] == ["ok", "failed"]
 
 
-def test_a_rejected_query_that_no_definition_owns_fails_the_cycle(scripted, rules, tmp_path):
+def test_a_rejected_query_that_no_definition_owns_fails_the_cycle(scripted, rules, tmp_path, open_state):
     def careless_producer(source, config, at, store):
         try:
             source.instant("orphan", at)
@@ -168,7 +168,7 @@ def test_a_rejected_query_that_no_definition_owns_fails_the_cycle(scripted, rule
             pass  # swallowed without saying whose it was
         return []
 
-    with StateStore(tmp_path / "state.db") as store:
+    with open_state() as store:
         scripted.answers = {"a_up > 0": None, "b_up > 0": None, "orphan": "bad_data"}
         report = cycle(scripted, store, rules, T0, producers=[careless_producer])
     assert not report.ok

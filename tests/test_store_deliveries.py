@@ -170,8 +170,8 @@ def test_retry_refuses_while_the_destination_is_disabled(tmp_path, receiver, cap
     assert "reload the config" in outcome.stderr
 
 
-def test_retry_refuses_an_old_message_a_newer_one_of_its_group_has_overtaken(tmp_path):
-    with StateStore(tmp_path / "state.db") as store:
+def test_retry_refuses_an_old_message_a_newer_one_of_its_group_has_overtaken(tmp_path, open_state):
+    with open_state() as store:
         outbox = Outbox(store)
         outbox.enqueue([OutboxItem(key, "slack", kind, "{}", group_key="g1")
                         for key, kind in (("k1", "firing"), ("k2", "resolved"))], now=1000.0)

@@ -1,5 +1,6 @@
 """Bounded state: history older than `state.retention` is pruned in batches, and never what the weekly
-report, an open alert or a queued delivery still needs (real SQLite files, the daemon's alerting path)."""
+report, an open alert or a queued delivery still needs (real SQLite files and PostgreSQL databases, the daemon's
+alerting path)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from monitor.report.period import week_containing
 from monitor.retention import horizon, prune_history
 from monitor.signals import Signal
 from monitor.store import MIGRATIONS, StateStore
+from monitor.store_postgres import PostgresStore
 
 T0 = datetime(2026, 9, 7, tzinfo=timezone.utc)  # a Monday
 RETENTION = timedelta(days=35)
@@ -53,8 +55,8 @@ def burning(service: str, hour: int) -> bool:
 class Driver:
     """One state file stepped hourly through the scripted history by the daemon's alerting path."""
 
-    def __init__(self, path: Path, rules_path: Path, prune: bool):
-        self.store = StateStore(path)
+    def __init__(self, store: StateStore, rules_path: Path, prune: bool):
+        self.store = store
         self.repository = AlertRepository(self.store)
         self.rules = load_rule_file(rules_path)
         self.alerting = AlertingConfig(group_by=["alertname", "service"])
@@ -80,12 +82,17 @@ class Driver:
         return self.store.query(f"SELECT COUNT(*) FROM {table}")[0][0]
 
 
-@pytest.fixture(scope="module")
-def twins(tmp_path_factory):
-    """The same 50 days written twice: pruned after every cycle, and never pruned (the reference)."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def twins(request, tmp_path_factory):
+    """The same 50 days written twice: pruned after every cycle on each state backend, and never pruned
+    (the reference, an SQLite file)."""
     tmp = tmp_path_factory.mktemp("twins")
     (tmp / "rules.yaml").write_text(RULES)
-    pruned, kept = Driver(tmp / "pruned.db", tmp / "rules.yaml", True), Driver(tmp / "kept.db", tmp / "rules.yaml", False)
+    if request.param == "sqlite":
+        stores = StateStore(tmp / "pruned.db"), StateStore(tmp / "kept.db")
+    else:
+        stores = PostgresStore(request.getfixturevalue("postgres_server").new_database()), StateStore(tmp / "kept.db")
+    pruned, kept = Driver(stores[0], tmp / "rules.yaml", True), Driver(stores[1], tmp / "rules.yaml", False)
     for hour in range(DAYS * 24):
         pruned.cycle(hour)
         kept.cycle(hour)
@@ -160,8 +167,8 @@ def old_cycles(store: StateStore, n: int, at: datetime) -> None:
         repository.record_failed_cycle(at + timedelta(minutes=i), at, at, "query failed")
 
 
-def test_each_pass_deletes_at_most_the_batch_size(tmp_path):
-    with StateStore(tmp_path / "state.db") as store:
+def test_each_pass_deletes_at_most_the_batch_size(open_state):
+    with open_state() as store:
         old_cycles(store, 50, T0)
         now = T0 + timedelta(days=40)
         deleted = [prune_history(store, evaluated_at=now, wall_now=now, retention=RETENTION, batch=20).rows
@@ -169,8 +176,8 @@ def test_each_pass_deletes_at_most_the_batch_size(tmp_path):
         assert deleted == [20, 20, 10, 0]
 
 
-def test_a_queued_delivery_and_its_notification_outlive_the_retention(tmp_path):
-    with StateStore(tmp_path / "state.db") as store:
+def test_a_queued_delivery_and_its_notification_outlive_the_retention(open_state):
+    with open_state() as store:
         repository = AlertRepository(store)
         _, queued = repository.save_cycle(
             evaluated_at=T0, started_at=T0, finished_at=T0, signal_count=0, previous={}, alerts={},

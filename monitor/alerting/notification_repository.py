@@ -46,6 +46,23 @@ _PRUNE = """
                 JOIN alert_transitions e ON e.fingerprint = shown.fingerprint AND e.at <= n.created_at)
         ORDER BY n.created_at LIMIT :batch)
 """
+# The same on PostgreSQL (its JSON functions; the payload column is TEXT there too, and only
+# ever holds an event's JSON object, which the LIKE guard stands in for SQLite's json_valid).
+_PRUNE_POSTGRESQL = """
+    DELETE FROM notifications WHERE id IN (
+        SELECT n.id FROM notifications n
+            CROSS JOIN LATERAL (SELECT CASE WHEN n.payload LIKE '{%' THEN CAST(n.payload AS jsonb)
+                                            ELSE CAST('{}' AS jsonb) END AS doc) p
+        WHERE n.created_at < :horizon AND n.status != 'pending'
+            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)
+            AND NOT EXISTS (
+                SELECT 1 FROM (SELECT j.value ->> 'fingerprint' AS fingerprint
+                               FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p.doc -> 'alerts') = 'array'
+                                                         THEN p.doc -> 'alerts' ELSE CAST('[]' AS jsonb) END) j
+                               UNION ALL SELECT p.doc #>> '{alert,fingerprint}') shown
+                JOIN alert_transitions e ON e.fingerprint = shown.fingerprint AND e.at <= n.created_at)
+        ORDER BY n.created_at LIMIT :batch)
+"""
 
 
 @dataclass(frozen=True)
@@ -106,7 +123,8 @@ class NotificationRepository:
 
     def prune(self, conn: sqlite3.Connection, horizon: datetime, batch: int) -> int:
         """Delete up to `batch` finished notifications older than `horizon` (see _PRUNE); returns how many."""
-        return conn.execute(_PRUNE, {"horizon": horizon.timestamp(), "batch": int(batch)}).rowcount
+        sql = _PRUNE_POSTGRESQL if self.store.dialect == "postgresql" else _PRUNE
+        return conn.execute(sql, {"horizon": horizon.timestamp(), "batch": int(batch)}).rowcount
 
     def _set_status(self, conn: sqlite3.Connection, notification_id: int, status: str) -> None:
         conn.execute("UPDATE notifications SET status = ? WHERE id = ?", (status, notification_id))

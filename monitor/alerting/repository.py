@@ -65,6 +65,15 @@ _PRUNE_CYCLES = """
 """
 
 
+_ALERT_COLUMNS = ("fingerprint", "alertname", "rule", "labels", "annotations", "state", "last_evaluated_at",
+                  "active_since", "fired_at", "resolved_at", "false_since", "value", "evidence", "silenced_by",
+                  "inhibited", "rollback_requested_at", "no_data_since")
+# An upsert both backends run (SQLite's INSERT OR REPLACE is not PostgreSQL's).
+_UPSERT_ALERT = (f"INSERT INTO alerts ({', '.join(_ALERT_COLUMNS)}) VALUES ({', '.join('?' * len(_ALERT_COLUMNS))}) "
+                 f"ON CONFLICT (fingerprint) DO UPDATE SET "
+                 + ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLUMNS[1:]))
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
@@ -199,7 +208,8 @@ class AlertRepository:
                 "rollback_fired_at = excluded.rollback_fired_at",
                 [(v.model, v.version, _ts(v.first_seen_at), _ts(v.last_seen_at), _ts(v.rollback_fired_at))
                  for v in versions.values()])
-            conn.executemany("INSERT INTO alert_transitions VALUES (?, ?, ?, ?, ?, ?, ?)", [
+            conn.executemany("INSERT INTO alert_transitions (cycle_id, fingerprint, alertname, labels, from_state, "
+                             "to_state, at) VALUES (?, ?, ?, ?, ?, ?, ?)", [
                 (cycle_id, t.fingerprint, t.alertname, _json(dict(t.labels)), t.from_state.value,
                  t.to_state.value, _ts(t.at)) for t in transitions])
             queued = [q for q in (self.queue.insert(conn, n, cycle_id) for n in notifications) if q is not None]
@@ -213,11 +223,7 @@ class AlertRepository:
         gone += [fp for fp, a in alerts.items() if a.state is AlertState.RESOLVED
                  and a.resolved_at is not None and a.resolved_at.timestamp() < horizon]
         conn.executemany("DELETE FROM alerts WHERE fingerprint = ?", [(fp,) for fp in gone])
-        conn.executemany(
-            "INSERT OR REPLACE INTO alerts (fingerprint, alertname, rule, labels, annotations, state, "
-            "last_evaluated_at, active_since, fired_at, resolved_at, false_since, value, evidence, silenced_by, "
-            "inhibited, rollback_requested_at, no_data_since) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        conn.executemany(_UPSERT_ALERT,
             [(a.fingerprint, a.alertname, a.rule, _json(dict(a.labels)), _json(dict(a.annotations)),
               a.state.value, _ts(a.last_evaluated_at), _ts(a.active_since), _ts(a.fired_at), _ts(a.resolved_at),
               _ts(a.false_since), a.value, _json(dict(a.evidence)), _json(list(a.silenced_by)),
@@ -241,7 +247,7 @@ class AlertRepository:
                 raise SilenceError(f"no silence with id {silence_id!r}" if not rows
                                    else f"id prefix {silence_id!r} matches {len(rows)} silences")
             silence = _silence_from_row(rows[0])
-            conn.execute("UPDATE silences SET ends_at = MIN(ends_at, ?) WHERE id = ?", (_ts(at), silence.id))
+            conn.execute("UPDATE silences SET ends_at = ? WHERE id = ? AND ends_at > ?", (_ts(at), silence.id, _ts(at)))
             rows = conn.execute("SELECT * FROM silences WHERE id = ?", (silence.id,)).fetchall()
         return _silence_from_row(rows[0])
 

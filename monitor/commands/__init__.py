@@ -39,6 +39,7 @@ COMMANDS: tuple[Command, ...] = (
             "send queued notifications (Slack, webhooks, Alertmanager) from the outbox"),
     Command("deliveries", "monitor.commands.deliveries",
             "list notification deliveries (Slack, webhooks, Alertmanager) and their status"),
+    Command("state", "monitor.commands.state_file", "the state store: copy an SQLite state into PostgreSQL"),
     Command("webhooks", "monitor.commands.webhooks", "webhook subscriptions: send a test ping"),
     Command("report", "monitor.commands.report", "write the weekly HTML service-review report"),
     Command("warm-cache", "monitor.commands.warm_cache",

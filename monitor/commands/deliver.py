@@ -9,7 +9,7 @@ import threading
 from monitor.commands.arguments import add_config_argument
 from monitor.config import config_path_from, load_config
 from monitor.outputs.assembly import build_delivery
-from monitor.store import StateStore
+from monitor.store import open_store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(config_path_from(args.config))
-    with StateStore(config.resolve_path(config.state.path)) as store:
+    with open_store(config) as store:
         delivery = build_delivery(config, store)
         if args.once:
             delivery.drain_once()

@@ -12,7 +12,7 @@ from monitor.config import config_path_from, load_config
 from monitor.outputs.backoff import RetrySchedule
 from monitor.outputs.outbox import Outbox
 from monitor.outputs.routing import Router
-from monitor.store import StateStore
+from monitor.store import open_store
 from monitor.timeutil import from_unix, iso_z
 
 
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(config_path_from(args.config))
-    with StateStore(config.resolve_path(config.state.path)) as store:
+    with open_store(config) as store:
         deliveries = Outbox(store).deliveries(failed_only=args.failed)
     if args.json:
         print(json.dumps({"deliveries": [d.as_json() for d in deliveries]}, indent=2))
@@ -64,7 +64,7 @@ def run_retry(args: argparse.Namespace) -> int:
     outputs = config.outputs
     schedule = RetrySchedule(tuple(outputs.retry_schedule)) if outputs.retry_schedule else RetrySchedule()
     expire_after_s = outputs.expire_after.total_seconds() if outputs.expire_after else None
-    with StateStore(config.resolve_path(config.state.path)) as store:
+    with open_store(config) as store:
         delivery = Outbox(store, schedule, expire_after_s).retry(args.id, time.time(),
                                                                   configured=Router(outputs).destinations())
     print(f"delivery {delivery.id} ({delivery.event_type}) to {delivery.destination} queued again, due now; "

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Without --once: the daemon. It runs the cycle every schedule.evaluate_every, the weekly "
                     "report and the outbox worker, and serves /metrics, /healthz and /readyz; SIGHUP reloads "
                     "the config (a bad one is rejected and logged), SIGTERM finishes in-flight work and exits "
-                    "0. With --once: one full cycle evaluated at --at (default now) against the state file: "
+                    "0. On an SQLite state a second daemon on the same file is refused; replicas sharing a "
+                    "PostgreSQL state (state.url) elect a leader, which alone runs cycles and sends. With --once: one full cycle evaluated at --at (default now) against the state file: "
                     "query Prometheus, compute SLO, drift and cost signals, evaluate the alert rules, advance "
                     "each alert's state and queue notifications. Running --once at successive --at times "
                     "steps a scenario through history. Exits 1 when the cycle's queries failed (alert states "
@@ -82,13 +83,37 @@ def run_daemon(args: argparse.Namespace) -> int:
                            "(or from --replay-from)")
     if args.listen is not None:
         parse_listen(args.listen, "--listen")  # a typo is one line at once, not after loading everything
+    instance_lock = _lock_sqlite_state(args)
     # Log lines, plain or JSON, are not a terminal UI: no progress bars (the weekly report's).
     with daemon_logging(args.log_level or "INFO", args.log_format), progress.quiet_for_daemon():
         from monitor.daemon import Daemon  # after the log format is set: importing it logs at DEBUG
 
-        daemon = Daemon(config_path_from(args.config), listen=args.listen, replay_from=args.replay_from,
-                        state_path=args.state)
+        try:
+            daemon = Daemon(config_path_from(args.config), listen=args.listen, replay_from=args.replay_from,
+                            state_path=args.state, instance_lock=instance_lock)
+        except BaseException:
+            if instance_lock is not None:
+                instance_lock.release()
+            raise
         return daemon.run()
+
+
+def _lock_sqlite_state(args: argparse.Namespace):
+    """A second daemon on an SQLite state file is refused at once, before the daemon's modules load.
+
+    Returns the held lock for the daemon to keep (None on PostgreSQL, whose replicas share the
+    database behind the leader lease). A config that does not load is left to the daemon, which
+    reports all its problems."""
+    from monitor.config import load_config
+    from monitor.ha.single_instance import InstanceLock
+
+    try:
+        config = load_config(config_path_from(args.config))
+    except MonitorError:
+        return None
+    if config.state.url and args.state is None:
+        return None
+    return InstanceLock(args.state or config.resolve_path(config.state.path)).acquire()
 
 
 def signal_json(signal: Signal) -> dict[str, Any]:

@@ -230,6 +230,12 @@ class DaemonMetrics:
         self.rollback_events = Counter("monitor_rollback_events", "Rollback requests and cancellations queued, "
                                        "by model and type (rollback.requested, rollback.cancelled)",
                                        ["model", "type"], registry=r)
+        # High availability (monitor.ha): max(monitor_leader) over the replicas is 1 while someone leads.
+        self.leader = Gauge("monitor_leader", "1 while this replica is the leader (runs cycles and deliveries; "
+                                              "a daemon on an SQLite state always is), else 0", registry=r)
+        self.leader_changes = Counter("monitor_leader_changes", "New leader terms this replica has seen since it "
+                                                                "started (the one it found at start not counted)",
+                                      registry=r)
         self.signals = SignalCollector()
         r.register(self.signals)
         self.deliveries = DeliveryCollector()

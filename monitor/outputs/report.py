@@ -17,7 +17,7 @@ from monitor.report.build import build_report
 from monitor.report.period import ReportPeriod, last_complete_week
 from monitor.report.render import WrittenReport, write_report
 from monitor.sources.prometheus import PrometheusSource
-from monitor.store import StateStore
+from monitor.store import StateStore, open_store
 from monitor.timeutil import utc_now
 
 
@@ -46,7 +46,7 @@ def write_period_report(config: Config, period: ReportPeriod, *, out_dir: str | 
     if store is None:
         state_path = config.resolve_path(config.state.path)
         # No state file means the daemon never ran here: say so, don't create one.
-        store = StateStore(state_path) if state_path.exists() else None
+        store = open_store(config) if config.state.url or state_path.exists() else None
     try:
         with PrometheusSource.from_config(config.prometheus, url=prometheus_url) as source:
             model = build_report(source, config, period, generated_at, store)

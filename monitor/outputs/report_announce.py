@@ -31,6 +31,8 @@ from datetime import datetime
 from pathlib import Path
 
 from monitor.alerting.events import REPORT_PUBLISHED, ReportEvent, event_to_json
+from monitor.alerting.notification_repository import NotificationRepository
+from monitor.alerting.notifications import Notification, NotificationKind
 from monitor.config import Config, OutputsConfig
 from monitor.outputs.email import REPORT_HTML_KEY, REPORT_IMAGES_KEY
 from monitor.outputs.outbox import OutboxItem
@@ -45,7 +47,6 @@ from monitor.timeutil import iso_z, utc
 
 log = logging.getLogger(__name__)
 
-PENDING = "pending"
 # The page drawn for email, beside the report's index.html.
 EMAIL_COPY_NAME = "email.json"
 
@@ -78,14 +79,10 @@ def notification_key(event: ReportEvent) -> str:
 
 def queue_report_announcement(store: StateStore, event: ReportEvent) -> bool:
     """Write the announcement to the notifications table; False when this week was announced already."""
+    created_at = utc(datetime.fromisoformat(event.created_at.replace("Z", "+00:00")))
+    notification = Notification(notification_key(event), NotificationKind.REPORT_PUBLISHED, created_at, event)
     with store.transaction() as conn:
-        cursor = conn.execute(
-            "INSERT INTO notifications (idempotency_key, kind, created_at, cycle_id, payload, status) "
-            "VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-            (notification_key(event), REPORT_PUBLISHED,
-             utc(datetime.fromisoformat(event.created_at.replace("Z", "+00:00"))).timestamp(),
-             event_to_json(event), PENDING))
-        return bool(cursor.rowcount)
+        return NotificationRepository(store).insert(conn, notification, cycle_id=None) is not None
 
 
 def announce_written_report(store: StateStore, config: Config, written: WrittenReport,

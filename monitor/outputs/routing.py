@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Any
 
 from monitor.alerting.events import AlertGroupEvent, Event, ReportEvent, event_to_json
 from monitor.alerting.notification_repository import NotificationRepository, QueuedNotification
@@ -102,14 +102,14 @@ class Router:
 def route_pending_notifications(outbox: Outbox, router: Router, now: float) -> int:
     """Move every `pending` notification into the outbox; returns how many deliveries were queued."""
     queued = 0
-    notifications = NotificationRepository(outbox.store)
+    notifications = outbox.notifications
     with outbox.store.transaction() as conn:
         for pending in notifications.pending(conn):
             queued += _route_one(conn, outbox, router, notifications, pending, now)
     return queued
 
 
-def _route_one(conn: sqlite3.Connection, outbox: Outbox, router: Router, notifications: NotificationRepository,
+def _route_one(conn: Any, outbox: Outbox, router: Router, notifications: NotificationRepository,
                pending: QueuedNotification, now: float) -> int:
     items = router.route(pending.notification.idempotency_key, pending.notification.payload, pending.id)
     added = outbox.enqueue(items, now, conn=conn)

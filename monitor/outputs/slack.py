@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 from urllib.request import Request
 
@@ -37,6 +36,7 @@ from monitor.outputs import http_transport
 from monitor.outputs.address_guard import BlockedAddressError, Resolver, system_resolver
 from monitor.outputs.backoff import parse_retry_after_s
 from monitor.outputs.outbox import Delivery
+from monitor.outputs.outbox_repository import SlackThread, SlackThreadRepository
 from monitor.outputs.receivers import LEGACY_SLACK
 from monitor.outputs.report_announce import report_slack_message
 from monitor.outputs.results import SendOutcome, SendResult, classify_http_status
@@ -87,39 +87,11 @@ class GuardedWebClient(WebClient):
                 "body": answer.body.decode("utf-8", errors="replace")}
 
 
-@dataclass(frozen=True)
-class SlackThread:
-    destination: str
-    group_key: str
-    channel: str
-    ts: str
-    open: bool
-
-
-class SlackThreads:
+class SlackThreads(SlackThreadRepository):
     """The parent message of each alert group's current episode, per destination (`slack_threads`)."""
 
     def __init__(self, store: StateStore, destination: str = DESTINATION):
-        self.store = store
-        self.destination = destination
-
-    def get(self, group_key: str) -> SlackThread | None:
-        rows = self.store.query("SELECT * FROM slack_threads WHERE destination = ? AND group_key = ?",
-                                (self.destination, group_key))
-        if not rows:
-            return None
-        row = rows[0]
-        return SlackThread(row["destination"], row["group_key"], row["channel"], row["ts"], bool(row["open"]))
-
-    def start(self, group_key: str, channel: str, ts: str, now: float) -> None:
-        with self.store.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO slack_threads (destination, group_key, channel, ts, open, "
-                         "updated_at) VALUES (?, ?, ?, ?, 1, ?)", (self.destination, group_key, channel, ts, now))
-
-    def close(self, group_key: str, now: float) -> None:
-        with self.store.transaction() as conn:
-            conn.execute("UPDATE slack_threads SET open = 0, updated_at = ? WHERE destination = ? AND group_key = ?",
-                         (now, self.destination, group_key))
+        super().__init__(store, destination)
 
 
 class _SlackFailure(Exception):

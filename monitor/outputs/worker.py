@@ -68,8 +68,9 @@ class OutboxWorker:
         if self.outbox.is_disabled(name):
             return report
         while stop is None or not stop.is_set():
-            head = self.outbox.head(name)
-            if head is None or head.next_attempt_at > self.clock.now():
+            # Claimed, not just read: another replica's worker never takes the same delivery.
+            head = self.outbox.claim(name, self.clock.now(), self.outbox.claimant)
+            if head is None:
                 break
             result = self._attempt(destination, head)
             report.add(result.outcome)
@@ -78,7 +79,7 @@ class OutboxWorker:
         return report
 
     def _attempt(self, destination: Destination, delivery: Delivery) -> SendResult:
-        delivery = self.outbox.begin_attempt(delivery, self.clock.now())
+        """Send a claimed delivery (its attempt already counted) and commit the outcome."""
         try:
             result = destination.send(delivery)
         except Exception as exc:  # noqa: BLE001 - a bug in one output must not stop the others
