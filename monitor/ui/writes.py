@@ -27,6 +27,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from monitor.alerting.repository import AlertRepository
+from monitor.ha import unfenced
 from monitor.alerting.silences import Silence, SilenceError, format_matcher, new_silence
 from monitor.commands.arguments import instant_range_problem
 from monitor.durations import parse_duration
@@ -255,7 +256,9 @@ def _json_body(request: Request) -> dict[str, Any]:
 
 
 def _save(context: UiContext, silence: Silence) -> None:
-    AlertRepository(context.store).add_silence(silence)
+    # An operator's write: any replica's UI takes it, not only the leader's (the fence is for cycles).
+    with unfenced():
+        AlertRepository(context.store).add_silence(silence)
     log.info("silence %s created by %s until %s: %s", silence.id, silence.created_by, iso_z(silence.ends_at),
              " ".join(format_matcher(m) for m in silence.matchers))
 
@@ -265,7 +268,8 @@ def _expire(context: UiContext, silence_id: str, by: str) -> Silence:
     repository = AlertRepository(context.store)
     if not any(s.id == silence_id for s in repository.silences()):
         raise LookupError(f"no silence with id {silence_id!r}")
-    silence = repository.expire_silence(silence_id, context.clock())
+    with unfenced():
+        silence = repository.expire_silence(silence_id, context.clock())
     log.info("silence %s expired by %s", silence.id, by)
     return silence
 
