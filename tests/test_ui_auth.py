@@ -40,6 +40,7 @@ class Ui:
     url: str
     config_path: Path
     state_path: Path
+    store: StateStore | None = None  # the UI's own store (its fence is per store)
 
     def silences(self) -> list:
         with StateStore(self.state_path) as store:
@@ -71,7 +72,7 @@ def start_ui(tmp_path: Path, monkeypatch, auth_config: dict | None, *, listen: s
     store = StateStore(state_path)
     app = make_ui_app(UiContext(store=store, config=lambda: config, listen=config.http.listen, clock=lambda: NOW))
     server = HealthServer("127.0.0.1:0", CollectorRegistry(), lambda: (True, "ready"), app=app).start()
-    return server, store, Ui(f"http://{server.address}", config_path, state_path)
+    return server, store, Ui(f"http://{server.address}", config_path, state_path, store)
 
 
 @pytest.fixture
@@ -424,3 +425,28 @@ def test_the_bearer_token_may_come_from_a_file_and_its_trailing_newline_is_not_p
     bad = requests.post(f"{ui.url}/api/v1/silences", json=body, timeout=10, headers=BEARER)
     assert bad.status_code == 401
     assert len(ui.silences()) == 1
+
+
+def test_a_standby_replica_takes_silence_writes_though_its_cycles_are_fenced_out(make_ui):
+    """A silence is an operator's write, not leader work: the UI of a replica that does not lead
+    (its store's fence refuses every leader write) still creates and expires silences."""
+    from monitor.ha import LeaderLease
+    from monitor.store import FencedOut
+
+    ui = make_ui(TOKEN_AUTH)
+    store = StateStore(ui.state_path)  # another reader: the fence is per store, installed on the UI's
+    # The real fence of a replica that has not taken the lease (it never reaches the database).
+    standby = LeaderLease(connect=lambda: None, replica="standby", ttl_s=30)
+    ui_store = ui.store
+    ui_store.set_fence(standby.check)
+    with pytest.raises(FencedOut):  # the control: leader work is refused on this store
+        with ui_store.transaction() as conn:
+            conn.execute("DELETE FROM silences")
+    response = requests.post(f"{ui.url}/api/v1/silences", headers=BEARER, timeout=10, json={
+        "matchers": ['service="recommender"'], "duration": "1h", "comment": "standby", "created_by": "bob"})
+    assert response.status_code == 201, response.text
+    silence_id = response.json()["id"]
+    assert requests.delete(f"{ui.url}/api/v1/silences/{silence_id}", headers=BEARER, timeout=10).status_code == 200
+    [silence] = AlertRepository(store).silences()
+    assert silence.id == silence_id and silence.ends_at == NOW
+    store.close()
