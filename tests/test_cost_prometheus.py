@@ -173,7 +173,7 @@ def test_a_model_without_traffic_has_null_cost_per_1k_and_its_shared_gpu_goes_to
     assert legacy.cost_per_1k is None
     assert legacy.gpu_hours == 0 and legacy.cost_usd == 0
     assert fraud.gpu_hours == pytest.approx(4.0, rel=REL)
-    assert "legacy-tagger" in fraud.allocation and "100.0%" in fraud.allocation
+    assert "legacy-tagger" in fraud.allocation_detail and "100.0%" in fraud.allocation_detail
     assert legacy.as_dict()["cost_per_1k"] is None
 
 
@@ -185,7 +185,7 @@ def test_a_shared_gpu_is_split_by_inference_share_and_the_split_is_stated(prom, 
     assert fraud.gpus[0].share == pytest.approx(want, rel=REL)
     assert legacy.gpus[0].share == pytest.approx(1 - want, rel=REL)
     assert fraud.gpu_hours + legacy.gpu_hours == pytest.approx(168.0, rel=REL)
-    assert f"{want:.1%}" in fraud.allocation and "share of inferences" in fraud.allocation
+    assert f"{want:.1%}" in fraud.allocation_detail and "share of inferences" in fraud.allocation_detail
 
 
 def test_versions_split_the_models_cost_by_inference_share(prom, config, fleet, fleet_end):
@@ -198,7 +198,8 @@ def test_versions_split_the_models_cost_by_inference_share(prom, config, fleet, 
     assert v1.cost_usd + v2.cost_usd == pytest.approx(whole.cost_usd, rel=REL)
     assert v2.cost_usd == pytest.approx(whole.cost_usd * v2.inferences / whole.inferences, rel=REL)
     assert v1.cost_per_1k == pytest.approx(whole.cost_per_1k) == pytest.approx(v2.cost_per_1k)
-    assert "split by share of inferences" in v2.allocation
+    assert "split by share of inferences" in v2.allocation_detail
+    assert v1.allocation.value == v2.allocation.value == "inference_share"  # no placement configured: labelled
 
 
 def test_the_daily_breakdown_shows_churn_scorers_idle_gpu(prom, config, fleet, fleet_end):

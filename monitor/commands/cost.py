@@ -73,7 +73,7 @@ def format_table(report: CostReport) -> str:
                      f"{_number(m.idle_cost_usd, ',.2f'):>10} {_number(m.cost_per_1k, '.5f'):>10}  "
                      f"{m.price_source.value if m.price_source else '-'}")
         if m.version is None and m.gpus and any(g.shared_with for g in m.gpus):
-            notes.append(f"{m.model}: {m.allocation}")
+            notes.append(f"{m.model}: {m.allocation_detail}")
     if any(m.version is not None for m in report.models):
         notes.append("versions share their model's GPUs: each version's cost is the model's cost "
                      "times its share of the model's inferences")
