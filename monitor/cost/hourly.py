@@ -153,7 +153,9 @@ def _answer(answer) -> RangeResult:
 
 
 def _gpu_key_text(gpu: GpuKey) -> str:
-    return json.dumps([gpu.node, gpu.index, gpu.uuid, gpu.model_name])
+    # A MIG instance adds its profile and id (a whole GPU keeps the four fields stored before).
+    fields = [gpu.node, gpu.index, gpu.uuid, gpu.model_name]
+    return json.dumps(fields + [gpu.mig_profile, gpu.mig_instance] if gpu.mig_profile or gpu.mig_instance else fields)
 
 
 def _usage_values(usage: ModelUsage) -> list[PeriodValue]:
