@@ -29,7 +29,7 @@ from monitor.cost.collect import period_over_period
 from monitor.cost.signals import inference_rates, recent_utilization
 from monitor.signals import CATALOGUE
 from monitor.simulate.fleet import CONFIG_GPU_PRICE, FLEET, NODE_GPU_HOURLY_COST
-from monitor.simulate.writers import COARSE_STEP_MINUTES, FINE_TAIL
+from monitor.simulate.writers import COARSE_STEP_MINUTES, FINE_TAIL, fleet_config
 
 pytestmark = pytest.mark.prometheus
 LOOKBACK_MINUTES = 5
@@ -237,9 +237,10 @@ def test_cost_json_has_the_documented_shape(prom, fleet_config_path, fleet, flee
                   "cost_per_1k", "price_source"]
     for entry in out["models"]:
         assert list(entry)[:len(documented)] == documented
-        assert entry["price_source"] in ("config", "node_gpu_hourly_cost")
+        assert entry["price_source"] in ("config", "node_gpu_hourly_cost", "mig_profiles")
+        assert entry["allocation"] in ("placement", "inference_share")
     whole = [(e["model"], e["version"]) for e in out["models"] if e["version"] is None]
-    assert [m for m, _ in whole] == [m.name for m in FLEET]
+    assert [m for m, _ in whole] == [m["name"] for m in fleet_config("x")["models"]]
     assert ("ranker", "v2") in [(e["model"], e["version"]) for e in out["models"]]
     ranker = next(e for e in out["models"] if e["model"] == "ranker" and e["version"] is None)
     assert ranker["gpu_hours"] == pytest.approx(336.0) and ranker["cost_usd"] == pytest.approx(840.0)

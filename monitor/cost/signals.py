@@ -67,6 +67,9 @@ def weekly_signals(current: CostReport, cost_per_1k_change: Mapping[tuple[str, s
             Signal("idle_cost_usd", labels, cost.idle_cost_usd, evidence),
             Signal("gpu_hours", labels, cost.gpu_hours, evidence),
         ]
+        if cost.gpus or cost.version is not None:
+            signals.append(Signal("cost_allocation_info", {**labels, "allocation": cost.allocation.value,
+                                                           "sharing": cost.sharing.value if cost.sharing else ""}, 1.0))
     return signals
 
 

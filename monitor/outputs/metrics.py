@@ -41,6 +41,10 @@ SIGNAL_METRICS: dict[str, tuple[str, str]] = {
     "cost_usd": ("monitor_cost_usd", "Serving cost in USD over the trailing 7 days"),
     "idle_cost_usd": ("monitor_cost_idle_usd", "Idle GPU cost in USD over the trailing 7 days"),
     "gpu_hours": ("monitor_gpu_hours", "GPU-hours over the trailing 7 days"),
+    "cost_allocation_info": ("monitor_cost_allocation_info",
+                             "1 per model and version: how its trailing-7-day cost was charged (allocation: "
+                             "placement or inference_share; sharing: exclusive, time_slicing_utilization, "
+                             "time_slicing_even)"),
     "gpu_utilization": ("monitor_gpu_utilization_ratio", "Mean GPU utilisation (0..1) over 15 minutes"),
     "fleet_gpu_hours": ("monitor_fleet_gpu_hours", "GPU-hours of every GPU the models select, over the trailing "
                                                    "7 days (a shared GPU counted once)"),

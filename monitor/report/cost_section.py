@@ -44,7 +44,8 @@ def build_cost_section(source: PrometheusSource, config: Config, period: ReportP
             before = None
         rows.append(CostRow(cost.model, cost.version, cost.inferences, cost.cost_usd, cost.cost_per_1k, before,
                             comparison.cost_per_1k_change.get((cost.model, cost.version)), cost.gpu_hours,
-                            cost.gpu_utilization, cost.idle_cost_usd))
+                            cost.gpu_utilization, cost.idle_cost_usd, cost.allocation.value,
+                            cost.sharing.value if cost.sharing else ""))
     days = period.length / DAY
     daily = []
     if days >= 1 and days == int(days):

@@ -13,7 +13,8 @@ import yaml
 
 from monitor.progress import progress
 from monitor.timeutil import iso_z
-from monitor.simulate.fleet import CONFIG_GPU_PRICE, DRIFTED_SCORE_BETA, FLEET, Fleet
+from monitor.simulate.fleet import (CONFIG_GPU_PRICE, DRIFTED_SCORE_BETA, FLEET, MIG_PROFILE_PRICES, Fleet,
+                                    placement_model_configs)
 from monitor.sources.prometheus import escape_label_value
 
 # promtool re-reads the whole input once per 2h block it writes, so only the tail
@@ -168,6 +169,7 @@ def fleet_config(prometheus_url: str) -> dict:
         if spec.name == "ranker":
             model["drift"]["log"] = {"path": "predictions/ranker.parquet", "timestamp_column": "timestamp"}
         models.append(model)
+    models += placement_model_configs()
     return {
         "prometheus": {"url": prometheus_url, "timeout": "30s"},
         "state": {"path": "monitor-state.db"},
@@ -175,7 +177,8 @@ def fleet_config(prometheus_url: str) -> dict:
         "slos": ["slos/*.yaml"],
         "rules": ["rules/*.yaml"],
         "models": models,
-        "cost": {"pricing": {"GPU": CONFIG_GPU_PRICE, "CPU": 0.031611, "RAM": 0.004237}},
+        "cost": {"pricing": {"GPU": CONFIG_GPU_PRICE, "CPU": 0.031611, "RAM": 0.004237,
+                             "mig_profiles": dict(MIG_PROFILE_PRICES)}},
         "reports": {"dir": "reports-out"},
         "schedule": {"evaluate_every": "1m"},
     }
