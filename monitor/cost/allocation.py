@@ -137,9 +137,10 @@ class GpuAllocation:
     # the instance's hours times this.
     slice_fraction: float = 1.0
     slice_basis: str = ""
-    # The model's share of this unit by version (None: pods of no known version), summing to 1;
-    # empty without placement.
+    # The model's share of this unit by version (None: pods of no known version), summing to 1.
     version_shares: Mapping[str | None, float] = field(default_factory=dict)
+    # Whether a pod on it is also another model's, split by share of inferences.
+    split_by_inferences: bool = False
 
     @property
     def cost_usd(self) -> float:
@@ -344,6 +345,7 @@ def _allocate_gpu(unit: GpuUsage, mine: GpuUsage, model: str, users: list[str],
     share = 0.0
     by_version: dict[str | None, float] = {}
     bases = []
+    by_inferences = False   # a pod it selects is also another model's
     for key in sorted(weights):
         if model not in pod_users.get((unit.gpu, key), ()):
             continue
@@ -351,6 +353,7 @@ def _allocate_gpu(unit: GpuUsage, mine: GpuUsage, model: str, users: list[str],
         model_part, basis = _model_part(model, pod_users[(unit.gpu, key)], totals)
         if basis:
             bases.append(basis)
+            by_inferences = True
         part = pod_share * model_part
         share += part
         version = next((p.version for p in mine.pods if (p.namespace, p.pod) == key), None)
@@ -359,13 +362,14 @@ def _allocate_gpu(unit: GpuUsage, mine: GpuUsage, model: str, users: list[str],
     if sharing is not Sharing.EXCLUSIVE:
         bases.insert(0, f"{len(weights)} pods time-slicing it, split by "
                         f"{'their processes SM utilisation' if sharing is Sharing.TIME_SLICING_UTILIZATION else 'their minutes on it'}")
-    if not others and sharing is Sharing.EXCLUSIVE:
-        share = 1.0 if share == 0 and not total_weight else share
-        return GpuAllocation(unit.gpu, hours, utilization, price, source, share, (), "sole user", sharing,
+    if not others:
+        # Every pod on it is this model's: all of it, exactly (not a sum of fractions).
+        basis = bases[0] if bases else "sole user"
+        return GpuAllocation(unit.gpu, hours, utilization, price, source, 1.0, (), basis, sharing,
                              fraction, slice_basis, version_shares)
     return GpuAllocation(unit.gpu, hours, utilization, price, source, share, others,
-                         "; ".join(dict.fromkeys(bases)) or "sole user of its pods", sharing, fraction, slice_basis,
-                         version_shares)
+                         "; ".join(dict.fromkeys(bases)) or "its own pods", sharing, fraction, slice_basis,
+                         version_shares, by_inferences)
 
 
 def pod_weights(pods: Mapping[tuple[str, str], PodTime], unit_minutes: float) -> tuple[dict[tuple[str, str], float], Sharing]:
@@ -420,8 +424,7 @@ def _model_cost(usage: ModelUsage, inferences: float | None, gpus: Sequence[GpuA
     shared = [g for g in gpus if g.shared_with or g.sharing is not Sharing.EXCLUSIVE]
     detail = "; ".join(f"{g.gpu.name}" + (f" shared with {', '.join(g.shared_with)}" if g.shared_with else "") +
                        f": {g.share:.1%} ({g.split_basis})" for g in shared)
-    # Split by inferences where a pod it selects is also another model's.
-    by_inferences = any("inferences" in g.split_basis or "split equally" in g.split_basis for g in gpus)
+    by_inferences = any(g.split_by_inferences for g in gpus)
     return ModelCost(usage.model, None, inferences, gpu_hours, utilization, cost, idle_cost,
                      cost_per_1k(cost, inferences), price_source, gpu_cost, cpu_cost, ram_cost,
                      usage.cpu_core_hours, usage.ram_gib_hours, 1.0 if inferences else None, by_source,

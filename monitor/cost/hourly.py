@@ -6,8 +6,9 @@ closed hour (`monitor.incremental.closed_boundary`), not at the cycle's minute: 
 move slowly, so they are recomputed once per hour and reused by the cycles between,
 with their age exported (`figures_age_seconds{figure="cost_weekly"}`).
 
-Each model's usage (inferences by version, per GPU its present grid minutes and
-utilisation sum, CPU core- and RAM byte-minutes) and OpenCost's node prices are
+Each model's usage (inferences by version, per GPU unit its present grid minutes and
+utilisation sum, per pod on it its minutes, version and processes' SM sum, CPU core- and
+RAM byte-minutes) and OpenCost's node prices are
 measured per closed hour, with the same queries `compute_costs` uses over a 1h
 window, and stored (`monitor.incremental.PeriodRepository`). A week is the sum of
 its 168 hours, then priced and split by the same `allocate`. Hours not yet stored
@@ -47,7 +48,7 @@ from datetime import datetime, timedelta
 from typing import Mapping, Sequence
 
 from monitor.config import Config, ModelConfig
-from monitor.cost.allocation import CostReport, GpuKey, GpuUsage, ModelUsage, allocate
+from monitor.cost.allocation import CostReport, GpuKey, GpuUsage, ModelUsage, PodTime, allocate
 from monitor.cost.collect import WEEK, CostWindows, _ModelPlan, _values_at
 from monitor.cost import queries
 from monitor.incremental import HOUR, PeriodRepository, PeriodValue, closed_boundary, contiguous_runs, hour_ends
@@ -78,7 +79,8 @@ def model_series_set(model: ModelConfig) -> str:
     """The series set of one model's hourly cost figures: its name and a digest of its queries."""
     plan = _ModelPlan.of(model, HOUR)
     texts = [getattr(figure, "query", figure) for figure in plan.all_queries()]  # a family member's own query
-    digest = hashlib.sha256(json.dumps([texts, plan.version_label]).encode()).hexdigest()[:16]
+    # The placement too: a pod's version is stored with its hours.
+    digest = hashlib.sha256(json.dumps([texts, plan.version_label, repr(model.placement)]).encode()).hexdigest()[:16]
     return f"cost/{model.name}/{digest}"
 
 
@@ -165,6 +167,11 @@ def _usage_values(usage: ModelUsage) -> list[PeriodValue]:
         key = _gpu_key_text(gpu.gpu)
         values += [PeriodValue("gpu_minutes", key, gpu.present_minutes),
                    PeriodValue("gpu_util_sum", key, gpu.utilization_percent_sum)]
+        for pod in gpu.pods:
+            pod_key = json.dumps([key, pod.namespace, pod.pod, pod.version])
+            values.append(PeriodValue("gpu_pod_minutes", pod_key, pod.minutes))
+            if pod.sm_utilization_sum is not None:
+                values.append(PeriodValue("gpu_pod_sm_sum", pod_key, pod.sm_utilization_sum))
     if usage.cpu_core_hours is not None:
         values.append(PeriodValue("cpu_core_hours", "", usage.cpu_core_hours))
     if usage.ram_gib_hours is not None:
@@ -177,14 +184,18 @@ def _week_report(config: Config, repository: PeriodRepository, sets: Mapping[str
     totals = repository.totals([*sets.values(), _PRICES_SET], start, end)
     # The week's average price: the mean of its hourly averages (see the module doc).
     node_prices = {key: t.total / t.hours for (figure, key), t in totals[_PRICES_SET].items() if t.hours}
-    usages = [_usage_from(model.name, totals[sets[model.name]], model.gpus) for model in config.models]
+    usages = [_usage_from(model.name, totals[sets[model.name]], model.gpus, model.placement is not None)
+              for model in config.models]
     return allocate(utc(start), utc(end), usages, config.cost.pricing, node_prices, warnings)
 
 
-def _usage_from(model: str, totals: Mapping[tuple[str, str], object], gpu_selector: str | None) -> ModelUsage:
+def _usage_from(model: str, totals: Mapping[tuple[str, str], object], gpu_selector: str | None,
+                placement: bool = False) -> ModelUsage:
     inferences: dict[str, float] = {}
     minutes: dict[str, float] = {}
     util_sums: dict[str, float] = {}
+    pod_minutes: dict[str, tuple[float, float]] = {}   # total, hours with a value
+    pod_sm: dict[str, tuple[float, float]] = {}
     cpu = ram = None
     for (figure, key), t in totals.items():
         if figure == "inferences":
@@ -193,11 +204,23 @@ def _usage_from(model: str, totals: Mapping[tuple[str, str], object], gpu_select
             minutes[key] = t.total
         elif figure == "gpu_util_sum":
             util_sums[key] = t.total
+        elif figure == "gpu_pod_minutes":
+            pod_minutes[key] = (t.total, t.hours)
+        elif figure == "gpu_pod_sm_sum":
+            pod_sm[key] = (t.total, t.hours)
         elif figure == "cpu_core_hours":
             cpu = t.total
         elif figure == "ram_gib_hours":
             ram = t.total
-    gpus = tuple(GpuUsage(GpuKey(*json.loads(key)), n, util_sums.get(key, 0.0))
+    pods: dict[str, list[PodTime]] = {}
+    for pod_key, (n, hours) in sorted(pod_minutes.items()):
+        unit, namespace, pod, version = json.loads(pod_key)
+        if n:
+            # A pod's SM sum counts only when every hour it ran had one (else: no data, not a part of it).
+            sm_total, sm_hours = pod_sm.get(pod_key, (None, 0.0))
+            pods.setdefault(unit, []).append(PodTime(namespace, pod, n, version,
+                                                     sm_total if sm_hours == hours else None))
+    gpus = tuple(GpuUsage(GpuKey(*json.loads(key)), n, util_sums.get(key, 0.0), tuple(pods.get(key, ())))
                  for key, n in sorted(minutes.items()) if n)
-    return ModelUsage(model, inferences or None, gpus, cpu, ram, gpu_selector)
+    return ModelUsage(model, inferences or None, gpus, cpu, ram, gpu_selector, placement)
 
