@@ -12,6 +12,7 @@ are NVIDIA's (MIG user guide, "Supported MIG Profiles": 3g.40gb holds 3/7 of an 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -240,3 +241,24 @@ def test_cost_json_and_metrics_say_which_allocation_each_figure_used(
     assert info[("chat", "v2")]["allocation"] == "placement"
     assert info[("ranker", "v2")]["allocation"] == "inference_share"
     assert info[("embed-b", "")]["sharing"] in ("time_slicing_utilization", "time_slicing_even")
+
+
+def test_the_reports_cost_table_says_how_each_row_was_charged(prom, config, fleet_end):
+    from dataclasses import replace
+
+    from monitor.report.cost_section import build_cost_section
+    from monitor.report.period import custom_period
+    from monitor.report.render import render_report_html
+    from monitor.report.synthetic import synthetic_report
+
+    period = custom_period(fleet_end - timedelta(days=1), fleet_end)
+    section = build_cost_section(prom, config, period)
+    rows = {(r.model, r.version): r for r in section.rows}
+    assert (rows[("chat", "v2")].allocation, rows[("ranker", "v2")].allocation) == ("placement", "inference_share")
+    assert rows[("embed-a", None)].sharing.startswith("time_slicing")
+    html = render_report_html(replace(synthetic_report(period, 1, 1), cost=section))
+    def row(model: str, version: str) -> str:
+        return re.search(f"<tr><td>{model}</td><td>{version}</td>.*?</tr>", html).group(0)
+
+    assert re.search(r"<td>own pods(&#39;|') GPUs</td>", row("chat", "v2"))
+    assert "<td>share of inferences</td>" in row("ranker", "v2")

@@ -32,6 +32,7 @@ from monitor.report.model import SloStatus
 from monitor.report.period import iso_week_period
 from monitor.slo import evaluate_slos, load_slo_specs, slo_signals
 from monitor.sources.prometheus import PrometheusSource
+from monitor.simulate.writers import fleet_config
 from monitor.store import StateStore
 from test_report_checks import external_references, html5_errors
 
@@ -220,7 +221,9 @@ def test_the_headline_counts_match_the_sections(week_report):
 def test_the_drifting_version_is_ranker_v2(week_report):
     doc = week_report[0]
     assert doc["drift"]["prediction_drifting"] == [["ranker", "v2"]]
-    assert doc["drift"]["coverage"] == 1.0
+    # Coverage: the models with a predictions histogram (the placement scenarios have none).
+    config = fleet_config("x")["models"]
+    assert doc["drift"]["coverage"] == sum("predictions" in m for m in config) / len(config)
     chart = next(d for d in doc["drift"]["distributions"] if d["model"] == "ranker" and d["version"] == "v2")
     assert chart["reference_version"] == "v1"
     assert sum(chart["reference_share"]) == pytest.approx(1) and sum(chart["current_share"]) == pytest.approx(1)
@@ -247,7 +250,7 @@ def test_fleet_cost_per_1k_is_total_cost_over_total_inferences(week_report, flee
     models = [r for r in doc["cost"]["rows"] if r["version"] is None]
     start = fleet_end - timedelta(days=7)
     inferences = sum(_increase(fleet, "nv_inference_count", start, fleet_end, model=m["name"])
-                     for m in truth["models"])
+                     for m in truth["models"] + truth["placement_models"])
     assert doc["cost"]["fleet_inferences"] == pytest.approx(inferences, rel=2e-3)
     assert doc["cost"]["fleet_cost_usd"] == pytest.approx(sum(m["cost_usd"] for m in models))
     assert doc["cost"]["fleet_cost_per_1k"] == pytest.approx(

@@ -13,7 +13,8 @@ import yaml
 
 from monitor.progress import progress
 from monitor.timeutil import iso_z
-from monitor.simulate.fleet import (CONFIG_GPU_PRICE, DRIFTED_SCORE_BETA, FLEET, MIG_PROFILE_PRICES, Fleet,
+from monitor.simulate.fleet import (CONFIG_GPU_PRICE, DRIFTED_SCORE_BETA, FLEET, MIG_PROFILE_PRICES,
+                                    PLACEMENT_FLEET, Fleet,
                                     placement_model_configs)
 from monitor.sources.prometheus import escape_label_value
 
@@ -66,6 +67,12 @@ def write_truth(fleet: Fleet, path: Path) -> dict:
         "models": [{"name": m.name, "batch_size": m.batch_size,
                     "gpus": [{"host": h, "gpu": g, "modelName": n} for h, g, n in m.gpus],
                     "gpu_namespace": m.gpu_namespace} for m in FLEET],
+        # The placement scenarios' models (PLACEMENT_FLEET): their pods, versions and GPU units.
+        "placement_models": [{"name": m.name, "namespace": m.namespace, "versions": sorted(m.requests_per_minute),
+                              "pods": [{"pod": p.name, "version": p.version,
+                                        "units": [{"host": h, "gpu": g, "GPU_I_PROFILE": prof, "GPU_I_ID": gi}
+                                                  for h, g, prof, gi in p.units]} for p in m.pods]}
+                             for m in PLACEMENT_FLEET],
         "drifted_score_beta": list(DRIFTED_SCORE_BETA),
         "config_gpu_price": CONFIG_GPU_PRICE,
     }
