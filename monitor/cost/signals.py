@@ -254,7 +254,7 @@ def _gpu_queries_rejected(broken: Mapping[str, QueryError], plans: tuple[CostWin
                           answers: Answers) -> bool:
     """Whether a broken model's own GPU queries were rejected: then nobody knows which GPUs it shares."""
     gpu_queries = {windows.range_query(figure) for windows in plans for plan in windows.plans
-                   if plan.model in broken for figure in (plan.gpu_minutes, plan.gpu_util_sum) if figure}
+                   if plan.model in broken for figure in (plan.unit_minutes, *plan.pod_figures.values()) if figure}
     return any(isinstance(answers.get(query), QueryError) for query in gpu_queries)
 
 
