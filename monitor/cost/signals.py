@@ -208,9 +208,11 @@ def _weekly_from_hours(source: PrometheusSource, config: Config, store: StateSto
 # Only that model is in error (monitor.definition_errors). Its figures are unknown, and
 # so are the costs of models sharing a GPU with it (shared GPUs are split by
 # inferences): those signals are withheld, which reads as no data, never as a number.
+# How they were split (cost_allocation_info) is unknown too: without the broken model a
+# shared GPU would read as theirs alone.
 _FLEET = frozenset({"fleet_gpu_hours", "fleet_gpu_utilization", "fleet_idle_cost_usd"})
 _SPLIT_BY_INFERENCES = frozenset({"cost_per_1k", "cost_per_1k_wow_change", "cost_usd", "idle_cost_usd",
-                                  "gpu_hours"})
+                                  "gpu_hours", "cost_allocation_info"})
 
 
 def _isolate_rejected(plans: tuple[CostWindows, ...], rate_queries: Mapping[str, InstantQuery], answers: Answers
