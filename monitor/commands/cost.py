@@ -74,7 +74,8 @@ def format_table(report: CostReport) -> str:
                      f"{m.price_source.value if m.price_source else '-'}  {m.allocation.value}")
         if m.version is None and m.gpus and any(g.shared_with or g.sharing.value != "exclusive" for g in m.gpus):
             notes.append(f"{m.model}: {m.allocation_detail}")
-    by_share = sorted({m.model for m in report.models if m.version is not None and m.allocation.value == "inference_share"})
+    by_share = sorted({m.model for m in report.models
+                       if m.version is not None and m.allocation.value == "inference_share"})
     if by_share:
         notes.append(f"versions of {', '.join(by_share)} share their model's GPUs (no placement): each version's "
                      f"cost is the model's cost times its share of the model's inferences")

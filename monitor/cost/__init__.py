@@ -13,5 +13,6 @@ from monitor.cost.collect import compute_costs, daily_costs, gpu_idle_periods, p
 from monitor.cost.presets import ModelMetrics, resolve_model_metrics
 from monitor.cost.signals import cost_signals
 
-__all__ = ["Allocation", "CostReport", "ModelCost", "PriceSource", "Sharing", "ModelMetrics", "compute_costs", "cost_signals",
+__all__ = ["Allocation", "CostReport", "ModelCost", "PriceSource", "Sharing", "ModelMetrics", "compute_costs",
+           "cost_signals",
            "daily_costs", "gpu_idle_periods", "period_over_period", "resolve_model_metrics", "week_over_week"]

@@ -305,7 +305,8 @@ def placement_warnings(usages: Sequence[ModelUsage], entries: Sequence[ModelCost
         unserved = sorted(placed - served)
         if placed and unserved:
             out.append(f"model {usage.model!r}: pods of version(s) {', '.join(unserved)} held GPUs but the "
-                       f"inference counter shows no inferences for them (it has: {', '.join(sorted(served)) or 'none'});"
+                       f"inference counter shows no inferences for them "
+                       f"(it has: {', '.join(sorted(served)) or 'none'});"
                        f" check that the placement's version values match the counter's version label")
         elif not placed and usage.gpus:
             out.append(f"model {usage.model!r}: placement is configured but no pod on its GPUs has a known "
@@ -313,7 +314,8 @@ def placement_warnings(usages: Sequence[ModelUsage], entries: Sequence[ModelCost
     return out
 
 
-def slice_price(gpu: GpuKey, pricing: Pricing, node_prices: Mapping[str, float]) -> tuple[float, float, PriceSource, str]:
+def slice_price(gpu: GpuKey, pricing: Pricing,
+                node_prices: Mapping[str, float]) -> tuple[float, float, PriceSource, str]:
     """(share of the GPU, USD per GPU-hour, price source, basis) of a GPU unit.
 
     A whole GPU: (1, its price). A MIG instance: its profile's share of the GPU at the
@@ -332,7 +334,8 @@ def slice_price(gpu: GpuKey, pricing: Pricing, node_prices: Mapping[str, float])
 
 
 def _allocate_gpu(unit: GpuUsage, mine: GpuUsage, model: str, users: list[str],
-                  pods: Mapping[tuple[str, str], PodTime], pod_users: Mapping[tuple[GpuKey, tuple[str, str]], list[str]],
+                  pods: Mapping[tuple[str, str], PodTime],
+                  pod_users: Mapping[tuple[GpuKey, tuple[str, str]], list[str]],
                   totals: Mapping[str, float | None], pricing: Pricing,
                   node_prices: Mapping[str, float]) -> GpuAllocation:
     fraction, price, source, slice_basis = slice_price(unit.gpu, pricing, node_prices)
@@ -360,8 +363,9 @@ def _allocate_gpu(unit: GpuUsage, mine: GpuUsage, model: str, users: list[str],
         by_version[version] = by_version.get(version, 0.0) + part
     version_shares = {v: x / share for v, x in by_version.items()} if share > 0 else {}
     if sharing is not Sharing.EXCLUSIVE:
-        bases.insert(0, f"{len(weights)} pods time-slicing it, split by "
-                        f"{'their processes SM utilisation' if sharing is Sharing.TIME_SLICING_UTILIZATION else 'their minutes on it'}")
+        by = ("their processes' SM utilisation" if sharing is Sharing.TIME_SLICING_UTILIZATION
+              else "their minutes on it")
+        bases.insert(0, f"{len(weights)} pods time-slicing it, split by {by}")
     if not others:
         # Every pod on it is this model's: all of it, exactly (not a sum of fractions).
         basis = bases[0] if bases else "sole user"
@@ -372,7 +376,8 @@ def _allocate_gpu(unit: GpuUsage, mine: GpuUsage, model: str, users: list[str],
                          version_shares, by_inferences)
 
 
-def pod_weights(pods: Mapping[tuple[str, str], PodTime], unit_minutes: float) -> tuple[dict[tuple[str, str], float], Sharing]:
+def pod_weights(pods: Mapping[tuple[str, str], PodTime],
+                unit_minutes: float) -> tuple[dict[tuple[str, str], float], Sharing]:
     """Each pod's weight in a unit's split, and how it was decided.
 
     Pods one after another (their minutes add up to the unit's, give or take a lookback
@@ -515,7 +520,8 @@ def _placed_version_cost(usage: ModelUsage, whole: ModelCost, version: str, infe
     for g in whole.gpus:
         if part(g) > 0:
             by_source[g.price_source.value] = by_source.get(g.price_source.value, 0.0) + part(g) * g.hours
-    return ModelCost(usage.model, version, inferences, gpu_hours, utilization, cost, idle, cost_per_1k(cost, inferences),
+    return ModelCost(usage.model, version, inferences, gpu_hours, utilization, cost, idle,
+                     cost_per_1k(cost, inferences),
                      whole.price_source, gpu_cost, cpu_cost, ram_cost, _scaled(whole.cpu_core_hours, share),
                      _scaled(whole.ram_gib_hours, share), share, by_source, (), Allocation.PLACEMENT, detail,
                      whole.sharing)

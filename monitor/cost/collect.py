@@ -221,14 +221,19 @@ class _ModelPlan:
                 continue
             key = _gpu_key(series.labels)
             util = figures["util_minutes"].get(key)
-            minutes_by_pod, sums, scale = ((util, figures["util_sum"].get(key, {}), 1.0) if util else
-                                           (figures["mig_minutes"].get(key, {}), figures["mig_sum"].get(key, {}), 100.0))
+            if util:
+                minutes_by_pod, sums, scale = util, figures["util_sum"].get(key, {}), 1.0
+            else:
+                minutes_by_pod, sums = figures["mig_minutes"].get(key, {}), figures["mig_sum"].get(key, {})
+                scale = 100.0
             pod_minutes = sum(minutes_by_pod.values())
             if not pod_minutes:
                 continue
             # The unit's utilisation: its pods' mean (the one reading of the GPU each pod's series
-            # carries), over the unit's minutes.
-            util_sum = sum(sums.values()) * scale / pod_minutes * minutes
+            # carries), over the unit's minutes; exactly their sum when pods never overlapped.
+            util_sum = sum(sums.values()) * scale
+            if pod_minutes != minutes:
+                util_sum = util_sum / pod_minutes * minutes
             sm = figures["process_sm_sum"].get(key, {})
             pods = tuple(PodTime(namespace, pod, n, self._version(versions, namespace, pod),
                                  sm.get((namespace, pod)))
