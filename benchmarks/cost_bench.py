@@ -8,12 +8,17 @@ figure), `daily_costs` over the week (7 windows in one range query per figure) a
 For each: HTTP queries and the samples Prometheus read per call (`stats=all`).
 Fleet figures (`fleet_figures` over the 7-day report: no queries of their own): the
 figures, and their time as a share of `compute_costs`.
+Placement: the canary's cost per 1k against the stable version's (1.00 when split by share
+of inferences), and `compute_costs` with `placement` as a ratio to the same without it
+(every model's `placement` removed): what reading kube_pod_labels and mapping pods to
+versions costs.
 """
 
 from __future__ import annotations
 
 import re
 import statistics
+from dataclasses import replace
 import sys
 import tempfile
 import time
@@ -102,8 +107,26 @@ def main() -> int:
                   f"{fleet.gpu_utilization:.2%} (weighted by GPU-hours), idle cost ${fleet.idle_cost_usd:,.2f}; "
                   f"fleet_figures {fleet_seconds * 1e6:.0f} us = {fleet_seconds / figures['compute_costs 7d'][0]:.5f}x "
                   f"compute_costs 7d, 0 queries")
+            unplaced = replace(config, models=[replace(m, placement=None) for m in config.models])
+            unplaced_call = lambda: compute_costs(source, unplaced, start, END)  # noqa: E731
+            unplaced_seconds = timed(unplaced_call)
+            # Again with placement, right after, so both see the same server state and load.
+            placed_seconds = timed(calls["compute_costs 7d"])
+            unplaced_load, placed_load = load(source, unplaced_call), load(source, calls["compute_costs 7d"])
+            v1, v2 = week.entry("chat", "v1"), week.entry("chat", "v2")
+            print(f"placement: chat v2 ${v2.cost_per_1k:.4f} vs v1 ${v1.cost_per_1k:.4f} per 1k = "
+                  f"{v2.cost_per_1k / v1.cost_per_1k:.2f}x ({v2.allocation.value}; by share of inferences: "
+                  f"{unplaced_report(source, unplaced, start):.2f}x); compute_costs 7d with placement "
+                  f"{placed_seconds * 1000:.0f} ms ({placed_load[0]} queries, {placed_load[1]:,d} samples), "
+                  f"without {unplaced_seconds * 1000:.0f} ms ({unplaced_load[0]} queries, {unplaced_load[1]:,d} "
+                  f"samples) = {placed_seconds / unplaced_seconds:.2f}x")
             source.close()
     return 0
+
+
+def unplaced_report(source: PrometheusSource, config, start: datetime) -> float:
+    report = compute_costs(source, config, start, END)
+    return report.entry("chat", "v2").cost_per_1k / report.entry("chat", "v1").cost_per_1k
 
 
 if __name__ == "__main__":

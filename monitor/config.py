@@ -276,6 +276,47 @@ class DefaultSlosConfig:
         return _objective_problem("availability", self.availability)
 
 
+# kube-state-metrics exports a pod label `a.b/c` on kube_pod_labels as `label_a_b_c`
+# (every character outside [a-zA-Z0-9_] becomes `_`; kube-state-metrics' sanitizeLabelName).
+_KSM_INVALID = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def kube_pod_label_name(pod_label: str) -> str:
+    """The label that carries Kubernetes pod label `pod_label` on kube-state-metrics' kube_pod_labels."""
+    return "label_" + _KSM_INVALID.sub("_", pod_label)
+
+
+@dataclass(frozen=True)
+class PlacementConfig:
+    """Which version each of a model's pods serves, so each version is charged its own pods' GPUs.
+
+    One of: `pod_label`, a Kubernetes pod label (e.g. `app.kubernetes.io/version`) read from
+    kube-state-metrics' `kube_pod_labels` (which must export it: `--metric-labels-allowlist`),
+    joined to the GPU series on namespace and pod; or `pod_pattern`, a regular expression
+    on the pod name with a group named `version` (e.g. `^chat-(?P<version>v[0-9]+)-`).
+    """
+
+    pod_label: str | None = None
+    pod_pattern: str | None = None
+
+    def yaml_check(self) -> Problems:
+        if (self.pod_label is None) == (self.pod_pattern is None):
+            return [(None, "needs exactly one of 'pod_label' (a pod label from kube_pod_labels) or "
+                           "'pod_pattern' (a regular expression on the pod name with a (?P<version>...) group)")]
+        if self.pod_label is not None:
+            if not self.pod_label.strip() or any(ord(ch) < 32 for ch in self.pod_label):
+                return [("pod_label", f"must be a Kubernetes label name, got {self.pod_label!r}")]
+            return []
+        try:
+            pattern = re.compile(self.pod_pattern or "")
+        except re.error as exc:
+            return [("pod_pattern", f"{self.pod_pattern!r} is not a regular expression: {exc}")]
+        if "version" not in pattern.groupindex:
+            return [("pod_pattern", f"{self.pod_pattern!r} needs a group named version, e.g. "
+                                    f"'^chat-(?P<version>[^-]+)-'")]
+        return []
+
+
 @dataclass(frozen=True)
 class TokensConfig:
     """An LLM's token counters (monitor.cost.tokens): cumulative counters of prompt
@@ -310,9 +351,13 @@ class ModelConfig:
     predictions: str | None = None
     drift: DriftConfig | None = None
     default_slos: DefaultSlosConfig = field(default_factory=DefaultSlosConfig)
+    # Per-version GPU placement: which pods serve which version (cost per version from their own GPUs).
+    placement: PlacementConfig | None = None
 
     def yaml_check(self) -> Problems:
         problems = _name_problem("name", self.name)
+        if self.placement is not None and self.gpus is None:
+            problems.append(("placement", "needs 'gpus' (placement charges each version the GPUs its pods held)"))
         if self.preset is None and self.inferences is None:
             problems.append((None, "needs 'inferences' (a counter of inferences served) or a 'preset'"))
         # Built into `sum by (<version_label>)`: anything but a label name would rewrite the query.
@@ -341,11 +386,15 @@ class Pricing:
     RAM: float = 0.0
     # Prices per GPU model, keyed by dcgm-exporter's `modelName` label value.
     gpu_models: dict[str, float] = field(default_factory=dict)
+    # USD per hour of one MIG instance, keyed by dcgm-exporter's `GPU_I_PROFILE` (e.g. "1g.10gb");
+    # without one, a slice costs its share of the GPU's price (monitor.cost.mig).
+    mig_profiles: dict[str, float] = field(default_factory=dict)
 
     def yaml_check(self) -> Problems:
         problems = _non_negative(self, "GPU", "CPU", "RAM")
-        problems += [("gpu_models", f"price for {name!r} must be a finite number >= 0, got {price!r}")
-                     for name, price in self.gpu_models.items() if not (math.isfinite(price) and price >= 0)]
+        for key in ("gpu_models", "mig_profiles"):
+            problems += [(key, f"price for {name!r} must be a finite number >= 0, got {price!r}")
+                         for name, price in getattr(self, key).items() if not (math.isfinite(price) and price >= 0)]
         return problems
 
 

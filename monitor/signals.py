@@ -48,6 +48,10 @@ CATALOGUE: dict[str, tuple[tuple[str, ...], str]] = {
     "cost_usd": (("model", "version"), "serving cost over the trailing 7 days"),
     "idle_cost_usd": (("model", "version"), "GPU cost x (1 - utilisation) over the trailing 7 days"),
     "gpu_hours": (("model", "version"), "GPU-hours over the trailing 7 days"),
+    "cost_allocation_info": (("model", "version", "allocation", "sharing"),
+                             "1: how the trailing 7 days' cost was charged: allocation placement (its own pods' "
+                             "GPUs) or inference_share; sharing exclusive, time_slicing_utilization or "
+                             "time_slicing_even"),
     "gpu_utilization": (("model",), "mean GPU utilisation (0..1) over the last 15 minutes"),
     # LLMs (monitor.cost.tokens): only for models with token counters.
     "prompt_tokens": (("model", "version"), "prompt (input) tokens over the trailing 7 days"),

@@ -60,7 +60,7 @@ def test_a_shared_gpu_is_split_by_inference_share():
     assert (a.gpu_hours, b.gpu_hours) == (18.0, 6.0)
     assert a.cost_usd + b.cost_usd == pytest.approx(24 * 0.8)
     assert a.gpu_utilization == b.gpu_utilization == 0.5  # the GPU's utilisation, not split
-    assert "shared with b: 75.0%" in a.allocation and "share of inferences" in a.allocation
+    assert "shared with b: 75.0%" in a.allocation_detail and "share of inferences" in a.allocation_detail
     assert a.cost_per_1k == pytest.approx(b.cost_per_1k)
 
 
@@ -69,7 +69,7 @@ def test_a_shared_gpu_nobody_used_is_split_equally_and_says_so():
     report = allocate(START, END, [ModelUsage("a", {"": 0.0}, [usage(shared, 24, 0.01)]),
                                    ModelUsage("b", None, [usage(shared, 24, 0.01)])], PRICING, {})
     assert report.entry("a").cost_usd == report.entry("b").cost_usd == pytest.approx(30.0)
-    assert "split equally" in report.entry("a").allocation
+    assert "split equally" in report.entry("a").allocation_detail
     assert report.entry("a").cost_per_1k is None and report.entry("b").cost_per_1k is None
     assert report.entry("b").inferences is None  # a missing counter is no data, not 0
 
@@ -83,7 +83,7 @@ def test_versions_share_the_models_gpus_by_inference_share():
     assert v2.gpu_hours == pytest.approx(7.2) and v2.idle_cost_usd == pytest.approx(18.0 * 0.6)
     assert v2.inference_share == pytest.approx(0.3)
     assert v1.cost_per_1k == pytest.approx(whole.cost_per_1k) == pytest.approx(v2.cost_per_1k)
-    assert "30.0% of r's cost" in v2.allocation
+    assert "30.0% of r's cost" in v2.allocation_detail and v2.allocation.value == "inference_share"
 
 
 def test_a_version_with_no_inferences_has_null_cost_per_1k():

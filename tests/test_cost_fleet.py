@@ -23,6 +23,7 @@ from monitor.cost.allocation import GpuKey, GpuUsage, ModelUsage, allocate
 from monitor.cost.fleet import fleet_figures
 from monitor.outputs.metrics import SignalCollector
 from monitor.simulate.fleet import CONFIG_GPU_PRICE, FLEET, NODE_GPU_HOURLY_COST, VLLM_MODEL
+from test_cost_placement import INSTANCE_PRICE, SM_FRACTION, unit_frame
 from test_cost_prometheus import _grid_values, _raw_minutes, _workload_gpus
 
 REL = 1e-9
@@ -45,14 +46,26 @@ def _fleet_frame(fleet, start: datetime, end: datetime, seen=_grid_values) -> pd
             values = seen(fleet, percent, start, end)
             rows.append(pd.DataFrame({"gpu": gpu, "model": namespace, "util": values / 100.0,
                                       "price": NODE_GPU_HOURLY_COST.get(node, CONFIG_GPU_PRICE)}))
-    return pd.concat(rows, ignore_index=True)
+    frame = pd.concat(rows, ignore_index=True).assign(unit=lambda f: f["gpu"], fraction=1.0)
+    # The placement fleet's GPU units (tests/test_cost_placement.py): each unit once, a MIG
+    # instance weighted by its share of the GPU, priced per GPU-hour.
+    units = unit_frame(fleet, start, end, raw=seen is _raw_minutes)
+    if len(units):
+        units = units.drop_duplicates(["uuid", "instance", "t"]).assign(
+            unit=lambda f: f["uuid"] + "/" + f["instance"], gpu=lambda f: f["uuid"], model=lambda f: f["namespace"],
+            util=lambda f: f["util"] / 100.0, fraction=lambda f: [SM_FRACTION.get(p, 1.0) for p in f["profile"]],
+            price=lambda f: [INSTANCE_PRICE[p] / SM_FRACTION[p] if p in INSTANCE_PRICE else CONFIG_GPU_PRICE
+                             for p in f["profile"]])
+        frame = pd.concat([frame, units[frame.columns]], ignore_index=True)
+    return frame
 
 
 def _truth(frame: pd.DataFrame) -> dict:
-    per_gpu = frame.groupby("gpu").agg(minutes=("util", "size"), util=("util", "mean"), price=("price", "first"))
-    per_gpu["hours"] = per_gpu["minutes"] / 60.0
+    per_gpu = frame.groupby("unit").agg(minutes=("util", "size"), util=("util", "mean"), price=("price", "first"),
+                                        fraction=("fraction", "first"), gpu=("gpu", "first"))
+    per_gpu["hours"] = per_gpu["minutes"] / 60.0 * per_gpu["fraction"]
     per_model = frame.groupby("model")["util"].mean()
-    return {"gpus": len(per_gpu), "gpu_hours": per_gpu["hours"].sum(),
+    return {"gpus": per_gpu["gpu"].nunique(), "gpu_hours": per_gpu["hours"].sum(),
             "gpu_utilization": (per_gpu["util"] * per_gpu["hours"]).sum() / per_gpu["hours"].sum(),
             "idle_cost_usd": (per_gpu["hours"] * per_gpu["price"] * (1 - per_gpu["util"])).sum(),
             "mean_of_model_means": per_model.mean()}

@@ -29,7 +29,7 @@ from monitor.cost.collect import period_over_period
 from monitor.cost.signals import inference_rates, recent_utilization
 from monitor.signals import CATALOGUE
 from monitor.simulate.fleet import CONFIG_GPU_PRICE, FLEET, NODE_GPU_HOURLY_COST
-from monitor.simulate.writers import COARSE_STEP_MINUTES, FINE_TAIL, other_server_models
+from monitor.simulate.writers import COARSE_STEP_MINUTES, FINE_TAIL, fleet_config
 
 pytestmark = pytest.mark.prometheus
 LOOKBACK_MINUTES = 5
@@ -173,7 +173,7 @@ def test_a_model_without_traffic_has_null_cost_per_1k_and_its_shared_gpu_goes_to
     assert legacy.cost_per_1k is None
     assert legacy.gpu_hours == 0 and legacy.cost_usd == 0
     assert fraud.gpu_hours == pytest.approx(4.0, rel=REL)
-    assert "legacy-tagger" in fraud.allocation and "100.0%" in fraud.allocation
+    assert "legacy-tagger" in fraud.allocation_detail and "100.0%" in fraud.allocation_detail
     assert legacy.as_dict()["cost_per_1k"] is None
 
 
@@ -185,7 +185,7 @@ def test_a_shared_gpu_is_split_by_inference_share_and_the_split_is_stated(prom, 
     assert fraud.gpus[0].share == pytest.approx(want, rel=REL)
     assert legacy.gpus[0].share == pytest.approx(1 - want, rel=REL)
     assert fraud.gpu_hours + legacy.gpu_hours == pytest.approx(168.0, rel=REL)
-    assert f"{want:.1%}" in fraud.allocation and "share of inferences" in fraud.allocation
+    assert f"{want:.1%}" in fraud.allocation_detail and "share of inferences" in fraud.allocation_detail
 
 
 def test_versions_split_the_models_cost_by_inference_share(prom, config, fleet, fleet_end):
@@ -198,7 +198,8 @@ def test_versions_split_the_models_cost_by_inference_share(prom, config, fleet, 
     assert v1.cost_usd + v2.cost_usd == pytest.approx(whole.cost_usd, rel=REL)
     assert v2.cost_usd == pytest.approx(whole.cost_usd * v2.inferences / whole.inferences, rel=REL)
     assert v1.cost_per_1k == pytest.approx(whole.cost_per_1k) == pytest.approx(v2.cost_per_1k)
-    assert "split by share of inferences" in v2.allocation
+    assert "split by share of inferences" in v2.allocation_detail
+    assert v1.allocation.value == v2.allocation.value == "inference_share"  # no placement configured: labelled
 
 
 def test_the_daily_breakdown_shows_churn_scorers_idle_gpu(prom, config, fleet, fleet_end):
@@ -237,9 +238,11 @@ def test_cost_json_has_the_documented_shape(prom, fleet_config_path, fleet, flee
     for entry in out["models"]:
         assert list(entry)[:len(documented)] == documented
         # The GPUs' price source; a CPU-only model has no GPU price.
-        assert entry["price_source"] in ("config", "node_gpu_hourly_cost") or entry["gpu_hours"] is None
+        assert (entry["price_source"] in ("config", "node_gpu_hourly_cost", "mig_profiles")
+                or entry["gpu_hours"] is None)
+        assert entry["allocation"] in ("placement", "inference_share")
     whole = [(e["model"], e["version"]) for e in out["models"] if e["version"] is None]
-    assert [m for m, _ in whole] == [m.name for m in FLEET] + [m["name"] for m in other_server_models()]
+    assert [m for m, _ in whole] == [m["name"] for m in fleet_config("x")["models"]]
     assert ("ranker", "v2") in [(e["model"], e["version"]) for e in out["models"]]
     ranker = next(e for e in out["models"] if e["model"] == "ranker" and e["version"] is None)
     assert ranker["gpu_hours"] == pytest.approx(336.0) and ranker["cost_usd"] == pytest.approx(840.0)

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 import requests
 import yaml
+from prometheus_client.utils import floatToGoString
 
 from monitor.daemon import Daemon, weekly_trigger
 from monitor.http_endpoints import HealthServer, parse_listen
@@ -68,7 +69,8 @@ def test_readiness_needs_a_recent_successful_cycle(config_path, fleet_end):
         assert "monitor_slo_burn_rate{" in text and "monitor_cost_per_1k_inferences_usd{" in text
         assert "monitor_gpu_utilization_ratio{" in text and "monitor_drift_psi{" in text
         # The load the cycle put on Prometheus, as the server's query stats counted it.
-        assert f"monitor_prometheus_samples_total {float(daemon.source.stats.samples)}" in text
+        # As the exposition writes floats (Go's formatting: 1.221326e+06 from a million on).
+        assert f"monitor_prometheus_samples_total {floatToGoString(daemon.source.stats.samples)}" in text
         assert daemon.source.stats.samples > 0
     finally:
         daemon.store.close()

@@ -314,7 +314,7 @@ def test_a_model_whose_cost_query_is_rejected_is_withheld_and_the_others_are_unc
     table = signal_table(s for s in got if s.name != "definition_error")
     if cotenants == "every model with GPUs":
         cotenants = {m.name for m in config.models if m.gpus} - {"legacy-tagger"}
-    split = {"cost_per_1k", "cost_per_1k_wow_change", "cost_usd", "idle_cost_usd", "gpu_hours",
+    split = {"cost_per_1k", "cost_per_1k_wow_change", "cost_usd", "idle_cost_usd", "gpu_hours", "cost_allocation_info",
              "cost_per_1m_tokens", "cost_per_1m_tokens_wow_change"}
     fleet = {"fleet_gpu_hours", "fleet_gpu_utilization", "fleet_idle_cost_usd"}
     assert fleet <= {k[0] for k, v in baseline.items() if v is not None}

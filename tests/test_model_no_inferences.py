@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from monitor.cli import main
-from monitor.simulate.writers import other_server_models
+from monitor.simulate.writers import fleet_config
 
 pytestmark = pytest.mark.prometheus
 
@@ -109,6 +109,6 @@ def test_a_model_whose_inference_series_vanish_pages_within_the_rules_for(fleet,
     # (the SLO, drift and cost rules keep their state when their data is gone).
     alerts = json.loads(cycles.cli("alerts", "--json"))["alerts"]
     nodata = sorted(a["labels"]["model"] for a in alerts if a["labels"].get("alertstate") == "nodata")
-    assert nodata == sorted([m.name for m in fleet.models] + [m["name"] for m in other_server_models()])
+    assert nodata == sorted(m["name"] for m in fleet_config("x")["models"])
     assert {a["labels"]["alertname"] for a in alerts if a["labels"].get("alertstate") == "nodata"} == {
         "ModelNoInferences"}

@@ -30,10 +30,9 @@ from monitor.outputs.report import write_period_report
 from monitor.pipeline import run_cycle
 from monitor.report.model import SloStatus
 from monitor.report.period import iso_week_period
-from monitor.simulate.fleet import FLEET
-from monitor.simulate.writers import other_server_models
 from monitor.slo import evaluate_slos, load_slo_specs, slo_signals
 from monitor.sources.prometheus import PrometheusSource
+from monitor.simulate.writers import fleet_config
 from monitor.store import StateStore
 from test_report_checks import external_references, html5_errors
 from test_cost_cpu import _seldon_v1_inferences, _seldon_v2_inferences
@@ -224,8 +223,9 @@ def test_the_headline_counts_match_the_sections(week_report):
 def test_the_drifting_version_is_ranker_v2(week_report):
     doc = week_report[0]
     assert doc["drift"]["prediction_drifting"] == [["ranker", "v2"]]
-    # Every Triton model is monitored; the vLLM and Seldon models configure no predictions.
-    assert doc["drift"]["coverage"] == len(FLEET) / (len(FLEET) + len(other_server_models()))
+    # Coverage: the models with a predictions histogram (the placement scenarios have none).
+    config = fleet_config("x")["models"]
+    assert doc["drift"]["coverage"] == sum("predictions" in m for m in config) / len(config)
     chart = next(d for d in doc["drift"]["distributions"] if d["model"] == "ranker" and d["version"] == "v2")
     assert chart["reference_version"] == "v1"
     assert sum(chart["reference_share"]) == pytest.approx(1) and sum(chart["current_share"]) == pytest.approx(1)
@@ -252,7 +252,7 @@ def test_fleet_cost_per_1k_is_total_cost_over_total_inferences(week_report, flee
     models = [r for r in doc["cost"]["rows"] if r["version"] is None]
     start = fleet_end - timedelta(days=7)
     inferences = sum(_increase(fleet, "nv_inference_count", start, fleet_end, model=m["name"])
-                     for m in truth["models"])
+                     for m in truth["models"] + truth["placement_models"])
     # The models on vLLM and Seldon, each counted as its preset counts inferences.
     inferences += (_vllm_truth(fleet, start, fleet_end)["inferences"] + _seldon_v2_inferences(fleet, start, fleet_end)
                    + sum(_seldon_v1_inferences(fleet, start, fleet_end).values()))

@@ -63,7 +63,7 @@ def format_table(report: CostReport) -> str:
     """A plain-text table, one row per model and version, with the splits applied listed below."""
     d = report.as_dict()
     header = (f"{'model':<20} {'version':<8} {'inferences':>14} {'gpu_h':>9} {'util':>6} {'cost_usd':>11} "
-              f"{'idle_usd':>10} {'usd/1k':>10}  price")
+              f"{'idle_usd':>10} {'usd/1k':>10}  price  charged_by")
     lines = [f"cost from {d['from']} to {d['to']}", header, "-" * len(header)]
     notes = []
     for m in report.models:
@@ -71,12 +71,16 @@ def format_table(report: CostReport) -> str:
                      f"{_number(m.inferences, ',.0f'):>14} {_number(m.gpu_hours, ',.1f'):>9} "
                      f"{_number(m.gpu_utilization, '.0%'):>6} {_number(m.cost_usd, ',.2f'):>11} "
                      f"{_number(m.idle_cost_usd, ',.2f'):>10} {_number(m.cost_per_1k, '.5f'):>10}  "
-                     f"{m.price_source.value if m.price_source else '-'}")
-        if m.version is None and m.gpus and any(g.shared_with for g in m.gpus):
-            notes.append(f"{m.model}: {m.allocation}")
-    if any(m.version is not None for m in report.models):
-        notes.append("versions share their model's GPUs: each version's cost is the model's cost "
-                     "times its share of the model's inferences")
+                     f"{m.price_source.value if m.price_source else '-'}  {m.allocation.value}")
+        if m.version is None and m.gpus and any(g.shared_with or g.sharing.value != "exclusive" for g in m.gpus):
+            notes.append(f"{m.model}: {m.allocation_detail}")
+    by_share = sorted({m.model for m in report.models
+                       if m.version is not None and m.allocation.value == "inference_share"})
+    if by_share:
+        notes.append(f"versions of {', '.join(by_share)} share their model's GPUs (no placement): each version's "
+                     f"cost is the model's cost times its share of the model's inferences")
+    if any(m.version is not None and m.allocation.value == "placement" for m in report.models):
+        notes.append("placement: each version of a model with `placement` is charged the GPUs its own pods held")
     tokens = [m for m in report.models if m.prompt_tokens is not None or m.generation_tokens is not None]
     if tokens:
         lines += ["", f"{'tokens':<20} {'version':<8} {'prompt':>16} {'generation':>16} {'usd/1M tokens':>14}"]

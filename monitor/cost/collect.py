@@ -9,17 +9,18 @@ same metric is one query across the models (queries.py's families), split per mo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Mapping
 
 import numpy as np
 
-from monitor.config import Config, ModelConfig
+from monitor.config import Config, ModelConfig, PlacementConfig, kube_pod_label_name
 from monitor.cost import queries
 
-from monitor.cost.allocation import (CostReport, GpuKey, GpuUsage, ModelUsage, allocate, cost_per_1k_change,
-                                     gpu_price)
+from monitor.cost.allocation import (CostReport, GpuKey, GpuUsage, ModelUsage, PodTime, allocate,
+                                     cost_per_1k_change, gpu_price)
 from monitor.cost.compute import ComputeFigure, ComputeUsage, Resource, compute_figures, compute_hours, priced
 from monitor.cost.tokens import cost_per_1m_tokens_change, token_increase
 from monitor.cost.idle import IdlePeriod, idle_runs, to_datetime
@@ -144,6 +145,18 @@ class CostWindows:
         return reports
 
 
+# The per-(unit, pod) figures of a model's GPUs, by name: grid minutes and utilisation sums of
+# each utilisation metric, and its processes' SM share where the exporter gives it per pod.
+_POD_FIGURES = (
+    ("util_minutes", "count_over_time", queries.GPU_UTIL_METRIC, "max"),
+    ("util_sum", "sum_over_time", queries.GPU_UTIL_METRIC, "max"),
+    ("mig_minutes", "count_over_time", queries.MIG_UTIL_METRIC, "max"),
+    ("mig_sum", "sum_over_time", queries.MIG_UTIL_METRIC, "max"),
+    # Several processes of one pod on one GPU add up.
+    ("process_sm_sum", "sum_over_time", queries.PROCESS_SM_METRIC, "sum"),
+)
+
+
 @dataclass(frozen=True)
 class _ModelPlan:
     """The queries one model needs for one window length."""
@@ -152,8 +165,10 @@ class _ModelPlan:
     inferences: Figure
     version_label: str | None
     gpu_selector: str | None
-    gpu_minutes: Figure | None
-    gpu_util_sum: Figure | None
+    unit_minutes: Figure | None
+    pod_figures: Mapping[str, Figure]
+    placement: PlacementConfig | None
+    pod_versions: Figure | None
     # CPU and RAM per node (monitor.cost.compute) and token counts (monitor.cost.tokens).
     compute: tuple[ComputeFigure, ...] = ()
     prompt_tokens: Figure | None = None
@@ -163,11 +178,16 @@ class _ModelPlan:
     def of(cls, model: ModelConfig, window: timedelta) -> "_ModelPlan":
         metrics = resolve_model_metrics(model)
         matchers = gpu_matchers(model)
+        pod_figures = {name: queries.gpu_pod_family(function, metric, matchers, window, combine)
+                       for name, function, metric, combine in _POD_FIGURES} if matchers else {}
+        placement = model.placement if matchers else None
+        pod_versions = (queries.kube_pod_versions(kube_pod_label_name(placement.pod_label), window)
+                        if placement and placement.pod_label else None)
         return cls(
             model.name, queries.inference_increase_family(metrics, window), metrics.version_label,
             model.gpus if matchers else None,
-            queries.gpu_present_minutes_family(matchers, window) if matchers else None,
-            queries.gpu_utilization_percent_sum_family(matchers, window) if matchers else None,
+            queries.gpu_unit_minutes_family(matchers, window) if matchers else None, pod_figures,
+            placement, pod_versions,
             tuple(compute_figures(model, window)),
             token_increase(metrics.prompt_tokens, metrics.version_label, window) if metrics.prompt_tokens else None,
             (token_increase(metrics.generation_tokens, metrics.version_label, window)
@@ -175,23 +195,17 @@ class _ModelPlan:
 
     def all_queries(self) -> list[Figure]:
         compute = [q for f in self.compute for q in (f.query, f.price_query) if q]
-        return [q for q in (self.inferences, self.gpu_minutes, self.gpu_util_sum, *compute, self.prompt_tokens,
-                            self.generation_tokens) if q]
+        return [q for q in (self.inferences, self.unit_minutes, *self.pod_figures.values(), self.pod_versions,
+                            *compute, self.prompt_tokens, self.generation_tokens) if q]
 
     def usage(self, results: Mapping[str, RangeResult], end: datetime) -> ModelUsage:
-        inferences = self._by_version(results, self.inferences, end)
-        gpus: list[GpuUsage] = []
-        if self.gpu_minutes and self.gpu_util_sum:
-            util_sums = {_gpu_key(s.labels): v for s, v in _values_at(results[_text(self.gpu_util_sum)], end)}
-            for series, minutes in _values_at(results[_text(self.gpu_minutes)], end):
-                if minutes:
-                    key = _gpu_key(series.labels)
-                    gpus.append(GpuUsage(key, minutes, util_sums.get(key) or 0.0))
         compute = tuple(self._compute(results, end))
-        return ModelUsage(self.model, inferences, tuple(gpus), compute_hours(compute, Resource.CPU),
-                          compute_hours(compute, Resource.RAM), self.gpu_selector,
+        return ModelUsage(self.model, self._by_version(results, self.inferences, end), self._gpus(results, end),
+                          compute_hours(compute, Resource.CPU), compute_hours(compute, Resource.RAM),
+                          self.gpu_selector,
                           self._by_version(results, self.prompt_tokens, end),
-                          self._by_version(results, self.generation_tokens, end), compute)
+                          self._by_version(results, self.generation_tokens, end), compute,
+                          self.placement is not None)
 
     def _by_version(self, results: Mapping[str, RangeResult], figure: Figure | None, end: datetime
                     ) -> dict[str, float] | None:
@@ -218,6 +232,70 @@ class _ModelPlan:
                                       value * figure.hours_per_unit, prices))
         return out
 
+    def _gpus(self, results: Mapping[str, RangeResult], end: datetime) -> tuple[GpuUsage, ...]:
+        """The model's GPU units with their pods: a unit's minutes from the unit figure, its pods' minutes
+        and utilisation from DCGM_FI_DEV_GPU_UTIL, or (a MIG instance has none) its engine activity."""
+        if self.unit_minutes is None:
+            return ()
+        figures = {name: _by_pod(results[_text(figure)], end) for name, figure in self.pod_figures.items()}
+        versions = self._pod_versions(results, end)
+        gpus = []
+        for series, minutes in _values_at(results[_text(self.unit_minutes)], end):
+            if not minutes:
+                continue
+            key = _gpu_key(series.labels)
+            util = figures["util_minutes"].get(key)
+            if util:
+                minutes_by_pod, sums, scale = util, figures["util_sum"].get(key, {}), 1.0
+            else:
+                minutes_by_pod, sums = figures["mig_minutes"].get(key, {}), figures["mig_sum"].get(key, {})
+                scale = 100.0
+            pod_minutes = sum(minutes_by_pod.values())
+            if not pod_minutes:
+                continue
+            # The unit's utilisation: its pods' mean (the one reading of the GPU each pod's series
+            # carries), over the unit's minutes; exactly their sum when pods never overlapped.
+            util_sum = sum(sums.values()) * scale
+            if pod_minutes != minutes:
+                util_sum = util_sum / pod_minutes * minutes
+            sm = figures["process_sm_sum"].get(key, {})
+            pods = tuple(PodTime(namespace, pod, n, self._version(versions, namespace, pod),
+                                 sm.get((namespace, pod)))
+                         for (namespace, pod), n in sorted(minutes_by_pod.items()) if n)
+            gpus.append(GpuUsage(key, minutes, util_sum, pods if any(p.pod for p in pods) else ()))
+        return tuple(gpus)
+
+    def _pod_versions(self, results: Mapping[str, RangeResult], end: datetime) -> dict[tuple[str, str], str]:
+        if self.pod_versions is None or self.placement is None or self.placement.pod_label is None:
+            return {}
+        label = kube_pod_label_name(self.placement.pod_label)
+        out = {}
+        for series, _ in _values_at(results[_text(self.pod_versions)], end):
+            labels = series.labels
+            namespace = labels.get("exported_namespace") or labels.get("namespace", "")
+            pod = labels.get("exported_pod") or labels.get("pod", "")
+            out[(namespace, pod)] = labels.get(label, "")
+        return out
+
+    def _version(self, versions: Mapping[tuple[str, str], str], namespace: str, pod: str) -> str | None:
+        """The version a pod serves, by the model's placement; None when not known."""
+        if self.placement is None:
+            return None
+        if self.placement.pod_pattern is not None:
+            found = re.search(self.placement.pod_pattern, pod)
+            return found.group("version") if found and found.group("version") else None
+        return versions.get((namespace, pod)) or None
+
+
+def _by_pod(result: RangeResult, end: datetime) -> dict[GpuKey, dict[tuple[str, str], float]]:
+    """unit -> (namespace, pod) -> value, at one evaluation time."""
+    out: dict[GpuKey, dict[tuple[str, str], float]] = {}
+    for series, value in _values_at(result, end):
+        if value is not None:
+            labels = series.labels
+            out.setdefault(_gpu_key(labels), {})[(labels.get("namespace", ""), labels.get("pod", ""))] = value
+    return out
+
 
 def _text(figure: Figure) -> str:
     return figure.query if isinstance(figure, Family) else figure
@@ -225,7 +303,8 @@ def _text(figure: Figure) -> str:
 
 def _gpu_key(labels: Mapping[str, str]) -> GpuKey:
     node = labels.get("Hostname") or labels.get("hostname") or ""
-    return GpuKey(node, labels.get("gpu", ""), labels.get("UUID", ""), labels.get("modelName", ""))
+    return GpuKey(node, labels.get("gpu", ""), labels.get("UUID", ""), labels.get("modelName", ""),
+                  labels.get("GPU_I_PROFILE", ""), labels.get("GPU_I_ID", ""))
 
 
 def _values_at(result: RangeResult, at: datetime) -> list[tuple[object, float | None]]:

@@ -6,7 +6,9 @@ appears in each of their entries with the same hours and utilisation (allocation
 measures it once, its longest presence); here it is counted once, since GPU-hours
 belong to GPUs, not to the models sharing them.
 
-- GPU-hours: the sum of each GPU's hours in the window.
+- GPUs: physical GPUs (a GPU in MIG mode is one GPU however many instances it has).
+- GPU-hours: the sum of each GPU unit's GPU-hours in the window (a MIG instance's hours
+  times its share of the GPU, so a fully sliced GPU has the hours of one GPU).
 - Utilisation: weighted by GPU-hours, sum(util_i x hours_i) / sum(hours_i), over the
   GPUs with a utilisation. Not the mean of the models' means: a model on one GPU and a
   model on eight would weigh the same.
@@ -24,7 +26,7 @@ from monitor.cost.allocation import CostReport, GpuAllocation, GpuKey
 
 @dataclass(frozen=True)
 class FleetFigures:
-    gpus: int                          # distinct GPUs with hours in the window
+    gpus: int                          # distinct physical GPUs with hours in the window
     gpu_hours: float | None
     gpu_utilization: float | None      # 0..1, weighted by GPU-hours
     gpu_cost_usd: float | None
@@ -55,4 +57,5 @@ def fleet_figures(report: CostReport) -> FleetFigures:
                    if measured_hours > 0 else None)
     idle = (sum(g.cost_usd * (1.0 - g.utilization) for g in measured)  # type: ignore[operator]
             if measured else None)
-    return FleetFigures(len(ordered), hours, utilization, sum(g.cost_usd for g in ordered), idle)
+    physical = {(g.gpu.node, g.gpu.index, g.gpu.uuid) for g in ordered}
+    return FleetFigures(len(physical), hours, utilization, sum(g.cost_usd for g in ordered), idle)

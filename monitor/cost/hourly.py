@@ -6,8 +6,9 @@ closed hour (`monitor.incremental.closed_boundary`), not at the cycle's minute: 
 move slowly, so they are recomputed once per hour and reused by the cycles between,
 with their age exported (`figures_age_seconds{figure="cost_weekly"}`).
 
-Each model's usage (inferences by version, per GPU its present grid minutes and
-utilisation sum, tokens by version, CPU and RAM per node) and OpenCost's node prices are
+Each model's usage (inferences by version, per GPU unit its present grid minutes and
+utilisation sum, per pod on it its minutes, version and processes' SM sum, tokens by
+version, CPU and RAM per node) and OpenCost's node prices are
 measured per closed hour, with the same queries `compute_costs` uses over a 1h
 window, and stored (`monitor.incremental.PeriodRepository`). A week is the sum of
 its 168 hours, then priced and split by the same `allocate`. Hours not yet stored
@@ -49,7 +50,7 @@ from datetime import datetime, timedelta
 from typing import Mapping, Sequence
 
 from monitor.config import Config, ModelConfig
-from monitor.cost.allocation import CostReport, GpuKey, GpuUsage, ModelUsage, allocate
+from monitor.cost.allocation import CostReport, GpuKey, GpuUsage, ModelUsage, PodTime, allocate
 from monitor.cost.collect import WEEK, CostWindows, _ModelPlan, _values_at
 from monitor.cost.compute import ComputeUsage, Resource, compute_hours
 from monitor.cost import queries
@@ -81,7 +82,8 @@ def model_series_set(model: ModelConfig) -> str:
     """The series set of one model's hourly cost figures: its name and a digest of its queries."""
     plan = _ModelPlan.of(model, HOUR)
     texts = [getattr(figure, "query", figure) for figure in plan.all_queries()]  # a family member's own query
-    digest = hashlib.sha256(json.dumps([texts, plan.version_label]).encode()).hexdigest()[:16]
+    # The placement too: a pod's version is stored with its hours.
+    digest = hashlib.sha256(json.dumps([texts, plan.version_label, repr(model.placement)]).encode()).hexdigest()[:16]
     return f"cost/{model.name}/{digest}"
 
 
@@ -156,7 +158,9 @@ def _answer(answer) -> RangeResult:
 
 
 def _gpu_key_text(gpu: GpuKey) -> str:
-    return json.dumps([gpu.node, gpu.index, gpu.uuid, gpu.model_name])
+    # A MIG instance adds its profile and id (a whole GPU keeps the four fields stored before).
+    fields = [gpu.node, gpu.index, gpu.uuid, gpu.model_name]
+    return json.dumps(fields + [gpu.mig_profile, gpu.mig_instance] if gpu.mig_profile or gpu.mig_instance else fields)
 
 
 def _usage_values(usage: ModelUsage) -> list[PeriodValue]:
@@ -166,6 +170,11 @@ def _usage_values(usage: ModelUsage) -> list[PeriodValue]:
         key = _gpu_key_text(gpu.gpu)
         values += [PeriodValue("gpu_minutes", key, gpu.present_minutes),
                    PeriodValue("gpu_util_sum", key, gpu.utilization_percent_sum)]
+        for pod in gpu.pods:
+            pod_key = json.dumps([key, pod.namespace, pod.pod, pod.version])
+            values.append(PeriodValue("gpu_pod_minutes", pod_key, pod.minutes))
+            if pod.sm_utilization_sum is not None:
+                values.append(PeriodValue("gpu_pod_sm_sum", pod_key, pod.sm_utilization_sum))
     for figure, by_version in (("prompt_tokens", usage.prompt_tokens_by_version),
                                ("generation_tokens", usage.generation_tokens_by_version)):
         values += [PeriodValue(figure, version, n) for version, n in (by_version or {}).items()]
@@ -184,16 +193,20 @@ def _week_report(config: Config, repository: PeriodRepository, sets: Mapping[str
     totals = repository.totals([*sets.values(), _PRICES_SET], start, end)
     # The week's average price: the mean of its hourly averages (see the module doc).
     node_prices = {key: t.total / t.hours for (figure, key), t in totals[_PRICES_SET].items() if t.hours}
-    usages = [_usage_from(model.name, totals[sets[model.name]], model.gpus) for model in config.models]
+    usages = [_usage_from(model.name, totals[sets[model.name]], model.gpus, model.placement is not None)
+              for model in config.models]
     return allocate(utc(start), utc(end), usages, config.cost.pricing, node_prices, warnings)
 
 
-def _usage_from(model: str, totals: Mapping[tuple[str, str], object], gpu_selector: str | None) -> ModelUsage:
+def _usage_from(model: str, totals: Mapping[tuple[str, str], object], gpu_selector: str | None,
+                placement: bool = False) -> ModelUsage:
     inferences: dict[str, float] = {}
     minutes: dict[str, float] = {}
     util_sums: dict[str, float] = {}
     tokens: dict[str, dict[str, float]] = {"prompt_tokens": {}, "generation_tokens": {}}
     compute: dict[tuple[Resource, str], dict[str, float]] = {}
+    pod_minutes: dict[str, tuple[float, float]] = {}   # total, hours with a value
+    pod_sm: dict[str, tuple[float, float]] = {}
     for (figure, key), t in totals.items():
         if figure == "inferences":
             inferences[key] = t.total
@@ -201,17 +214,29 @@ def _usage_from(model: str, totals: Mapping[tuple[str, str], object], gpu_select
             minutes[key] = t.total
         elif figure == "gpu_util_sum":
             util_sums[key] = t.total
+        elif figure == "gpu_pod_minutes":
+            pod_minutes[key] = (t.total, t.hours)
+        elif figure == "gpu_pod_sm_sum":
+            pod_sm[key] = (t.total, t.hours)
         elif figure in tokens:
             tokens[figure][key] = t.total
         elif figure.split("_", 1)[0] in ("cpu", "ram") and figure.endswith(("_hours", "_usd")):
             resource, part = figure.split("_", 1)
             compute.setdefault((Resource(resource), key), {})[part] = t.total
-    gpus = tuple(GpuUsage(GpuKey(*json.loads(key)), n, util_sums.get(key, 0.0))
+    pods: dict[str, list[PodTime]] = {}
+    for pod_key, (n, hours) in sorted(pod_minutes.items()):
+        unit, namespace, pod, version = json.loads(pod_key)
+        if n:
+            # A pod's SM sum counts only when every hour it ran had one (else: no data, not a part of it).
+            sm_total, sm_hours = pod_sm.get(pod_key, (None, 0.0))
+            pods.setdefault(unit, []).append(PodTime(namespace, pod, n, version,
+                                                     sm_total if sm_hours == hours else None))
+    gpus = tuple(GpuUsage(GpuKey(*json.loads(key)), n, util_sums.get(key, 0.0), tuple(pods.get(key, ())))
                  for key, n in sorted(minutes.items()) if n)
     rows = tuple(ComputeUsage(resource, node, parts.get("hours", 0.0), parts.get("priced_hours", 0.0),
                               parts.get("priced_usd", 0.0)) for (resource, node), parts in sorted(
                                   compute.items(), key=lambda item: (item[0][0].value, item[0][1])))
     return ModelUsage(model, inferences or None, gpus, compute_hours(rows, Resource.CPU),
                       compute_hours(rows, Resource.RAM), gpu_selector, tokens["prompt_tokens"] or None,
-                      tokens["generation_tokens"] or None, rows)
+                      tokens["generation_tokens"] or None, rows, placement)
 

@@ -116,6 +116,52 @@ def gpu_utilization_percent_sum(gpu_matchers: str, window: timedelta) -> str:
     return gpu_utilization_percent_sum_family(gpu_matchers, window).query
 
 
+# GPU units and the pods on them: what cost and placement read.
+#
+# A unit is a GPU or one MIG instance (GPU_I_PROFILE/GPU_I_ID). Its hours are the grid
+# minutes at which any series of it existed (one aggregation per grid minute: the only
+# figure that needs one, since pods on one unit may overlap). Everything else is a
+# range function over each raw series (`$over`), grouped after it: far cheaper than
+# aggregating at every grid minute, and equal to it, because the series of one
+# (unit, pod) are the same reading scraped once or twice (plain and `exported_*`),
+# deduplicated by `max`. The workload's `exported_pod`/`exported_namespace`, when the
+# scrape renamed them, are copied back onto `pod`/`namespace`.
+UNIT_LABELS = (*GPU_ID_LABELS, "GPU_I_PROFILE", "GPU_I_ID")
+GPU_METRICS = (GPU_UTIL_METRIC, MIG_UTIL_METRIC)
+PROCESS_SM_METRIC = "monitor_gpu_process_sm_utilization_ratio"
+_UNIT = ", ".join(UNIT_LABELS)
+
+
+def _unit_selector(gpu_matchers: str) -> str:
+    return f'{{__name__=~"{"|".join(GPU_METRICS)}",{gpu_matchers}}}'
+
+
+def gpu_unit_minutes_family(gpu_matchers: str, window: timedelta) -> Family:
+    """Per GPU unit: grid minutes in the window at which any of its utilisation series existed."""
+    return Family(f"count_over_time((count$by({_UNIT}) ($series(; {_EXPORTED})))[{grid_range(window)}])",
+                  _unit_selector(gpu_matchers))
+
+
+def _workload_copied(expression: str) -> str:
+    for label in ("pod", "namespace"):
+        expression = f'label_replace({expression}, "{label}", "$1", "{EXPORTED_PREFIX}{label}", "(.+)")'
+    return expression
+
+
+def gpu_pod_family(function: str, metric: str, gpu_matchers: str, window: timedelta, combine: str = "max") -> Family:
+    """Per (GPU unit, namespace, pod): `function` (count_over_time or sum_over_time) of `metric` over
+    the window's grid, each raw series on its own; `combine` merges series of one (unit, pod)."""
+    inner = f"$over({function}; {grid_range(window)}; ; {_EXPORTED})"
+    return Family(f"{combine}$by({_UNIT}, namespace, pod) ({_workload_copied(inner)})",
+                  f"{metric}{{{gpu_matchers}}}")
+
+
+def kube_pod_versions(label: str, window: timedelta) -> str:
+    """Pods seen in the window with a value of kube-state-metrics' `label` on kube_pod_labels."""
+    return (f"max by (namespace, pod, exported_namespace, exported_pod, {label}) "
+            f'(max_over_time(kube_pod_labels{{{label}!=""}}[{range_duration(window)}]))')
+
+
 def node_gpu_hourly_cost(window: timedelta) -> str:
     """OpenCost's GPU price per node, averaged over the window."""
     return f"avg by (node) (avg_over_time(node_gpu_hourly_cost[{range_duration(window)}]))"

@@ -69,6 +69,9 @@ def weekly_signals(current: CostReport, cost_per_1k_change: Mapping[tuple[str, s
             Signal("idle_cost_usd", labels, cost.idle_cost_usd, evidence),
             Signal("gpu_hours", labels, cost.gpu_hours, evidence),
         ]
+        if cost.gpus or cost.version is not None:
+            signals.append(Signal("cost_allocation_info", {**labels, "allocation": cost.allocation.value,
+                                                           "sharing": cost.sharing.value if cost.sharing else ""}, 1.0))
         if cost.prompt_tokens is not None or cost.generation_tokens is not None:
             token_evidence = {**evidence, "prompt_tokens": cost.prompt_tokens,
                               "generation_tokens": cost.generation_tokens}
@@ -222,9 +225,12 @@ def _weekly_from_hours(source: PrometheusSource, config: Config, store: StateSto
 # Only that model is in error (monitor.definition_errors). Its figures are unknown, and
 # so are the costs of models sharing a GPU with it (shared GPUs are split by
 # inferences): those signals are withheld, which reads as no data, never as a number.
+# How they were split (cost_allocation_info) is unknown too: without the broken model a
+# shared GPU would read as theirs alone.
 _FLEET = frozenset({"fleet_gpu_hours", "fleet_gpu_utilization", "fleet_idle_cost_usd"})
 _SPLIT_BY_INFERENCES = frozenset({"cost_per_1k", "cost_per_1k_wow_change", "cost_usd", "idle_cost_usd",
-                                  "gpu_hours", "cost_per_1m_tokens", "cost_per_1m_tokens_wow_change"})
+                                  "gpu_hours", "cost_allocation_info", "cost_per_1m_tokens",
+                                  "cost_per_1m_tokens_wow_change"})
 
 
 def _isolate_rejected(plans: tuple[CostWindows, ...], rate_queries: Mapping[str, InstantQuery], answers: Answers
@@ -268,7 +274,7 @@ def _gpu_queries_rejected(broken: Mapping[str, QueryError], plans: tuple[CostWin
                           answers: Answers) -> bool:
     """Whether a broken model's own GPU queries were rejected: then nobody knows which GPUs it shares."""
     gpu_queries = {windows.range_query(figure) for windows in plans for plan in windows.plans
-                   if plan.model in broken for figure in (plan.gpu_minutes, plan.gpu_util_sum) if figure}
+                   if plan.model in broken for figure in (plan.unit_minutes, *plan.pod_figures.values()) if figure}
     return any(isinstance(answers.get(query), QueryError) for query in gpu_queries)
 
 

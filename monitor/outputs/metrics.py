@@ -48,6 +48,10 @@ SIGNAL_METRICS: dict[str, tuple[str, str]] = {
     "cost_usd": ("monitor_cost_usd", "Serving cost in USD over the trailing 7 days"),
     "idle_cost_usd": ("monitor_cost_idle_usd", "Idle GPU cost in USD over the trailing 7 days"),
     "gpu_hours": ("monitor_gpu_usage_seconds", "GPU time (seconds of GPU use) over the trailing 7 days"),
+    "cost_allocation_info": ("monitor_cost_allocation_info",
+                             "1 per model and version: how its trailing-7-day cost was charged (allocation: "
+                             "placement or inference_share; sharing: exclusive, time_slicing_utilization, "
+                             "time_slicing_even)"),
     "gpu_utilization": ("monitor_gpu_utilization_ratio", "Mean GPU utilisation (0..1) over 15 minutes"),
     "prompt_tokens": ("monitor_model_prompt_tokens", "Prompt (input) tokens processed over the trailing 7 days"),
     "generation_tokens": ("monitor_model_generation_tokens", "Tokens generated over the trailing 7 days"),

@@ -44,7 +44,8 @@ def build_cost_section(source: PrometheusSource, config: Config, period: ReportP
             before = None
         rows.append(CostRow(cost.model, cost.version, cost.inferences, cost.cost_usd, cost.cost_per_1k, before,
                             comparison.cost_per_1k_change.get((cost.model, cost.version)), cost.gpu_hours,
-                            cost.gpu_utilization, cost.idle_cost_usd, cost.prompt_tokens, cost.generation_tokens,
+                            cost.gpu_utilization, cost.idle_cost_usd, cost.allocation.value,
+                            cost.sharing.value if cost.sharing else "", cost.prompt_tokens, cost.generation_tokens,
                             cost.cost_per_1m_tokens,
                             comparison.cost_per_1m_tokens_change.get((cost.model, cost.version))))
     days = period.length / DAY

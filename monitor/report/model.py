@@ -221,6 +221,10 @@ class CostRow:
     gpu_hours: float | None
     gpu_utilization: float | None         # 0..1
     idle_cost_usd: float | None
+    # How the cost was charged (monitor.cost.allocation): "placement" (its own pods' GPUs) or
+    # "inference_share", and how its GPUs were shared between pods ("" without GPUs).
+    allocation: str = ""
+    sharing: str = ""
     # LLMs (monitor.cost.tokens): None for models without token counters.
     prompt_tokens: float | None = None
     generation_tokens: float | None = None

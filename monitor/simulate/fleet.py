@@ -103,6 +103,75 @@ GATEWAY_BURNING_ENDPOINT = "/v1/recommend"
 GATEWAY_BURN_ERROR_RATIO = 0.05
 
 
+
+
+@dataclass(frozen=True)
+class PlacedPod:
+    """One pod of a placement model and the GPU units it holds: (host, gpu index, MIG profile, MIG id)."""
+
+    name: str
+    version: str
+    units: tuple[tuple[str, str, str, str], ...]
+    sm_share: float | None = None   # its processes' SM share of a time-sliced GPU (None: not exported)
+
+
+@dataclass(frozen=True)
+class PlacedModelSpec:
+    """A model whose GPU cost depends on which pods hold which GPUs (placement, MIG, time-slicing)."""
+
+    name: str
+    namespace: str
+    model_name: str                                  # dcgm-exporter modelName of its GPUs
+    requests_per_minute: dict[str, float]            # by version
+    pods: tuple[PlacedPod, ...]
+    placement: dict[str, str] | None = None          # the model's `placement` config
+    gpu_scrape: str = "plain"                        # plain or exported (honorLabels: false)
+    pod_selector: str | None = None                  # a pod regex in its `gpus` selector (a shared namespace)
+
+
+A100, H100 = "NVIDIA A100-SXM4-80GB", "NVIDIA H100 80GB HBM3"
+# Placement scenarios, each on GPUs of its own (gpu-node-5 .. gpu-node-8):
+# - `chat`: a canary on its own GPUs: v1 on 4 GPUs serves 90%, v2 on 2 GPUs serves 10%
+#   (versions read from the pod names);
+# - `summarizer`: stable and canary pods with a version pod label (kube_pod_labels), its
+#   GPUs scraped with `honorLabels: false` (the workload's labels as exported_*);
+# - `embed-a` and `embed-b`: a shared pool, two models' pods time-slicing the same two
+#   GPUs; on gpu 0 a node agent exports each pod's processes' SM share
+#   (monitor_gpu_process_sm_utilization_ratio with pod labels), on gpu 1 nothing does;
+# - `ocr` and `moderation`: one A100 80GB in MIG mode, sliced 3g.40gb + 2g.20gb + 1g.10gb +
+#   1g.10gb (mig-parted's "all-balanced" layout for the A100 80GB), the slices held by
+#   the two models' pods.
+PLACEMENT_FLEET = (
+    PlacedModelSpec("chat", "chat", H100, {"v1": 810.0, "v2": 90.0}, (
+        *(PlacedPod(f"chat-v1-6c9d7b5f4-{s}", "v1", (("gpu-node-5", str(i), "", ""),)) for i, s in
+          enumerate(("k2x7q", "m4p9z", "r8t3w", "w5n1c"))),
+        *(PlacedPod(f"chat-v2-5f8e9c7d2-{s}", "v2", (("gpu-node-5", str(4 + i), "", ""),)) for i, s in
+          enumerate(("b7h2d", "q3v8f")))),
+        placement={"pod_pattern": "^chat-(?P<version>v[0-9]+)-"}),
+    PlacedModelSpec("summarizer", "summarize", A100, {"stable": 300.0, "canary": 100.0}, (
+        PlacedPod("summarizer-7c4f9d8b6-x1lqp", "stable", (("gpu-node-6", "0", "", ""),)),
+        PlacedPod("summarizer-7c4f9d8b6-h9zrm", "stable", (("gpu-node-6", "1", "", ""),)),
+        PlacedPod("summarizer-canary-5b2e1c-y7tds", "canary", (("gpu-node-6", "2", "", ""), ("gpu-node-6", "3", "", "")))),
+        placement={"pod_label": "app.kubernetes.io/version"}, gpu_scrape="exported"),
+    PlacedModelSpec("embed-a", "pool", A100, {"1": 500.0}, (
+        PlacedPod("pool-embed-a-6d5c4b-9fj2k", "1", (("gpu-node-7", "0", "", ""), ("gpu-node-7", "1", "", "")),
+                  sm_share=0.45),), pod_selector="pool-embed-a-.*"),
+    PlacedModelSpec("embed-b", "pool", A100, {"1": 200.0}, (
+        PlacedPod("pool-embed-b-8e7f6a-2kd9s", "1", (("gpu-node-7", "0", "", ""), ("gpu-node-7", "1", "", "")),
+                  sm_share=0.15),), pod_selector="pool-embed-b-.*"),
+    PlacedModelSpec("ocr", "ocr", A100, {"1": 240.0}, (
+        PlacedPod("ocr-59c7d-4xk2p", "1", (("gpu-node-8", "0", "3g.40gb", "2"),)),
+        PlacedPod("ocr-59c7d-8hq3n", "1", (("gpu-node-8", "0", "1g.10gb", "9"),)))),
+    PlacedModelSpec("moderation", "moderation", A100, {"1": 180.0}, (
+        PlacedPod("moderation-6f8b2-t5r7v", "1", (("gpu-node-8", "0", "2g.20gb", "3"),)),
+        PlacedPod("moderation-6f8b2-c2m9w", "1", (("gpu-node-8", "0", "1g.10gb", "10"),)))),
+)
+# Where a node agent maps each process to its pod: the time-sliced GPU with per-pod SM shares.
+PROCESS_LABELLED_GPUS = {("gpu-node-7", "0")}
+# A price per MIG instance for one profile (the others cost their share of the GPU's price).
+MIG_PROFILE_PRICES = {"1g.10gb": 0.40}
+
+
 @dataclass
 class SimSeries:
     name: str
@@ -256,6 +325,8 @@ def generate_fleet(days: int = 7, seed: int = 1, end: datetime | None = None) ->
     _add_vllm_model(fleet, diurnal, np.random.default_rng([seed, 15, 1]))
     _add_seldon_v2_model(fleet, diurnal, np.random.default_rng([seed, 15, 2]))
     _add_seldon_v1_model(fleet, diurnal, np.random.default_rng([seed, 15, 3]))
+    # Its own generator too, for the same reason.
+    _add_placement_fleet(fleet, diurnal, np.random.default_rng([seed, 15]))
     return fleet
 
 
@@ -584,3 +655,59 @@ def _add_seldon_v1_model(fleet: Fleet, diurnal: np.ndarray, rng: np.random.Gener
             fleet.series.append(SimSeries("kube_pod_container_resource_requests",
                                           {**labels, "resource": "memory", "unit": "byte"},
                                           np.full(minutes, memory), kind="gauge"))
+
+
+def _add_placement_fleet(fleet: Fleet, diurnal: np.ndarray, rng: np.random.Generator) -> None:
+    """The placement scenarios (PLACEMENT_FLEET): Triton counters per version, dcgm-exporter series
+    per (GPU unit, pod) as its Kubernetes mapping exports them, kube_pod_labels, per-process SM shares."""
+    minutes = len(fleet.timestamps)
+    uuids: dict[tuple[str, str], str] = {}
+    utilization: dict[tuple[str, str, str, str], np.ndarray] = {}
+    for spec in PLACEMENT_FLEET:
+        load = diurnal * rng.normal(1.0, 0.03, minutes).clip(0.8, 1.2)
+        for version, per_minute in spec.requests_per_minute.items():
+            requests = rng.poisson(per_minute * load).astype(np.float64)
+            fleet.series.append(SimSeries("nv_inference_count", {"model": spec.name, "version": version,
+                                                                 "namespace": spec.namespace}, np.cumsum(requests)))
+        for pod in spec.pods:
+            if spec.placement and "pod_label" in spec.placement:
+                # kube-state-metrics: the pod label app.kubernetes.io/version as label_app_kubernetes_io_version.
+                fleet.series.append(SimSeries("kube_pod_labels", {
+                    "namespace": spec.namespace, "pod": pod.name, "uid": f"uid-{pod.name}",
+                    "label_app_kubernetes_io_version": pod.version, "label_app": spec.name,
+                    "job": "kube-state-metrics"}, np.ones(minutes), kind="gauge"))
+            for host, index, profile, instance in pod.units:
+                uuid = uuids.setdefault((host, index), "GPU-" + "".join(rng.choice(list("0123456789abcdef"), 8)) +
+                                        "-7a1c-11ef-8e2b-" + "".join(rng.choice(list("0123456789abcdef"), 12)))
+                unit = (host, index, profile, instance)
+                if unit not in utilization:
+                    # Time-sliced pods see one reading of their GPU: drawn once per unit.
+                    utilization[unit] = (30 + 35 * (diurnal - 0.6) + rng.normal(0, 4, minutes)).clip(1, 100).round()
+                labels = {"gpu": index, "UUID": uuid, "device": f"nvidia{index}", "modelName": spec.model_name,
+                          "hostname": host}
+                workload = {"namespace": spec.namespace, "pod": pod.name, "container": "triton"}
+                scraped = _gpu_labels(labels, workload, host, spec.gpu_scrape)
+                util = utilization[unit]
+                if profile:
+                    scraped = {**scraped, "GPU_I_PROFILE": profile, "GPU_I_ID": instance}
+                    fleet.series.append(SimSeries("DCGM_FI_PROF_GR_ENGINE_ACTIVE", scraped, util / 100.0, kind="gauge"))
+                else:
+                    fleet.series.append(SimSeries("DCGM_FI_DEV_GPU_UTIL", scraped, util, kind="gauge"))
+                if pod.sm_share is not None and (host, index) in PROCESS_LABELLED_GPUS:
+                    share = (pod.sm_share * (0.8 + 0.4 * rng.random(minutes))).round(4)
+                    fleet.series.append(SimSeries("monitor_gpu_process_sm_utilization_ratio",
+                                                  {**labels, "pid": str(4000 + int(index) * 10 + len(pod.name)),
+                                                   **workload}, share, kind="gauge"))
+
+
+def placement_model_configs() -> list[dict]:
+    """The placement scenarios' `models` entries in monitor.yaml."""
+    out = []
+    for spec in PLACEMENT_FLEET:
+        selector = f'namespace="{spec.namespace}"' + (f',pod=~"{spec.pod_selector}"' if spec.pod_selector else "")
+        model: dict = {"name": spec.name, "inferences": f'nv_inference_count{{model="{spec.name}"}}',
+                       "version_label": "version", "gpus": f"{{{selector}}}"}
+        if spec.placement:
+            model["placement"] = dict(spec.placement)
+        out.append(model)
+    return out

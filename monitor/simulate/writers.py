@@ -13,8 +13,9 @@ import yaml
 
 from monitor.progress import progress
 from monitor.timeutil import iso_z
-from monitor.simulate.fleet import (CONFIG_GPU_PRICE, DRIFTED_SCORE_BETA, FLEET, SELDON_V1_MODEL, SELDON_V1_NAMESPACE,
-                                    SELDON_V2_MODEL, SELDON_V2_NAMESPACE, VLLM_MODEL, Fleet)
+from monitor.simulate.fleet import (CONFIG_GPU_PRICE, DRIFTED_SCORE_BETA, FLEET, MIG_PROFILE_PRICES,
+                                    PLACEMENT_FLEET, SELDON_V1_MODEL, SELDON_V1_NAMESPACE, SELDON_V2_MODEL,
+                                    SELDON_V2_NAMESPACE, VLLM_MODEL, Fleet, placement_model_configs)
 from monitor.sources.prometheus import escape_label_value
 
 # promtool re-reads the whole input once per 2h block it writes, so only the tail
@@ -66,6 +67,12 @@ def write_truth(fleet: Fleet, path: Path) -> dict:
         "models": [{"name": m.name, "batch_size": m.batch_size,
                     "gpus": [{"host": h, "gpu": g, "modelName": n} for h, g, n in m.gpus],
                     "gpu_namespace": m.gpu_namespace} for m in FLEET],
+        # The placement scenarios' models (PLACEMENT_FLEET): their pods, versions and GPU units.
+        "placement_models": [{"name": m.name, "namespace": m.namespace, "versions": sorted(m.requests_per_minute),
+                              "pods": [{"pod": p.name, "version": p.version,
+                                        "units": [{"host": h, "gpu": g, "GPU_I_PROFILE": prof, "GPU_I_ID": gi}
+                                                  for h, g, prof, gi in p.units]} for p in m.pods]}
+                             for m in PLACEMENT_FLEET],
         "drifted_score_beta": list(DRIFTED_SCORE_BETA),
         "config_gpu_price": CONFIG_GPU_PRICE,
     }
@@ -170,6 +177,7 @@ def fleet_config(prometheus_url: str) -> dict:
             model["drift"]["log"] = {"path": "predictions/ranker.parquet", "timestamp_column": "timestamp"}
         models.append(model)
     models += other_server_models()
+    models += placement_model_configs()
     return {
         "prometheus": {"url": prometheus_url, "timeout": "30s"},
         "state": {"path": "monitor-state.db"},
@@ -177,7 +185,8 @@ def fleet_config(prometheus_url: str) -> dict:
         "slos": ["slos/*.yaml"],
         "rules": ["rules/*.yaml"],
         "models": models,
-        "cost": {"pricing": {"GPU": CONFIG_GPU_PRICE, "CPU": 0.031611, "RAM": 0.004237}},
+        "cost": {"pricing": {"GPU": CONFIG_GPU_PRICE, "CPU": 0.031611, "RAM": 0.004237,
+                             "mig_profiles": dict(MIG_PROFILE_PRICES)}},
         "reports": {"dir": "reports-out"},
         "schedule": {"evaluate_every": "1m"},
     }

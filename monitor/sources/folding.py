@@ -17,7 +17,9 @@ member's series selector), `$by(labels)` (every aggregation's grouping; renders 
 member's matchers on metric NAME, or on the selector's own metric when NAME is empty,
 `or` the same matchers with labels a, ... renamed to b, ... and copied back: the same
 series under another scrape's label names, e.g. Prometheus' `exported_` prefix; put it
-inside parentheses). The contract that keeps merged
+inside parentheses), and `$over(FUNC; RANGE; NAME; a->b, ...)`, the same two forms each read
+as `FUNC(selector[RANGE])` before the renamed labels are copied back (a range function on
+each raw series, which Prometheus evaluates far faster than one over an expression). The contract that keeps merged
 numbers equal to per-member ones: **every aggregation in the template groups through
 `$by(...)`**, so adding the merge label to each grouping keeps members apart.
 """
@@ -31,7 +33,8 @@ from typing import Iterable
 TAG_LABEL = "monitor_subquery"
 
 _BY = re.compile(r"\$by\(([^)]*)\)")
-_PLACEHOLDER = re.compile(r"\$by\((?P<by>[^)]*)\)|\$series\((?P<series>[^)]*)\)|\$selector")
+_PLACEHOLDER = re.compile(r"\$by\((?P<by>[^)]*)\)|\$series\((?P<series>[^)]*)\)|\$over\((?P<over>[^)]*)\)"
+                          r"|\$selector")
 # One matcher of a selector: name, operator, double-quoted value (escapes kept).
 _MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 _SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)?\s*\{(.*)\}\s*$", re.S)
@@ -71,35 +74,41 @@ def render(template: str, selector: str, extra_by: tuple[str, ...]) -> str:
             return f" by ({', '.join(labels)})" if labels else ""
         if match.group("series") is not None:
             metric, _, pairs = match.group("series").partition(";")
-            renames = dict(tuple(side.strip() for side in pair.split("->", 1))
-                           for pair in pairs.split(",") if "->" in pair)
-            return either_form(selector, metric.strip(), renames)
+            return either_form(selector, metric.strip(), _renames(pairs))
+        if match.group("over") is not None:
+            function, duration, metric, pairs = (part.strip() for part in match.group("over").split(";", 3))
+            return either_form(selector, metric, _renames(pairs), lambda s: f"{function}({s}[{duration}])")
         return selector
 
     # One pass, so nothing filled in is read as a placeholder again.
     return _PLACEHOLDER.sub(fill, template)
 
 
-def either_form(selector: str, metric: str, renames: dict[str, str]) -> str:
+def _renames(pairs: str) -> dict[str, str]:
+    return dict(tuple(side.strip() for side in pair.split("->", 1)) for pair in pairs.split(",") if "->" in pair)
+
+
+def either_form(selector: str, metric: str, renames: dict[str, str], wrap=lambda s: s) -> str:
     """`selector`'s matchers on `metric` (its own when empty), `or` the series they pick when their
     labels arrive renamed (`renames`: name -> new name), those labels copied back under their
     original names. Without a renamed matcher (or a selector this cannot parse) only the first.
+    `wrap` is applied to each selector before the labels are copied back.
 
     Each renamed label must be present (`new!=""`), so a negative matcher (`a!="x"`) does not
     pick every series that lacks the renamed label.
     """
     parsed = parse_selector(selector)
     if parsed is None:
-        return selector
+        return wrap(selector)
     own, matchers = parsed
     metric = metric or own
-    plain = f"{metric}{{{','.join(m.text() for m in matchers)}}}"
+    plain = wrap(f"{metric}{{{','.join(m.text() for m in matchers)}}}")
     moved = [name for name in dict.fromkeys(m.name for m in matchers) if name in renames]
     if not moved:
         return plain
     texts = [Matcher(renames.get(m.name, m.name), m.op, m.value).text() for m in matchers]
     texts += [f'{renames[name]}!=""' for name in moved]
-    renamed = f"{metric}{{{','.join(texts)}}}"
+    renamed = wrap(f"{metric}{{{','.join(texts)}}}")
     for name in moved:
         renamed = f'label_replace({renamed}, "{name}", "$1", "{renames[name]}", "(.*)")'
     return f"{plain} or {renamed}"
