@@ -235,8 +235,10 @@ def test_two_replicas_workers_never_claim_the_same_delivery(postgres_url):
         now = 100.0 + a.schedule.delays[0].total_seconds()
         claimed = a.claim("hook", now, a.claimant, claim_s=60)
         assert claimed is not None and claimed.attempts == 1 and claimed.claimed_by == a.claimant
-        # B may neither take the head A holds nor overtake it with the delivery behind it.
+        # B may neither take the head A holds nor overtake it with the delivery behind it; its lane waits
+        # for A's claim to lapse instead of polling (A's own worker may send it again at once).
         assert b.claim("hook", now + 1, b.claimant, claim_s=60) is None
+        assert b.next_due_at(["hook"]) == now + 60 and a.next_due_at(["hook"]) == now
         # A dies mid-send: once its claim lapses, B sends the head again (same message id).
         again = b.claim("hook", now + 61, b.claimant, claim_s=60)
         assert (again.id, again.message_id, again.attempts) == (claimed.id, claimed.message_id, 2)

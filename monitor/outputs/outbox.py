@@ -259,9 +259,16 @@ class Outbox:
         """The oldest pending delivery for a destination: the only one that may be sent next."""
         return self.rows.head(destination)
 
+    def ready_at(self, head: Delivery) -> float:
+        """When this process may send `head`: when it is due, or, while another worker's claim on it
+        holds (a replica sending it now), when that claim lapses."""
+        if head.claimed_by not in (None, self.claimant) and head.claimed_until is not None:
+            return max(head.next_attempt_at, head.claimed_until)
+        return head.next_attempt_at
+
     def next_due_at(self, destinations: Iterable[str]) -> float | None:
-        """When the earliest head among `destinations` is due, or None when nothing is pending."""
-        times = [d.next_attempt_at for d in (self.head(name) for name in destinations) if d is not None]
+        """When the earliest head among `destinations` may be sent, or None when nothing is pending."""
+        times = [self.ready_at(d) for d in (self.head(name) for name in destinations) if d is not None]
         return min(times) if times else None
 
     def deliveries(self, failed_only: bool = False, destination: str | None = None) -> list[Delivery]:

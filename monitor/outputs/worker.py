@@ -149,6 +149,6 @@ class OutboxWorker:
             except Exception:  # noqa: BLE001 - e.g. a locked state file: try again, never die silently
                 log.exception("outbox lane %s failed; trying again in %.0fs", name, poll_s)
                 head = None
-            wait_s = poll_s if head is None else min(poll_s, max(0.0, head.next_attempt_at - self.clock.now()))
+            wait_s = poll_s if head is None else min(poll_s, max(0.0, self.outbox.ready_at(head) - self.clock.now()))
             wake.wait(wait_s)
             wake.clear()
