@@ -147,6 +147,12 @@ def compute_config_drift(source: PrometheusSource, config: Config, at: datetime,
                 raise
             # This model's selector is wrong: it alone is in error, the others carry on.
             results.append(DriftResult(plan.model.name, "", None, plan.windows, decide([]), query_error=exc))
+    if shared_logs:
+        # Arrow's allocator keeps freed pages for reuse; a cycle reads the logs once a
+        # minute, so hand them back rather than hold the largest read's peak for good.
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
     if store is not None:
         # Profiles no model used this cycle belong to windows that have moved on (or to
         # logs no longer configured): each log keeps only its current reference's.
