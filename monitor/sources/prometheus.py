@@ -868,12 +868,15 @@ def _value(query: str, point: object, where: str) -> tuple[float, float | None]:
     raise UnexpectedResponse(query, f"{where}: sample timestamp {timestamp!r} is not a number")
 
 
+_STRINGS_ONLY = {str}
+
+
 def _labels(query: str, item: object, where: str) -> dict[str, str]:
     if not isinstance(item, dict):
         raise UnexpectedResponse(query, f"{where}: a series is not an object")
     labels = item.get("metric")
     # JSON object keys are always strings; values must be too.
-    if type(labels) is not dict or any(type(v) is not str for v in labels.values()):
+    if type(labels) is not dict or not set(map(type, labels.values())) <= _STRINGS_ONLY:
         raise UnexpectedResponse(query, f"{where}: a series' \"metric\" is not an object of string labels")
     if "histogram" in item or "histograms" in item:
         raise UnexpectedResponse(query, f"{where}: native histogram samples are not supported")
