@@ -73,6 +73,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import monitor.commands.run  # noqa: E402,F401  the daemon command's process settings (arrow's allocator)
 from fleet_history import FLEET_END, bench_sli, naive_slo_loop, prepare_history, write_recorded_series  # noqa: E402
 from monitor.config import Config, load_config  # noqa: E402
 from monitor.cost import queries as cost_queries  # noqa: E402

@@ -138,3 +138,12 @@ def test_the_daemon_loads_no_chart_or_compiler_module_until_it_draws_or_compiles
     assert "monitor.pipeline" in names
     assert sorted(n for n in names if n.split(".")[0] in ("matplotlib", "numba", "llvmlite")
                   or n.startswith("scipy.stats")) == []
+
+
+def test_the_daemon_command_gives_arrow_the_system_allocator():
+    # Set before pyarrow is imported, or it has no effect: `monitor run` imports its own module first.
+    code = "import monitor.commands.run, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                            env={**env, "PYTHONPATH": str(ROOT)})
+    assert result.stdout.strip() == "system"
