@@ -17,7 +17,7 @@ file. Measured in one process, on one server:
 For each: wall time (and its split over the SLO, drift and cost producers and the
 rest: rules, alert state, notifications), HTTP queries and the samples Prometheus
 read for them (`PrometheusSource.stats`, from `stats=all`'s totalQueryableSamples),
-RSS now (/proc/self/statm) and peak RSS so far (ru_maxrss: it only grows, so it is
+RSS now (/proc/self/statm) and peak RSS so far (VmHWM: it only grows, so it is
 read after each phase; the naive loop runs first to get its own peak). Each figure
 is also printed as a ratio to the naive loop's.
 
@@ -113,8 +113,13 @@ def rss_kib() -> int:
 
 
 def peak_rss_kib() -> int:
-    """The process's peak resident set size so far (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """The process's peak resident set size so far (VmHWM in /proc/self/status, KiB).
+
+    Not getrusage's ru_maxrss: Linux carries that over fork and exec, so a process the
+    pool spawns would report its parent's peak (the cold cycle's) as its own.
+    """
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 
 
 def mib(kib: float) -> str:
@@ -188,6 +193,7 @@ class StageTimes:
     queries: dict[str, int] = field(default_factory=dict)
     samples: dict[str, int] = field(default_factory=dict)
     rss_after: dict[str, int] = field(default_factory=dict)
+    peak_after: dict[str, int] = field(default_factory=dict)  # the process's peak RSS so far, after each
     slo_results: list[SloResult] = field(default_factory=list)
 
     def timed(self, name: str, produce: SignalProducer) -> SignalProducer:
@@ -200,6 +206,7 @@ class StageTimes:
                 self.queries[name] = source.stats.queries - made
                 self.samples[name] = source.stats.samples - read
                 self.rss_after[name] = rss_kib()
+                self.peak_after[name] = peak_rss_kib()
         return run
 
     def slo_producer_for_mode(self, source: PrometheusSource, config: Config, at: datetime,
@@ -229,6 +236,7 @@ class Cycle:
     stage_queries: dict[str, int]
     stage_samples: dict[str, int]
     stage_rss_kib: dict[str, int]
+    stage_peak_kib: dict[str, int]
     rss_kib: int
     peak_rss_kib: int
     samples: int
@@ -247,7 +255,7 @@ def one_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
         raise SystemExit(f"the cycle at {at:%H:%M} failed: {report.error}")
     firing = sum(alert.state.value == "firing" for alert in report.alerts.values())
     return Cycle(at, seconds, report.queries, len(report.signals), firing, len(report.notifications),
-                 dict(stages.seconds), dict(stages.queries), dict(stages.samples), dict(stages.rss_after), rss_kib(),
+                 dict(stages.seconds), dict(stages.queries), dict(stages.samples), dict(stages.rss_after), dict(stages.peak_after), rss_kib(),
                  peak_rss_kib(),
                  source.stats.samples - read, source.stats.max_query_samples), stages.slo_results
 
@@ -359,6 +367,7 @@ def recorded_phase(config_path: str, warm_at: datetime, leak_from: datetime, cyc
         # profiles: a warm-up on a copy of the state, then the measured cycle on the state.
         with StateStore(warm_up) as store:
             one_cycle(config, store, source, warm_at)
+        print(f"  (warm-up cycle on a copy of the state: peak RSS so far {mib(peak_rss_kib())})", flush=True)
         with StateStore(state) as store:
             recorded, _ = one_cycle(config, store, source, warm_at)
     print(f"  (recorded cycle: {recorded.seconds:.2f}s, {recorded.queries} queries, "
@@ -482,7 +491,8 @@ def report(slo_count: int, model_count: int, rss_start: int, peak_start: int, na
               f"{ratio(naive.samples, cycle.samples)} fewer samples; peak RSS "
               f"{cycle.peak_rss_kib / naive.peak_rss_kib:.2f}x the naive loop's")
         split = ", ".join(f"{stage} {seconds:.2f}s/{cycle.stage_queries[stage]}q/"
-                          f"{cycle.stage_samples[stage]:,} samples/RSS after {mib(cycle.stage_rss_kib[stage])}"
+                          f"{cycle.stage_samples[stage]:,} samples/RSS after {mib(cycle.stage_rss_kib[stage])} "
+                          f"(peak so far {mib(cycle.stage_peak_kib[stage])})"
                           for stage, seconds in cycle.stage_seconds.items())
         rest = cycle.seconds - sum(cycle.stage_seconds.values())
         print(f"{'':23s}{split}, rules+state+notifications {rest:.2f}s; {cycle.signals} signals, "
