@@ -17,7 +17,7 @@ file. Measured in one process, on one server:
 For each: wall time (and its split over the SLO, drift and cost producers and the
 rest: rules, alert state, notifications), HTTP queries and the samples Prometheus
 read for them (`PrometheusSource.stats`, from `stats=all`'s totalQueryableSamples),
-RSS now (/proc/self/statm) and peak RSS so far (ru_maxrss: it only grows, so it is
+RSS now (/proc/self/statm) and peak RSS so far (VmHWM: it only grows, so it is
 read after each phase; the naive loop runs first to get its own peak). Each figure
 is also printed as a ratio to the naive loop's.
 
@@ -73,6 +73,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import monitor.commands.run  # noqa: E402,F401  the daemon command's process settings (arrow's allocator)
 from fleet_history import FLEET_END, bench_sli, naive_slo_loop, prepare_history, write_recorded_series  # noqa: E402
 from monitor.config import Config, load_config  # noqa: E402
 from monitor.cost import queries as cost_queries  # noqa: E402
@@ -98,6 +99,10 @@ OBJECTIVES_PERCENT = (99.0, 99.5, 99.9, 99.95)
 # user-features pipeline is stale and search-embedder's latency regression starts.
 CYCLE_AT = FLEET_END - timedelta(hours=10)
 RSS_EVERY_CYCLES = 25
+# RSS is flat over the memory check when its least-squares slope from cycle 100 on is at
+# most this: 1 MiB per 100 cycles is 14 MiB a day at one cycle a minute, which a leak of
+# one retained answer per cycle (the recorded SLO answer alone is several MiB) exceeds.
+FLAT_KIB_PER_100_CYCLES = 1024
 PAGE_SIZE_KIB = resource.getpagesize() // 1024
 
 
@@ -108,8 +113,13 @@ def rss_kib() -> int:
 
 
 def peak_rss_kib() -> int:
-    """The process's peak resident set size so far (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """The process's peak resident set size so far (VmHWM in /proc/self/status, KiB).
+
+    Not getrusage's ru_maxrss: Linux carries that over fork and exec, so a process the
+    pool spawns would report its parent's peak (the cold cycle's) as its own.
+    """
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 
 
 def mib(kib: float) -> str:
@@ -183,6 +193,7 @@ class StageTimes:
     queries: dict[str, int] = field(default_factory=dict)
     samples: dict[str, int] = field(default_factory=dict)
     rss_after: dict[str, int] = field(default_factory=dict)
+    peak_after: dict[str, int] = field(default_factory=dict)  # the process's peak RSS so far, after each
     slo_results: list[SloResult] = field(default_factory=list)
 
     def timed(self, name: str, produce: SignalProducer) -> SignalProducer:
@@ -195,6 +206,7 @@ class StageTimes:
                 self.queries[name] = source.stats.queries - made
                 self.samples[name] = source.stats.samples - read
                 self.rss_after[name] = rss_kib()
+                self.peak_after[name] = peak_rss_kib()
         return run
 
     def slo_producer_for_mode(self, source: PrometheusSource, config: Config, at: datetime,
@@ -224,6 +236,7 @@ class Cycle:
     stage_queries: dict[str, int]
     stage_samples: dict[str, int]
     stage_rss_kib: dict[str, int]
+    stage_peak_kib: dict[str, int]
     rss_kib: int
     peak_rss_kib: int
     samples: int
@@ -242,7 +255,7 @@ def one_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
         raise SystemExit(f"the cycle at {at:%H:%M} failed: {report.error}")
     firing = sum(alert.state.value == "firing" for alert in report.alerts.values())
     return Cycle(at, seconds, report.queries, len(report.signals), firing, len(report.notifications),
-                 dict(stages.seconds), dict(stages.queries), dict(stages.samples), dict(stages.rss_after), rss_kib(),
+                 dict(stages.seconds), dict(stages.queries), dict(stages.samples), dict(stages.rss_after), dict(stages.peak_after), rss_kib(),
                  peak_rss_kib(),
                  source.stats.samples - read, source.stats.max_query_samples), stages.slo_results
 
@@ -354,6 +367,7 @@ def recorded_phase(config_path: str, warm_at: datetime, leak_from: datetime, cyc
         # profiles: a warm-up on a copy of the state, then the measured cycle on the state.
         with StateStore(warm_up) as store:
             one_cycle(config, store, source, warm_at)
+        print(f"  (warm-up cycle on a copy of the state: peak RSS so far {mib(peak_rss_kib())})", flush=True)
         with StateStore(state) as store:
             recorded, _ = one_cycle(config, store, source, warm_at)
     print(f"  (recorded cycle: {recorded.seconds:.2f}s, {recorded.queries} queries, "
@@ -382,7 +396,7 @@ def leak_check(config: Config, start: datetime, cycles: int, rss_before: int) ->
                 raise SystemExit(f"leak check cycle {index} failed: {report.error}")
             transitions += len(report.transitions)
             notifications += len(report.notifications)
-            if index % RSS_EVERY_CYCLES == 0 or index == cycles:
+            if index % RSS_EVERY_CYCLES == 0 or index in (1, cycles):
                 rss_by_cycle[index] = rss_kib()
                 print(f"  (memory check: {index} cycles, last {cycle_seconds[-1]:.2f}s, RSS {mib(rss_by_cycle[index])})",
                       flush=True)
@@ -477,7 +491,8 @@ def report(slo_count: int, model_count: int, rss_start: int, peak_start: int, na
               f"{ratio(naive.samples, cycle.samples)} fewer samples; peak RSS "
               f"{cycle.peak_rss_kib / naive.peak_rss_kib:.2f}x the naive loop's")
         split = ", ".join(f"{stage} {seconds:.2f}s/{cycle.stage_queries[stage]}q/"
-                          f"{cycle.stage_samples[stage]:,} samples/RSS after {mib(cycle.stage_rss_kib[stage])}"
+                          f"{cycle.stage_samples[stage]:,} samples/RSS after {mib(cycle.stage_rss_kib[stage])} "
+                          f"(peak so far {mib(cycle.stage_peak_kib[stage])})"
                           for stage, seconds in cycle.stage_seconds.items())
         rest = cycle.seconds - sum(cycle.stage_seconds.values())
         print(f"{'':23s}{split}, rules+state+notifications {rest:.2f}s; {cycle.signals} signals, "
@@ -494,13 +509,17 @@ def report(slo_count: int, model_count: int, rss_start: int, peak_start: int, na
           f"{statistics.median(leak.cycle_queries):.0f}, max {max(leak.cycle_queries)}; "
           f"{leak.transitions} alert transitions, {leak.notifications} notifications queued")
     print("  RSS after cycle " + ", ".join(f"{c}: {mib(leak.rss_by_cycle[c])}" for c in steps))
+    marks = [c for c in (1, 100, 250, 500) if c in leak.rss_by_cycle]
+    print("  RSS at cycles " + ", ".join(f"{c}: {leak.rss_by_cycle[c] / 1024:.1f} MiB" for c in marks))
     print(f"  peak RSS of that process over the recorded cycle and all {cycles} cycles: {mib(leak.peak_rss_kib)}")
     settled = [c for c in steps if c >= 100]
     if len(settled) >= 2:
         slope = statistics.linear_regression(settled, [leak.rss_by_cycle[c] for c in settled]).slope
         print(f"  growth from cycle {settled[0]} to {cycles}: "
               f"{(leak.rss_by_cycle[cycles] - leak.rss_by_cycle[settled[0]]) / 1024:+.1f} MiB "
-              f"(least-squares slope {slope * 100:+.0f} KiB per 100 cycles)")
+              f"(least-squares slope {slope * 100:+.0f} KiB per 100 cycles); "
+              f"{'flat' if abs(slope) * 100 <= FLAT_KIB_PER_100_CYCLES else 'NOT flat'} "
+              f"by the bound of {FLAT_KIB_PER_100_CYCLES} KiB per 100 cycles")
 
 if __name__ == "__main__":
     sys.exit(main())

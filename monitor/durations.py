@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 
 # Unit -> (position in the required order, seconds). A year is 365 days, as in Prometheus.
 _UNITS = {"y": (1, 365 * 86400), "w": (2, 7 * 86400), "d": (3, 86400), "h": (4, 3600), "m": (5, 60),
@@ -57,6 +58,7 @@ def _too_long(text: str) -> ValueError:
     return ValueError(f"duration {text!r} is longer than the maximum, {format_duration(MAX_DURATION)} (10 years)")
 
 
+@lru_cache(maxsize=1024)  # a cycle formats the same few windows thousands of times (SLO period keys)
 def format_duration(value: timedelta) -> str:
     """The shortest Prometheus duration for a timedelta: 30d, 1h30m, 5m, 90s."""
     total_ms = round(value.total_seconds() * 1000)

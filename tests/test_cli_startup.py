@@ -126,3 +126,24 @@ def test_zsh_completion_parses(tmp_path):
     assert script.read_text().startswith("#compdef monitor")
     result = subprocess.run([zsh, "-n", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_daemon_loads_no_chart_or_compiler_module_until_it_draws_or_compiles():
+    # matplotlib is for reports (drawn weekly), numba and scipy.stats not needed by a cycle's drift
+    # (numpy's kernels, the ported KS distribution): together over 200 MiB of resident memory.
+    code = "import sys, monitor.daemon, monitor.pipeline; print(' '.join(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    names = set(result.stdout.split())
+    assert "monitor.pipeline" in names
+    assert sorted(n for n in names if n.split(".")[0] in ("matplotlib", "numba", "llvmlite")
+                  or n.startswith("scipy.stats")) == []
+
+
+def test_the_daemon_command_gives_arrow_the_system_allocator():
+    # Set before pyarrow is imported, or it has no effect: `monitor run` imports its own module first.
+    code = "import monitor.commands.run, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                            env={**env, "PYTHONPATH": str(ROOT)})
+    assert result.stdout.strip() == "system"

@@ -175,3 +175,30 @@ def test_monitor_check_validates_the_prediction_log(fleet_config_path):
         broken.unlink()
     assert any("models[ranker].drift.log: " in p and "has no column 'ts'" in p and str(broken) + ":" in p
                for p in problems), problems
+
+
+def test_models_reading_one_log_share_its_profile_and_get_the_numbers_each_would_alone(prom, config, fleet_end,
+                                                                                        tmp_path):
+    ranker = config.model("ranker")
+    twin = replace(ranker, name="ranker-twin")
+    shared = replace(config, models=[ranker, twin])
+    alone = {r.version: r for r in compute_model_drift(prom, ranker, fleet_end, log_base_dir=config.base_dir)}
+    with StateStore(tmp_path / "state.db") as store:
+        results = compute_config_drift(prom, shared, fleet_end, store)
+        profiles = store.query("SELECT key FROM blobs WHERE namespace = 'drift_profiles'")
+    assert len(profiles) == 1, "one log, one reference window, one reference version (v1): one profile"
+    for model in ("ranker", "ranker-twin"):
+        mine = {r.version: r for r in results if r.model == model}
+        assert set(mine) == set(alone) == {"v1", "v2"}
+        for version, result in mine.items():
+            assert result.reference_version == alone[version].reference_version
+            assert result.columns == alone[version].columns, (model, version)
+
+
+def test_a_moved_reference_window_drops_the_profiles_no_model_uses(prom, config, fleet_end, tmp_path):
+    with StateStore(tmp_path / "state.db") as store:
+        compute_config_drift(prom, config, fleet_end - timedelta(minutes=30), store)
+        before = {r["key"] for r in store.query("SELECT key FROM blobs WHERE namespace = 'drift_profiles'")}
+        compute_config_drift(prom, config, fleet_end + timedelta(minutes=45), store)
+        after = {r["key"] for r in store.query("SELECT key FROM blobs WHERE namespace = 'drift_profiles'")}
+    assert len(before) == len(after) == 1 and before != after

@@ -10,6 +10,10 @@ within 1e-6 absolute.
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +26,8 @@ from scipy.spatial.distance import jensenshannon
 from monitor.drift.profile import ColumnKind, fit_profile
 from monitor.drift.ks_pvalue import ks_asymptotic_pvalue
 from monitor.drift.statistics import compare_to_profile
+
+REPO = Path(__file__).resolve().parent.parent
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REL = 1e-9
@@ -272,3 +278,30 @@ def test_the_numpy_kernels_equal_the_numba_kernels(reference, current):
     expected = expected_numeric(reference[np.isfinite(reference)], current[np.isfinite(current)])
     for name, value in expected.items():
         assert_statistic(name, getattr(numpy_only, name), value)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 60, 139, 140, 141, 500, 2000],
+                         ids=lambda n: f"n={n}")
+def test_the_ported_small_sample_ks_distribution_equals_scipys(n):
+    from monitor.drift.kolmogorov_exact import kstwo_sf
+
+    # Every branch: both Ruben-Gambino ends, the Durbin matrix, Pomeranz, smirnov and Pelz-Good.
+    xs = [*np.linspace(1e-4, 1 - 1e-4, 61), 0.4 / n, 0.75 / n, 1 / n, 1.5 / n, max(0.0, (n - 1) / n), 0.0, 1.0]
+    for x in xs:
+        assert kstwo_sf(n, x) == pytest.approx(stats.kstwo.sf(x, n), rel=1e-12, abs=1e-15), x
+    assert math.isnan(kstwo_sf(0, 0.5))
+
+
+def test_a_small_sample_drift_comparison_does_not_import_scipy_stats():
+    code = ("import sys, numpy as np, pandas as pd\n"
+            "from monitor.drift.profile import fit_profile\n"
+            "from monitor.drift.statistics import compare_to_profile\n"
+            "rng = np.random.default_rng(0)\n"
+            "profile = fit_profile(pd.DataFrame({'x': rng.normal(size=500), 'c': rng.choice(['a', 'b'], 500)}))\n"
+            "[r] = [r for r in compare_to_profile(profile, pd.DataFrame({'x': rng.normal(size=50),\n"
+            "        'c': rng.choice(['a', 'b'], 50)}), compiled=False) if r.column == 'x']\n"
+            "assert r.ks_pvalue is not None\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('scipy.stats', 'numba'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.stdout.strip() == "[]"

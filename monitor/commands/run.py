@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,12 @@ if TYPE_CHECKING:
     from monitor.signals import Signal
 
 __all__ = ["add_state_arguments", "open_state", "register", "run"]
+
+# The daemon reads prediction logs every cycle and refits their profiles hourly. Arrow's
+# default allocator (mimalloc) keeps what it freed, so the process's RSS would ratchet up
+# with each refit; the system allocator hands it back. Arrow picks its pool when first
+# imported, which is after this module (a command imports its own module first).
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -9,8 +9,8 @@ scipy's sf within 5e-9 absolute for n >= 2000 (checked in tests). In the far tai
 where 1 - CDF loses all digits (p < 1e-10), the Kolmogorov limit `kstwobign.sf`
 gives the order of magnitude: it differs from scipy's value by less than 1e-10.
 
-scipy.stats is imported only for the exact small-n branch: it costs over a second of
-start-up, which `monitor drift` on large files (always the asymptotic branch) skips.
+The exact small-n branch is scipy's own algorithm, ported (monitor.drift.kolmogorov_exact),
+so no drift computation imports scipy.stats.
 """
 
 from __future__ import annotations
@@ -73,13 +73,13 @@ def ks_asymptotic_pvalue(ks: float, n_reference: int, n_current: int) -> float |
     """`ks_2samp(method="asymp")`'s two-sided p-value; None where scipy's is NaN (n = m = 1)."""
     m, n = sorted([float(n_reference), float(n_current)], reverse=True)
     effective_n = float(np.round(m * n / (m + n)))
-    # scipy.stats is imported here, not at module load: it costs about 50 MiB of
-    # resident memory and seconds of start-up, and most cycles never reach it.
+    # scipy.stats.kstwo's own computation, ported (monitor.drift.kolmogorov_exact):
+    # importing scipy.stats would cost the daemon about 45 MiB of resident memory.
     if effective_n <= EXACT_MAX_N or not 0.0 < ks < 1.0:
-        from scipy.stats import kstwo
+        from monitor.drift.kolmogorov_exact import kstwo_sf
 
         with np.errstate(divide="ignore", invalid="ignore"):
-            pvalue = float(np.clip(kstwo.sf(ks, effective_n), 0, 1))
+            pvalue = kstwo_sf(int(effective_n), ks) if math.isfinite(effective_n) else math.nan
         return pvalue if math.isfinite(pvalue) else None
     pvalue = 1.0 - pelz_good_cdf(effective_n, ks)
     if pvalue < _TAIL:

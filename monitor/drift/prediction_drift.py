@@ -20,8 +20,15 @@ Inputs. The histogram `models[].predictions` (a `..._bucket` selector) gives the
 column "prediction" from two `increase()` queries; `drift.log` (Parquet or CSV,
 one row per prediction, with a timestamp column and optionally a version column
 named like `version_label`) gives one column per feature. Log profiles are cached
-in the state store under namespace "drift_profiles"; rows of a closed reference
-window are assumed not to change. Versions are "" when the data has no version.
+in the state store under namespace "drift_profiles", keyed by the log and window
+(not the model): models reading one log over the same windows share its read, its
+profiles and their comparison within a cycle. Rows of a closed reference window are
+assumed not to change. Versions are "" when the data has no version.
+
+The comparisons use numpy's kernels (`compare_to_profile(..., compiled=False)`), not
+numba's: a cycle's current window is small (an hour of rows), where the two take about
+the same time, and loading numba with its compiled kernels adds some 160 MiB to the
+daemon's resident memory. Tests hold both kernels to scipy and to each other.
 """
 
 from __future__ import annotations
@@ -131,14 +138,25 @@ def compute_config_drift(source: PrometheusSource, config: Config, at: datetime,
     # failed one is raised when its model's turn comes, as one at a time would.
     answers = _run_histogram_queries(source, plans, store)
     results: list[DriftResult] = []
+    shared_logs: dict[tuple, _LogDrift] = {}
     for plan in plans:
         try:
-            results += _model_drift(plan, answers, at, store, log_base_dir=config.base_dir)
+            results += _model_drift(plan, answers, at, store, log_base_dir=config.base_dir, shared_logs=shared_logs)
         except QueryError as exc:
             if exc.server_fault:
                 raise
             # This model's selector is wrong: it alone is in error, the others carry on.
             results.append(DriftResult(plan.model.name, "", None, plan.windows, decide([]), query_error=exc))
+    if shared_logs:
+        # Arrow's allocator keeps freed pages for reuse; a cycle reads the logs once a
+        # minute, so hand them back rather than hold the largest read's peak for good.
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    if store is not None:
+        # Profiles no model used this cycle belong to windows that have moved on (or to
+        # logs no longer configured): each log keeps only its current reference's.
+        prune_profiles(store, "", {key for log in shared_logs.values() for key in log.profile_keys})
     return results
 
 
@@ -193,7 +211,8 @@ def _answer(answers: _Answers, query: InstantQuery) -> InstantResult:
 
 
 def _model_drift(plan: _ModelPlan, answers: _Answers, at: datetime, store,
-                 log_base_dir: str | Path | None) -> list[DriftResult]:
+                 log_base_dir: str | Path | None, shared_logs: dict[tuple, "_LogDrift"] | None = None
+                 ) -> list[DriftResult]:
     model, drift, windows = plan.model, plan.drift, plan.windows
     per_version: dict[str, list[ColumnDrift]] = {}
     references: dict[str, str | None] = {}
@@ -204,7 +223,7 @@ def _model_drift(plan: _ModelPlan, answers: _Answers, at: datetime, store,
     if drift.log is not None:
         log_path = resolve_log_path(drift.log.path, log_base_dir)
         try:
-            log_results = _log_drift(model, drift, windows, log_path, store, at)
+            log_results = _shared_log_drift(model, drift, windows, log_path, store, at, shared_logs)
         except PredictionLogError as exc:
             # The histogram's verdict still stands; the log's columns become no data.
             logger.warning("model %s: prediction log drift skipped: %s", model.name, exc)
@@ -278,8 +297,45 @@ def _version_counts(path: str, file_state: tuple, timestamp_column: str, version
     return tuple(versions.value_counts().items())
 
 
+_VersionDrift = dict[str, tuple[list[ColumnDrift], str | None]]
+
+
+@dataclass(frozen=True)
+class _LogDrift:
+    """One log's drift per version over one pair of windows, and the profile keys it used."""
+
+    versions: _VersionDrift
+    profile_keys: frozenset[str]
+
+
+def _shared_log_drift(model: ModelConfig, drift: DriftConfig, windows: DriftWindows, path: str, store,
+                      at: datetime, shared: dict[tuple, _LogDrift] | None) -> _VersionDrift:
+    """`_log_drift`, computed once per cycle for models reading the same log the same way.
+
+    Everything it depends on is in the key: the log and how it is read, the version
+    column's name, the windows and min_samples. Without `shared` (one model on its
+    own, e.g. the weekly report's) it prunes that log's profiles of other windows itself.
+    """
+    log = drift.log
+    assert log is not None
+    key = (path, log.timestamp_column, tuple(log.columns) if log.columns is not None else None,
+           model.version_label, windows, drift.min_samples)
+    if shared is not None and key in shared:
+        return shared[key].versions
+    result = _log_drift(model, drift, windows, path, store, at)
+    if shared is not None:
+        shared[key] = result
+    elif store is not None:
+        prune_profiles(store, _profile_prefix(path), set(result.profile_keys))
+    return result.versions
+
+
+def _profile_prefix(path: str) -> str:
+    return f"{path}|log|"
+
+
 def _log_drift(model: ModelConfig, drift: DriftConfig, windows: DriftWindows, path: str, store,
-               at: datetime) -> dict[str, tuple[list[ColumnDrift], str | None]]:
+               at: datetime) -> _LogDrift:
     log = drift.log
     assert log is not None
     available = log_columns(path)
@@ -310,7 +366,9 @@ def _log_drift(model: ModelConfig, drift: DriftConfig, windows: DriftWindows, pa
             results[version] = ([no_data(c, ColumnKind.NUMERIC, "no rows in the reference window")
                                  for c in columns], None)
             continue
-        key = f"{model.name}|log|{reference_version}|{window_key}|{path}|{','.join(columns)}"
+        # The log, how it is read and the window: models reading one log share the profile.
+        key = (f"{_profile_prefix(path)}{log.timestamp_column}|{version_column or ''}|{reference_version}|"
+               f"{window_key}|{','.join(columns)}")
         used_keys.add(key)
 
         def fit(reference_version: str = reference_version):
@@ -320,7 +378,6 @@ def _log_drift(model: ModelConfig, drift: DriftConfig, windows: DriftWindows, pa
             return fit_profile(frame, columns, description=f"{path} {window_key} version={reference_version}")
 
         profile, _ = cached_profile(store, key, fit, at.timestamp())
-        results[version] = (compare_to_profile(profile, rows, columns, drift.min_samples), reference_version)
-    if store is not None:
-        prune_profiles(store, f"{model.name}|log|", used_keys)
-    return results
+        results[version] = (compare_to_profile(profile, rows, columns, drift.min_samples, compiled=False),
+                            reference_version)
+    return _LogDrift(results, frozenset(used_keys))

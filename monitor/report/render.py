@@ -20,7 +20,6 @@ from markupsafe import Markup
 
 import monitor
 from monitor.errors import MonitorError
-from monitor.report import charts
 from monitor.report.files import ReportWriteError, write_all_atomic, write_atomic
 from monitor.report.model import ReportModel, report_json
 from monitor.report.period import ReportPeriod
@@ -103,6 +102,9 @@ class ReportCharts:
 
 def draw_charts(model: ReportModel) -> ReportCharts:
     """Every chart the page shows, drawn from the model's numbers."""
+    # matplotlib only where charts are drawn: the daemon imports this module but draws weekly.
+    from monitor.report import charts
+
     burn_rate = {row.slo_id: Markup(charts.burn_rate_chart(row.burn_rate, f"{row.slo_id} burn rate",
                                                            row.burn_rate_window, row.page_burn_rate_threshold))
                  for row in model.slos.rows if row.burn_rate is not None and row.burn_rate.timestamps_s}
@@ -133,6 +135,8 @@ class EmailReport:
 
 def render_report_email_html(model: ReportModel, environment: jinja2.Environment | None = None) -> EmailReport:
     """The same page with its charts drawn as PNG attachments (mail clients do not all draw SVG)."""
+    from monitor.report import charts
+
     with charts.charts_as_png() as images:
         drawn = draw_charts(model)
     return EmailReport(render_report_html(model, environment, drawn), dict(images))

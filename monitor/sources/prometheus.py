@@ -264,6 +264,9 @@ DEFAULT_SAMPLE_BUDGET = 500_000
 # range, until the server's stats say (from the first answer on): one series scraped
 # every minute.
 ASSUMED_SAMPLES_PER_SECOND = 1 / 60
+# A shape not yet learned is probed (one query of it sent first, alone) when one series
+# scraped every 15 s would read more than this share of the sample budget.
+PROBE_SHARE = 0.01
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 2 ** 20
 _READ_CHUNK = 64 * 1024
 
@@ -511,12 +514,18 @@ class PrometheusSource:
           fold's warnings (partial data) are on each of its queries' answers.
         """
         unique = list(dict.fromkeys(queries))
-        by_params: dict[tuple, list[Query]] = {}
-        for query in unique:
-            by_params.setdefault(_params_key(query), []).append(query)
+        # Heavy shapes the engine has not measured yet: one of each goes first, alone,
+        # and the rest are cut on what it read (a cold start's first week-long queries
+        # would otherwise be planned on a guess of one series each).
+        answers = self._send_planned(self._probes(_by_params(unique)))
         pending: list[_Unit] = []
-        for group in by_params.values():
+        for group in _by_params([q for q in unique if q not in answers]).values():
             pending += self._plan(group, max(1, fold))
+        answers.update(self._send_planned(pending))
+        return answers
+
+    def _send_planned(self, pending: list[_Unit]) -> dict[Query, Answer]:
+        """Send planned units (retrying refused folds part by part) and learn from what they read."""
         answers: dict[Query, Answer] = {}
         sent: list[_Unit] = []
         while pending:
@@ -550,6 +559,41 @@ class PrometheusSource:
                 share = unit.samples * (estimate / planned if planned > 0 else 1 / len(unit.shapes))
                 observed[key] = max(observed.get(key, 0.0), share)
         self._samples_per_member.update(observed)
+
+    def _probes(self, groups: Mapping[tuple, list[Query]]) -> list[_Unit]:
+        """One unit per heavy shape not yet learned that a batch has several of: a merge's
+        first label value, or a single query of that shape."""
+        probes: list[_Unit] = []
+        probed: set[str] = set()  # one probe per shape, whatever the instant or range
+        for group in groups.values():
+            by_family = {q.family: q for q in group if q.family is not None}
+            merges, _ = plan_merges(by_family) if by_family else ({}, [])
+            merged: set[Query] = set()
+            for merge, values in merges.items():
+                members = {by_family[f]: v for f, v in values.items()}
+                merged.update(members)
+                first, key = min(members.values()), f"merge|{merge.template}"
+                if len(set(members.values())) > 1 and key not in probed and self._unlearned_and_heavy(
+                        key, next(iter(members)), merge.query([first])):
+                    probed.add(key)
+                    probes += self._merge_units(merge, {q: v for q, v in members.items() if v == first})
+            by_shape: dict[str, list[Query]] = {}
+            for query in group:
+                if query not in merged:
+                    by_shape.setdefault(shape(query.query), []).append(query)
+            for key, same in by_shape.items():
+                if len(same) > 1 and key not in probed and self._unlearned_and_heavy(key, same[0]):
+                    probed.add(key)
+                    probes.append(self._single(same[0]))
+        return probes
+
+    def _unlearned_and_heavy(self, key: str, query: Query, text: str | None = None) -> bool:
+        # Heavy: one series scraped every 15 s over the query's ranges and steps would read
+        # more than PROBE_SHARE of the budget (week-long windows; not 5-minute rates).
+        if key in self._samples_per_member:
+            return False
+        one_series = lookback_seconds(text or query.query) / 15 * _steps(query)
+        return one_series > PROBE_SHARE * self.sample_budget
 
     def _plan(self, group: list[Query], fold: int) -> list[_Unit]:
         """The HTTP queries for queries sharing evaluation parameters: merges and single queries,
@@ -824,12 +868,15 @@ def _value(query: str, point: object, where: str) -> tuple[float, float | None]:
     raise UnexpectedResponse(query, f"{where}: sample timestamp {timestamp!r} is not a number")
 
 
+_STRINGS_ONLY = {str}
+
+
 def _labels(query: str, item: object, where: str) -> dict[str, str]:
     if not isinstance(item, dict):
         raise UnexpectedResponse(query, f"{where}: a series is not an object")
     labels = item.get("metric")
     # JSON object keys are always strings; values must be too.
-    if type(labels) is not dict or any(type(v) is not str for v in labels.values()):
+    if type(labels) is not dict or not set(map(type, labels.values())) <= _STRINGS_ONLY:
         raise UnexpectedResponse(query, f"{where}: a series' \"metric\" is not an object of string labels")
     if "histogram" in item or "histograms" in item:
         raise UnexpectedResponse(query, f"{where}: native histogram samples are not supported")
@@ -886,6 +933,14 @@ def _range_result(query: str, start: datetime, end: datetime, step: timedelta, d
 
 
 # -- batch helpers ---------------------------------------------------------------------
+
+def _by_params(queries: list[Query]) -> dict[tuple, list[Query]]:
+    """Queries grouped by evaluation parameters (only those can share an HTTP query)."""
+    groups: dict[tuple, list[Query]] = {}
+    for query in queries:
+        groups.setdefault(_params_key(query), []).append(query)
+    return groups
+
 
 def _range_params(query: str, start: datetime, end: datetime, step: timedelta) -> dict[str, str]:
     return {"query": query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}",
