@@ -23,6 +23,10 @@ from monitor.store_postgres import ROWID_TABLES, PostgresStore, identity_tables
 
 # Rows per INSERT batch: bounded memory for a large history.
 COPY_BATCH_ROWS = 2000
+# Tables that describe the database being written, not the state moved into it: the
+# leader lease (monitor.ha.lease) is seeded with its one row by its migration, and a
+# lease copied from a single daemon's file would name a holder that never ran here.
+NOT_COPIED = frozenset({"leader_lease"})
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ def tables_in_creation_order() -> list[str]:
 def copy_state(source: StateStore, target: PostgresStore) -> CopyReport:
     """Copy every monitor table of `source` into the empty `target`; raises StateError if the target
     holds any row already."""
-    tables = [t for t in tables_in_creation_order() if t in source.tables()]
+    tables = [t for t in tables_in_creation_order() if t in source.tables() and t not in NOT_COPIED]
     occupied = [t for t in tables if target.query(f"SELECT 1 FROM {t} LIMIT 1")]
     if occupied:
         raise StateError(f"state database {target.path} is not empty (table(s) {', '.join(occupied)} have rows); "

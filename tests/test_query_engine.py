@@ -181,7 +181,10 @@ def test_cost_and_drift_queries_do_not_grow_with_the_number_of_models(fleet_conf
         cost_signals(source, cfg, fleet_end)
         compute_config_drift(source, cfg, fleet_end)
         counts.append(source.stats.queries)
-    assert counts[0] == counts[1]
+    # Per-model queries would double the count (one per model: 2x). What may differ is one query:
+    # a fresh engine probes each unmeasured heavy shape with one value alone before cutting the
+    # rest by what it read, and which chunk boundary that lands on depends on the values present.
+    assert counts[0] <= counts[1] <= counts[0] + 1, counts
 
 
 @pytest.mark.parametrize("value", ["a.b", "a|b", "(x)", "[y]", "p+q*", "^s$", "back\\slash", 'quo"te', "{n}"])

@@ -176,7 +176,7 @@ def silence_section(page):
 
 def test_the_fast_burning_slo_is_at_the_top_of_slos_and_shows_the_page_state(scenario, on_call):
     # Which SLO pages, from the daemon's own /metrics (the signals, not the UI's view of them).
-    paging = {re.search(r'slo_id="([^"]*)"', key).group(1) for key, value in scenario.daemon.metrics().items()
+    paging = {re.search(r'sloth_id="([^"]*)"', key).group(1) for key, value in scenario.daemon.metrics().items()
               if key.startswith("monitor_slo_page_alert{") and value == 1}
     assert paging == {BURNING}
     on_call.goto(f"{scenario.url}/slos")

@@ -43,6 +43,7 @@ import socket
 import ssl
 import time
 from datetime import datetime
+from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime, formatdate
 from typing import Any, Mapping
@@ -168,8 +169,14 @@ def email_html(event: AlertGroupEvent, subject: str) -> str:
                         alerts=event.alerts, receiver=event.receiver, group_key=event.group_key)
 
 
+# Python's header folder, at its default 78 columns, breaks a long subject right after
+# "Subject:" (a subject starting "[FIRING:1] ModelCostPerMillionTokensIncrease ..."), and
+# readers then show it with a leading space. RFC 5322 allows 998: fold only beyond that.
+_POLICY = email_policy.default.clone(max_line_length=998)
+
+
 def _envelope(config: EmailConfig, subject: str, created_at: str, message_id: str | None) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=_POLICY)
     message["Subject"] = subject
     message["From"] = _one_line(config.from_)
     message["To"] = ", ".join(_one_line(address) for address in config.to)
