@@ -293,7 +293,30 @@ MIGRATIONS: list[tuple[int, str]] = [
 ]
 
 
-class StateStore:
+class BlobMethods:
+    """Opaque cached values (fitted drift profiles, the UI's last-cycle snapshot): the same SQL on
+    both backends, over the store's own `transaction()` and `query()`."""
+
+    def put_blob(self, namespace: str, key: str, value: bytes, now: float) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO blobs (namespace, key, value, updated_at) VALUES (?, ?, ?, ?) "
+                         "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, "
+                         "updated_at = excluded.updated_at", (namespace, key, value, now))
+
+    def get_blob(self, namespace: str, key: str) -> bytes | None:
+        rows = self.query("SELECT value FROM blobs WHERE namespace = ? AND key = ?", (namespace, key))
+        return bytes(rows[0]["value"]) if rows else None
+
+    def delete_blobs(self, namespace: str, keep_keys: set[str] | None = None) -> int:
+        """Delete a namespace's blobs except `keep_keys`; returns how many were deleted."""
+        with self.transaction() as conn:
+            keys = [r[0] for r in conn.execute("SELECT key FROM blobs WHERE namespace = ?", (namespace,))]
+            doomed = [k for k in keys if not keep_keys or k not in keep_keys]
+            conn.executemany("DELETE FROM blobs WHERE namespace = ? AND key = ?", [(namespace, k) for k in doomed])
+        return len(doomed)
+
+
+class StateStore(BlobMethods):
     """A SQLite state file; safe to share between the scheduler's threads."""
 
     dialect = "sqlite"
@@ -431,26 +454,6 @@ class StateStore:
                 self._conn.executescript(f"PRAGMA incremental_vacuum({min(int(max_pages), surplus)});")
                 free = int(self._conn.execute("PRAGMA freelist_count").fetchone()[0])
             return free
-
-    # -- blobs: opaque cached values such as fitted drift profiles ---------------
-
-    def put_blob(self, namespace: str, key: str, value: bytes, now: float) -> None:
-        with self.transaction() as conn:
-            conn.execute("INSERT INTO blobs (namespace, key, value, updated_at) VALUES (?, ?, ?, ?) "
-                         "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, "
-                         "updated_at = excluded.updated_at", (namespace, key, value, now))
-
-    def get_blob(self, namespace: str, key: str) -> bytes | None:
-        rows = self.query("SELECT value FROM blobs WHERE namespace = ? AND key = ?", (namespace, key))
-        return bytes(rows[0]["value"]) if rows else None
-
-    def delete_blobs(self, namespace: str, keep_keys: set[str] | None = None) -> int:
-        """Delete a namespace's blobs except `keep_keys`; returns how many were deleted."""
-        with self.transaction() as conn:
-            keys = [r[0] for r in conn.execute("SELECT key FROM blobs WHERE namespace = ?", (namespace,))]
-            doomed = [k for k in keys if not keep_keys or k not in keep_keys]
-            conn.executemany("DELETE FROM blobs WHERE namespace = ? AND key = ?", [(namespace, k) for k in doomed])
-        return len(doomed)
 
     def close(self) -> None:
         with self._lock:

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from monitor.secrets import redact
+from monitor.store import BlobMethods
 
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 4
@@ -240,7 +241,7 @@ class _FirstLine(logging.Filter):
 logging.getLogger("psycopg.pool").addFilter(_FirstLine())
 
 
-class PostgresStore:
+class PostgresStore(BlobMethods):
     """The state in a PostgreSQL database; safe to share between the scheduler's threads."""
 
     dialect = "postgresql"
@@ -332,22 +333,6 @@ class PostgresStore:
         """Nothing to do: autovacuum hands freed space back for reuse. Returns 0."""
         return 0
 
-    def put_blob(self, namespace: str, key: str, value: bytes, now: float) -> None:
-        with self.transaction() as conn:
-            conn.execute("INSERT INTO blobs (namespace, key, value, updated_at) VALUES (?, ?, ?, ?) "
-                         "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, "
-                         "updated_at = excluded.updated_at", (namespace, key, value, now))
-
-    def get_blob(self, namespace: str, key: str) -> bytes | None:
-        rows = self.query("SELECT value FROM blobs WHERE namespace = ? AND key = ?", (namespace, key))
-        return bytes(rows[0]["value"]) if rows else None
-
-    def delete_blobs(self, namespace: str, keep_keys: set[str] | None = None) -> int:
-        with self.transaction() as conn:
-            keys = [r[0] for r in conn.execute("SELECT key FROM blobs WHERE namespace = ?", (namespace,))]
-            doomed = [k for k in keys if not keep_keys or k not in keep_keys]
-            conn.executemany("DELETE FROM blobs WHERE namespace = ? AND key = ?", [(namespace, k) for k in doomed])
-        return len(doomed)
 
     def tables(self) -> set[str]:
         return {r[0] for r in self.query("SELECT table_name FROM information_schema.tables "

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Sequence
 from monitor.alerting.condition import Matcher
 from monitor.alerting.lifecycle import Alert, AlertState
 from monitor.alerting.routes import matcher_text
-from monitor.report.model import TimeSeries
+from monitor.report.model import DriftRow, TimeSeries
 from monitor.report.present import NO_DATA, format_time
 from monitor.report.slo_section import AT_RISK_BUDGET_BELOW
 from monitor.signals import Signal
@@ -338,18 +338,6 @@ class ModelCost:
         if self.cost_per_1k is None or self.cost_per_1k_wow_change is None or self.cost_per_1k_wow_change == -1:
             return None
         return self.cost_per_1k / (1.0 + self.cost_per_1k_wow_change)
-
-
-@dataclass(frozen=True)
-class DriftRow:
-    model: str
-    version: str
-    column: str
-    psi: float | None
-    js: float | None
-    ks: float | None
-    wasserstein_norm: float | None
-    drifted: bool | None
 
 
 @dataclass(frozen=True)
