@@ -299,3 +299,33 @@ def test_stop_lets_the_in_flight_delivery_finish_and_starts_no_new_one(store):
     assert not loop.is_alive()
     first, second = outbox.deliveries()
     assert (first.attempts, second.attempts) == (1, 0)
+
+
+def test_a_replica_fenced_out_mid_delivery_logs_one_line_per_lane_pass_not_a_traceback(store, caplog):
+    """After a step-down every write the lane makes is refused by the fence (FencedOut, a
+    StateError): the lane says so in one warning and keeps polling; nothing is delivered."""
+    import logging
+
+    from monitor.ha import LeaderLease
+    from monitor.store import FencedOut
+
+    outbox = Outbox(store, FAST)
+    outbox.enqueue(items("k1"), time.time())
+    store.set_fence(LeaderLease(connect=lambda: None, replica="deposed", ttl_s=30).check)
+    with pytest.raises(FencedOut):  # the control: this store refuses leader writes now
+        with store.transaction() as conn:
+            conn.execute("DELETE FROM deliveries")
+    hook = ScriptedDestination("hook")
+    stop = threading.Event()
+    caplog.set_level(logging.WARNING, logger="monitor.outputs.worker")
+    loop = threading.Thread(target=OutboxWorker(outbox, {"hook": hook}).run_forever, args=(stop, 0.05))
+    loop.start()
+    deadline = time.monotonic() + 10
+    while not any("outbox lane hook" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    loop.join(10)
+    lane = [r for r in caplog.records if "outbox lane hook" in r.getMessage()]
+    assert lane and all(r.exc_info is None and "does not hold the leader lease" in r.getMessage() for r in lane)
+    store.set_fence(None)
+    assert [d.status for d in outbox.deliveries()] == [DeliveryStatus.PENDING]

@@ -80,8 +80,8 @@ class Served:
     def __init__(self, base: str, report, config, store: StateStore, state_path: Path):
         self.base, self.report, self.config, self.store, self.state_path = base, report, config, store, state_path
 
-    def get(self, path: str, status: int = 200) -> requests.Response:
-        response = requests.get(self.base + path, timeout=10)
+    def get(self, path: str, status: int = 200, method: str = "GET") -> requests.Response:
+        response = requests.request(method, self.base + path, timeout=10)
         assert response.status_code == status, (path, response.status_code, response.text[:500])
         return response
 
@@ -511,6 +511,9 @@ def test_errors_and_static_files_carry_the_security_headers_and_nothing_external
     missing = served.get("/models/<script>", status=404)
     check_security_headers(missing)
     assert "<script>" not in missing.text
+    # A path no route matches at all, and a method no route takes: the router's own answers.
+    check_security_headers(served.get("/no/such/page", status=404))
+    check_security_headers(served.get("/slos", status=405, method="DELETE"))
     for path, kind in (("/ui.css", "text/css"), ("/ui.js", "text/javascript")):
         response = served.get(path)
         assert response.headers["Content-Type"].startswith(kind)

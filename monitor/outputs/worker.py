@@ -18,6 +18,7 @@ from monitor.outputs import failpoints
 from monitor.outputs.clock import Clock, SystemClock
 from monitor.outputs.outbox import Delivery, DeliveryStatus, Outbox
 from monitor.outputs.results import SendOutcome, SendResult
+from monitor.store import StateError
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,9 @@ class OutboxWorker:
                 if before_pass is not None:
                     try:
                         queued = before_pass()
+                    except StateError as exc:  # the state's own fault (locked, unreachable, fenced out): one line
+                        log.warning("routing new notifications failed: %s; trying again in %.0fs", exc, poll_s)
+                        queued = 0
                     except Exception:  # noqa: BLE001 - routing fails this pass, the lanes go on
                         log.exception("routing new notifications failed; trying again in %.0fs", poll_s)
                         queued = 0
@@ -146,7 +150,12 @@ class OutboxWorker:
             try:
                 self.drain_destination(name, stop=stop)
                 head = self.outbox.head(name)
-            except Exception:  # noqa: BLE001 - e.g. a locked state file: try again, never die silently
+            except StateError as exc:
+                # A locked or unreachable state, or a replica fenced out after it stepped down: the
+                # StateError is the whole story, one line (a traceback would only repeat it).
+                log.warning("outbox lane %s: %s; trying again in %.0fs", name, exc, poll_s)
+                head = None
+            except Exception:  # noqa: BLE001 - a bug: try again, never die silently
                 log.exception("outbox lane %s failed; trying again in %.0fs", name, poll_s)
                 head = None
             wait_s = poll_s if head is None else min(poll_s, max(0.0, self.outbox.ready_at(head) - self.clock.now()))

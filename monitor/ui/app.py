@@ -53,6 +53,9 @@ def make_ui_app(context: UiContext) -> Callable:
             name, values = adapter.match()
             return endpoints[name](context, request, **values)
         except HTTPException as exc:
-            return exc
+            # A path no route matches (404), a wrong method (405): the same headers as every page.
+            from monitor.ui.render import secured
+
+            return secured(exc.get_response(request.environ))
 
     return application
