@@ -6,6 +6,7 @@ import json
 import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -137,10 +138,17 @@ class _StandIn(BaseHTTPRequestHandler):
 
     delay_s = 0.0
     warnings: list[str] = []
+    in_flight: list[int] = []  # [now, most at once], per stand-in
+    lock: threading.Lock
 
     def do_POST(self):  # noqa: N802 (http.server API)
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with self.lock:
+            self.in_flight[0] += 1
+            self.in_flight[1] = max(self.in_flight)
         time.sleep(self.delay_s)
+        with self.lock:
+            self.in_flight[0] -= 1
         body = {"status": "success", "data": {"resultType": "vector", "result": [
             {"metric": {"job": "x"}, "value": [0, "1"]}, {"metric": {"job": "y"}, "value": [0, "NaN"]}]}}
         if self.warnings:
@@ -164,10 +172,12 @@ def stand_in():
     servers = []
 
     def start(delay_s=0.0, warnings=()):
-        handler = type("Handler", (_StandIn,), {"delay_s": delay_s, "warnings": list(warnings)})
+        handler = type("Handler", (_StandIn,), {"delay_s": delay_s, "warnings": list(warnings),
+                                                 "in_flight": [0, 0], "lock": threading.Lock()})
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
+        start.in_flight = handler.in_flight
         return f"http://127.0.0.1:{server.server_address[1]}"
 
     yield start
@@ -208,3 +218,25 @@ def test_within_a_cycle_a_slow_server_fails_the_remaining_queries_at_once(stand_
     with pytest.raises(QueryTimeout) as raised:
         source.instant("up")
     assert "not sent" not in raised.value.message
+
+
+def test_requests_in_flight_stay_within_max_concurrency_whichever_threads_send_them(stand_in):
+    # The cycle's producers send their batches side by side, each with its own threads.
+    source = PrometheusSource(stand_in(delay_s=0.15), timeout=5, max_concurrency=2)
+
+    def batch(n: int) -> dict:
+        return source.instant_many([f"vector({n}{i})" for i in range(4)], fold=1)
+
+    with ThreadPoolExecutor(3) as producers:
+        answers = list(producers.map(batch, range(3)))
+    assert all(not isinstance(a, Exception) for batch_answers in answers for a in batch_answers.values())
+    assert source.stats.queries == 12
+    assert stand_in.in_flight[1] == 2
+
+
+def test_a_request_waiting_for_a_free_slot_is_not_timed_out_by_the_wait(stand_in):
+    # One at a time, 4 answers of 0.3 s take 1.2 s: more than the 0.5 s timeout of each.
+    source = PrometheusSource(stand_in(delay_s=0.3), timeout=0.5, max_concurrency=1)
+    with ThreadPoolExecutor(4) as senders:
+        results = list(senders.map(lambda n: source.instant(f"vector({n})"), range(4)))
+    assert len(results) == 4 and stand_in.in_flight[1] == 1

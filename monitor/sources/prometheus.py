@@ -27,6 +27,7 @@ back as `value=None`, never 0.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import json
 import math
@@ -191,12 +192,26 @@ class QueryStats:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, error: bool = False, samples: int | None = None) -> None:
-        with self._lock:
-            self.queries += 1
-            self.errors += int(error)
-            if samples is not None:
-                self.samples += samples
-                self.max_query_samples = max(self.max_query_samples, samples)
+        for stats in (self, *_tallies.get()):
+            with stats._lock:
+                stats.queries += 1
+                stats.errors += int(error)
+                if samples is not None:
+                    stats.samples += samples
+                    stats.max_query_samples = max(stats.max_query_samples, samples)
+
+    @staticmethod
+    @contextmanager
+    def tally() -> Iterator["QueryStats"]:
+        """Within this block, the HTTP queries made (and samples read) in this context are also
+        counted in the QueryStats it yields: one producer's share while producers run side by
+        side on one source. The engine's own threads work in the context of their caller."""
+        share = QueryStats()
+        token = _tallies.set((*_tallies.get(), share))
+        try:
+            yield share
+        finally:
+            _tallies.reset(token)
 
     def count_query_fault(self) -> None:
         with self._lock:
@@ -218,6 +233,10 @@ class QueryStats:
         """An answered query whose answer could not be used (a wrong shape or result type)."""
         with self._lock:
             self.errors += 1
+
+
+_tallies: contextvars.ContextVar[tuple[QueryStats, ...]] = contextvars.ContextVar("monitor_query_tallies",
+                                                                                default=())
 
 
 @dataclass(frozen=True)
@@ -399,6 +418,9 @@ class PrometheusSource:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update(dict(headers or {}))
+        # At most max_concurrency requests in flight from this source, whichever threads send
+        # them: the cycle's producers run side by side, each batch with its own threads.
+        self._in_flight = threading.BoundedSemaphore(self.max_concurrency)
         # Set inside `fail_fast()`: the first "server down / too slow" error, after which
         # the rest of that cycle's queries fail at once instead of each waiting out
         # the timeout (a cycle that fails changes nothing anyway).
@@ -711,7 +733,9 @@ class PrometheusSource:
             return [send(unit) for unit in units]
         with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(units)),
                                 thread_name_prefix="promql") as pool:
-            return list(pool.map(send, units))
+            # Each in the caller's context (a fresh copy apiece: a context runs in one thread at once).
+            sent = [pool.submit(contextvars.copy_context().run, send, unit) for unit in units]
+            return [future.result() for future in sent]
 
     # -- HTTP ----------------------------------------------------------------------
 
@@ -753,6 +777,10 @@ class PrometheusSource:
         # Ask the server to give up just before we do, so it stops working on our behalf;
         # `stats=all` reports the samples read (servers without it ignore the parameter).
         params = {**params, "timeout": f"{self.timeout:g}s", "stats": "all"}
+        with self._in_flight:  # the deadline starts when the request can leave, not while it queues
+            return self._post_now(endpoint, query, params)
+
+    def _post_now(self, endpoint: str, query: str, params: dict[str, str]) -> tuple[int, bytes]:
         deadline = _Deadline()
         timer = threading.Timer(self.timeout, deadline.expire)
         timer.daemon = True
