@@ -58,7 +58,8 @@ from monitor.outputs.report import write_weekly_report
 from monitor.outputs.report_announce import announce_written_report
 from monitor.report.render import WrittenReport
 from monitor.outputs.results import SendOutcome
-from monitor.pipeline import CycleReport, Definitions, load_definitions, run_cycle
+from monitor.pipeline import CycleReport, Definitions, load_definitions, run_cycle, save_ui_snapshot
+from monitor.process_memory import release_freed_memory
 from monitor.sources.prometheus import PrometheusSource
 from monitor.store import FencedOut, StateError, StateStore, Store, open_store
 from monitor.timeutil import iso_z, utc_now
@@ -242,9 +243,19 @@ class Daemon:
             self.last_cycle = report
             if self.leadership.is_leader():  # a replica that lost the lease meanwhile sends nothing
                 self._repush_to_alertmanager(report, config)
+            self._save_ui_snapshot(report)
             return report
         finally:
             current_cycle_id.reset(token)
+            # The cycle's answers are garbage now: hand what malloc keeps of them back (see process_memory).
+            release_freed_memory()
+
+    def _save_ui_snapshot(self, report: CycleReport) -> None:
+        """The cycle's signals for the web UI, once its alerts are on their way (see save_ui_snapshot)."""
+        try:
+            save_ui_snapshot(self.store, report)
+        except (FencedOut, StateError) as exc:  # a step-down or a database fault: the UI shows the last one
+            log.warning("the web UI keeps showing the previous cycle: its snapshot was not saved: %s", exc)
 
     def _repush_to_alertmanager(self, report: CycleReport, config: Config) -> None:
         """Re-send what is firing, every cycle, as Prometheus does.

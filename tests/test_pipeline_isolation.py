@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -21,6 +23,7 @@ from monitor.alerting.lifecycle import AlertState, advance
 from monitor.alerting.rule_spec import load_rule_file
 from monitor.config import Config
 from monitor.definition_errors import DefinitionError, DefinitionKind
+from monitor.log_format import current_cycle_id
 from monitor.pipeline import freeze_broken, run_cycle
 from monitor.signals import Signal
 from monitor.sources.prometheus import PrometheusSource, QueryError
@@ -220,3 +223,31 @@ def test_a_broken_definitions_alerts_keep_their_state_when_its_signals_are_missi
         else:
             assert alert.state is AlertState.RESOLVED
     assert {t.alertname for t in kept_transitions} == {"Idle", "Burn"} - {name for name, _ in frozen}
+
+
+def test_the_producers_run_side_by_side_in_the_callers_context_and_keep_their_order(
+        scripted, rules, tmp_path, open_state):
+    # Each producer waits at a barrier for the other: one after the other, the first would
+    # wait out the barrier's timeout and break it.
+    both_running = threading.Barrier(2, timeout=10)
+    seen_cycle_ids = []
+
+    def producer(name: str, finish_after_s: float):
+        def produce(source, config, at, store):
+            both_running.wait()
+            seen_cycle_ids.append(current_cycle_id.get())
+            time.sleep(finish_after_s)
+            return [Signal(name, {"model": name}, 1.0)]
+        return produce
+
+    scripted.answers = {"a_up > 0": None, "b_up > 0": None}
+    token = current_cycle_id.set("c0ffee01")
+    try:
+        with open_state() as store:
+            # The first producer finishes last; its signals still come first.
+            report = cycle(scripted, store, rules, T0, producers=(producer("first", 0.3), producer("second", 0)))
+    finally:
+        current_cycle_id.reset(token)
+    assert report.ok, report.error
+    assert [s.name for s in report.signals if s.name in ("first", "second")] == ["first", "second"]
+    assert seen_cycle_ids == ["c0ffee01", "c0ffee01"]  # log lines from a producer name the cycle

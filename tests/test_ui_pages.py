@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.config import Config, load_config
 from monitor.http_endpoints import HealthServer
-from monitor.pipeline import run_cycle
+from monitor.pipeline import run_cycle, save_ui_snapshot
 from monitor.signals import Signal
 from monitor.sources.prometheus import PrometheusSource
 from monitor.store import StateStore
@@ -176,6 +176,7 @@ def served(sim_dir, prometheus, fleet_end, tmp_path_factory):
         run_cycle(config, store, source, at - timedelta(minutes=30))
         report = run_cycle(config, store, source, at)
     assert report.ok, report.error
+    save_ui_snapshot(store, report)  # as the daemon does after each cycle
     app = make_ui_app(UiContext(store=store, config=lambda: config, clock=lambda: at))
     server = HealthServer("127.0.0.1:0", CollectorRegistry(), lambda: (True, "ok"), app=app).start()
     try:

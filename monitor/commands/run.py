@@ -62,15 +62,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from monitor.process_memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before the cycle's threads start (see monitor.process_memory)
     if not args.once:
         return run_daemon(args)
-    from monitor.pipeline import run_cycle
+    from monitor.pipeline import run_cycle, save_ui_snapshot
     from monitor.sources.prometheus import PrometheusSource
 
     config, store = open_state(args)
     at = args.at or utc_now()
     with store, PrometheusSource.from_config(config.prometheus) as source:
         report = run_cycle(config, store, source, at)
+        save_ui_snapshot(store, report)
     if args.json:
         # Cycle errors quote query errors, which may quote a URL: scrubbed like log lines.
         sys.stdout.write(redact(json.dumps(report_json(report), indent=2, default=_json_default)) + "\n")
