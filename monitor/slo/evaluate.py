@@ -307,8 +307,12 @@ def _measure_recorded_ungrouped(source: QueryEngine, specs: list[SloSpec], at: d
     # Rolling windows are recorded; a calendar period "so far" changes length every
     # evaluation and cannot be, so those few sub-queries go direct.
     keys = list(WINDOWS) + sorted({s.period_key for s in specs if not isinstance(s.period, CalendarPeriod)})
-    queries = {key: f'{{__name__=~"{ERROR_RATIO_RECORD.format(window=key)}|{TOTAL_RATE_RECORD.format(window=key)}"}}'
-               for key in keys}
+    # Every window's two records in one selector, reduced to the two labels read here: a
+    # thousand SLOs' 16,000 series then come back without their other labels (a quarter of
+    # the bytes to send and decode), and with no per-window `or` for the server to match.
+    slot_of = {name: (key, slot) for key in keys
+               for slot, name in enumerate((ERROR_RATIO_RECORD.format(window=key), TOTAL_RATE_RECORD.format(window=key)))}
+    recorded_query = f'max by (__name__, {ID_LABEL}) ({{__name__=~"{"|".join(slot_of)}"}})'
     calendar_specs = [i for i, s in enumerate(specs) if isinstance(s.period, CalendarPeriod)]
     direct_plan = _Plan()
     calendar_planned = {}
@@ -321,27 +325,27 @@ def _measure_recorded_ungrouped(source: QueryEngine, specs: list[SloSpec], at: d
             direct_plan.add(duration, expr)
         calendar_planned[i] = {spec.period_key: (duration, window, exprs)}
     # The recorded selectors and the calendar periods' sub-queries go out as one batch.
-    batch = {q: InstantQuery(q, at) for q in queries.values()}
+    batch = InstantQuery(recorded_query, at)
     direct = {expr: InstantQuery(expr, at) for exprs in direct_plan.by_window.values() for expr in exprs}
-    results = source.run([*batch.values(), *direct.values()], fold=subqueries_per_query)
+    results = source.run([batch, *direct.values()], fold=subqueries_per_query)
     answers = {expr: results[query] for expr, query in direct.items()}
     # window key -> sloth_id -> (ratio, total rate)
-    recorded: dict[str, dict[str, list[float | None]]] = {}
+    recorded: dict[str, dict[str, list[float | None]]] = {key: {} for key in keys}
     window_problems: dict[str, str] = {}
-    for key, query in queries.items():
-        result = results[batch[query]]
-        if isinstance(result, QueryError):
-            window_problems[key] = result.message
-            continue
+    result = results[batch]
+    if isinstance(result, QueryError):
+        window_problems = dict.fromkeys(keys, result.message)
+        recorded = {}
+    else:
         assert isinstance(result, InstantResult)
-        table = recorded.setdefault(key, {})
         for sample in result.samples:
             slo_id = sample.labels.get(ID_LABEL)
-            if slo_id is None:
+            key, slot = slot_of.get(sample.labels.get("__name__", ""), (None, 0))
+            if slo_id is None or key is None:
                 continue
-            pair = table.setdefault(slo_id, [None, None])
             value = sample.value if sample.value is not None and math.isfinite(sample.value) else None
-            pair[0 if sample.labels.get("__name__", "").startswith("slo:sli_error:") else 1] = value
+            recorded[key].setdefault(slo_id, [None, None])[slot] = value
+        recorded = {key: table for key, table in recorded.items() if table}
     out: list[_Measurement] = []
     for i, spec in enumerate(specs):
         values: dict[str, tuple[float | None, float | None, float | None]] = {}
