@@ -24,7 +24,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from monitor.drift.profile import ColumnKind, fit_profile
-from monitor.drift.ks_pvalue import ks_asymptotic_pvalue
+from monitor.drift.ks_pvalue import TAIL_Z, ks_asymptotic_pvalue, pelz_good_cdf
 from monitor.drift.statistics import compare_to_profile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -231,6 +231,18 @@ def test_the_fast_large_sample_ks_pvalue_equals_scipy(n_reference, n_current):
         expected = stats.kstwo.sf(ks, effective_n)
         assert abs(ks_asymptotic_pvalue(ks, n_reference, n_current) - expected) <= 1e-7, n_x_squared
     assert ks_asymptotic_pvalue(0.7, n_reference, n_current) == pytest.approx(0.0, abs=1e-300)
+
+
+@pytest.mark.parametrize("effective_n", [2_001, 30_000, 1_000_000])
+def test_past_the_tail_threshold_the_series_would_have_given_the_tail_too(effective_n):
+    # The p-value skips Pelz-Good's series from sqrt(n) * D = TAIL_Z on; that is only the same
+    # number if the series' 1 - CDF is already below the tail bound there (then the Kolmogorov
+    # limit was used anyway), and scipy's exact value is in that tail as well.
+    for z in (TAIL_Z, TAIL_Z + 0.5, 9.0, 20.0, 60.0):
+        ks = z / math.sqrt(effective_n)
+        assert 1.0 - pelz_good_cdf(effective_n, ks) < 1e-10, z
+        assert stats.kstwo.sf(ks, effective_n) < 1e-10, z
+        assert ks_asymptotic_pvalue(ks, 10 * effective_n, round(effective_n * 10 / 9)) < 1e-10, z
 
 
 def _mixed_types_frame(rng: np.random.Generator, rows: int, shift: float) -> pd.DataFrame:

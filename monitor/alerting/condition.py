@@ -273,11 +273,19 @@ def _key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels.items()))
 
 
-def evaluate_condition(condition: Condition, signals: Iterable[Signal]) -> list[Instance]:
-    """Every instance of the condition over this cycle's signals, with its truth value."""
+def signals_by_name(signals: Iterable[Signal]) -> dict[str, list[Signal]]:
+    """The cycle's signals grouped by name, in their order: built once for all of a cycle's rules."""
     by_name: dict[str, list[Signal]] = {}
     for signal in signals:
         by_name.setdefault(signal.name, []).append(signal)
+    return by_name
+
+
+def evaluate_condition(condition: Condition, signals: Iterable[Signal] | Mapping[str, list[Signal]]
+                       ) -> list[Instance]:
+    """Every instance of the condition over this cycle's signals (or `signals_by_name` of them),
+    with its truth value."""
+    by_name = signals if isinstance(signals, Mapping) else signals_by_name(signals)
     return list(_evaluate(condition, by_name, _pinned_labels(condition)).values())
 
 

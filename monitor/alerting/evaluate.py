@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from monitor.alerting.condition import Instance, Truth, comparisons, evaluate_condition
+from monitor.alerting.condition import Instance, Truth, comparisons, evaluate_condition, signals_by_name
 from monitor.alerting.lifecycle import rule_key
 from monitor.alerting.rule_spec import Rule
 from monitor.definition_errors import DefinitionError, DefinitionKind
@@ -58,9 +58,10 @@ def evaluate_rules(rules: Sequence[Rule], signals: Sequence[Signal],
     """Each rule's instances with their truth values; rules with a rejected query are left out."""
     instances: dict[str, list[Instance]] = {}
     absent_means: dict[str, Truth] = {}
+    by_name = signals_by_name(signals)
     for rule in rules:
         if rule.condition is not None:
-            instances[rule.alert] = evaluate_condition(rule.condition, signals)
+            instances[rule.alert] = evaluate_condition(rule.condition, by_name)
             absent_means[rule.alert] = (Truth.FALSE if set(signals_read(rule)) <= ABSENCE_MEANS_FALSE
                                         else Truth.UNKNOWN)
         elif rule.expr is not None and isinstance(promql_answers.get(rule.expr), InstantResult):

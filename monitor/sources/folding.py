@@ -26,6 +26,7 @@ numbers equal to per-member ones: **every aggregation in the template groups thr
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Iterable
@@ -64,6 +65,13 @@ class Family:
         return render(self.template, self.selector, ())
 
 
+# Producers build the same queries every cycle (a hundred models' GPU figures render a few
+# thousand each minute); the texts are pure functions of their parts, so they are kept.
+# Bounded: a few thousand strings of a few hundred bytes.
+_RENDERED_KEPT = 8192
+
+
+@functools.lru_cache(maxsize=_RENDERED_KEPT)
 def render(template: str, selector: str, extra_by: tuple[str, ...]) -> str:
     """`template` with its placeholders filled in, `extra_by` added to each grouping."""
 
@@ -129,6 +137,7 @@ class Matcher:
         return f'{self.name}{self.op}"{self.value}"'
 
 
+@functools.lru_cache(maxsize=_RENDERED_KEPT)
 def parse_selector(selector: str) -> tuple[str, tuple[Matcher, ...]] | None:
     """(metric name or "", matchers) of `metric{a="x",...}`; None when it is not a plain selector."""
     match = _SELECTOR.match(selector)
