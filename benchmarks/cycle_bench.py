@@ -14,9 +14,11 @@ file. Measured in one process, on one server:
 - recorded: `slo_evaluation: recorded`, reading the series `monitor slo rules`
   records, one cycle at T+1m from a copy of the state the direct cycle at T left,
   so both warm cycles take the same step from the same state.
-For each: wall time (and its split over the SLO, drift and cost producers and the
-rest: rules, alert state, notifications), HTTP queries and the samples Prometheus
-read for them (`PrometheusSource.stats`, from `stats=all`'s totalQueryableSamples),
+For each: wall time (and its split: the SLO, drift and cost producers, which run side
+by side, each with its own time, queries and samples; then the rules, alert state and
+notifications), HTTP queries and the samples Prometheus read for them
+(`PrometheusSource.stats`, from `stats=all`'s totalQueryableSamples), the web UI's
+snapshot saved after the cycle (as the daemon does, outside the cycle's time),
 RSS now (/proc/self/statm) and peak RSS so far (VmHWM: it only grows, so it is
 read after each phase; the naive loop runs first to get its own peak). Each figure
 is also printed as a ratio to the naive loop's.
@@ -86,12 +88,14 @@ from monitor.pipeline import (  # noqa: E402
     drift_producer,
     load_definitions,
     run_cycle,
+    save_ui_snapshot,
 )
+from monitor.process_memory import limit_malloc_arenas, release_freed_memory  # noqa: E402
 from monitor.signals import Signal  # noqa: E402
 from monitor.simulate.local_prometheus import LocalPrometheus, backfill  # noqa: E402
 from monitor.slo import EvaluationMode, SloResult, evaluate_slos, load_slo_specs, slo_signals  # noqa: E402
 from monitor.slo.spec import SloSpec  # noqa: E402
-from monitor.sources.prometheus import PrometheusSource, escape_label_value  # noqa: E402
+from monitor.sources.prometheus import PrometheusSource, QueryStats, escape_label_value  # noqa: E402
 from monitor.store import StateStore  # noqa: E402
 
 OBJECTIVES_PERCENT = (99.0, 99.5, 99.9, 99.95)
@@ -147,12 +151,16 @@ def write_bench_slos(directory: Path, count: int) -> None:
 
 
 def bench_models(fleet_models: list[dict], count: int) -> list[dict]:
-    """The fleet's models replicated to `count`, each under its own name and `bench_id` matcher."""
+    """The six Triton models of the fleet (FLEET: GPUs, prediction histograms and logs) replicated to
+    `count`, each under its own name and `bench_id` matcher. The fleet's later models (presets,
+    placement, MIG, CPU-only) are left out so the figures stay comparable across runs."""
     from monitor.simulate.fleet import FLEET
 
+    names = {spec.name for spec in FLEET}
+    replicated = [model for model in fleet_models if model["name"] in names]
     models = []
     for n in range(count):
-        original = fleet_models[n % len(fleet_models)]
+        original = replicated[n % len(replicated)]
         spec = next(m for m in FLEET if m.name == original["name"])
         distinct = f'bench_id!="{n}"'
         by_model = f'model="{escape_label_value(spec.name)}",{distinct}'
@@ -195,18 +203,26 @@ class StageTimes:
     rss_after: dict[str, int] = field(default_factory=dict)
     peak_after: dict[str, int] = field(default_factory=dict)  # the process's peak RSS so far, after each
     slo_results: list[SloResult] = field(default_factory=list)
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)  # perf_counter start, end
+
+    def producers_seconds(self) -> float:
+        """From the first producer's start to the last one's end (they run side by side)."""
+        return max(end for _, end in self.spans.values()) - min(start for start, _ in self.spans.values())
 
     def timed(self, name: str, produce: SignalProducer) -> SignalProducer:
         def run(source: PrometheusSource, config: Config, at: datetime, store: StateStore) -> list[Signal]:
-            started, made, read = time.perf_counter(), source.stats.queries, source.stats.samples
-            try:
-                return produce(source, config, at, store)
-            finally:
-                self.seconds[name] = time.perf_counter() - started
-                self.queries[name] = source.stats.queries - made
-                self.samples[name] = source.stats.samples - read
-                self.rss_after[name] = rss_kib()
-                self.peak_after[name] = peak_rss_kib()
+            # The producers run side by side: each one's own queries are tallied apart.
+            started = time.perf_counter()
+            with QueryStats.tally() as share:
+                try:
+                    return produce(source, config, at, store)
+                finally:
+                    self.spans[name] = (started, time.perf_counter())
+                    self.seconds[name] = time.perf_counter() - started
+                    self.queries[name] = share.queries
+                    self.samples[name] = share.samples
+                    self.rss_after[name] = rss_kib()
+                    self.peak_after[name] = peak_rss_kib()
         return run
 
     def slo_producer_for_mode(self, source: PrometheusSource, config: Config, at: datetime,
@@ -233,6 +249,8 @@ class Cycle:
     firing: int
     notifications: int
     stage_seconds: dict[str, float]
+    producers_seconds: float  # the producers side by side, first start to last end
+    snapshot_seconds: float  # after the cycle: the web UI's snapshot (pipeline.save_ui_snapshot)
     stage_queries: dict[str, int]
     stage_samples: dict[str, int]
     stage_rss_kib: dict[str, int]
@@ -253,10 +271,14 @@ def one_cycle(config: Config, store: StateStore, source: PrometheusSource, at: d
     seconds = time.perf_counter() - started
     if not report.ok:
         raise SystemExit(f"the cycle at {at:%H:%M} failed: {report.error}")
+    started = time.perf_counter()
+    save_ui_snapshot(store, report)  # as the daemon does once the cycle's outcome is written
+    snapshot_seconds = time.perf_counter() - started
+    release_freed_memory()  # and then
     firing = sum(alert.state.value == "firing" for alert in report.alerts.values())
     return Cycle(at, seconds, report.queries, len(report.signals), firing, len(report.notifications),
-                 dict(stages.seconds), dict(stages.queries), dict(stages.samples), dict(stages.rss_after), dict(stages.peak_after), rss_kib(),
-                 peak_rss_kib(),
+                 dict(stages.seconds), stages.producers_seconds(), snapshot_seconds, dict(stages.queries),
+                 dict(stages.samples), dict(stages.rss_after), dict(stages.peak_after), rss_kib(), peak_rss_kib(),
                  source.stats.samples - read, source.stats.max_query_samples), stages.slo_results
 
 
@@ -357,6 +379,7 @@ def recorded_phase(config_path: str, warm_at: datetime, leak_from: datetime, cyc
                    ) -> tuple[Cycle, LeakCheck]:
     """In a fresh process: a warm-up cycle, the warm recorded cycle, then `cycles` more a minute apart
     on the same state."""
+    limit_malloc_arenas()  # as `monitor run` does first
     config = load_config(config_path)
     rss_before = rss_kib()
     state = config.resolve_path(config.state.path)
@@ -391,6 +414,8 @@ def leak_check(config: Config, start: datetime, cycles: int, rss_before: int) ->
             cycle_started = time.perf_counter()
             report = run_cycle(config, store, source, start + timedelta(minutes=index - 1), definitions=definitions)
             cycle_seconds.append(time.perf_counter() - cycle_started)
+            save_ui_snapshot(store, report)  # what the daemon does after each cycle
+            release_freed_memory()
             cycle_queries.append(report.queries)
             if not report.ok:
                 raise SystemExit(f"leak check cycle {index} failed: {report.error}")
@@ -417,6 +442,7 @@ def main() -> int:
     parser.add_argument("--naive-models", type=int, default=25, help="models the naive loop runs (scaled up)")
     parser.add_argument("--leak-cycles", type=int, default=500)
     args = parser.parse_args()
+    limit_malloc_arenas()  # the daemon's process setting (`monitor run`), for every phase here
 
     with tempfile.TemporaryDirectory(prefix="cycle-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -494,8 +520,9 @@ def report(slo_count: int, model_count: int, rss_start: int, peak_start: int, na
                           f"{cycle.stage_samples[stage]:,} samples/RSS after {mib(cycle.stage_rss_kib[stage])} "
                           f"(peak so far {mib(cycle.stage_peak_kib[stage])})"
                           for stage, seconds in cycle.stage_seconds.items())
-        rest = cycle.seconds - sum(cycle.stage_seconds.values())
-        print(f"{'':23s}{split}, rules+state+notifications {rest:.2f}s; {cycle.signals} signals, "
+        rest = cycle.seconds - cycle.producers_seconds
+        print(f"{'':23s}side by side in {cycle.producers_seconds:.2f}s: {split}; then rules+state+notifications "
+              f"{rest:.2f}s; after the cycle, the UI snapshot {cycle.snapshot_seconds:.2f}s; {cycle.signals} signals, "
               f"{cycle.firing} alerts firing, {cycle.notifications} notifications queued")
     print(f"{'':23s}(the recorded cycle and the memory check run in a fresh process importing what the daemon "
           f"does: RSS {mib(leak.rss_before_kib)} after imports and config, before any cycle)")
