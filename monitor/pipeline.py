@@ -1,8 +1,10 @@
 """One cycle: sources -> compute -> alerting -> queued outputs, nothing else.
 
-The producers (SLOs, drift, cost) read Prometheus and compute signals; the rules
-turn signals (and their own PromQL) into alert states; the policy decides which
-notifications to queue. Delivery is the outbox's job, from the notifications table.
+The producers (SLOs, drift, cost) read Prometheus and compute signals, side by
+side; the rules turn signals (and their own PromQL) into alert states; the policy
+decides which notifications to queue. Delivery is the outbox's job, from the
+notifications table. The web UI's snapshot of the cycle is saved after it
+(`save_ui_snapshot`), off the path from a query's answer to a queued notification.
 
 A cycle in which any query fails for the server's reason (Prometheus down, a
 timeout, a 5xx: `QueryError.server_fault`) changes no alert state: it is recorded
@@ -220,7 +222,7 @@ def produce_side_by_side(producers: Sequence[SignalProducer], rule_queries: Sequ
     the store serialises its transactions. A producer's exception is raised once all have
     finished (under `fail_fast` the others skip their queries after a server fault)."""
     with ThreadPoolExecutor(max_workers=len(producers) + 1, thread_name_prefix="producer") as pool:
-        # Each in a copy of this context (the HA fence's and progress's context variables).
+        # Each in a copy of this context: the cycle id its log lines carry, and HA's `unfenced`.
         produced = [pool.submit(contextvars.copy_context().run, produce, source, config, at, store)
                     for produce in producers]
         rule_answers = pool.submit(contextvars.copy_context().run, source.instant_many, rule_queries, at)
