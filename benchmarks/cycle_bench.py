@@ -373,6 +373,7 @@ class LeakCheck:
     notifications: int
     cycle_seconds: list[float]
     cycle_queries: list[int]
+    peak_growth: list[tuple[int, int, int]]  # (cycle, peak KiB after it, its queries) where the peak grew
 
 
 def recorded_phase(config_path: str, warm_at: datetime, leak_from: datetime, cycles: int
@@ -408,6 +409,8 @@ def leak_check(config: Config, start: datetime, cycles: int, rss_before: int) ->
     definitions = load_definitions(config)
     cycle_seconds: list[float] = []
     cycle_queries: list[int] = []
+    peak_growth: list[tuple[int, int, int]] = []
+    peak_before = peak_rss_kib()  # the warm-up and recorded cycles' peak
     started = time.perf_counter()
     try:
         for index in range(1, cycles + 1):
@@ -419,6 +422,9 @@ def leak_check(config: Config, start: datetime, cycles: int, rss_before: int) ->
             cycle_queries.append(report.queries)
             if not report.ok:
                 raise SystemExit(f"leak check cycle {index} failed: {report.error}")
+            peak = peak_rss_kib()
+            if peak > (peak_growth[-1][1] if peak_growth else peak_before):
+                peak_growth.append((index, peak, report.queries))
             transitions += len(report.transitions)
             notifications += len(report.notifications)
             if index % RSS_EVERY_CYCLES == 0 or index in (1, cycles):
@@ -429,7 +435,8 @@ def leak_check(config: Config, start: datetime, cycles: int, rss_before: int) ->
         source.close()
         store.close()
     return LeakCheck(len(config.models), len(definitions.slo_specs), rss_before, peak_rss_kib(), rss_by_cycle,
-                     time.perf_counter() - started, transitions, notifications, cycle_seconds, cycle_queries)
+                     time.perf_counter() - started, transitions, notifications, cycle_seconds, cycle_queries,
+                     peak_growth)
 
 
 # -- main ----------------------------------------------------------------------------
@@ -538,7 +545,9 @@ def report(slo_count: int, model_count: int, rss_start: int, peak_start: int, na
     print("  RSS after cycle " + ", ".join(f"{c}: {mib(leak.rss_by_cycle[c])}" for c in steps))
     marks = [c for c in (1, 100, 250, 500) if c in leak.rss_by_cycle]
     print("  RSS at cycles " + ", ".join(f"{c}: {leak.rss_by_cycle[c] / 1024:.1f} MiB" for c in marks))
-    print(f"  peak RSS of that process over the recorded cycle and all {cycles} cycles: {mib(leak.peak_rss_kib)}")
+    print(f"  peak RSS of that process over the recorded cycle and all {cycles} cycles: "
+          f"{leak.peak_rss_kib / 1024:.1f} MiB; it grew at cycles "
+          + (", ".join(f"{c} ({kib / 1024:.1f} MiB, {q} queries)" for c, kib, q in leak.peak_growth) or "none"))
     settled = [c for c in steps if c >= 100]
     if len(settled) >= 2:
         slope = statistics.linear_regression(settled, [leak.rss_by_cycle[c] for c in settled]).slope
