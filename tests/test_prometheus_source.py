@@ -138,14 +138,15 @@ class _StandIn(BaseHTTPRequestHandler):
 
     delay_s = 0.0
     warnings: list[str] = []
-    in_flight: list[int] = []  # [now, most at once], per stand-in
+    in_flight: list[int] = []  # [now, most at once, received in all], per stand-in
     lock: threading.Lock
 
     def do_POST(self):  # noqa: N802 (http.server API)
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         with self.lock:
             self.in_flight[0] += 1
-            self.in_flight[1] = max(self.in_flight)
+            self.in_flight[1] = max(self.in_flight[:2])
+            self.in_flight[2] += 1
         time.sleep(self.delay_s)
         with self.lock:
             self.in_flight[0] -= 1
@@ -173,7 +174,7 @@ def stand_in():
 
     def start(delay_s=0.0, warnings=()):
         handler = type("Handler", (_StandIn,), {"delay_s": delay_s, "warnings": list(warnings),
-                                                 "in_flight": [0, 0], "lock": threading.Lock()})
+                                                 "in_flight": [0, 0, 0], "lock": threading.Lock()})
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
@@ -240,3 +241,16 @@ def test_a_request_waiting_for_a_free_slot_is_not_timed_out_by_the_wait(stand_in
     with ThreadPoolExecutor(4) as senders:
         results = list(senders.map(lambda n: source.instant(f"vector({n})"), range(4)))
     assert len(results) == 4 and stand_in.in_flight[1] == 1
+
+
+def test_queries_queued_for_a_slot_behind_one_that_timed_out_are_not_sent(stand_in):
+    # Producers side by side: the first query holds the only slot and times out; the three
+    # queued behind it (from other threads) are skipped, not each sent to wait out the timeout.
+    source = PrometheusSource(stand_in(delay_s=2.0), timeout=0.5, max_concurrency=1)
+    started = time.monotonic()
+    with source.fail_fast(), ThreadPoolExecutor(4) as senders:
+        outcomes = list(senders.map(lambda n: source.instant_many([f"vector({n})"])[f"vector({n})"], range(4)))
+    assert all(isinstance(o, QueryTimeout) for o in outcomes), outcomes
+    assert sum("not sent" in o.message for o in outcomes) == 3
+    assert stand_in.in_flight[2] == 1 and source.stats.skipped == 3
+    assert time.monotonic() - started < 1.5

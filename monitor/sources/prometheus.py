@@ -741,21 +741,24 @@ class PrometheusSource:
 
     def _call(self, endpoint: str, query: str, params: dict[str, str]
               ) -> tuple[dict, tuple[str, ...], int | None]:
-        tripped = self._tripped
-        if tripped is not None:
-            self.stats.count_skipped()
-            raise type(tripped)(query, f"not sent: an earlier query of this cycle failed ({tripped.message})",
-                                tripped.error_type, tripped.status)
-        try:
-            return self._send(endpoint, query, params)
-        except (PrometheusUnavailable, QueryTimeout) as exc:
-            if self._fail_fast:
-                self._tripped = exc
-            raise
-        except QueryError as exc:
-            if not exc.server_fault:
-                self.stats.count_query_fault()
-            raise
+        # A query waits here for a slot (its deadline starts once it has one), then checks
+        # the trip: one queued behind a query that found the server down is not sent either.
+        with self._in_flight:
+            tripped = self._tripped
+            if tripped is not None:
+                self.stats.count_skipped()
+                raise type(tripped)(query, f"not sent: an earlier query of this cycle failed ({tripped.message})",
+                                    tripped.error_type, tripped.status)
+            try:
+                return self._send(endpoint, query, params)
+            except (PrometheusUnavailable, QueryTimeout) as exc:
+                if self._fail_fast:
+                    self._tripped = exc
+                raise
+            except QueryError as exc:
+                if not exc.server_fault:
+                    self.stats.count_query_fault()
+                raise
 
     def _send(self, endpoint: str, query: str, params: dict[str, str]
               ) -> tuple[dict, tuple[str, ...], int | None]:
@@ -777,10 +780,6 @@ class PrometheusSource:
         # Ask the server to give up just before we do, so it stops working on our behalf;
         # `stats=all` reports the samples read (servers without it ignore the parameter).
         params = {**params, "timeout": f"{self.timeout:g}s", "stats": "all"}
-        with self._in_flight:  # the deadline starts when the request can leave, not while it queues
-            return self._post_now(endpoint, query, params)
-
-    def _post_now(self, endpoint: str, query: str, params: dict[str, str]) -> tuple[int, bytes]:
         deadline = _Deadline()
         timer = threading.Timer(self.timeout, deadline.expire)
         timer.daemon = True
