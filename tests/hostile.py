@@ -8,6 +8,7 @@ code they exercise; this is the one place that says what "handled" means.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -19,6 +20,28 @@ from pathlib import Path
 from monitor.cli import main as cli_main
 
 TIME_BOUND_S = 10.0
+
+# Label values a hostile rule file carries into every page, report and message: markup that
+# would run (the browser tests watch the console for "pwned"), an attribute break-out, 10 KB.
+SCRIPT_VALUE = "<script>console.error('pwned')</script>"
+QUOTES_VALUE = "\"'><img src=x onerror=alert(1)>"
+HUGE_VALUE = "H" * 10_000
+# A rule that fires with the fleet's paging SLOs, carrying those values as labels and annotation.
+HOSTILE_LABEL_RULES = f"""\
+version: monitor/v1
+groups:
+  - name: hostile
+    rules:
+      - alert: HostileLabels
+        condition: slo_page == 1
+        labels:
+          severity: ticket
+          script: {json.dumps(SCRIPT_VALUE)}
+          quotes: {json.dumps(QUOTES_VALUE)}
+          huge: {HUGE_VALUE}
+        annotations:
+          summary: {json.dumps(SCRIPT_VALUE + QUOTES_VALUE)}
+"""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import yaml
 from playwright.sync_api import expect, sync_playwright
 
 from browser import Watch, accessibility_problems, launch, screenshot_dir
+from hostile import HOSTILE_LABEL_RULES, HUGE_VALUE as HUGE, QUOTES_VALUE as QUOTES, SCRIPT_VALUE as SCRIPT
 from monitor.alerting.lifecycle import AlertState
 from monitor.alerting.repository import AlertRepository
 from monitor.cli import main as cli_main
@@ -45,24 +46,6 @@ SLACK_ENV, SLACK_TOKEN = "MONITOR_UI_BROWSER_SLACK", "xoxb-ui-browser"
 BURNING = "recommender-requests-availability"
 PAGE_ALERT = "SLOErrorBudgetBurnPage"
 ON_CALL = {"X-Forwarded-User": "alice"}
-SCRIPT = "<script>console.error('pwned')</script>"
-IMAGE = "\"'><img src=x onerror=alert(1)>"
-HUGE = "H" * 10_000
-HOSTILE_RULES = f"""\
-version: monitor/v1
-groups:
-  - name: hostile
-    rules:
-      - alert: HostileLabels
-        condition: slo_page == 1
-        labels:
-          severity: ticket
-          script: {json.dumps(SCRIPT)}
-          image: {json.dumps(IMAGE)}
-          huge: {HUGE}
-        annotations:
-          summary: {json.dumps(SCRIPT + IMAGE)}
-"""
 
 
 class Scenario:
@@ -95,7 +78,7 @@ def scenario(sim_dir, prometheus, fleet_end, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ui-browser")
     saved_env = {name: os.environ.get(name) for name in (TOKEN_ENV, SLACK_ENV)}
     os.environ.update({TOKEN_ENV: TOKEN, SLACK_ENV: SLACK_TOKEN})
-    (tmp / "hostile.yaml").write_text(HOSTILE_RULES)
+    (tmp / "hostile.yaml").write_text(HOSTILE_LABEL_RULES)
     with SlackStandIn(token=SLACK_TOKEN) as slack:
         config = yaml.safe_load((sim_dir / "monitor.yaml").read_text())
         config["prometheus"] = {"url": prometheus.url, "timeout": "10s"}
@@ -264,7 +247,7 @@ def test_hostile_labels_render_as_text_and_no_script_runs(scenario, on_call, wat
     # A silence whose matcher, comment and author are hostile, made through the token API.
     made = on_call.request.post(f"{scenario.url}/api/v1/silences", headers={"Authorization": f"Bearer {TOKEN}"},
                                 data={"matchers": [f'script="{SCRIPT}"'], "duration": "1h",
-                                      "comment": SCRIPT + IMAGE, "created_by": IMAGE})
+                                      "comment": SCRIPT + QUOTES, "created_by": QUOTES})
     assert made.status == 201, made.text()
     for path in ("/alerts", "/silences"):
         on_call.goto(f"{scenario.url}{path}")

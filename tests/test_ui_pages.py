@@ -25,6 +25,7 @@ import requests
 import yaml
 from prometheus_client import CollectorRegistry
 
+from hostile import HOSTILE_LABEL_RULES, HUGE_VALUE as HUGE, QUOTES_VALUE as QUOTES, SCRIPT_VALUE as SCRIPT
 from monitor.config import Config, load_config
 from monitor.http_endpoints import HealthServer
 from monitor.pipeline import run_cycle, save_ui_snapshot
@@ -39,24 +40,6 @@ pytestmark = pytest.mark.prometheus
 
 REPO = Path(__file__).resolve().parent.parent
 BURNING = "recommender-requests-availability"
-SCRIPT = "<script>window.__pwned = 1</script>"
-QUOTES = "\"'><img src=x onerror=alert(1)>"
-HUGE = "A" * 10_000
-HOSTILE_RULES = f"""\
-version: monitor/v1
-groups:
-  - name: hostile
-    rules:
-      - alert: HostileLabels
-        condition: slo_page == 1
-        labels:
-          severity: ticket
-          script: {json.dumps(SCRIPT)}
-          quotes: {json.dumps(QUOTES)}
-          huge: {HUGE}
-        annotations:
-          summary: {json.dumps(SCRIPT + QUOTES)}
-"""
 # One SLO per service through a group label made by label_replace, its values wrapped in markup;
 # a loose objective, so none of its groups pages (recommender's own SLO stays the only one).
 GROUPED = "fleet-availability"
@@ -154,7 +137,7 @@ def served(sim_dir, prometheus, fleet_end, tmp_path_factory):
     # As the `fleet_config_path` fixture does (that one is per test): the fleet's config, this Prometheus.
     doc = yaml.safe_load((sim_dir / "monitor.yaml").read_text())
     doc["prometheus"]["url"] = prometheus.url
-    (tmp / "hostile.yaml").write_text(HOSTILE_RULES)
+    (tmp / "hostile.yaml").write_text(HOSTILE_LABEL_RULES)
     (tmp / "grouped-slos.yaml").write_text(GROUPED_SLOS)
     doc["slos"] = [str(sim_dir / pattern) for pattern in doc["slos"]] + [str(tmp / "grouped-slos.yaml")]
     doc["rules"] = [str(REPO / "monitor" / "default_rules" / "*.yaml"), str(tmp / "hostile.yaml")]
