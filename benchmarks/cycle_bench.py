@@ -218,7 +218,7 @@ class StageTimes:
                     return produce(source, config, at, store)
                 finally:
                     self.spans[name] = (started, time.perf_counter())
-                    self.seconds[name] = time.perf_counter() - started
+                    self.seconds[name] = self.spans[name][1] - started
                     self.queries[name] = share.queries
                     self.samples[name] = share.samples
                     self.rss_after[name] = rss_kib()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Mapping, Sequence
@@ -226,7 +226,7 @@ def produce_side_by_side(producers: Sequence[SignalProducer], rule_queries: Sequ
         produced = [pool.submit(contextvars.copy_context().run, produce, source, config, at, store)
                     for produce in producers]
         rule_answers = pool.submit(contextvars.copy_context().run, source.instant_many, rule_queries, at)
-        wait([*produced, rule_answers])
+    # Leaving the pool waited for every one of them.
     signals = [signal for future in produced for signal in future.result()]
     return signals, rule_answers.result()
 
